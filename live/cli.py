@@ -1,0 +1,97 @@
+"""The `beatcanvas` command line.
+
+Each command lives in `live/commands/<name>.py` and adds itself with `register(app)`. A
+`BeatcanvasError` is printed as one line without a traceback (unless `--debug`) and exits 1.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import typer
+from rich.console import Console
+
+from engine.errors import BeatcanvasError
+
+app = typer.Typer(
+    name="beatcanvas",
+    help="Real-time, audio-reactive visualizer: music in, evolving AI images out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+# Command modules, in the order `--help` lists them.
+COMMANDS = [
+    "play",
+    "demo",
+    "live",
+    "export",
+    "analyze",
+    "devices",
+    "presets",
+    "models",
+    "bench",
+    "train",
+]
+
+_state = {"debug": False}
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logging."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Info-level logging."),
+) -> None:
+    _state["debug"] = debug
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _register_all() -> None:
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"live.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"live.commands.{name}":
+                continue  # command not built yet
+            raise
+        module.register(app)
+
+
+_register_all()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point."""
+    _state["debug"] = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        app(args=argv, standalone_mode=False)
+    except BeatcanvasError as e:
+        if _state["debug"]:
+            raise
+        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        return 1
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    except Exception as e:  # click usage errors and the like
+        import click
+
+        if isinstance(e, click.exceptions.Exit):
+            return e.exit_code
+        if isinstance(e, click.ClickException):
+            e.show()
+            return e.exit_code
+        if isinstance(e, click.exceptions.Abort):
+            err.print("aborted")
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
