@@ -1,0 +1,22 @@
+"""Shared test set-up: no network, no screen, no sound card, deterministic torch."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def tiny_components():
+    """(ClapBundle, TextEncoders, SDXLComponents) of the tiny profile, built once per test run."""
+    from engine.profiles import build_tiny_all
+
+    return build_tiny_all()
