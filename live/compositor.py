@@ -1,0 +1,218 @@
+"""The compositor: blends rendered frames and moves the picture with the music between renders.
+
+Renders arrive at any rate (one per 10 s on a CPU, 100/s on a GPU); the display needs 60 fps. So
+the compositor crossfades between the two newest frames and applies cheap, beat-reactive effects on
+every display frame:
+
+- zoom pulse on beats (`beat_zoom`),
+- brightness from the low band (`band_brightness`),
+- a hue tint that swings with the high/mid balance (`band_hue`),
+- a feedback warp: the previous output, slightly zoomed and rotated, shows through (`warp`).
+
+Each effect is scaled by its sensitivity knob (0 = off, 1 = default, 2 = strong). Everything is
+pygame Surface work (smoothscale, rotozoom, BLEND_* fills, alpha blits) which runs in C, needs no
+display, and keeps 60 fps at 1280x720 on two cores. Export reuses this class: given the same
+frames pushed, features and `now` values in the same order, the output is identical.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pygame
+
+from engine.types import Features, Frame
+
+
+@dataclass(frozen=True)
+class Reactivity:
+    """Default sensitivities; a preset's `reactivity` group (same field names) replaces it."""
+
+    beat_zoom: float = 1.0
+    band_brightness: float = 1.0
+    band_hue: float = 1.0
+    warp: float = 1.0
+
+
+# How far each effect goes at sensitivity 1.0 (tuned by eye; 2.0 doubles them).
+ZOOM_AT_1 = 0.06  # +6 % scale on the beat
+BRIGHTNESS_AT_1 = 0.25  # ±25 % per unit of low-band excess over typical
+HUE_DEGREES_AT_1 = 60.0  # hue of the tint swings this far per unit of high-mid imbalance
+TINT_AT_1 = 0.25  # how strongly the tint colours the picture
+WARP_ALPHA_AT_1 = 0.35  # how much of the previous output shows through
+WARP_ZOOM = 1.02  # feedback drifts outwards
+WARP_ROTATE_DEG = 0.6  # and turns, faster with onsets
+
+
+def _clamp(x: float, lo: float, hi: float) -> float:
+    return lo if x < lo else hi if x > hi else x
+
+
+def frame_to_surface(image: np.ndarray) -> pygame.Surface:
+    """HxWx3 uint8 → a Surface (no display needed)."""
+    h, w = image.shape[:2]
+    return pygame.image.frombuffer(np.ascontiguousarray(image[..., :3], dtype=np.uint8).tobytes(), (w, h), "RGB")
+
+
+def to_array(surface: pygame.Surface) -> np.ndarray:
+    """A Surface → HxWx3 uint8 (for export and tests)."""
+    w, h = surface.get_size()
+    return np.frombuffer(pygame.image.tobytes(surface, "RGB"), dtype=np.uint8).reshape(h, w, 3).copy()
+
+
+class Compositor:
+    """Crossfade + beat effects at a fixed output size.
+
+    `push` hands over a newly rendered frame; `compose` makes the picture for one display frame.
+    Both take `now` (seconds, any monotonic clock) so that export can drive them from a fixed clock.
+    """
+
+    def __init__(self, width: int, height: int, reactivity: Any = None, crossfade_ms: float = 400.0) -> None:
+        self.width, self.height = int(width), int(height)
+        self.reactivity = reactivity if reactivity is not None else Reactivity()
+        self.crossfade_ms = float(crossfade_ms)
+        size = (self.width, self.height)
+        self._prev = pygame.Surface(size)  # what we fade from
+        self._cur = pygame.Surface(size)  # what we fade to
+        self._prev.fill((0, 0, 0))
+        self._cur.fill((0, 0, 0))
+        self._pushed_at: float | None = None
+        self._base = pygame.Surface(size)  # crossfade result, reused every frame
+        self._out = pygame.Surface(size)  # final output, reused; also the feedback source
+        self._out.fill((0, 0, 0))
+        # Feedback lives at half size: rotozoom at full 1280x720 costs ~13 ms, at half ~2 ms, and
+        # the softening that the round trip adds suits a trail.
+        self._fb_size = (max(1, self.width // 2), max(1, self.height // 2))
+        self._feedback = pygame.Surface(self._fb_size)
+        self._warped = pygame.Surface(size)
+        self._has_output = False
+        self.frames_pushed = 0
+
+    def configure(self, reactivity: Any = None, crossfade_ms: float | None = None) -> None:
+        """Apply a new preset's knobs (hot reload) without losing the picture."""
+        if reactivity is not None:
+            self.reactivity = reactivity
+        if crossfade_ms is not None:
+            self.crossfade_ms = float(crossfade_ms)
+
+    # -- frames ---------------------------------------------------------------------------------
+
+    def _fade(self, now: float) -> float:
+        """0 → showing prev, 1 → showing cur."""
+        if self._pushed_at is None:
+            return 1.0
+        if self.crossfade_ms <= 0:
+            return 1.0
+        return _clamp((now - self._pushed_at) * 1000.0 / self.crossfade_ms, 0.0, 1.0)
+
+    def prepare(self, frame: Frame) -> pygame.Surface:
+        """Frame → Surface at the output size. The expensive half of `push` (a 512² → 1280x720
+        smoothscale is ~3 ms); safe to call from the render worker so the display loop skips it."""
+        surf = frame_to_surface(frame.image)
+        if surf.get_size() != (self.width, self.height):
+            surf = _cover(surf, self.width, self.height)
+        return surf
+
+    def push(self, frame: Frame | pygame.Surface, now: float) -> None:
+        """A new rendered frame (or one already `prepare`d): fade to it from whatever is showing
+        now (no pop if one arrives mid-fade)."""
+        surf = frame if isinstance(frame, pygame.Surface) else self.prepare(frame)
+        if surf.get_size() != (self.width, self.height):
+            surf = _cover(surf, self.width, self.height)
+        fade = self._fade(now)
+        if fade < 1.0:
+            self._blend_into(self._prev, fade)  # bake the half-done fade into prev
+        else:
+            self._prev, self._cur = self._cur, self._prev
+        self._cur.blit(surf, (0, 0))
+        self._pushed_at = now
+        self.frames_pushed += 1
+
+    def _blend_into(self, dest: pygame.Surface, fade: float) -> None:
+        """dest = prev·(1-fade) + cur·fade."""
+        if dest is not self._prev:
+            dest.blit(self._prev, (0, 0))
+        self._cur.set_alpha(int(round(fade * 255)))
+        dest.blit(self._cur, (0, 0))
+        self._cur.set_alpha(None)
+
+    # -- effects --------------------------------------------------------------------------------
+
+    def compose(self, features: Features | None, now: float) -> pygame.Surface:
+        """The picture for this display frame. The returned Surface is reused by the next call:
+        copy it if you keep it."""
+        f = features if features is not None else Features()
+        r = self.reactivity
+        w, h = self.width, self.height
+
+        fade = self._fade(now)
+        if fade >= 1.0:
+            self._base.blit(self._cur, (0, 0))
+        else:
+            self._blend_into(self._base, fade)
+        src = self._base
+
+        # Zoom pulse: strongest on the beat, decays over the first third of the beat interval.
+        pulse = max(0.0, 1.0 - float(f.beat_phase) * 3.0) ** 2 if f.beat or f.beat_phase < 0.34 else 0.0
+        zoom = 1.0 + ZOOM_AT_1 * float(r.beat_zoom) * pulse
+        if zoom > 1.002:
+            cw, ch = max(1, int(round(w / zoom))), max(1, int(round(h / zoom)))
+            crop = src.subsurface(((w - cw) // 2, (h - ch) // 2, cw, ch))
+            pygame.transform.smoothscale(crop, (w, h), self._out)
+        else:
+            self._out.blit(src, (0, 0))
+
+        # Feedback warp: the previous output, pushed outwards and turned, shows through.
+        warp = float(r.warp)
+        if warp > 0 and self._has_output:
+            alpha = _clamp(WARP_ALPHA_AT_1 * warp * (0.5 + 0.5 * _clamp(float(f.onset), 0.0, 2.0)), 0.0, 0.8)
+            angle = WARP_ROTATE_DEG * warp * (1.0 + float(f.onset))
+            turned = pygame.transform.rotozoom(self._feedback, angle, WARP_ZOOM)
+            tw, th = turned.get_size()
+            fw, fh = self._fb_size
+            middle = turned.subsurface(((tw - fw) // 2, (th - fh) // 2, fw, fh))
+            pygame.transform.smoothscale(middle, (w, h), self._warped)
+            self._warped.set_alpha(int(alpha * 255))
+            self._out.blit(self._warped, (0, 0))
+
+        # Brightness from the low band (1.0 = typical loudness for this track).
+        gain = 1.0 + BRIGHTNESS_AT_1 * float(r.band_brightness) * _clamp(float(f.low) - 1.0, -1.0, 2.0)
+        gain = _clamp(gain, 0.3, 1.8)
+        if gain < 0.995:
+            v = int(round(gain * 255))
+            self._out.fill((v, v, v), special_flags=pygame.BLEND_RGB_MULT)
+        elif gain > 1.005:
+            v = int(round((gain - 1.0) * 255))
+            self._out.fill((v, v, v), special_flags=pygame.BLEND_RGB_ADD)
+
+        # Hue: a tint whose hue swings with the high/mid balance; multiplies, so black stays black.
+        amount = _clamp(TINT_AT_1 * float(r.band_hue), 0.0, 0.9)
+        if amount > 0:
+            swing = _clamp(float(f.high) - float(f.mid), -1.5, 1.5)
+            hue = ((HUE_DEGREES_AT_1 * swing) % 360.0) / 360.0
+            tr, tg, tb = colorsys.hsv_to_rgb(hue, 1.0, 1.0)
+            strength = amount * min(1.0, abs(swing))
+            tint = tuple(int(round(255 * (1.0 - strength + strength * c))) for c in (tr, tg, tb))
+            if tint != (255, 255, 255):
+                self._out.fill(tint, special_flags=pygame.BLEND_RGB_MULT)
+
+        pygame.transform.smoothscale(self._out, self._fb_size, self._feedback)
+        self._has_output = True
+        return self._out
+
+    def to_array(self, surface: pygame.Surface | None = None) -> np.ndarray:
+        """The last composed picture (or `surface`) as HxWx3 uint8."""
+        return to_array(surface if surface is not None else self._out)
+
+
+def _cover(surf: pygame.Surface, width: int, height: int) -> pygame.Surface:
+    """Scale to cover width x height and crop the middle: renders are square, screens are not."""
+    sw, sh = surf.get_size()
+    scale = max(width / sw, height / sh)
+    tw, th = max(width, int(math.ceil(sw * scale))), max(height, int(math.ceil(sh * scale)))
+    big = pygame.transform.smoothscale(surf, (tw, th))
+    return big.subsurface(((tw - width) // 2, (th - height) // 2, width, height))

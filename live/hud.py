@@ -1,0 +1,111 @@
+"""The heads-up display: what the performer needs to trust the show at a glance.
+
+Display fps, render fps, audio-to-photon latency, BPM with a beat flash, valence/arousal, what the
+head heard (top labels), preset, renderer/back-end, and the last error. Toggled with H; the key list
+with `?`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import pygame
+
+from live.keys import HELP
+
+ERROR_SHOW_S = 15.0  # an error stays on screen this long after it last happened
+
+
+@dataclass
+class HudState:
+    """Everything the HUD shows; the session updates it, the display loop draws it."""
+
+    display_fps: float = 0.0
+    render_fps: float = 0.0
+    latency_ms: float | None = None
+    bpm: float = 0.0
+    beat: bool = False
+    valence: float = 0.0
+    arousal: float = 0.0
+    labels: list[tuple[str, float]] = field(default_factory=list)
+    preset: str = ""
+    renderer: str = ""
+    renderer_reason: str = ""
+    frozen: bool = False
+    message: str = ""  # a standing notice, e.g. "out of memory: now 384x384"
+    error: str = ""
+    error_at: float = 0.0
+    frames_rendered: int = 0
+
+    def set_error(self, text: str) -> None:
+        self.error = text
+        self.error_at = time.monotonic()
+
+
+class Hud:
+    """Draws HudState onto the composed picture. Fonts are made once; text lines are small
+    surfaces, cheap next to the compositor."""
+
+    def __init__(self, visible: bool = True, size: int = 18) -> None:
+        self.visible = visible
+        self.show_help = False
+        self._size = size
+        self._font: pygame.font.Font | None = None
+
+    def _font_(self) -> pygame.font.Font:
+        if self._font is None:
+            if not pygame.font.get_init():
+                pygame.font.init()
+            self._font = pygame.font.Font(None, self._size + 6)
+        return self._font
+
+    def lines(self, s: HudState) -> list[tuple[str, tuple[int, int, int]]]:
+        """The HUD's text, line by line (also what tests read)."""
+        white, grey, red, yellow = (240, 240, 240), (170, 170, 170), (255, 90, 80), (255, 210, 90)
+        lat = f"{s.latency_ms:.0f} ms" if s.latency_ms is not None else "–"
+        out = [
+            (f"display {s.display_fps:5.1f} fps   render {s.render_fps:5.2f} fps   audio→photon {lat}", white),
+            (f"{s.bpm:5.1f} BPM   valence {s.valence:+.2f}   arousal {s.arousal:+.2f}", white),
+            (f"preset {s.preset}   renderer {s.renderer}" + ("   [frozen]" if s.frozen else ""), white),
+        ]
+        if s.renderer_reason:
+            out.append((s.renderer_reason, grey))
+        if s.labels:
+            out.append(("heard: " + ", ".join(f"{k} {v:.2f}" for k, v in s.labels[:3]), grey))
+        if s.message:
+            out.append((s.message, yellow))
+        if s.error and time.monotonic() - s.error_at < ERROR_SHOW_S:
+            out.append(("error: " + s.error, red))
+        return out
+
+    def draw(self, surface: pygame.Surface, s: HudState) -> None:
+        if self.show_help:
+            self._draw_help(surface)
+        if not self.visible:
+            return
+        font = self._font_()
+        y = 8
+        for text, colour in self.lines(s):
+            img = font.render(text, True, colour)
+            shade = pygame.Surface((img.get_width() + 8, img.get_height() + 2))
+            shade.set_alpha(140)
+            surface.blit(shade, (4, y - 1))
+            surface.blit(img, (8, y))
+            y += img.get_height() + 2
+        if s.beat:  # beat flash: a dot in the top-right corner
+            pygame.draw.circle(surface, (255, 255, 255), (surface.get_width() - 24, 24), 12)
+
+    def _draw_help(self, surface: pygame.Surface) -> None:
+        font = self._font_()
+        rows = [font.render(f"{k:>8}   {d}", True, (240, 240, 240)) for k, d in HELP]
+        w = max(r.get_width() for r in rows) + 32
+        h = sum(r.get_height() + 4 for r in rows) + 24
+        x, y = (surface.get_width() - w) // 2, (surface.get_height() - h) // 2
+        box = pygame.Surface((w, h))
+        box.set_alpha(200)
+        surface.blit(box, (x, y))
+        y += 12
+        for r in rows:
+            surface.blit(r, (x + 16, y))
+            y += r.get_height() + 4
