@@ -48,6 +48,7 @@ class ModelSpec:
     repo_id: str
     revision: str  # a commit hash where verified, else a branch/ref
     licence: str
+    licence_id: str  # the Hub's short licence tag, for narrow tables
     commercial_ok: bool
     purpose: str
     loader: str  # the class that loads it (diffusers/transformers), for humans and profiles.py
@@ -74,6 +75,7 @@ MODELS: dict[str, ModelSpec] = {
             # conversion (PR #1 by SFconvertbot) holds model.safetensors of the same weights.
             revision="refs/pr/1",
             licence="Apache-2.0",
+            licence_id="apache-2.0",
             commercial_ok=True,
             purpose="audio encoder: 10 s of 48 kHz audio -> 512-d CLAP embedding (and its text tower)",
             loader="transformers.ClapModel + ClapProcessor",
@@ -95,6 +97,7 @@ MODELS: dict[str, ModelSpec] = {
             repo_id="stabilityai/sdxl-turbo",
             revision="b0ff6e8c8d37d300d650d5f371c80d8bce29de92",
             licence="Stability AI Non-Commercial Research Community License (sai-nc-community)",
+            licence_id="sai-nc-community",
             commercial_ok=False,
             purpose="image model: 1-4 step SDXL at 512x512 (UNet, scheduler, both CLIP text encoders and tokenizers)",
             loader="diffusers.UNet2DConditionModel + transformers.CLIPTextModel/CLIPTextModelWithProjection",
@@ -124,6 +127,7 @@ MODELS: dict[str, ModelSpec] = {
             repo_id="stabilityai/stable-diffusion-xl-base-1.0",
             revision="462165984030d82259a11f4367a4eed129e94a7b",
             licence="CreativeML Open RAIL++-M",
+            licence_id="openrail++",
             commercial_ok=True,
             purpose="SDXL base pieces SDXL-Lightning runs on: UNet config, scheduler, CLIP text encoders, tokenizers "
             "(not the base UNet weights)",
@@ -152,6 +156,7 @@ MODELS: dict[str, ModelSpec] = {
             repo_id="ByteDance/SDXL-Lightning",
             revision="c9a24f48e1c025556787b0c58dd67a091ece2e44",
             licence="CreativeML Open RAIL++-M",
+            licence_id="openrail++",
             commercial_ok=True,
             purpose="image model: distilled 2/4/8-step SDXL UNet at 1024x1024, loaded into the SDXL base UNet "
             "architecture (EulerDiscreteScheduler, trailing timesteps)",
@@ -167,6 +172,7 @@ MODELS: dict[str, ModelSpec] = {
             repo_id="madebyollin/taesdxl",
             revision="main",
             licence="MIT",
+            licence_id="mit",
             commercial_ok=True,
             purpose="tiny latent decoder for SDXL latents (much faster than the full VAE)",
             loader="diffusers.AutoencoderTiny",
@@ -179,6 +185,7 @@ MODELS: dict[str, ModelSpec] = {
             repo_id="madebyollin/sdxl-vae-fp16-fix",
             revision="main",
             licence="MIT",
+            licence_id="mit",
             commercial_ok=True,
             purpose="full-quality SDXL VAE that runs in fp16 without NaNs (decoder='vae', and img2img encoding)",
             loader="diffusers.AutoencoderKL",
@@ -314,6 +321,7 @@ def fetch(name: str, models_dir: str | Path | None = None, progress: bool = True
     from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
     target = Path(models_dir).expanduser() / s.name if models_dir else None
+    created = target is not None and not target.exists()
     was_disabled = are_progress_bars_disabled()
     if not progress:
         disable_progress_bars()
@@ -327,6 +335,8 @@ def fetch(name: str, models_dir: str | Path | None = None, progress: bool = True
     except BeatcanvasError:
         raise
     except Exception as e:
+        if created and target.is_dir() and not any(target.iterdir()):
+            target.rmdir()  # leave no empty folder that looks like a half-fetched model
         raise BeatcanvasError(
             f"could not download '{s.name}' ({s.repo_id}@{s.revision}): {type(e).__name__}: {_short(e)} "
             f"- check the internet connection, or copy the files into --models-dir DIR/{s.name}/"
