@@ -14,7 +14,7 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -259,7 +259,7 @@ def parse_preset(text: str, source: str = "<string>", name: str | None = None) -
     try:
         return Preset.model_validate(data)
     except ValidationError as e:
-        raise _to_preset_error(e, text, source) from None
+        raise validation_error(e, text, source) from None
 
 
 def read_preset_file(path: str | Path) -> Preset:
@@ -300,11 +300,13 @@ def _split_key(key: str) -> tuple[str, ...]:
 def find_key_line(text: str, loc: tuple[str | int, ...]) -> int | None:
     """1-based line where the dotted key `loc` (or its longest defined prefix) is set.
 
-    tomllib keeps no positions, so scan the text: track the current [table] and match
-    `key = ...` lines (dotted keys included); skip multi-line string bodies."""
-    want = tuple(str(p) for p in loc if not isinstance(p, int))
+    tomllib keeps no positions, so scan the text: track the current [table] (counting
+    [[array]] tables, so `("entry", 2, "preset")` finds the third entry), match `key = ...` lines
+    (dotted keys included) and skip multi-line string bodies."""
+    want = tuple(str(p) for p in loc)
     best: tuple[int, int] | None = None  # (prefix length, line)
     table: tuple[str, ...] = ()
+    arrays: dict[tuple[str, ...], int] = {}
     in_multiline: str | None = None
     for number, line in enumerate(text.splitlines(), start=1):
         if in_multiline:
@@ -314,6 +316,9 @@ def find_key_line(text: str, loc: tuple[str | int, ...]) -> int | None:
         header = _HEADER.match(line)
         if header:
             table = _split_key(header.group(1))
+            if line.lstrip().startswith("[["):
+                arrays[table] = arrays.get(table, -1) + 1
+                table = table + (str(arrays[table]),)
             full = table
         else:
             m = _KEYLINE.match(line)
@@ -333,18 +338,37 @@ def find_key_line(text: str, loc: tuple[str | int, ...]) -> int | None:
     return best[1] if best else None
 
 
-def _valid_keys(loc: tuple[str | int, ...]) -> list[str]:
-    """Valid keys of the table that holds `loc[-1]`."""
-    if len(loc) == 1:
-        return list(Preset.model_fields)
-    group = GROUPS.get(str(loc[0]))
-    return list(group.model_fields) if group and len(loc) == 2 else []
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation like `Model`, `list[Model]` or `Model | None`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
 
 
-def _allowed_range(loc: tuple[str | int, ...]) -> str:
-    """'allowed: 1..8' from the field's own constraints, so the message shows the whole range."""
-    owner: type[BaseModel] | None = Preset if len(loc) == 1 else GROUPS.get(str(loc[0]))
-    field = owner.model_fields.get(str(loc[-1])) if owner and len(loc) <= 2 else None
+def _owner(root: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The model whose field `loc[-1]` is: walk `loc` from `root`, skipping list indices."""
+    owner: type[BaseModel] | None = root
+    for part in loc[:-1]:
+        if isinstance(part, int) or owner is None:
+            continue
+        field = owner.model_fields.get(part)
+        owner = _model_of(field.annotation) if field else None
+    return owner
+
+
+def _valid_keys(root: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+    owner = _owner(root, loc)
+    return list(owner.model_fields) if owner else []
+
+
+def _allowed_range(root: type[BaseModel], loc: tuple[str | int, ...]) -> str:
+    """'allowed 1..8' from the field's own constraints, so the message shows the whole range."""
+    owner = _owner(root, loc)
+    field = owner.model_fields.get(str(loc[-1])) if owner else None
     if field is None:
         return ""
     lo = hi = step = None
@@ -374,17 +398,17 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
     return out
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: dict[str, Any], root: type[BaseModel]) -> str:
     loc = tuple(err["loc"])
     key = _dotted(loc)
     kind = err["type"]
     if kind == "extra_forbidden":
-        valid = _valid_keys(loc)
+        valid = _valid_keys(root, loc)
         bad = str(loc[-1])
         close = difflib.get_close_matches(bad, valid, n=1, cutoff=0.5)
         table = f"[{_dotted(loc[:-1])}]" if len(loc) > 1 else "the top level"
         hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(valid)}"
-        what = "section" if len(loc) == 1 and isinstance(err.get("input"), dict) else "key"
+        what = "section" if isinstance(err.get("input"), dict) else "key"
         if what == "section" and close:
             hint = f"did you mean [{close[0]}]?"
         return f"unknown {what} '{bad}' in {table}; {hint}"
@@ -396,7 +420,7 @@ def _describe(err: dict[str, Any]) -> str:
         hint = f"; did you mean '{close[0]}'?" if close else ""
         return f"{key}{shown}: must be one of {', '.join(repr(o) for o in options)}{hint}"
     if kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "multiple_of"}:
-        allowed = _allowed_range(loc) or err["msg"].lower().replace("input should be ", "must be ")
+        allowed = _allowed_range(root, loc) or err["msg"].lower().replace("input should be ", "must be ")
         return f"{key}{shown} is out of range: {allowed}"
     if kind == "value_error" or kind == "assertion_error":
         msg = re.sub(r"^(Value|Assertion) error, ", "", err["msg"])
@@ -407,15 +431,22 @@ def _describe(err: dict[str, Any]) -> str:
     return f"{key}{shown}: wrong type or value: {err['msg'].replace('Input should be', 'should be')}"
 
 
-def _to_preset_error(e: ValidationError, text: str, source: str) -> PresetError:
+def validation_error(
+    e: ValidationError, text: str, source: str, root: type[BaseModel] | None = None
+) -> PresetError:
+    """One-line `PresetError` for a pydantic error on TOML `text` read from `source`; the first
+    problem leads, with file and line; the rest follow in brackets."""
+    root = root or Preset
     parts: list[str] = []
     first_line: int | None = None
     first_key = ""
-    for i, err in enumerate(e.errors(include_url=False)):
+    # A typo'd key also makes the real key "missing": lead with the typo, it explains both.
+    errors = sorted(e.errors(include_url=False), key=lambda err: err["type"] != "extra_forbidden")
+    for i, err in enumerate(errors):
         loc = tuple(err["loc"])
         line = find_key_line(text, loc) if loc else None
         where = f"line {line}: " if line else ""
-        parts.append(where + _describe(err))
+        parts.append(where + _describe(err, root))
         if i == 0:
             first_line, first_key = line, _dotted(loc)
     message = f"{source}, {parts[0]}" if parts else source
