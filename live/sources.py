@@ -1,0 +1,416 @@
+"""Audio sources: a track (FileSource) or a live input (MicSource, also used for loopback).
+
+Every source has the same surface: `start()`, `stop()`, `clock() -> float` (seconds of audio
+heard so far — the clock the picture follows), `.ring` (the RingBuffer the listeners read),
+`.finished` and `.stats` (overflow/underflow counters, never fatal).
+
+FileSource has three clocks:
+- "device" (default): plays through the output device; the clock is the playback position, so
+  picture and sound stay in sync whatever the device latency.
+- "realtime" (`audio_out=False`, the CLI's `--no-audio-out`): silent, paced by the wall clock.
+- "fixed" (`fixed_clock=True`, for export): no device and no thread; the consumer calls
+  `advance_to(t)` and gets the new samples, as fast as it likes.
+Files are always streamed block by block, never loaded whole (a 3-hour mix is fine).
+
+sounddevice is imported lazily: export and analyze never need PortAudio, and when it is missing
+the error says how to install it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from engine.audio.io import iter_audio_blocks, probe
+from engine.errors import BeatcanvasError
+from engine.types import SAMPLE_RATE, WINDOW_SECONDS
+from live.ringbuffer import RingBuffer
+
+log = logging.getLogger(__name__)
+
+PORTAUDIO_HINT = (
+    "install PortAudio: `sudo apt-get install libportaudio2` (Debian/Ubuntu), "
+    "`brew install portaudio` (macOS); export and analyze need no audio device"
+)
+
+
+def import_sounddevice() -> Any:
+    """The sounddevice module, or a BeatcanvasError that says how to get PortAudio."""
+    try:
+        import sounddevice as sd
+    except OSError as e:  # sounddevice raises OSError when libportaudio cannot be loaded
+        raise BeatcanvasError(f"the PortAudio library was not found ({e}) — {PORTAUDIO_HINT}") from e
+    return sd
+
+
+def list_devices() -> list[dict[str, Any]]:
+    """All PortAudio devices as dicts (index, name, hostapi, channels, default rate, defaults)."""
+    sd = import_sounddevice()
+    try:
+        devices = sd.query_devices()
+        apis = sd.query_hostapis()
+        default_in, default_out = sd.default.device
+    except sd.PortAudioError as e:
+        raise BeatcanvasError(f"cannot query audio devices: {e} — {PORTAUDIO_HINT}") from e
+    out = []
+    for d in devices:
+        out.append(
+            {
+                "index": d["index"],
+                "name": d["name"],
+                "hostapi": apis[d["hostapi"]]["name"],
+                "inputs": d["max_input_channels"],
+                "outputs": d["max_output_channels"],
+                "default_samplerate": d["default_samplerate"],
+                "default_input": d["index"] == default_in,
+                "default_output": d["index"] == default_out,
+            }
+        )
+    return out
+
+
+def resolve_device(spec: int | str | None, kind: str) -> int | None:
+    """Device index for `spec` (None = system default, an index, or part of a name).
+
+    `kind` is "input" or "output". Raises BeatcanvasError naming what exists when nothing fits.
+    """
+    key = "inputs" if kind == "input" else "outputs"
+    devices = [d for d in list_devices() if d[key] > 0]
+    if not devices:
+        raise BeatcanvasError(
+            f"no audio {kind} device found — connect one, or see docs/loopback.md"
+            + ("; use --no-audio-out to play silently" if kind == "output" else "")
+        )
+    if spec is None or spec == "":
+        return None  # PortAudio's default
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
+        index = int(spec)
+        if any(d["index"] == index for d in devices):
+            return index
+        raise BeatcanvasError(f"audio {kind} device {index} does not exist or has no {kind}s — run `beatcanvas devices`")
+    name = spec.lower()
+    exact = [d for d in devices if d["name"].lower() == name]
+    partial = [d for d in devices if name in d["name"].lower()]
+    match = exact or partial
+    if not match:
+        names = ", ".join(f"{d['index']}: {d['name']}" for d in devices[:8])
+        raise BeatcanvasError(f"no audio {kind} device matches {spec!r} (have {names}) — run `beatcanvas devices`")
+    return int(match[0]["index"])
+
+
+@dataclass
+class SourceStats:
+    """Counters a HUD can show; problems are counted, never fatal."""
+
+    callbacks: int = 0
+    frames: int = 0
+    overflows: int = 0  # input arrived faster than we read it (samples lost)
+    underflows: int = 0  # the device wanted samples we did not have (a click was heard)
+    dropped_frames: int = 0
+
+
+class AudioSource(Protocol):
+    ring: RingBuffer
+    stats: SourceStats
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def clock(self) -> float: ...
+    @property
+    def finished(self) -> bool: ...
+
+
+def _open_error(kind: str, device: Any, e: Exception) -> BeatcanvasError:
+    what = f"device {device!r}" if device is not None else "the default device"
+    detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return BeatcanvasError(
+        f"cannot open audio {kind} on {what}: {detail} — is another program using it? "
+        "pick another with --device (see `beatcanvas devices`)"
+    )
+
+
+class FileSource:
+    """A track as a source. See the module docstring for the three clocks."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        audio_out: bool = True,
+        fixed_clock: bool = False,
+        device: int | str | None = None,
+        block_size: int = 480,
+        sample_rate: int = SAMPLE_RATE,
+        ring_seconds: float = WINDOW_SECONDS,
+    ) -> None:
+        self.path = Path(path)
+        self.info = probe(self.path)  # bad files fail here, before any device opens
+        self.duration = self.info.duration
+        self.mode = "fixed" if fixed_clock else "device" if audio_out else "realtime"
+        self.device = device
+        self.block_size = block_size
+        self.sample_rate = sample_rate
+        self.ring = RingBuffer(ring_seconds, sample_rate)
+        self.stats = SourceStats()
+        self._blocks = iter_audio_blocks(self.path, block_size, sample_rate)
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._eof = False
+        self._pos = 0  # samples delivered to the ring
+        self._t = 0.0  # fixed clock
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._t0 = 0.0
+        self._stream: Any = None
+        self._fifo: queue.Queue[np.ndarray] = queue.Queue(maxsize=64)
+        self._cb_state = (0, 0.0, 0.0)  # (frames before the last callback, its monotonic time, DAC delay)
+        self._out_frames = 0
+        self._out_left = np.zeros(0, dtype=np.float32)
+        self._done = False
+
+    # -------------------------------------------------------------- decoding
+    def _take(self, n: int) -> np.ndarray:
+        """The next n samples of the track (zeros past its end)."""
+        parts, have = [], 0
+        if len(self._pending):
+            parts.append(self._pending)
+            have = len(self._pending)
+        while have < n and not self._eof:
+            try:
+                b = next(self._blocks)
+            except StopIteration:
+                self._eof = True
+                break
+            parts.append(b)
+            have += len(b)
+        data = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+        out, self._pending = data[:n], data[n:]
+        if len(out) < n:
+            out = np.concatenate([out, np.zeros(n - len(out), dtype=np.float32)])
+        return out
+
+    def advance_to(self, t: float) -> np.ndarray:
+        """Fixed/realtime clock: deliver the track up to time `t` into the ring; return the new samples."""
+        target = max(int(round(t * self.sample_rate)), self._pos)
+        new = self._take(target - self._pos)
+        self._pos = target
+        self._t = max(self._t, t)
+        if len(new):
+            self.ring.write(new, t_end=self._pos / self.sample_rate)
+            self.stats.frames += len(new)
+        return new
+
+    # -------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        self._stop.clear()
+        if self.mode == "fixed":
+            return
+        self._t0 = time.monotonic()
+        if self.mode == "realtime":
+            self._thread = threading.Thread(target=self._pace, name="beatcanvas-file-pace", daemon=True)
+            self._thread.start()
+            return
+        sd = import_sounddevice()
+        index = resolve_device(self.device, "output")
+        self._thread = threading.Thread(target=self._decode_ahead, name="beatcanvas-file-decode", daemon=True)
+        self._thread.start()
+        try:
+            self._stream = sd.OutputStream(
+                samplerate=self.sample_rate, channels=1, dtype="float32", device=index,
+                callback=self._out_callback, finished_callback=self._on_finished, latency="low",
+            )
+            self._stream.start()
+        except (sd.PortAudioError, ValueError) as e:
+            self._stop.set()
+            raise _open_error("output", self.device, e) from e
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._stream is not None:
+            try:
+                self._stream.stop()
+                self._stream.close()
+            except Exception as e:  # a vanished device must not turn stop into a crash
+                log.warning("closing output stream: %s", e)
+            self._stream = None
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=1.0)
+            self._thread = None
+
+    def clock(self) -> float:
+        if self.mode == "fixed":
+            return self._t
+        if self.mode == "realtime":
+            return min(time.monotonic() - self._t0, self.duration) if self._t0 else 0.0
+        frames_before, mono, dac_delay = self._cb_state
+        if mono == 0.0:
+            return 0.0
+        t = frames_before / self.sample_rate + (time.monotonic() - mono) - dac_delay
+        return float(min(max(t, 0.0), self._out_frames / self.sample_rate, self.duration))
+
+    @property
+    def finished(self) -> bool:
+        if self.mode == "device":
+            return self._done
+        return self.clock() >= self.duration
+
+    # -------------------------------------------------------------- realtime pacing
+    def _pace(self) -> None:
+        step = self.block_size / self.sample_rate
+        while not self._stop.is_set():
+            now = self.clock()
+            self.advance_to(now)
+            if now >= self.duration:
+                break
+            self._stop.wait(step)
+
+    # -------------------------------------------------------------- device playback
+    def _decode_ahead(self) -> None:
+        chunk = 2048
+        while not self._stop.is_set():
+            if self._eof and not len(self._pending):
+                break
+            block = self._take(chunk)
+            if self._eof and not len(self._pending):
+                tail = max(0, int(round(self.duration * self.sample_rate)) - self._pos)
+                block = block[: min(chunk, tail)] if tail < chunk else block
+            self._pos += len(block)
+            while not self._stop.is_set():
+                try:
+                    self._fifo.put(block, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+        if not self._stop.is_set():
+            self._fifo.put(np.zeros(0, dtype=np.float32))  # end-of-track marker
+
+    def _out_callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        sd = import_sounddevice()
+        self.stats.callbacks += 1
+        if status.output_underflow:
+            self.stats.underflows += 1
+        filled = 0
+        end = False
+        while filled < frames:
+            if not len(self._out_left):
+                try:
+                    self._out_left = self._fifo.get_nowait()
+                except queue.Empty:
+                    break
+                if not len(self._out_left):
+                    end = True
+                    break
+            n = min(frames - filled, len(self._out_left))
+            outdata[filled : filled + n, 0] = self._out_left[:n]
+            self._out_left = self._out_left[n:]
+            filled += n
+        if filled < frames:
+            outdata[filled:, 0] = 0.0
+            if not end:
+                self.stats.underflows += 1
+        try:
+            dac_delay = max(0.0, float(time_info.outputBufferDacTime - time_info.currentTime))
+        except (AttributeError, TypeError):
+            dac_delay = 0.0
+        self._cb_state = (self._out_frames, time.monotonic(), dac_delay)
+        self._out_frames += filled
+        self.stats.frames += filled
+        if filled:
+            self.ring.write(outdata[:filled, 0], t_end=self._out_frames / self.sample_rate)
+        if end:
+            raise sd.CallbackStop
+
+    def _on_finished(self) -> None:
+        self._done = True
+
+
+class MicSource:
+    """A live input (microphone, line in, or a loopback/monitor device) into the ring buffer.
+
+    The PortAudio callback only copies (downmixing into a preallocated scratch array) and counts
+    overflow/underflow flags; everything else reads the ring from other threads.
+    """
+
+    def __init__(
+        self,
+        device: int | str | None = None,
+        *,
+        sample_rate: int = SAMPLE_RATE,
+        channels: int | None = None,
+        block_size: int = 480,
+        ring_seconds: float = WINDOW_SECONDS,
+    ) -> None:
+        self.device = device
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.block_size = block_size
+        self.ring = RingBuffer(ring_seconds, sample_rate)
+        self.stats = SourceStats()
+        self._scratch = np.zeros(max(block_size, 8192), dtype=np.float32)
+        self._frames = 0
+        self._cb_mono = 0.0
+        self._stream: Any = None
+        self._stopped = False
+
+    def start(self) -> None:
+        sd = import_sounddevice()
+        index = resolve_device(self.device, "input")
+        info = sd.query_devices(index, "input") if index is not None else sd.query_devices(kind="input")
+        channels = self.channels or max(1, min(2, int(info["max_input_channels"])))
+        try:
+            self._stream = sd.InputStream(
+                samplerate=self.sample_rate, channels=channels, dtype="float32", device=index,
+                blocksize=self.block_size, callback=self._callback, latency="low",
+            )
+            self._stream.start()
+        except (sd.PortAudioError, ValueError) as e:
+            self._stream = None
+            raise _open_error("input", self.device, e) from e
+        self._stopped = False
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self._stream is not None:
+            try:
+                self._stream.stop()
+                self._stream.close()
+            except Exception as e:
+                log.warning("closing input stream: %s", e)
+            self._stream = None
+
+    def clock(self) -> float:
+        t = self._frames / self.sample_rate
+        if self._cb_mono:
+            t += min(time.monotonic() - self._cb_mono, self.block_size / self.sample_rate)
+        return t
+
+    @property
+    def finished(self) -> bool:
+        """True once stopped, or when the device went away (the stream stopped by itself)."""
+        return self._stopped or (self._stream is not None and not self._stream.active)
+
+    def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        # Runs on PortAudio's thread: copy and count, nothing else.
+        st = self.stats
+        st.callbacks += 1
+        if status.input_overflow:
+            st.overflows += 1
+        if status.input_underflow:
+            st.underflows += 1
+        if indata.shape[1] == 1:
+            mono = indata[:, 0]
+        elif frames <= len(self._scratch):
+            mono = self._scratch[:frames]
+            np.mean(indata, axis=1, out=mono)
+        else:
+            mono = indata.mean(axis=1)
+        self._frames += frames
+        st.frames += frames
+        self.ring.write(mono, t_end=self._frames / self.sample_rate)
+        self._cb_mono = time.monotonic()
