@@ -120,7 +120,8 @@ MODELS: dict[str, ModelSpec] = {
             subfolders=("unet", "scheduler", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2"),
             variant="fp16",
             size_gb=6.8,
-            notes="Commercial use needs a Stability AI membership/licence; not a default for paid gigs.",
+            notes="LICENSE.TXT at this revision is non-commercial; the model card now sends commercial users to "
+            "stability.ai/license (Community License: registration, revenue cap). Not a default for paid gigs.",
         ),
         ModelSpec(
             name="sdxl-base",
@@ -234,6 +235,17 @@ def hf_cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
     )
     return Path(home).expanduser() / "hub"
+
+
+def pretrained_kwargs(name: str) -> dict:
+    """Keyword arguments for `from_pretrained` on a resolved folder: offline, and the fp16 variant
+    where that is what `fetch` downloaded (without `variant="fp16"` diffusers/transformers look for
+    `diffusion_pytorch_model.safetensors` / `model.safetensors` and fail)."""
+    s = spec(name)
+    kwargs: dict = {"local_files_only": True}
+    if s.variant:
+        kwargs["variant"] = s.variant
+    return kwargs
 
 
 def _has_files(root: Path, s: ModelSpec) -> bool:

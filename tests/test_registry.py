@@ -230,3 +230,16 @@ def test_scheduler_and_feature_extractor_configs():
     fe = ClapFeatureExtractor(**_config("clap_feature_extractor"))
     assert (fe.sampling_rate, fe.nb_max_samples, fe.truncation) == (48_000, 480_000, "rand_trunc")
     assert _config("clap")["audio_config"]["enable_fusion"] is False  # rand_trunc pairs with non-fusion
+
+
+def test_pretrained_kwargs_load_the_fp16_files_fetch_downloads(tmp_path):
+    """An fp16-only folder (what `fetch` leaves for sdxl-turbo) loads with pretrained_kwargs, not without."""
+    from diffusers import AutoencoderTiny
+
+    small = AutoencoderTiny(encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8))
+    small.save_pretrained(tmp_path / "unet", variant="fp16")
+    with pytest.raises(OSError):
+        AutoencoderTiny.from_pretrained(tmp_path, subfolder="unet", local_files_only=True)
+    kwargs = registry.pretrained_kwargs("sdxl-turbo")
+    assert AutoencoderTiny.from_pretrained(tmp_path, subfolder="unet", **kwargs) is not None
+    assert "variant" not in registry.pretrained_kwargs("taesdxl")
