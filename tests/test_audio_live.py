@@ -1,0 +1,230 @@
+"""Ring buffer and sources (live/ringbuffer.py, live/sources.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from engine.errors import BeatcanvasError
+from live.ringbuffer import RingBuffer
+from live import sources
+from live.sources import FileSource, MicSource
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------ ring buffer
+def test_ring_latest_wraps_pads_and_timestamps() -> None:
+    r = RingBuffer(seconds=1.0, sample_rate=10)
+    r.write(np.arange(4, dtype=np.float32))
+    w = r.latest()
+    assert list(w.samples) == [0] * 6 + [0, 1, 2, 3] and w.t_end == pytest.approx(0.4)
+    x = np.arange(4, 41, dtype=np.float32)
+    for i in range(0, len(x), 3):  # odd block sizes cross the wrap point
+        r.write(x[i : i + 3], t_end=7.5)
+    assert list(r.latest().samples) == list(range(31, 41))
+    assert list(r.latest(0.3).samples) == [38, 39, 40]
+    assert r.latest().t_end == 7.5
+    r.write(np.arange(100, 125, dtype=np.float32))  # bigger than the whole buffer
+    r.write(np.arange(200, 203, dtype=np.float32))
+    assert list(r.latest().samples) == list(range(118, 125)) + [200, 201, 202]
+    with pytest.raises(ValueError):
+        r.latest(2.0)
+
+
+def test_ring_reader_never_sees_torn_windows_while_writer_runs() -> None:
+    """Each block is a constant ramp value; any window must be a contiguous run of the stream."""
+    import threading
+
+    r = RingBuffer(seconds=0.1, sample_rate=48_000)
+    stop = threading.Event()
+
+    def writer() -> None:
+        k = 0
+        while not stop.is_set():
+            r.write(np.full(480, k, dtype=np.float32))
+            k += 1
+
+    th = threading.Thread(target=writer)
+    th.start()
+    try:
+        for _ in range(300):
+            w = r.latest(0.05).samples
+            vals = w[::480]
+            if vals[0] > 0:
+                assert np.all(np.diff(vals) == 1)
+    finally:
+        stop.set()
+        th.join()
+
+
+# ------------------------------------------------------------------ file source
+def _track(tmp_path: Path, seconds: float = 1.0, sr: int = 44_100) -> Path:
+    t = np.arange(int(seconds * sr)) / sr
+    path = tmp_path / "track.wav"
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), sr)
+    return path
+
+
+def test_file_source_fixed_clock_is_deterministic_and_needs_no_device(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(sources, "import_sounddevice", lambda: pytest.fail("fixed clock touched PortAudio"))
+    path = _track(tmp_path, 1.0)
+    src = FileSource(path, fixed_clock=True)
+    src.start()
+    got = [src.advance_to(i / 30) for i in range(1, 31)]
+    assert src.clock() == pytest.approx(1.0) and src.finished
+    assert sum(len(g) for g in got) == 48_000
+    w = src.ring.latest(1.0)
+    assert w.t_end == pytest.approx(1.0) and np.abs(w.samples).max() > 0.25
+    src2 = FileSource(path, fixed_clock=True)
+    np.testing.assert_array_equal(np.concatenate([src2.advance_to(i / 30) for i in range(1, 31)]), np.concatenate(got))
+    assert len(src.advance_to(2.0)) == 48_000  # past the end: silence, no crash
+
+
+def test_file_source_no_audio_out_runs_at_real_time_pace(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(sources, "import_sounddevice", lambda: pytest.fail("--no-audio-out touched PortAudio"))
+    src = FileSource(_track(tmp_path, 0.6), audio_out=False)
+    src.start()
+    try:
+        time.sleep(0.3)
+        c = src.clock()
+        assert 0.2 < c < 0.5 and not src.finished
+        assert src.ring.t_end > 0.1
+        deadline = time.monotonic() + 2.0
+        while not src.finished and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert src.finished
+    finally:
+        src.stop()
+
+
+def test_file_source_rejects_bad_file_before_opening_devices(tmp_path: Path) -> None:
+    (tmp_path / "x.mp3").write_bytes(b"")
+    with pytest.raises(BeatcanvasError, match="empty"):
+        FileSource(tmp_path / "x.mp3")
+
+
+# ------------------------------------------------------------------ devices and errors
+def test_missing_portaudio_says_how_to_install(monkeypatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *a, **k):
+        if name == "sounddevice":
+            raise OSError("PortAudio library not found")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(BeatcanvasError, match="sudo apt-get install libportaudio2"):
+        MicSource().start()
+
+
+class _FakeSD:
+    """Just enough of sounddevice to reach the open call."""
+
+    class PortAudioError(Exception):
+        pass
+
+    class CallbackStop(Exception):
+        pass
+
+    default = SimpleNamespace(device=(0, 1))
+
+    def __init__(self, devices):
+        self._devices = devices
+
+    def query_devices(self, index=None, kind=None):
+        if index is None and kind is None:
+            return self._devices
+        return self._devices[index if index is not None else 0]
+
+    def query_hostapis(self):
+        return [{"name": "FAKE"}]
+
+    def InputStream(self, **kw):  # noqa: N802 - mirrors sounddevice
+        raise self.PortAudioError("Device unavailable [PaErrorCode -9985]")
+
+
+def _dev(i: int, name: str, ins: int, outs: int) -> dict:
+    return {"index": i, "name": name, "hostapi": 0, "max_input_channels": ins,
+            "max_output_channels": outs, "default_samplerate": 48_000.0}
+
+
+def test_busy_device_and_unknown_name_give_one_line_errors(monkeypatch) -> None:
+    fake = _FakeSD([_dev(0, "USB Mic", 1, 0), _dev(1, "Speakers", 0, 2)])
+    monkeypatch.setattr(sources, "import_sounddevice", lambda: fake)
+    with pytest.raises(BeatcanvasError, match="another program") as e:
+        MicSource("usb").start()
+    assert "\n" not in str(e.value)
+    with pytest.raises(BeatcanvasError, match="no audio input device matches 'zoom'"):
+        MicSource("zoom").start()
+    with pytest.raises(BeatcanvasError, match="device 1 does not exist or has no inputs"):
+        MicSource(1).start()
+    assert sources.resolve_device("speak", "output") == 1
+    monkeypatch.setattr(sources, "import_sounddevice", lambda: _FakeSD([_dev(0, "Speakers", 0, 2)]))
+    with pytest.raises(BeatcanvasError, match="no audio input device found"):
+        MicSource().start()
+
+
+def test_mic_callback_copies_downmixes_and_counts_xruns() -> None:
+    """The callback boundary, without a device: what PortAudio would call, as it would call it."""
+    mic = MicSource(block_size=256)
+    ok = SimpleNamespace(input_overflow=False, input_underflow=False)
+    bad = SimpleNamespace(input_overflow=True, input_underflow=False)
+    stereo = np.stack([np.full(256, 0.2, np.float32), np.full(256, 0.6, np.float32)], axis=1)
+    mic._callback(stereo, 256, None, ok)
+    mic._callback(stereo[:100], 100, None, bad)  # odd frame count, overflow flagged
+    mic._callback(np.full((300, 1), -0.5, np.float32), 300, None, ok)
+    assert mic.stats.callbacks == 3 and mic.stats.overflows == 1 and mic.stats.frames == 656
+    w = mic.ring.latest(656 / 48_000)
+    np.testing.assert_allclose(w.samples[:356], 0.4, atol=1e-6)
+    np.testing.assert_allclose(w.samples[356:], -0.5)
+    assert w.t_end == pytest.approx(656 / 48_000)
+    assert mic.clock() >= w.t_end
+    stereo[:] = 9.0  # the ring holds a copy, not a view of PortAudio's buffer
+    assert mic.ring.latest(656 / 48_000).samples.max() < 1.0
+
+
+_NULL_SCRIPT = textwrap.dedent(
+    """
+    import time
+    from engine.errors import BeatcanvasError
+    from live.sources import MicSource
+    try:
+        mic = MicSource("nullpcm")
+        mic.start()
+    except BeatcanvasError as e:
+        print("SKIP", e)
+        raise SystemExit(0)
+    time.sleep(0.2)
+    mic.stop()
+    w = mic.ring.latest(1.0)
+    print("OK", mic.stats.callbacks, mic.stats.frames, w.t_end)
+    """
+)
+
+
+def test_real_portaudio_input_stream_on_alsa_null(tmp_path: Path) -> None:
+    """Open a real PortAudio InputStream on ALSA's null device (skips where none can be opened)."""
+    if not sys.platform.startswith("linux") or not Path("/usr/share/alsa/alsa.conf").exists():
+        pytest.skip("ALSA not available")
+    conf = tmp_path / "asound.conf"
+    conf.write_text("pcm.nullpcm { type null }\n")
+    env = dict(os.environ, ALSA_CONFIG_PATH=f"/usr/share/alsa/alsa.conf:{conf}", PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", _NULL_SCRIPT], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=30)
+    out = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not out or out[-1].startswith("SKIP"):
+        pytest.skip(f"no PortAudio null device here: {(out or [proc.stderr.strip()[-200:]])[-1]}")
+    _, callbacks, frames, t_end = out[-1].split()
+    assert int(callbacks) > 0 and int(frames) > 0 and float(t_end) > 0
