@@ -243,3 +243,24 @@ def test_pretrained_kwargs_load_the_fp16_files_fetch_downloads(tmp_path):
     kwargs = registry.pretrained_kwargs("sdxl-turbo")
     assert AutoencoderTiny.from_pretrained(tmp_path, subfolder="unet", **kwargs) is not None
     assert "variant" not in registry.pretrained_kwargs("taesdxl")
+
+
+def test_models_fetch_lightning_also_fetches_sdxl_base_and_skips_present(tmp_path, capsys, monkeypatch):
+    import huggingface_hub
+
+    from live.cli import main
+
+    fetched = []
+    by_repo = {s.repo_id: s.name for s in registry.MODELS.values()}
+
+    def fake_download(repo_id, *, local_dir, **kwargs):
+        fetched.append(by_repo[repo_id])
+        _fill(Path(local_dir), by_repo[repo_id])
+        return str(local_dir)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
+    assert main(["models", "fetch", "sdxl-lightning", "--models-dir", str(tmp_path)]) == 0
+    assert fetched == ["sdxl-base", "sdxl-lightning"]
+    assert main(["models", "fetch", "sdxl-lightning", "--models-dir", str(tmp_path)]) == 0
+    assert fetched == ["sdxl-base", "sdxl-lightning"]  # second run: both already present
+    assert "already present" in capsys.readouterr().out

@@ -11,7 +11,11 @@ from rich.table import Table
 
 from engine import registry
 
-out = Console()
+
+
+def _out() -> Console:
+    """A console per command, so the terminal width (or $COLUMNS) is read when the command runs."""
+    return Console()
 
 models_app = typer.Typer(help="List and fetch the published models (CLAP, SDXL-Turbo/Lightning, decoders).",
                          no_args_is_help=True)
@@ -28,6 +32,7 @@ _MODELS_DIR = typer.Option(
 @models_app.command("list")
 def list_models(models_dir: Optional[Path] = _MODELS_DIR) -> None:
     """Every model beatcanvas knows, its licence, and whether (and where) it is on this machine."""
+    out = _out()
     table = Table(title="beatcanvas models", title_justify="left")
     table.add_column("name", style="bold", no_wrap=True)
     table.add_column("repo", overflow="fold")
@@ -60,9 +65,10 @@ def fetch_models(
     force: bool = typer.Option(False, "--force", help="Download even if already present."),
 ) -> None:
     """Download a model (only the files beatcanvas uses) with a progress bar. Needs internet."""
+    out = _out()
     if name is not None:
         spec = registry.spec(name)  # unknown name -> one-line error before any network work
-        names = [spec.name, *[d for d in spec.depends_on]]
+        names = [*spec.depends_on, spec.name]
     else:
         names = list(registry.MODELS)
     for n in names:
