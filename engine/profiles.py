@@ -142,10 +142,10 @@ def build_clap(
             model = ClapModel(ClapConfig.from_dict(load_config("clap")))
         processor = ClapProcessor(feature_extractor=_clap_feature_extractor(), tokenizer=tiny.roberta_tokenizer())
     else:
-        from engine.registry import resolve
+        from engine.registry import pretrained_kwargs, resolve
 
         path = resolve("clap", models_dir)
-        model = ClapModel.from_pretrained(path, local_files_only=True)
+        model = ClapModel.from_pretrained(path, **pretrained_kwargs("clap"))
         processor = ClapProcessor.from_pretrained(path, local_files_only=True)
     return ClapBundle(model=_place(model, device, dtype), processor=processor)
 
@@ -174,13 +174,14 @@ def build_text_encoders(
         # Token ids from the tiny vocab are valid ids of the full-size embedding tables.
         tok, tok2 = tiny.clip_tokenizer(), tiny.clip_tokenizer()
     else:
-        from engine.registry import resolve
+        from engine.registry import pretrained_kwargs, resolve
 
-        path = resolve(_text_model_source(model), models_dir)
+        source = _text_model_source(model)
+        path, kw = resolve(source, models_dir), pretrained_kwargs(source)
         tok = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", local_files_only=True)
         tok2 = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer_2", local_files_only=True)
-        te = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", local_files_only=True)
-        te2 = CLIPTextModelWithProjection.from_pretrained(path, subfolder="text_encoder_2", local_files_only=True)
+        te = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", **kw)
+        te2 = CLIPTextModelWithProjection.from_pretrained(path, subfolder="text_encoder_2", **kw)
     return TextEncoders(tok, tok2, _place(te, device, dtype), _place(te2, device, dtype))
 
 
@@ -218,17 +219,19 @@ def build_sdxl(
         taesd = _random(AutoencoderTiny, load_config("taesdxl"), device, dtype)
         vae = _random(AutoencoderKL, load_config("sdxl_vae"), device, dtype) if with_vae else None
     else:
-        from engine.registry import resolve
+        from engine.registry import pretrained_kwargs, resolve
 
         if model == "sdxl-turbo":
             unet = UNet2DConditionModel.from_pretrained(
-                resolve("sdxl-turbo", models_dir), subfolder="unet", local_files_only=True
+                resolve("sdxl-turbo", models_dir), subfolder="unet", **pretrained_kwargs("sdxl-turbo")
             )
         else:
             unet = _lightning_unet(resolve("sdxl-base", models_dir), resolve("sdxl-lightning", models_dir), lightning_steps)
-        taesd = AutoencoderTiny.from_pretrained(resolve("taesdxl", models_dir), local_files_only=True)
+        taesd = AutoencoderTiny.from_pretrained(resolve("taesdxl", models_dir), **pretrained_kwargs("taesdxl"))
         if with_vae:
-            vae = AutoencoderKL.from_pretrained(resolve("sdxl-vae-fp16-fix", models_dir), local_files_only=True)
+            vae = AutoencoderKL.from_pretrained(
+                resolve("sdxl-vae-fp16-fix", models_dir), **pretrained_kwargs("sdxl-vae-fp16-fix")
+            )
     return SDXLComponents(
         unet=_place(unet, device, dtype),
         scheduler=scheduler,
