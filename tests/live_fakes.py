@@ -1,0 +1,136 @@
+"""Fakes for the live-app tests: a time-scaled audio source, a slow/faulty renderer, a music track.
+
+They follow the real contracts (live/sources.py, engine/render/base.py) so the session under test
+runs its real loops; only what a test needs to inject (speed, faults) is added.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from engine.types import SAMPLE_RATE, Features, Frame
+from live.ringbuffer import RingBuffer
+
+
+def synth_track(seconds: float = 20.0, sr: int = SAMPLE_RATE, bpm: float = 120.0) -> np.ndarray:
+    """Quiet pad for the first half, loud kicks + hats in the second: frames must differ."""
+    t = np.arange(int(seconds * sr)) / sr
+    pad = 0.05 * np.sin(2 * np.pi * 220 * t)
+    beat = 60.0 / bpm
+    phase = t % beat
+    kick = 0.9 * np.exp(-phase * 25) * np.sin(2 * np.pi * 55 * t)
+    rng = np.random.default_rng(0)
+    hats = 0.2 * rng.standard_normal(len(t)) * np.exp(-((t + beat / 2) % beat) * 60)
+    loud = t >= seconds / 2
+    return (pad + np.where(loud, kick + hats, 0.0)).astype(np.float32)
+
+
+class FakeSource:
+    """Plays `samples` into a RingBuffer from a thread, `speed` times faster than real time.
+
+    Faults: `fail_at` (clock seconds) sets `.error` as a vanished device would, and start() then
+    fails `fail_reopens` times before the device "comes back"; `burst_at` writes 12 s at once (more
+    than the ring holds), as an overflowing callback would.
+    """
+
+    def __init__(self, samples: np.ndarray, speed: float = 1.0, block: int = 480, fail_at: float | None = None,
+                 fail_reopens: int = 1, burst_at: float | None = None) -> None:
+        self.samples = samples
+        self.speed = speed
+        self.block = block
+        self.ring = RingBuffer()
+        self.duration = len(samples) / SAMPLE_RATE
+        self.error: str | None = None
+        self.fail_at = fail_at
+        self.fail_reopens = fail_reopens
+        self.burst_at = burst_at
+        self.starts = 0
+        self.stats = {"overflows": 0}
+        self._t0 = 0.0
+        self._pos = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.starts += 1
+        if self.error is not None:
+            if self.fail_reopens > 0:
+                self.fail_reopens -= 1
+                raise RuntimeError("device not found")
+            self.error = None
+        if not self._t0:
+            self._t0 = time.monotonic()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(0.5)
+
+    def clock(self) -> float:
+        return min((time.monotonic() - self._t0) * self.speed, self.duration) if self._t0 else 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.clock() >= self.duration
+
+    def _run(self) -> None:
+        sr = SAMPLE_RATE
+        while not self._stop.is_set():
+            now = self.clock()
+            if self.fail_at is not None and now >= self.fail_at:
+                self.fail_at = None
+                self.error = "input device disappeared"
+                return
+            if self.burst_at is not None and now >= self.burst_at:
+                self.burst_at = None
+                n = 12 * sr
+                chunk = np.resize(self.samples, n).astype(np.float32)
+                self._pos += n
+                self.ring.write(chunk, t_end=self._pos / sr)
+                self.stats["overflows"] += 1
+            target = min(int(now * sr), len(self.samples))
+            if target > self._pos:
+                new = self.samples[self._pos : target]
+                self._pos = target
+                self.ring.write(new, t_end=self._pos / sr)
+            time.sleep(0.005)
+
+
+class FakeRenderer:
+    """Paints a frame whose colour follows the music (low band → red, arousal → green, time →
+    blue), after sleeping `delay` s. `fail` maps a call number to an exception to raise there."""
+
+    def __init__(self, width: int = 64, height: int = 64, delay: float = 0.0, fail: dict | None = None,
+                 name: str = "fake", steps: int = 2) -> None:
+        self.name = name
+        self.width, self.height = width, height
+        self.delay = delay
+        self.fail = dict(fail or {})
+        self.steps = steps
+        self.calls = 0
+        self.rendered = 0
+        self.colours: list[tuple[float, tuple[int, int, int]]] = []  # (t, rgb) of each frame
+
+    def render(self, conditioning, features: Features, t: float) -> Frame:
+        self.calls += 1
+        if self.delay:
+            time.sleep(self.delay)
+        if self.calls in self.fail:
+            raise self.fail[self.calls]
+        r = int(np.clip(features.low * 80, 0, 255))
+        g = int(np.clip((features.arousal + 1.0) * 127, 0, 255))
+        b = int((t * 40) % 256)
+        img = np.empty((self.height, self.width, 3), np.uint8)
+        img[...] = (r, g, b)
+        self.rendered += 1
+        self.colours.append((t, (r, g, b)))
+        return Frame(image=img, t=t, renderer=self.name)
+
+    def reset(self, seed: int) -> None:
+        self.calls = 0

@@ -1,0 +1,203 @@
+"""The live session end to end, with a deliberately slow renderer and injected faults.
+
+Each test runs the real loops (audio → features → render worker → compositor → window) under
+SDL_VIDEODRIVER=dummy and checks what a performer would see: the display loop never stalls, new
+frames keep arriving, and the HUD says what went wrong.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pygame
+import pytest
+import torch
+
+from engine.audio.features import FeatureTracker
+from live.display import Display
+from live.session import Session, SessionConfig
+from live.presets.schema import Preset
+from live_fakes import FakeRenderer, FakeSource, synth_track
+
+
+class RecordingDisplay(Display):
+    """A dummy-driver window that records when each picture was shown and injects scripted events
+    (`script`: list of (seconds after open, event))."""
+
+    def __init__(self, *a, script=None, **kw):
+        super().__init__(*a, vsync=False, **kw)
+        self.shown: list[float] = []
+        self.script = sorted(script or [], key=lambda s: s[0])
+        self.samples: list[tuple[float, np.ndarray]] = []
+
+    def open(self):
+        super().open()
+        self.t0 = time.monotonic()
+
+    def events(self):
+        out = super().events()
+        now = time.monotonic() - self.t0
+        while self.script and self.script[0][0] <= now:
+            out.append(self.script.pop(0)[1])
+        return out
+
+    def present(self, picture):
+        super().present(picture)
+        now = time.monotonic()
+        if not self.shown or now - self.shown[-1] > 0 or True:
+            self.shown.append(now)
+        if len(self.shown) % 10 == 0:
+            self.samples.append((now, pygame.surfarray.array3d(picture).mean(axis=(0, 1))))
+
+    def longest_gap(self) -> float:
+        return float(np.max(np.diff(self.shown))) if len(self.shown) > 1 else float("inf")
+
+
+def make_session(tmp_path, renderer, source, *, script=None, preset=None, preset_path=None, **cfg):
+    display = RecordingDisplay(320, 180, script=script)
+    config = SessionConfig(
+        width=320, height=180, hop_s=0.2, backoff_s=0.05, backoff_max_s=0.2, reopen_every_s=0.2,
+        screenshots_dir=tmp_path / "screenshots", hot_reload=preset_path is not None, **cfg,
+    )
+    session = Session(source, FeatureTracker(), renderer, preset or Preset(name="test"), display,
+                      config=config, preset_path=preset_path)
+    return session, display
+
+
+def key(k, unicode=""):
+    return pygame.event.Event(pygame.KEYDOWN, key=k, mod=0, unicode=unicode, scancode=0)
+
+
+def assert_kept_showing(display: RecordingDisplay, session: Session, min_fps: float = 10.0):
+    r = session.report
+    assert r.display_frames >= min_fps * r.seconds * 0.5, f"display loop stalled: {r}"
+    assert display.longest_gap() < 0.5, f"the picture froze for {display.longest_gap():.2f} s"
+
+
+def test_slow_renderer_does_not_stall_display_and_frames_follow_music(tmp_path):
+    """The issue's end-to-end check, time-scaled: a 20 s track played 5x fast (4 s) while the
+    renderer sleeps 1 s per frame. The display keeps running, frames change with the music (quiet
+    first half, loud second half), and S writes a screenshot."""
+    source = FakeSource(synth_track(20.0), speed=5.0)
+    renderer = FakeRenderer(delay=1.0)
+    session, display = make_session(tmp_path, renderer, source, duration=5.0,
+                                    script=[(3.0, key(pygame.K_s, "s"))])
+    report = session.run()
+    assert 3 <= report.frames_rendered <= 6  # the renderer's pace, not the display's
+    assert report.display_frames > 10 * report.frames_rendered  # many display frames per render
+    assert_kept_showing(display, session)
+    # Renders made during the quiet first half differ from those in the loud second half...
+    quiet = [c[1] for t, c in renderer.colours if t < 9.5]
+    loud = [c[1] for t, c in renderer.colours if t > 12.5]
+    assert quiet and loud
+    assert np.mean(loud) - max(quiet) > 20, "frames did not follow the music"
+    # ...and the window showed the change.
+    shown = np.array([m for t, m in display.samples if t - display.t0 > 1.2])
+    assert np.ptp(shown, axis=0).max() > 20
+    shots = list((tmp_path / "screenshots").glob("*.png"))
+    assert len(shots) == 1 and pygame.image.load(str(shots[0])).get_size() == (320, 180)
+
+
+def test_render_exception_keeps_last_frame_and_retries(tmp_path):
+    source = FakeSource(synth_track(10.0), speed=1.0)
+    renderer = FakeRenderer(delay=0.02, fail={3: RuntimeError("boom"), 4: ValueError("bad latent")})
+    session, display = make_session(tmp_path, renderer, source, duration=1.5)
+    report = session.run()
+    assert report.render_errors == 2
+    assert report.frames_rendered > 5  # it came back after the back-off
+    assert "bad latent" in session.state.error
+    assert_kept_showing(display, session)
+
+
+def test_cuda_oom_steps_down_and_says_so(tmp_path):
+    source = FakeSource(synth_track(10.0))
+    big = FakeRenderer(width=128, height=128, fail={2: torch.cuda.OutOfMemoryError("CUDA out of memory. Tried")})
+    steps = []
+
+    def step_down(renderer, preset):
+        steps.append(renderer)
+        return FakeRenderer(width=renderer.width // 2, height=renderer.height // 2, name="fake-small")
+
+    session, display = make_session(tmp_path, big, source, duration=1.5)
+    session.step_down = step_down
+    report = session.run()
+    assert steps == [big]
+    assert session.renderer.width == 64
+    assert "out of memory" in session.state.message and "64x64" in session.state.message
+    assert session.renderer.rendered > 3  # the smaller renderer kept delivering
+    assert_kept_showing(display, session)
+
+
+def test_oom_as_runtime_error_without_downscale_allowed(tmp_path):
+    source = FakeSource(synth_track(10.0))
+    renderer = FakeRenderer(fail={2: RuntimeError("CUDA error: out of memory")})
+    preset = Preset(name="fixed", model={"allow_downscale": False})
+    session, display = make_session(tmp_path, renderer, source, duration=1.0, preset=preset)
+    session.step_down = lambda r, p: pytest.fail("must not step down")
+    session.run()
+    assert "forbids" in session.state.message
+    assert renderer.rendered > 3
+    assert_kept_showing(display, session)
+
+
+def test_input_device_disappearing_is_reopened(tmp_path):
+    source = FakeSource(synth_track(10.0), fail_at=0.5, fail_reopens=1)
+    renderer = FakeRenderer(delay=0.02)
+    session, display = make_session(tmp_path, renderer, source, duration=2.0, stop_when_finished=False)
+    report = session.run()
+    assert source.starts >= 3  # first start, one failed reopen, one good reopen
+    assert report.reopens >= 1
+    assert "audio input lost" in session.state.error
+    assert session.state.message == ""  # back to normal after the reopen
+    # features flowed again after the reopen: the last features are recent
+    assert session.features.get()[1].t > 1.0
+    assert_kept_showing(display, session)
+
+
+def test_audio_overflow_skips_ahead(tmp_path):
+    source = FakeSource(synth_track(10.0), burst_at=0.5)
+    renderer = FakeRenderer(delay=0.02)
+    session, display = make_session(tmp_path, renderer, source, duration=1.5, stop_when_finished=False)
+    report = session.run()
+    assert report.overflows >= 1
+    assert session.features.get()[1].t > 12.0  # caught up with the newest audio
+    assert renderer.rendered > 5
+    assert_kept_showing(display, session)
+
+
+def test_window_resize_keeps_showing(tmp_path):
+    source = FakeSource(synth_track(10.0))
+    renderer = FakeRenderer(delay=0.02)
+    resize = pygame.event.Event(pygame.VIDEORESIZE, w=400, h=300, size=(400, 300))
+    session, display = make_session(tmp_path, renderer, source, duration=1.2, script=[(0.4, resize)])
+    shown_before: list[int] = []
+    orig = display.handle
+
+    def handle(event):
+        if event.type == pygame.VIDEORESIZE:
+            shown_before.append(len(display.shown))
+        orig(event)
+
+    display.handle = handle
+    session.run()
+    assert display.resizes == 1 and display.windowed_size == (400, 300)
+    assert len(display.shown) - shown_before[0] > 5  # frames after the resize
+    assert_kept_showing(display, session)
+
+
+def test_quit_key_ends_within_a_second(tmp_path):
+    source = FakeSource(synth_track(10.0))
+    renderer = FakeRenderer(delay=3.0)  # stuck in a long render when Q comes
+    session, display = make_session(tmp_path, renderer, source, duration=10.0,
+                                    script=[(0.3, key(pygame.K_q, "q"))])
+    t0 = time.monotonic()
+    session.run()
+    assert time.monotonic() - t0 < 1.5  # 0.3 s until Q, then < 1 s to stop
