@@ -16,7 +16,7 @@ from live.presets.library import (
     to_toml,
     user_presets_dir,
 )
-from live.presets.schema import Preset, PresetError, parse_preset, preset_hash, read_preset_file
+from live.presets.schema import PresetError, parse_preset, preset_hash, read_preset_file
 
 SHIPPED = sorted(BUILTIN_DIR.glob("*.toml"))
 

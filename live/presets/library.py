@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,8 +175,6 @@ def to_toml(preset: Preset, comments: bool = True, header: str = "") -> str:
 
 def new_preset(name: str, base: str = DEFAULT_PRESET, force: bool = False) -> Path:
     """Write a commented, fully resolved copy of `base` as user preset `name`; returns its path."""
-    import re
-
     if not re.match(NAME_PATTERN, name):
         raise PresetError(
             f"'{name}' is not a valid preset name; use lower-case letters, digits, '-' and '_'", key=name
