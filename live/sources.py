@@ -168,6 +168,7 @@ class FileSource:
         self._stop = threading.Event()
         self._t0 = 0.0
         self._stream: Any = None
+        self._sd: Any = None
         self._fifo: queue.Queue[np.ndarray] = queue.Queue(maxsize=64)
         self._cb_state = (0, 0.0, 0.0)  # (frames before the last callback, its monotonic time, DAC delay)
         self._out_frames = 0
@@ -216,7 +217,7 @@ class FileSource:
             self._thread = threading.Thread(target=self._pace, name="beatcanvas-file-pace", daemon=True)
             self._thread.start()
             return
-        sd = import_sounddevice()
+        sd = self._sd = import_sounddevice()
         index = resolve_device(self.device, "output")
         self._thread = threading.Thread(target=self._decode_ahead, name="beatcanvas-file-decode", daemon=True)
         self._thread.start()
@@ -291,7 +292,6 @@ class FileSource:
             self._fifo.put(np.zeros(0, dtype=np.float32))  # end-of-track marker
 
     def _out_callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-        sd = import_sounddevice()
         self.stats.callbacks += 1
         if status.output_underflow:
             self.stats.underflows += 1
@@ -324,7 +324,7 @@ class FileSource:
         if filled:
             self.ring.write(outdata[:filled, 0], t_end=self._out_frames / self.sample_rate)
         if end:
-            raise sd.CallbackStop
+            raise self._sd.CallbackStop
 
     def _on_finished(self) -> None:
         self._done = True

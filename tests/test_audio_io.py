@@ -59,6 +59,17 @@ def test_blocks_stream_equals_whole_decode(tmp_path: Path) -> None:
     np.testing.assert_allclose(np.concatenate(blocks), load_audio(tmp_path / "n.flac"), atol=1e-6)
 
 
+@pytest.mark.parametrize("fmt", ["OGG", "MP3", "FLAC"])
+def test_compressed_formats_decode(tmp_path: Path, fmt: str) -> None:
+    sr = 44_100
+    t = np.arange(sr) / sr
+    path = tmp_path / f"s.{fmt.lower()}"
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), sr, format=fmt)
+    y = load_audio(path)
+    assert abs(len(y) / 48_000 - 1.0) < 0.1
+    assert abs(_dominant_freq(y, 48_000) - 440.0) < 3.0
+
+
 @pytest.mark.parametrize("sr", [8_000, 192_000])
 def test_extreme_sample_rates_are_resampled(tmp_path: Path, sr: int) -> None:
     t = np.arange(sr) / sr

@@ -199,7 +199,8 @@ _NULL_SCRIPT = textwrap.dedent(
     """
     import time
     from engine.errors import BeatcanvasError
-    from live.sources import MicSource
+    import sys
+    from live.sources import FileSource, MicSource
     try:
         mic = MicSource("nullpcm")
         mic.start()
@@ -209,7 +210,14 @@ _NULL_SCRIPT = textwrap.dedent(
     time.sleep(0.2)
     mic.stop()
     w = mic.ring.latest(1.0)
-    print("OK", mic.stats.callbacks, mic.stats.frames, w.t_end)
+    # The null sink swallows samples as fast as they come: the track "plays" in well under 2 s.
+    out = FileSource(sys.argv[1], device="nullpcm")
+    out.start()
+    deadline = time.monotonic() + 5
+    while not out.finished and time.monotonic() < deadline:
+        time.sleep(0.02)
+    out.stop()
+    print("OK", mic.stats.callbacks, mic.stats.frames, w.t_end, int(out.finished), out.ring.written)
     """
 )
 
@@ -221,10 +229,12 @@ def test_real_portaudio_input_stream_on_alsa_null(tmp_path: Path) -> None:
     conf = tmp_path / "asound.conf"
     conf.write_text("pcm.nullpcm { type null }\n")
     env = dict(os.environ, ALSA_CONFIG_PATH=f"/usr/share/alsa/alsa.conf:{conf}", PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-c", _NULL_SCRIPT], env=env, cwd=REPO,
+    track = _track(tmp_path, 0.5)
+    proc = subprocess.run([sys.executable, "-c", _NULL_SCRIPT, str(track)], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=30)
     out = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not out or out[-1].startswith("SKIP"):
         pytest.skip(f"no PortAudio null device here: {(out or [proc.stderr.strip()[-200:]])[-1]}")
-    _, callbacks, frames, t_end = out[-1].split()
+    _, callbacks, frames, t_end, finished, played = out[-1].split()
     assert int(callbacks) > 0 and int(frames) > 0 and float(t_end) > 0
+    assert finished == "1" and int(played) >= 23_000  # the output stream played the track and stopped
