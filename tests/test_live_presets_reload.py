@@ -1,0 +1,76 @@
+"""Hot-reloaded presets mid-show: a good edit applies within a second; a broken or deleted file
+keeps the last good preset, says so in the HUD, and the picture keeps moving."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+import threading
+import time
+
+from live.presets.library import to_toml
+from live.presets.schema import Preset
+from live_fakes import FakeRenderer, FakeSource, synth_track
+from test_live_session import assert_kept_showing, make_session
+
+
+def _write(path, preset: Preset) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(to_toml(preset), encoding="utf-8")
+    os.replace(tmp, path)  # how editors save
+
+
+def _edit_later(delay: float, fn) -> threading.Thread:
+    t = threading.Thread(target=lambda: (time.sleep(delay), fn()), daemon=True)
+    t.start()
+    return t
+
+
+def test_good_edit_applies_within_a_second_then_broken_edit_is_refused(tmp_path):
+    path = tmp_path / "show.toml"
+    preset = Preset(name="show", reactivity={"beat_zoom": 1.0})
+    _write(path, preset)
+    source = FakeSource(synth_track(10.0))
+    session, display = make_session(tmp_path, FakeRenderer(delay=0.02), source, duration=3.0,
+                                    preset=preset, preset_path=path, stop_when_finished=False)
+    applied_at: list[float] = []
+    edited_at: list[float] = []
+
+    def good_edit():
+        edited_at.append(time.monotonic())
+        _write(path, Preset(name="show", reactivity={"beat_zoom": 2.0}))
+
+    def watch_applied():
+        while not applied_at and time.monotonic() - edited_at[0] < 3:
+            if session.compositor.reactivity.beat_zoom == 2.0:
+                applied_at.append(time.monotonic())
+            time.sleep(0.01)
+
+    _edit_later(0.6, good_edit)
+    _edit_later(0.62, watch_applied)
+    _edit_later(1.8, lambda: path.write_text("[reactivity]\nbeat_zoom = 'loud'\n", encoding="utf-8"))
+    session.run()
+    assert applied_at, "the edit was never applied"
+    assert applied_at[0] - edited_at[0] < 1.0
+    assert session.preset.reactivity.beat_zoom == 2.0  # the broken edit did not replace it
+    assert "beat_zoom" in session.state.error and "keeping the last good preset" in session.state.error
+    assert_kept_showing(display, session)
+
+
+def test_deleted_preset_file_keeps_last_good_preset(tmp_path):
+    path = tmp_path / "show.toml"
+    preset = Preset(name="show")
+    _write(path, preset)
+    source = FakeSource(synth_track(10.0))
+    renderer = FakeRenderer(delay=0.02)
+    session, display = make_session(tmp_path, renderer, source, duration=1.8, preset=preset,
+                                    preset_path=path, stop_when_finished=False)
+    _edit_later(0.6, path.unlink)
+    session.run()
+    assert session.preset == preset
+    assert "deleted" in session.state.error
+    assert renderer.rendered > 10
+    assert_kept_showing(display, session)
