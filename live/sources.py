@@ -174,6 +174,7 @@ class FileSource:
         self._out_frames = 0
         self._out_left = np.zeros(0, dtype=np.float32)
         self._done = False
+        self.error: str | None = None  # set when playback stops before the track ends
 
     # -------------------------------------------------------------- decoding
     def _take(self, n: int) -> np.ndarray:
@@ -328,6 +329,8 @@ class FileSource:
 
     def _on_finished(self) -> None:
         self._done = True
+        if not self._stop.is_set() and self._out_frames < self._pos:
+            self.error = "audio output stopped before the track ended — device unplugged? (try --no-audio-out)"
 
 
 class MicSource:
@@ -357,6 +360,7 @@ class MicSource:
         self._cb_mono = 0.0
         self._stream: Any = None
         self._stopped = False
+        self.error: str | None = None  # set when the stream stops by itself (device unplugged)
 
     def start(self) -> None:
         sd = import_sounddevice()
@@ -367,12 +371,18 @@ class MicSource:
             self._stream = sd.InputStream(
                 samplerate=self.sample_rate, channels=channels, dtype="float32", device=index,
                 blocksize=self.block_size, callback=self._callback, latency="low",
+                finished_callback=self._on_finished,
             )
             self._stream.start()
         except (sd.PortAudioError, ValueError) as e:
             self._stream = None
             raise _open_error("input", self.device, e) from e
         self._stopped = False
+        self.error = None
+
+    def _on_finished(self) -> None:
+        if not self._stopped:
+            self.error = f"the audio input {self.device or '(default)'} stopped — device unplugged or taken by another program?"
 
     def stop(self) -> None:
         self._stopped = True

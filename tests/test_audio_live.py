@@ -193,6 +193,9 @@ def test_mic_callback_copies_downmixes_and_counts_xruns() -> None:
     assert mic.clock() >= w.t_end
     stereo[:] = 9.0  # the ring holds a copy, not a view of PortAudio's buffer
     assert mic.ring.latest(656 / 48_000).samples.max() < 1.0
+    assert mic.error is None
+    mic._on_finished()  # PortAudio ended the stream without us asking: the device went away
+    assert "unplugged" in mic.error
 
 
 _NULL_SCRIPT = textwrap.dedent(
