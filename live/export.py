@@ -313,6 +313,30 @@ def _valid_prefix(out_dir: Path, size: tuple[int, int]) -> tuple[int, int]:
     return good, ends[len(ends) - 1 - (k - good)]
 
 
+def check_resumable(settings: ExportSettings, plan: ExportPlan, force: bool = False, keys: tuple[str, ...] | None = None) -> None:
+    """Refuse an output folder holding frames made with other settings (unless `force`).
+
+    `keys` limits the comparison (the CLI checks the cheap settings before loading any model)."""
+    out = Path(settings.out_dir)
+    if force or not out.is_dir():
+        return
+    fp = fingerprint(settings, plan)
+    old = read_manifest(out)
+    if old is None:
+        if any(_FRAME_RE.match(p.name) for p in out.iterdir()):
+            raise BeatcanvasError(
+                f"{out} already holds frames but no {MANIFEST} — pass --force to overwrite them or pick another --out"
+            )
+        return
+    before = old.get("fingerprint") or {}
+    changed = [f"{k} {before.get(k)!r} → {fp[k]!r}" for k in (keys or fp) if before.get(k) != fp.get(k)]
+    if changed or (keys is None and before != fp):
+        raise BeatcanvasError(
+            f"{out} holds an export made with other settings ({'; '.join(changed) or 'unknown format'}): "
+            "rerun with the original settings to resume, pass --force to start over, or pick another --out"
+        )
+
+
 # --- the fixed-clock driver ------------------------------------------------------------------------
 
 
@@ -399,18 +423,7 @@ def run_export(
     fp = fingerprint(s, plan)
     size = (s.width, s.height)
 
-    old = read_manifest(out)
-    if old is not None and not force and old.get("fingerprint") != fp:
-        before = old.get("fingerprint") or {}
-        changed = [f"{k} {before.get(k)!r} → {fp[k]!r}" for k in fp if before.get(k) != fp.get(k)]
-        raise BeatcanvasError(
-            f"{out} holds an export made with other settings ({'; '.join(changed) or 'unknown format'}): "
-            "rerun with the original settings to resume, pass --force to start over, or pick another --out"
-        )
-    if old is None and not force and any(_FRAME_RE.match(p.name) for p in out.iterdir()):
-        raise BeatcanvasError(
-            f"{out} already holds frames but no {MANIFEST} — pass --force to overwrite them or pick another --out"
-        )
+    check_resumable(s, plan, force)
     if force:
         done, log_bytes = 0, 0
     else:
