@@ -120,6 +120,18 @@ def roberta_tokenizer():
     return RobertaTokenizer(vocab=dict(vocab), merges=list(merges), model_max_length=512)
 
 
+def write_vocab_files(directory, kind: str = "clip") -> None:
+    """Write vocab.json and merges.txt as the published CLIP / RoBERTa tokenizer folders have them."""
+    import json
+    from pathlib import Path
+
+    vocab, merges = _clip_vocab() if kind == "clip" else _roberta_vocab()
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    (directory / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+
+
 TEXT_WIDTH = 32  # hidden size of each tiny CLIP text encoder; prompt_embeds are 2 × 32 = 64 wide
 
 

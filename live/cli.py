@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point."""
     _state["debug"] = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns a command's `typer.Exit` code instead of exiting.
+        rc = app(args=argv, standalone_mode=False)
     except BeatcanvasError as e:
         if _state["debug"]:
             raise
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             err.print("aborted")
             return 1
         raise
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":
