@@ -40,29 +40,15 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def build_stages(preset: Any, renderer_choice: str, profile: str, width: int, height: int, seed: int) -> tuple[Any, Any, dict[str, str], str]:
-    """(renderer, understanding or None, model ids, renderer name) for this export.
+def build_stages(preset: Any, renderer_choice: str | None, profile: str, width: int, height: int, seed: int) -> tuple[Any, Any, dict[str, str], str]:
+    """(renderer, understanding or None, model ids, renderer name) from the shared factory, so an
+    export looks like `play` with the same preset. Export is patient: SDXL may diffuse on a CPU."""
+    from live import factory
 
-    The live app's factory (live/factory.py) builds SDXL + understanding from a preset; without it
-    only the procedural renderer (no conditioning) can run.
-    """
-    from engine.render.select import choose_renderer
-
-    model = getattr(getattr(preset, "model", None), "model", "sdxl-turbo")
-    # Export is patient: SDXL on a CPU is allowed (seconds per frame), as --allow-cpu-diffusion.
-    choice = choose_renderer(renderer_choice, allow_cpu_diffusion=True, model=model)
-    log.info(choice.reason)
-    try:
-        from live import factory  # type: ignore[attr-defined]
-    except ImportError:
-        factory = None
-    if factory is not None and hasattr(factory, "build_export_stages"):
-        return factory.build_export_stages(preset, choice.kind, profile, width, height, seed)
-    if choice.kind == "procedural":
-        from engine.render.procedural import ProceduralRenderer
-
-        return ProceduralRenderer(width, height, seed), None, {}, "procedural"
-    raise BeatcanvasError("SDXL export needs the renderer factory, which is not in this build — use --renderer procedural")
+    opts = factory.RenderOptions(renderer=renderer_choice, profile=profile, allow_cpu_diffusion=True)
+    kind, reason = factory.choose(preset, opts)
+    log.info(reason)
+    return factory.build_export_stages(preset, kind, profile, width, height, seed)
 
 
 def export(
@@ -100,7 +86,7 @@ def export(
     plan = plan_export(settings)  # argument errors before any model loads
     check_resumable(settings, plan, force, keys=CHEAP_KEYS)
     rend, understanding, model_ids, rname = build_stages(
-        preset, renderer or preset.model.renderer, profile, width, height, seed_value
+        preset, renderer, profile, width, height, seed_value
     )
     settings = dataclasses.replace(
         settings, renderer=rname, model_ids=model_ids,
