@@ -54,6 +54,7 @@ class SessionConfig:
     height: int = 720
     hop_s: float = 0.5  # conditioning worker period
     max_fps: float = 60.0  # frame cap when vsync is unavailable (and a ceiling when it is)
+    max_render_fps: float | None = None  # renders faster than the display are wasted: None = max_fps
     duration: float | None = None  # stop after this many seconds (wall clock)
     stop_when_finished: bool = True  # a file source that ends ends the session
     backoff_s: float = 0.25  # first retry delay after a render/conditioning error; doubles
@@ -392,7 +393,13 @@ class Session:
         cfg = self.config
         backoff = 0.0
         features_seen = 0
+        min_gap = 1.0 / (cfg.max_render_fps or cfg.max_fps)
+        last_render = 0.0
         while not self._stop.is_set():
+            wait = last_render + min_gap - time.monotonic()
+            if wait > 0 and self._stop.wait(wait):
+                break
+            last_render = time.monotonic()
             if self._rebuild_wanted is not None and self.rebuild is not None:
                 self._do_rebuild()
             # Render from the newest of everything; wait briefly for fresh features so a fast
