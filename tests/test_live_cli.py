@@ -1,0 +1,123 @@
+"""`beatcanvas play` from the command line, the keys a performer presses, and the issue's full
+end-to-end run with the tiny SDXL profile (slow)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+import time
+
+import numpy as np
+import pygame
+import pytest
+import soundfile as sf
+
+from live.cli import main
+from live_fakes import FakeRenderer, FakeSource, synth_track
+from test_live_session import assert_kept_showing, key, make_session
+
+
+@pytest.fixture(scope="module")
+def track(tmp_path_factory):
+    path = tmp_path_factory.mktemp("audio") / "t.wav"
+    sf.write(str(path), synth_track(4.0), 48000)
+    return path
+
+
+def test_play_procedural_runs_and_reports(track, tmp_path, capsys):
+    code = main(["play", str(track), "--renderer", "procedural", "--no-audio-out", "--duration", "1.5",
+                 "--size", "320x180", "--screenshots", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "procedural renderer" in err  # select_renderer's reason is printed
+    assert "display frames" in err and "renders" in err
+
+
+def test_play_missing_track_is_one_line_error(tmp_path, capsys):
+    code = main(["play", str(tmp_path / "nope.wav"), "--renderer", "procedural", "--no-audio-out"])
+    err = capsys.readouterr().err
+    assert code == 1 and "nope.wav" in err and "Traceback" not in err
+
+
+def test_play_bad_size_is_one_line_error(track, capsys):
+    code = main(["play", str(track), "--renderer", "procedural", "--no-audio-out", "--size", "big"])
+    assert code == 1 and "--size" in capsys.readouterr().err
+
+
+def test_keys_freeze_blackout_hud_help(tmp_path):
+    source = FakeSource(synth_track(10.0))
+    renderer = FakeRenderer(delay=0.02)
+    script = [
+        (0.3, key(pygame.K_SPACE, " ")), (0.9, key(pygame.K_SPACE, " ")),
+        (1.0, key(pygame.K_b, "b")), (1.2, key(pygame.K_s, "s")), (1.3, key(pygame.K_b, "b")),
+        (1.4, key(pygame.K_h, "h")), (1.5, key(pygame.K_SLASH, "?")),
+    ]
+    session, display = make_session(tmp_path, renderer, source, duration=1.8, script=script)
+    pushes: list[tuple[float, int]] = []
+    orig_push = session.compositor.push
+    session.compositor.push = lambda f, now: (pushes.append((now - display.t0, 0)), orig_push(f, now))
+    session.run()
+    during_freeze = [t for t, _ in pushes if 0.35 < t < 0.85]
+    assert not during_freeze, "frames were pushed while frozen"
+    assert any(t > 0.95 for t, _ in pushes), "unfreeze did not resume"
+    shot = pygame.image.load(str(session.report.screenshots[0]))
+    assert pygame.surfarray.array3d(shot).max() == 0  # blackout shot is black
+    assert session.hud.visible is False and session.hud.show_help is True
+    assert_kept_showing(display, session)
+
+
+def test_tap_tempo_sets_bpm(tmp_path):
+    source = FakeSource(synth_track(10.0))
+    taps = [(0.2 + i * 0.4, key(pygame.K_t, "t")) for i in range(4)]  # 150 BPM
+    session, display = make_session(tmp_path, FakeRenderer(delay=0.02), source, duration=1.9, script=taps)
+    session.run()
+    assert abs(session.features.get()[1].tempo_bpm - 150) < 8
+
+
+@pytest.mark.slow
+def test_end_to_end_tiny_profile_slow_renderer(tmp_path):
+    """The issue's acceptance test at full length: a synthesized 20 s track through the real
+    FileSource, FeatureTracker and tiny-profile understanding + SDXL renderer slowed to >= 1 s per
+    frame. The display loop keeps running, frames change with the music, a screenshot is written."""
+    from engine.audio.features import FeatureTracker
+    from live import factory
+    from live.presets.schema import Preset
+    from live.session import Session, SessionConfig
+    from live.sources import FileSource
+    from test_live_session import RecordingDisplay
+
+    path = tmp_path / "t20.wav"
+    sf.write(str(path), synth_track(20.0), 48000)
+    preset = Preset(name="e2e", model={"renderer": "sdxl", "width": 256, "height": 256})
+    stages, _ = factory.build_stages(preset, factory.RenderOptions(profile="tiny"))
+    inner = stages.renderer
+
+    class Slow:
+        name, width, height = "slow-tiny", inner.width, inner.height
+        frames: list[np.ndarray] = []
+
+        def render(self, cond, features, t):
+            time.sleep(1.0)
+            frame = inner.render(cond, features, t)
+            self.frames.append(frame.image)
+            return frame
+
+        def reset(self, seed):
+            inner.reset(seed)
+
+    slow = Slow()
+    display = RecordingDisplay(320, 180, script=[(12.0, key(pygame.K_s, "s"))])
+    config = SessionConfig(width=320, height=180, screenshots_dir=tmp_path / "shots", hot_reload=False)
+    session = Session(FileSource(path, audio_out=False), FeatureTracker(), slow, preset, display,
+                      understanding=stages.understanding, config=config)
+    report = session.run()
+    assert report.seconds >= 19.0  # played to the track's end
+    assert report.conditioning_steps > 5 and report.frames_rendered >= 5
+    assert report.display_frames > 10 * report.frames_rendered
+    assert_kept_showing(display, session)
+    diffs = [np.abs(a.astype(int) - b).mean() for a, b in zip(slow.frames, slow.frames[1:])]
+    assert max(diffs) > 1.0, "frames did not change with the music"
+    assert len(list((tmp_path / "shots").glob("*.png"))) == 1
