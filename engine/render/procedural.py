@@ -65,7 +65,8 @@ _MAX_DT = 0.25  # a seek or a stall must not fling the animation forward
 def _palette_lut(valence: float, shift: float) -> np.ndarray:
     """256×3 float32 colour lookup for a valence in -1..1 (cool ↔ violet ↔ warm)."""
     v = float(np.clip(valence, -1.0, 1.0))
-    w = math.copysign(1.0 - (1.0 - abs(v)) ** 2, v)  # ease-out: the neutral violet is brief
+    # Ease-out with a gain: estimated valence rarely leaves ±0.5, and the neutral violet should be brief.
+    w = math.copysign(1.0 - (1.0 - min(1.0, 1.4 * abs(v))) ** 2, v)
     stops = NEUTRAL + (WARM - NEUTRAL) * w if w >= 0 else NEUTRAL + (COOL - NEUTRAL) * (-w)
     pos = np.linspace(0.0, 1.0, len(stops), dtype=np.float32)
     x = np.clip(np.linspace(0.0, 1.0, 256, dtype=np.float32) + shift, 0.0, 1.0)
@@ -207,11 +208,13 @@ class ProceduralRenderer:
 
         value = 0.5 + 0.5 * np.tanh((1.1 + 1.6 * c) * field)
         # Brightness: vignette, energy, the beat pulse and its expanding ring, high-band shimmer.
-        shade = self._vignette * (0.62 + 0.28 * c + 0.30 * self._beat_env)
-        if self._beat_env > 0.02:
+        # Beats accent energetic music; a pad's occasional "beat" should only glimmer.
+        beat = self._beat_env * (0.3 + 0.7 * c)
+        shade = self._vignette * (0.62 + 0.28 * c + 0.30 * beat)
+        if beat > 0.02:
             radius = 0.15 + 1.6 * (1.0 - self._beat_env)
             rr = np.sqrt(x * x + y * y)
-            shade = shade + 0.45 * self._beat_env * np.exp(-(((rr - radius) / 0.09) ** 2))
+            shade = shade + 0.45 * beat * np.exp(-(((rr - radius) / 0.09) ** 2))
         if high > 1.05:
             shade = shade * (1.0 + 0.12 * min(high - 1.0, 1.5) * np.sin(9.0 * (u2 - v2) + 5.0 * ph))
 
