@@ -214,3 +214,44 @@ def _transformer(profile, head_path, encoder, text, device, dtype, models_dir, s
     head = TransformerHead(cfg)
     head = head.to(device=device, dtype=dtype) if dtype else head.to(device)
     return head.eval().requires_grad_(False)
+
+
+def analyze_blocks(understanding: Understanding, blocks, hop_s: float = 5.0, sample_rate: int = 48_000,
+                   window_s: float = 10.0, on_window=None) -> list[dict]:
+    """Run `understanding` over streamed audio blocks every `hop_s` (windows zero-padded at the start,
+    as live): per window, the time, top labels per category with weights, valence/arousal, prompts."""
+    import numpy as np
+
+    n_win, hop = int(window_s * sample_rate), max(1, int(round(hop_s * sample_rate)))
+    buf = np.zeros(n_win, np.float32)  # the last n_win samples before `start`... kept trimmed below
+    buf_start = -n_win  # sample index of buf[0]
+    next_end, out = hop, []
+    total = 0
+
+    def emit(end: int) -> None:
+        a = end - n_win - buf_start
+        window = Window(buf[a : a + n_win].copy(), t_end=end / sample_rate, sample_rate=sample_rate)
+        understanding.step(window)
+        info = understanding.info
+        row: dict = {"t": round(end / sample_rate, 3), "scene_change": info.scene_change}
+        if info.heard is not None:
+            row["labels"] = {c: [[lab, round(w, 3)] for lab, w in items] for c, items in info.heard.top.items()}
+            row["valence"], row["arousal"] = round(info.heard.valence, 3), round(info.heard.arousal, 3)
+            row["prompts"] = [[p, round(w, 3)] for p, w in info.heard.prompts]
+        out.append(row)
+        if on_window is not None:
+            on_window(row)
+
+    for block in blocks:
+        buf = np.concatenate([buf, np.asarray(block, np.float32)])
+        total += len(block)
+        while next_end <= total:
+            emit(next_end)
+            next_end += hop
+        keep = n_win + hop
+        if len(buf) > keep:
+            buf_start += len(buf) - keep
+            buf = buf[-keep:]
+    if total and (not out or out[-1]["t"] * sample_rate < total - hop // 2):
+        emit(total)  # the end of the track
+    return out

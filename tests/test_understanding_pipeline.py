@@ -99,3 +99,17 @@ def test_understanding_step_transformer_and_cut(tiny_components, tmp_path):
 def test_unknown_head_is_a_user_error(tiny_components):
     with pytest.raises(BeatcanvasError, match="unknown head"):
         build_understanding("tiny", head="magic", clap=tiny_components[0])
+
+
+def test_analyze_blocks_reports_each_window(tiny_components, tmp_path):
+    from engine.understanding import analyze_blocks
+
+    clap, text, _ = tiny_components
+    u = build_understanding("tiny", head="zeroshot", cache_dir=tmp_path, clap=clap, text=text)
+    audio = _window(12, 12.0, 440).samples
+    blocks = [audio[i : i + 4800] for i in range(0, len(audio), 4800)]
+    rows = analyze_blocks(u, blocks, hop_s=5.0)
+    assert [r["t"] for r in rows] == [5.0, 10.0, 12.0]
+    r = rows[0]
+    assert set(r["labels"]) >= {"genre", "mood"} and len(r["labels"]["genre"]) == 3
+    assert -1 <= r["valence"] <= 1 and r["prompts"][0][0]

@@ -17,14 +17,27 @@ from engine.audio.io import probe
 from engine.errors import BeatcanvasError
 
 
-def run_head_analysis(head: str, track: Path, result: dict[str, Any], console: Console) -> None:
-    """HOOK for the understanding stage: add what a conditioning head heard to `result`.
+def run_head_analysis(head: str, track: Path, result: dict[str, Any], console: Console,
+                      profile: str = "real", hop_s: float = 5.0) -> None:
+    """The understanding stage's part of `analyze` (owned by the understanding engineer): CLAP every
+    `hop_s` over the track → the head's top labels, valence/arousal and prompt, as `result["head"]`."""
+    from engine.audio.io import iter_audio_blocks
+    from engine.understanding import analyze_blocks, build_understanding
 
-    `beatcanvas analyze TRACK --head zeroshot` calls this after the features. The understanding
-    engineer fills it in (e.g. CLAP every hop → zero-shot labels, stored as `result["head"]`); until
-    then asking for a head is a clear error rather than a silent no-op.
-    """
-    raise BeatcanvasError(f"--head {head} is not available yet in this build — run analyze without --head")
+    if head != "zeroshot":
+        raise BeatcanvasError(f"analyze --head supports 'zeroshot' (got '{head}'): the transformer head has no labels")
+    with console.status(f"loading the {head} head ({profile} profile)"):
+        u = build_understanding(profile, head=head)
+    rows = analyze_blocks(u, iter_audio_blocks(track, 48_000), hop_s=hop_s)
+    result["head"] = {"name": head, "profile": profile, "hop_s": hop_s, "windows": rows}
+    table = Table(title=f"{head} head, every {hop_s:g} s", title_justify="left")
+    for col in ("t", "genre", "mood", "energy", "V", "A", "prompt"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        top = {c: ", ".join(f"{lab} {w:.2f}" for lab, w in items[:2]) for c, items in r["labels"].items()}
+        table.add_row(f"{r['t']:.1f}", top.get("genre", ""), top.get("mood", ""), top.get("energy", ""),
+                      f"{r['valence']:+.2f}", f"{r['arousal']:+.2f}", r["prompts"][0][0])
+    console.print(table)
 
 
 def _words(v: float, neg: str, mid: str, pos: str) -> str:
@@ -75,6 +88,8 @@ def analyze(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write tempo, beats and 0.1 s frames to this JSON file."),
     frame_every: float = typer.Option(0.1, "--frame-every", min=0.01, help="Seconds between JSON frames."),
     head: Optional[str] = typer.Option(None, "--head", help="Also run a conditioning head (e.g. zeroshot), when available."),
+    profile: str = typer.Option("real", "--profile", help="Model profile for --head: real (published weights) or tiny."),
+    head_hop: float = typer.Option(5.0, "--head-hop", min=0.1, help="Seconds between --head windows."),
 ) -> None:
     """Beats, tempo, loudness, bands and valence/arousal of a track (streamed; any length)."""
     console = Console()
@@ -87,7 +102,7 @@ def analyze(
         result = analyze_track(track, frame_every=frame_every,
                                on_progress=lambda t: progress.update(task, completed=t))
     if head:
-        run_head_analysis(head, track, result, console)
+        run_head_analysis(head, track, result, console, profile=profile, hop_s=head_hop)
     if json_out is not None:
         payload = {k: result[k] for k in ("tempo_bpm", "beats", "frames")}
         payload.update({k: v for k, v in result.items() if k not in payload and k != "duration"})
