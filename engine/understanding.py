@@ -223,7 +223,7 @@ def analyze_blocks(understanding: Understanding, blocks, hop_s: float = 5.0, sam
     import numpy as np
 
     n_win, hop = int(window_s * sample_rate), max(1, int(round(hop_s * sample_rate)))
-    buf = np.zeros(n_win, np.float32)  # the last n_win samples before `start`... kept trimmed below
+    buf = np.zeros(n_win, np.float32)  # silence before the track: early windows are zero-padded
     buf_start = -n_win  # sample index of buf[0]
     next_end, out = hop, []
     total = 0
@@ -252,6 +252,6 @@ def analyze_blocks(understanding: Understanding, blocks, hop_s: float = 5.0, sam
         if len(buf) > keep:
             buf_start += len(buf) - keep
             buf = buf[-keep:]
-    if total and (not out or out[-1]["t"] * sample_rate < total - hop // 2):
-        emit(total)  # the end of the track
+    if total and next_end - hop < total:
+        emit(total)  # the end of the track, unless a hop landed exactly on it
     return out
