@@ -205,6 +205,15 @@ class Session:
             log.warning("stopping the audio source: %s", e)
         self.display.close()
 
+    def join_workers(self, timeout: float = 5.0) -> bool:
+        """After `stop`: wait for a worker still inside a render (torch aborts the process if
+        the interpreter exits under a running kernel). The window and sound are already gone, so
+        the show has ended for the audience; this only tidies the exit. True when all are done."""
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
+
     def run(self) -> SessionReport:
         """Start, run the display loop on this (main) thread until the show ends, stop."""
         self.start()

@@ -86,6 +86,7 @@ def run_show(
         rebuild=factory.rebuild_for(opts),
     )
     report = session.run()
+    session.join_workers(5.0)
     lat = f"{report.latency_ms_median:.0f} ms" if report.latency_ms_median is not None else "n/a"
     console.print(
         f"{report.display_frames} display frames ({report.display_fps:.1f} fps), {report.frames_rendered} renders, "
