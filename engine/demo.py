@@ -2,10 +2,10 @@
 on any machine without downloading anything.
 
 It has the arc the visuals should visibly follow:
-1. intro  — a slow, soft A-minor pad (i–VI–III–VII), dark filter, no drums;
+1. intro  — a slow, soft A-minor pad (i–iv–i–v, minor chords only), dark filter, no drums;
 2. build  — the pad's filter opens, a snare roll accelerates (quarters → eighths → sixteenths), a noise
    riser and a rising sweep climb, the harmony turns to E major (the dominant) to lead into…
-3. drop   — an energetic A-major section at 124 BPM: kick on every beat, snare on 2 and 4, hats, an
+3. drop   — an energetic A-major section (I–IV–V–IV) at 124 BPM: kick on every beat, snare on 2 and 4, hats, an
    eighth-note bass, the pad pumping under the kick; a crash on the downbeat.
 
 Everything is numpy (additive synthesis: the "filter" is a per-partial gain, so sweeps need no IIR
@@ -26,14 +26,16 @@ from engine.types import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-DEMO_VERSION = 1  # bump when the synthesis changes, so cached copies are regenerated
+DEMO_VERSION = 2  # bump when the synthesis changes, so cached copies are regenerated
 BPM = 124.0
 BEAT_S = 60.0 / BPM
 BAR_S = 4 * BEAT_S
 
-A_MINOR_CHORDS = [("Am", (57, 60, 64)), ("F", (53, 57, 60)), ("C", (48, 55, 60, 64)), ("G", (55, 59, 62))]
-BUILD_CHORDS = [("F", (53, 57, 60)), ("G", (55, 59, 62)), ("E", (52, 56, 59, 64))]
-A_MAJOR_CHORDS = [("A", (57, 61, 64)), ("E", (52, 56, 59)), ("F#m", (54, 57, 61)), ("D", (50, 54, 57))]
+# Minor chords only in the intro and major chords only in the drop: a listener hears the key, but a
+# feature tracker estimates the mode chord by chord, so every chord must carry the section's mood.
+A_MINOR_CHORDS = [("Am", (57, 60, 64)), ("Dm", (50, 57, 62, 65)), ("Am", (52, 57, 60, 64)), ("Em", (52, 55, 59, 64))]
+BUILD_CHORDS = [("Dm", (50, 57, 62, 65)), ("F", (53, 57, 60)), ("E", (52, 56, 59, 64))]
+A_MAJOR_CHORDS = [("A", (57, 61, 64)), ("D", (50, 54, 57, 62)), ("E", (52, 56, 59, 64)), ("D", (50, 54, 57, 62))]
 
 
 @dataclass(frozen=True)
