@@ -54,7 +54,9 @@ class SessionConfig:
     height: int = 720
     hop_s: float = 0.5  # conditioning worker period
     max_fps: float = 60.0  # frame cap when vsync is unavailable (and a ceiling when it is)
-    max_render_fps: float | None = None  # renders faster than the display are wasted: None = max_fps
+    # Renders beyond this are wasted CPU (the prepare scale alone is ~3 ms): the crossfade fills
+    # the gaps. A GPU renderer faster than this just idles.
+    max_render_fps: float = 30.0
     duration: float | None = None  # stop after this many seconds (wall clock)
     stop_when_finished: bool = True  # a file source that ends ends the session
     backoff_s: float = 0.25  # first retry delay after a render/conditioning error; doubles
@@ -402,7 +404,7 @@ class Session:
         cfg = self.config
         backoff = 0.0
         features_seen = 0
-        min_gap = 1.0 / (cfg.max_render_fps or cfg.max_fps)
+        min_gap = 1.0 / max(1e-3, min(cfg.max_render_fps, cfg.max_fps))
         last_render = 0.0
         while not self._stop.is_set():
             wait = last_render + min_gap - time.monotonic()
