@@ -178,3 +178,15 @@ def test_user_errors_are_beatcanvas_errors(tiny_components):
         SDXLRenderer(dataclasses.replace(sdxl, vae=None), SIZE, SIZE, decoder="vae")
     with pytest.raises(BeatcanvasError, match="backend"):
         SDXLRenderer(sdxl, SIZE, SIZE, backend="warp-drive")
+
+
+def test_guidance_uses_the_negative_conditioning(tiny_components):
+    _, text, sdxl = tiny_components
+    comps = components_for(sdxl, "sdxl-turbo")
+    cond, neg = conditioning(text, 1), conditioning(text, 3)
+    with_neg = SDXLRenderer(comps, SIZE, SIZE, steps=1, guidance_scale=2.0, seed=0, negative=neg).render_latents(cond)
+    pair = SDXLRenderer(comps, SIZE, SIZE, steps=1, guidance_scale=2.0, seed=0,
+                        negative=(neg.prompt_embeds, neg.pooled_prompt_embeds)).render_latents(cond)
+    zeros = SDXLRenderer(comps, SIZE, SIZE, steps=1, guidance_scale=2.0, seed=0).render_latents(cond)
+    torch.testing.assert_close(with_neg, pair)
+    assert not torch.allclose(with_neg, zeros, atol=1e-3)

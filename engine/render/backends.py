@@ -95,7 +95,8 @@ def compile_inductor(unet, decoder, device: torch.device, mode: str = "max-autot
     """(compiled UNet, compiled decoder). Compilation itself happens lazily, on the first call."""
     if device.type == "cuda":
         configure_inductor()
-    if hasattr(unet, "fuse_qkv_projections"):
+    already_fused = any("Fused" in type(p).__name__ for p in getattr(unet, "attn_processors", {}).values())
+    if hasattr(unet, "fuse_qkv_projections") and not already_fused:  # a step-down renderer reuses the UNet
         unet.fuse_qkv_projections()  # one matmul for q, k, v in self-attention
     unet.to(memory_format=torch.channels_last)
     decoder.to(memory_format=torch.channels_last)

@@ -88,9 +88,11 @@ class SDXLRenderer:
     prepared by the compile back-end named by `backend` (engine/render/backends.py). Not thread-safe:
     one render worker owns one renderer.
 
-    Attributes a caller may set between frames: `negative` (the negative `Conditioning` for
-    classifier-free guidance, used only when `guidance_scale > 1`; None = zeros), `feedback`,
-    `seed_policy`, `reuse_noise`.
+    Attributes a caller may set between frames: `negative` (the negative conditioning for
+    classifier-free guidance, used only when `guidance_scale > 1`: a `Conditioning` or the
+    `(prompt_embeds, pooled)` pair from `Understanding.negative_conditioning()`; None = zeros),
+    `feedback`, `seed_policy`, `reuse_noise`. `guidance_scale` is fixed at construction (it sets the
+    UNet batch, which static-shape back-ends compile for).
     """
 
     def __init__(
@@ -108,7 +110,7 @@ class SDXLRenderer:
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         backend: str = "eager",
-        negative: Conditioning | None = None,
+        negative: Conditioning | tuple[torch.Tensor, torch.Tensor] | None = None,
         cache_dir=None,
         progress=None,
     ):
@@ -213,8 +215,11 @@ class SDXLRenderer:
         time_ids = self.add_time_ids.expand(batch, -1)
         if self.do_cfg:
             neg = self.negative
-            neg_embeds = torch.zeros_like(embeds) if neg is None else neg.prompt_embeds.to(embeds).expand_as(embeds)
-            neg_pooled = torch.zeros_like(pooled) if neg is None else neg.pooled_prompt_embeds.to(pooled).expand_as(pooled)
+            if neg is None:
+                neg_embeds, neg_pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
+            else:  # a Conditioning, or the (prompt_embeds, pooled) pair Understanding.negative_conditioning gives
+                neg_e, neg_p = (neg.prompt_embeds, neg.pooled_prompt_embeds) if isinstance(neg, Conditioning) else neg
+                neg_embeds, neg_pooled = neg_e.to(embeds).expand_as(embeds), neg_p.to(pooled).expand_as(pooled)
             embeds, pooled = torch.cat([neg_embeds, embeds]), torch.cat([neg_pooled, pooled])
             time_ids = torch.cat([time_ids, time_ids])
         return embeds, pooled, time_ids
