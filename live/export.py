@@ -34,6 +34,8 @@ import logging
 import math
 import os
 import re
+import struct
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -238,16 +240,37 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
             tmp.unlink()
 
 
+def encode_png(rgb: np.ndarray, level: int = 1) -> bytes:
+    """HxWx3 uint8 → PNG bytes: the "Up" filter on every row and zlib level 1.
+
+    Five times faster than pygame's encoder (libpng at its default level: 136 ms vs 24 ms for a
+    1280x720 frame on the reference CPU) at 1.7x the size; export is bound by PNG encoding with
+    the procedural renderer. Lossless and deterministic (stdlib zlib, no timestamps).
+    """
+    h, w, _ = rgb.shape
+    rows = np.empty((h, w * 3 + 1), dtype=np.uint8)
+    rows[:, 0] = 2  # filter type Up: each row minus the row above (the first row minus zeros)
+    flat = rgb.reshape(h, w * 3)
+    rows[0, 1:] = flat[0]
+    np.subtract(flat[1:], flat[:-1], out=rows[1:, 1:])  # uint8 wraps, as PNG's mod-256 wants
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows.tobytes(), level))
+        + chunk(b"IEND", b"")
+    )
+
+
 def write_png(surface: pygame.Surface, path: Path) -> None:
     """Save a Surface as PNG atomically: a temp file in the same folder, then os.replace."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    try:
-        with open(tmp, "wb") as f:
-            pygame.image.save(surface, f, "frame.png")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    w, h = surface.get_size()
+    rgb = np.frombuffer(pygame.image.tobytes(surface, "RGB"), dtype=np.uint8).reshape(h, w, 3)
+    _atomic_write_bytes(path, encode_png(rgb))
 
 
 def png_ok(path: Path, size: tuple[int, int]) -> bool:
@@ -434,7 +457,7 @@ def run_export(
         f.truncate(log_bytes)
     for p in out.iterdir():
         m = _FRAME_RE.match(p.name)
-        if (m and int(m.group(1)) > done) or (p.name.startswith(".frame_") and p.name.endswith(".png")):
+        if (m and int(m.group(1)) > done) or p.name.startswith(".frame_"):
             p.unlink()
 
     manifest = {

@@ -247,3 +247,17 @@ def test_out_dir_under_a_file_is_unwritable(track, tmp_path):
     f.write_text("x")
     with pytest.raises(BeatcanvasError, match="cannot write to the output folder .*pick another --out"):
         export(settings(track, f / "frames"))
+
+
+def test_png_encoder_is_lossless(tmp_path):
+    import pygame
+
+    from live.export import encode_png
+
+    rgb = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    rgb[10:20] = 255  # wrap-around in the Up filter
+    p = tmp_path / "x.png"
+    p.write_bytes(encode_png(rgb))
+    surf = pygame.image.load(str(p))
+    back = np.frombuffer(pygame.image.tobytes(surf, "RGB"), np.uint8).reshape(37, 53, 3)
+    assert np.array_equal(back, rgb)
