@@ -48,7 +48,19 @@ def build_stages(preset: Any, renderer_choice: str | None, profile: str, width: 
     opts = factory.RenderOptions(renderer=renderer_choice, profile=profile, allow_cpu_diffusion=True)
     kind, reason = factory.choose(preset, opts)
     log.info(reason)
-    return factory.build_export_stages(preset, kind, profile, width, height, seed)
+    renderer, understanding, ids, name = factory.build_export_stages(preset, kind, profile, width, height, seed)
+    return renderer, understanding, {**_published_ids(preset, kind, profile), **ids}, name
+
+
+def _published_ids(preset: Any, kind: str, profile: str) -> dict[str, str]:
+    """repo@revision of every published model the export uses (for the manifest), from the registry."""
+    if kind != "sdxl" or profile != "real":
+        return {}
+    from engine.registry import MODELS
+
+    names = [preset.model.model, "clap"] + (["taesdxl"] if preset.model.decoder == "taesd" else [])
+    names += [d for n in list(names) if n in MODELS for d in MODELS[n].depends_on]
+    return {n: f"{MODELS[n].repo_id}@{MODELS[n].revision}" for n in names if n in MODELS}
 
 
 def export(
