@@ -195,12 +195,12 @@ class ProceduralRenderer:
             field += wi * np.sin(arg)
             total += wi
         field *= (1.0 - 0.6 * (mw[1] + mw[2])) / max(total, 1e-6)
-        r = np.sqrt(u2 * u2 + v2 * v2)
         if mw[1] > 0.01:  # rings: concentric waves travelling outwards
+            r = np.sqrt(u2 * u2 + v2 * v2)
             field += mw[1] * np.sin((5.0 + 6.0 * c) * r - 3.0 * ph + o[10])
         if mw[2] > 0.01:  # cells: soft blobs on Lissajous paths
             blobs = np.zeros_like(u2)
-            for j, (a, b, p, q) in enumerate(self._cells):
+            for a, b, p, q in self._cells:
                 cx = 1.2 * math.sin(a * ph * 0.7 + p * 3)
                 cy = 0.7 * math.sin(b * ph * 0.6 + q * 3)
                 blobs += np.exp(-((u2 - cx) ** 2 + (v2 - cy) ** 2) * (3.0 + 2.0 * c))
