@@ -93,8 +93,10 @@ def _check_profile(profile: str) -> None:
 
 
 def _place(module: torch.nn.Module, device: str | torch.device, dtype: torch.dtype | None):
-    module = module.to(device=device, dtype=dtype) if dtype is not None else module.to(device)
-    return module.eval().requires_grad_(False)
+    # Cast only when needed: diffusers warns on every `.to(dtype)`, even a no-op one.
+    if dtype is not None and next(module.parameters()).dtype != dtype:
+        module = module.to(dtype=dtype)
+    return module.to(device).eval().requires_grad_(False)
 
 
 def _random(cls, config: dict, device, dtype):
