@@ -155,6 +155,7 @@ class FileSource:
         self.duration = self.info.duration
         self.mode = "fixed" if fixed_clock else "device" if audio_out else "realtime"
         self.device = device
+        self.fallback_reason: str | None = None  # set when no output device could be opened
         self.block_size = block_size
         self.sample_rate = sample_rate
         self.ring = RingBuffer(ring_seconds, sample_rate)
@@ -218,6 +219,20 @@ class FileSource:
             self._thread = threading.Thread(target=self._pace, name="beatcanvas-file-pace", daemon=True)
             self._thread.start()
             return
+        try:
+            self._start_output()
+        except BeatcanvasError as e:
+            if self.device is not None:  # the user asked for this device: say so, don't hide it
+                raise
+            # No sound card (a headless box, a VM): the show goes on, silent, on the wall clock.
+            self.stop()
+            self._stop.clear()
+            log.warning("%s — playing silently instead", e)
+            self.fallback_reason = str(e)
+            self.mode = "realtime"
+            self.start()
+
+    def _start_output(self) -> None:
         sd = self._sd = import_sounddevice()
         index = resolve_device(self.device, "output")
         self._thread = threading.Thread(target=self._decode_ahead, name="beatcanvas-file-decode", daemon=True)

@@ -107,6 +107,31 @@ def test_file_source_no_audio_out_runs_at_real_time_pace(tmp_path: Path, monkeyp
         src.stop()
 
 
+def test_file_source_without_any_output_device_plays_silently(tmp_path: Path, monkeypatch) -> None:
+    def no_device(device, kind):
+        raise BeatcanvasError("no audio output device found")
+
+    monkeypatch.setattr(sources, "resolve_device", no_device)
+    src = FileSource(_track(tmp_path, 0.6))
+    src.start()
+    try:
+        time.sleep(0.3)
+        assert src.mode == "realtime" and "no audio output device" in src.fallback_reason
+        assert 0.1 < src.clock() < 0.5  # the wall clock drives the show
+    finally:
+        src.stop()
+
+
+def test_file_source_named_output_device_that_fails_is_an_error(tmp_path: Path, monkeypatch) -> None:
+    def no_device(device, kind):
+        raise BeatcanvasError(f"no audio output device named {device!r}")
+
+    monkeypatch.setattr(sources, "resolve_device", no_device)
+    monkeypatch.setattr(sources, "import_sounddevice", lambda: SimpleNamespace())
+    with pytest.raises(BeatcanvasError, match="speakers"):
+        FileSource(_track(tmp_path, 0.6), device="speakers").start()
+
+
 def test_file_source_rejects_bad_file_before_opening_devices(tmp_path: Path) -> None:
     (tmp_path / "x.mp3").write_bytes(b"")
     with pytest.raises(BeatcanvasError, match="empty"):
