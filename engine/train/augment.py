@@ -6,8 +6,8 @@ is a resampling or a sum, done with soxr on the CPU — cheap next to a CLAP for
 
 Time stretch and pitch shift are both resampling tricks: stretch resamples and keeps the new length
 (tempo and pitch move together, like a turntable's pitch fader, which is what DJs do to music anyway);
-pitch shift resamples and then restores the duration with a second stretch. Neither needs a phase
-vocoder, and CLAP's embedding is robust to the small artefacts.
+pitch shift resamples and then restores the duration with WSOLA (a waveform-similarity overlap-add
+stretch that keeps pitch). No phase vocoder, and CLAP's embedding is robust to the small artefacts.
 """
 
 from __future__ import annotations
@@ -50,13 +50,44 @@ def time_stretch(x: np.ndarray, factor: float) -> np.ndarray:
     return _resample_by(x, factor)
 
 
-def pitch_shift(x: np.ndarray, semitones: float) -> np.ndarray:
-    """Up by `semitones`, duration kept: speed up by 2^(s/12), then stretch back to the old length."""
-    ratio = 2.0 ** (semitones / 12.0)
-    y = _resample_by(x, ratio)
+def wsola(x: np.ndarray, out_len: int, frame: int = 2048, hop: int = 512, tol: int = 256) -> np.ndarray:
+    """Pitch-preserving time stretch to `out_len` samples (WSOLA): each output grain is read near its
+    nominal source position, shifted by up to ±`tol` samples to continue the previous grain's waveform
+    (cross-correlation, via FFT), then Hann-overlap-added."""
+    from scipy.signal import correlate
+
+    x = np.asarray(x, dtype=np.float64)
     n = len(x)
-    idx = np.linspace(0, len(y) - 1, n)
-    return np.interp(idx, np.arange(len(y)), y).astype(np.float32)
+    if n == 0 or out_len <= 0:
+        return np.zeros(max(out_len, 0), np.float32)
+    rate = n / out_len
+    xp = np.pad(x, (tol, frame + tol + hop))  # every read below stays in range
+    win = np.hanning(frame)
+    out = np.zeros(out_len + frame)
+    norm = np.zeros(out_len + frame)
+    prev = None
+    for o in range(0, out_len, hop):
+        a = int(round(o * rate)) + tol  # nominal source position (in padded coordinates)
+        if prev is None:
+            pos = a
+        else:
+            ref = xp[prev + hop : prev + hop + frame // 2]
+            region = xp[a - tol : a + tol + frame // 2]
+            c = correlate(region, ref, mode="valid", method="fft")
+            pos = a - tol + int(np.argmax(c))
+        out[o : o + frame] += xp[pos : pos + frame] * win
+        norm[o : o + frame] += win
+        prev = pos
+    return (out[:out_len] / np.maximum(norm[:out_len], 1e-3)).astype(np.float32)
+
+
+def pitch_shift(x: np.ndarray, semitones: float) -> np.ndarray:
+    """Up by `semitones`, duration kept: play 2^(s/12) faster (pitch and tempo up), then WSOLA-stretch
+    back to the old length (tempo restored, pitch kept)."""
+    ratio = 2.0 ** (semitones / 12.0)
+    if len(x) == 0 or ratio == 1.0:
+        return np.asarray(x, dtype=np.float32).copy()
+    return wsola(_resample_by(x, ratio), len(x))
 
 
 def add_noise(x: np.ndarray, level_db: float, rng: np.random.Generator) -> np.ndarray:

@@ -242,7 +242,7 @@ class TextInputs:
     """Fixed CLAP text embeddings: the same input every epoch."""
 
     def __init__(self, emb: torch.Tensor):
-        self.emb = emb.float()
+        self.emb = emb.float().clone()  # a normal tensor, not an inference-mode one
 
     @property
     def dim(self) -> int:
@@ -276,10 +276,10 @@ class AudioInputs:
             todo = [i for i in indices if i not in self._val]
             if todo:
                 emb = self.clap.encode_audio(np.stack([centre_crop(self.segments[i], self.cfg.seconds) for i in todo]))
-                self._val.update({i: e for i, e in zip(todo, emb.cpu())})
+                self._val.update({i: e for i, e in zip(todo, emb.cpu().clone())})
             return torch.stack([self._val[i] for i in indices])
         clips = [augment(self.segments[i], np.random.default_rng([self.seed, epoch, i]), self.cfg) for i in indices]
-        return self.clap.encode_audio(np.stack(clips)).cpu()
+        return self.clap.encode_audio(np.stack(clips)).cpu().clone()  # inference tensor → autograd-usable
 
 
 def audio_data(songs: list[Song], clap, val_fraction: float = 0.15, seed: int = 0, augment_cfg=None) -> TrainData:
