@@ -26,22 +26,10 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from engine.demo import write_demo_track  # noqa: E402
 from live.export import ExportSettings, run_export  # noqa: E402
-
-
-def synth(path: Path, seconds: float, sr: int = 48_000) -> None:
-    t = np.arange(int(seconds * sr)) / sr
-    x = 0.1 * (np.sin(2 * np.pi * 220 * t) + np.sin(2 * np.pi * 277.2 * t) + np.sin(2 * np.pi * 329.6 * t))
-    kick = np.sin(2 * np.pi * 60 * np.arange(4800) / sr) * np.exp(-np.arange(4800) / 1200)
-    for c in np.arange(0, seconds, 0.5):
-        i = int(c * sr)
-        n = min(4800, len(x) - i)
-        x[i : i + n] += 0.6 * kick[:n]
-    sf.write(path, x.astype(np.float32), sr)
 
 
 def case(track: Path, work: Path, name: str, *, renderer: str, profile: str, size: tuple[int, int],
@@ -94,7 +82,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         track = work / "track.wav"
-        synth(track, max(args.seconds, args.tiny_seconds) + 0.5)
+        write_demo_track(track, seconds=max(args.seconds, args.tiny_seconds) + 0.5)
         results = [
             case(track, work, "procedural-512", renderer="procedural", profile="real", size=(512, 512),
                  fps=30, seconds=args.seconds, trace=True),

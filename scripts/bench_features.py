@@ -27,22 +27,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.audio.features import FeatureTracker  # noqa: E402
+from engine.demo import demo_track  # noqa: E402
 from engine.types import SAMPLE_RATE  # noqa: E402
-
-
-def synth(seconds: float, sr: int = SAMPLE_RATE) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    t = np.arange(int(seconds * sr)) / sr
-    x = 0.1 * (np.sin(2 * np.pi * 220 * t) + np.sin(2 * np.pi * 277.2 * t) + np.sin(2 * np.pi * 329.6 * t))
-    kick = np.sin(2 * np.pi * 60 * np.arange(4800) / sr) * np.exp(-np.arange(4800) / 1200)
-    for c in np.arange(0, seconds, 0.5):
-        i = int(c * sr)
-        n = min(4800, len(x) - i)
-        x[i : i + n] += 0.6 * kick[:n]
-        j = i + int(0.25 * sr)
-        if j + 2400 < len(x):
-            x[j : j + 2400] += 0.2 * rng.standard_normal(2400) * np.exp(-np.arange(2400) / 400)
-    return x.astype(np.float32)
 
 
 def main() -> int:
@@ -58,7 +44,7 @@ def main() -> int:
         pinned = True
     except (AttributeError, OSError):
         pinned = False
-    x = synth(args.seconds)
+    x = demo_track(args.seconds)
     blocks = [x[i : i + args.block] for i in range(0, len(x) - args.block + 1, args.block)]
     times = []
     for _ in range(args.repeats):
