@@ -186,3 +186,14 @@ def test_split_is_by_song_and_stratified():
         if len(members) >= 10:
             assert any(i in va for i in members)
     assert stratified_split(keys, 0.2, seed=3) == (tr, va)
+
+
+def test_bf16_autocast_trains_and_saves_fp32(tiny_components, tmp_path):
+    from dataclasses import replace
+
+    _, text, _ = tiny_components
+    res = train(synthetic_data(items_per_class=5), text, tmp_path / "h.safetensors", replace(_cfg(3), bf16=True),
+                HeadConfig.for_components(16, text, **SMALL_HEAD))
+    assert all(math.isfinite(h.train_loss) for h in res.history)
+    assert res.history[-1].train_loss < res.history[0].train_loss
+    assert TransformerHead.load(tmp_path / "h.safetensors").pool.weight.dtype == torch.float32

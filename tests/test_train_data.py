@@ -161,3 +161,33 @@ def test_cli_trains_a_head_from_a_manifest(tmp_path, capsys):
     head = TransformerHead.load(out)
     pe, pooled = head(torch.zeros(1, 16))
     assert pe.shape == (1, 77, 64) and pooled.shape == (1, 32)
+
+
+class _CountingClap:
+    """Stands in for ClapEncoder: an embedding that depends on the clip, and a call counter."""
+
+    embed_dim = 4
+
+    def __init__(self):
+        self.clips = 0
+
+    def encode_audio(self, clips):
+        self.clips += len(clips)
+        x = torch.from_numpy(np.asarray(clips))
+        return torch.stack([x.mean(1), x.std(1), x.abs().max(1).values, x[:, ::7].mean(1)], dim=1)
+
+
+def test_audio_views_are_reused_after_k_epochs():
+    from engine.train.data import AudioInputs
+
+    songs = [tone([110.0 * (i + 2)], 12.0) for i in range(3)]
+    clap = _CountingClap()
+    inp = AudioInputs(songs, clap, seed=1, views=2)
+    e = [inp.embed([0, 1, 2], epoch, True) for epoch in range(4)]
+    assert clap.clips == 6  # only epochs 0 and 1 paid for augmentation + CLAP
+    assert torch.equal(e[2], e[0]) and torch.equal(e[3], e[1]) and not torch.equal(e[0], e[1])
+    fresh = AudioInputs(songs, _CountingClap(), seed=1, views=0)
+    assert torch.equal(fresh.embed([2, 0], 0, True), e[0][[2, 0]])  # same seeding, any batch order
+    assert not torch.equal(fresh.embed([0], 2, True), e[0][[0]])  # views=0: a new view every epoch
+    v1, v2 = inp.embed([1], 0, False), inp.embed([1], 3, False)
+    assert torch.equal(v1, v2) and clap.clips == 7  # validation: one fixed centre crop, encoded once

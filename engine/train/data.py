@@ -253,17 +253,24 @@ class TextInputs:
 
 
 class AudioInputs:
-    """CLAP audio embeddings of songs' middle 3/5: a fresh seeded augmentation per (epoch, song) for
-    training, the fixed centre 10 s for validation (cached: it never changes)."""
+    """CLAP audio embeddings of songs' middle 3/5: a seeded augmentation per (epoch, song) for training,
+    the fixed centre 10 s for validation (cached: it never changes).
 
-    def __init__(self, segments: list[np.ndarray], clap, augment_cfg=None, seed: int = 0):
+    Augmentation (one CPU core, ~0.2 s a clip) and CLAP cost far more than a head step. With `views`
+    = K > 0, epoch e reuses augmentation number e mod K and its embedding is kept in memory, so only
+    the first K epochs pay for audio (2 KB per song and view at 512-d).
+    """
+
+    def __init__(self, segments: list[np.ndarray], clap, augment_cfg=None, seed: int = 0, views: int = 0):
         from engine.train.augment import AugmentConfig
 
         self.segments = segments
         self.clap = clap
         self.cfg = augment_cfg or AugmentConfig()
         self.seed = seed
+        self.views = views
         self._val: dict[int, torch.Tensor] = {}
+        self._train: dict[tuple[int, int], torch.Tensor] = {}
 
     @property
     def dim(self) -> int:
@@ -278,11 +285,21 @@ class AudioInputs:
                 emb = self.clap.encode_audio(np.stack([centre_crop(self.segments[i], self.cfg.seconds) for i in todo]))
                 self._val.update({i: e for i, e in zip(todo, emb.cpu().clone())})
             return torch.stack([self._val[i] for i in indices])
-        clips = [augment(self.segments[i], np.random.default_rng([self.seed, epoch, i]), self.cfg) for i in indices]
-        return self.clap.encode_audio(np.stack(clips)).cpu().clone()  # inference tensor → autograd-usable
+        view = epoch % self.views if self.views > 0 else epoch
+        todo = [i for i in indices if (view, i) not in self._train]
+        if todo:
+            clips = [augment(self.segments[i], np.random.default_rng([self.seed, view, i]), self.cfg) for i in todo]
+            emb = self.clap.encode_audio(np.stack(clips)).cpu().clone()  # inference tensor → autograd-usable
+            if self.views > 0:
+                self._train.update({(view, i): e for i, e in zip(todo, emb)})
+            else:
+                fresh = dict(zip(todo, emb))
+                return torch.stack([fresh[i] for i in indices])
+        return torch.stack([self._train[(view, i)] for i in indices])
 
 
-def audio_data(songs: list[Song], clap, val_fraction: float = 0.15, seed: int = 0, augment_cfg=None) -> TrainData:
+def audio_data(songs: list[Song], clap, val_fraction: float = 0.15, seed: int = 0, augment_cfg=None,
+               views: int = 0) -> TrainData:
     """Decode every song once (middle 3/5 kept in memory as float32), split by song."""
     from engine.audio.io import load_audio
 
@@ -291,7 +308,7 @@ def audio_data(songs: list[Song], clap, val_fraction: float = 0.15, seed: int = 
                                        [s.genre for s in songs])
     train, val = stratified_split(song_strata(songs), val_fraction, seed)
     return TrainData(bank, pidx, torch.tensor([(s.valence, s.energy) for s in songs], dtype=torch.float32),
-                     [s.genre for s in songs], train, val, AudioInputs(segments, clap, augment_cfg, seed),
+                     [s.genre for s in songs], train, val, AudioInputs(segments, clap, augment_cfg, seed, views),
                      [s.path.name for s in songs])
 
 

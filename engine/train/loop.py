@@ -46,6 +46,7 @@ class TrainConfig:
     lr_final: float = 5e-6
     seed: int = 0
     negative_quantile: float = 0.5  # negatives come from the lowest-VAG half of the prompts
+    bf16: bool = False  # autocast the head's forward to bfloat16 (GPU speed; the loss stays fp32)
     loss: LossConfig = field(default_factory=LossConfig)
 
 
@@ -314,7 +315,8 @@ def train(
             x = data.inputs.embed(idx.tolist(), epoch, True).to(device)
             pos = data.prompt_idx[idx]
             neg = sample_negatives(allowed[idx], cfg.negatives, gen)
-            pe, pooled = head(x)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                pe, pooled = head(x)
             res = head_loss(pe, pooled, targets[0][pos], targets[0][neg], targets[1][pos], targets[1][neg], cfg.loss)
             opt.zero_grad(set_to_none=True)
             res.loss.backward()

@@ -40,10 +40,12 @@ def train_cmd(
     temperature: float = typer.Option(0.07, "--temperature", help="InfoNCE temperature τ."),
     lr: float = typer.Option(1e-4, "--lr", help="Initial learning rate (decays exponentially)."),
     lr_final: float = typer.Option(5e-6, "--lr-final", help="Learning rate at the last step."),
+    views: int = typer.Option(0, "--views", min=0, help="Audio: reuse K augmented views per song (epoch e uses view e mod K, embeddings kept in memory); 0 = a fresh view every epoch."),
     val_fraction: float = typer.Option(0.15, "--val-fraction", help="Share of songs/pairs held out for validation."),
     layers: int = typer.Option(4, "--layers", min=1, help="Transformer layers per branch (thesis: 4)."),
     heads: int = typer.Option(8, "--heads", min=1, help="Attention heads (thesis: 8)."),
     seed: int = typer.Option(0, "--seed"),
+    bf16: bool = typer.Option(False, "--bf16", help="bfloat16 autocast for the head (recommended on GPUs with bf16)."),
     profile: str = typer.Option("real", "--profile", help="tiny | random-full | real (published weights)."),
     model: str = typer.Option("sdxl-turbo", "--model", help="Whose text encoders to target: sdxl-turbo | sdxl-lightning."),
     models_dir: Optional[Path] = typer.Option(None, "--models-dir", envvar="BEATCANVAS_MODELS", file_okay=False),
@@ -75,13 +77,17 @@ def train_cmd(
     from engine.train.loss import LossConfig
 
     dev = _device(device)
+    if dev.startswith("cuda"):
+        import torch
+
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls for the fp32 parts
     songs = read_manifest(data) if data is not None else None  # validate before loading any model
     with console.status(f"loading {profile} CLAP and text encoders on {dev}…"):
         clap = ClapEncoder(build_clap(profile, device=dev, models_dir=models_dir), device=dev)
         text = build_text_encoders(profile, device=dev, models_dir=models_dir, model=model)
     if songs is not None:
         with console.status(f"decoding {len(songs)} songs…"):
-            td = audio_data(songs, clap, val_fraction, seed)
+            td = audio_data(songs, clap, val_fraction, seed, views=views)
         source = f"manifest {data.name}"
     else:
         with console.status(f"embedding {pairs} captions with CLAP's text tower…"):
@@ -89,7 +95,7 @@ def train_cmd(
         source = f"text-distill ({pairs} pairs)"
     console.print(f"{source}: {len(td.train)} train / {len(td.val)} val items, {len(td.bank.texts)} prompts, "
                   f"device {dev}, chance accuracy {1 / (1 + negatives):.3f}")
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, negatives=negatives, lr=lr, lr_final=lr_final, seed=seed,
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, negatives=negatives, lr=lr, lr_final=lr_final, seed=seed, bf16=bf16,
                       loss=LossConfig(temperature=temperature))
     hc = HeadConfig.for_components(clap.embed_dim, text, layers=layers, heads=heads)
 
