@@ -229,6 +229,8 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
         stages["to_host"] = time_stage(lambda: renderer.to_host(decoded), device, settings.warmup, settings.iters)
         stages["end_to_end"] = time_stage(frame, device, settings.warmup, settings.iters)
 
+    if settings.warmup == 0:
+        notes.append("warmup 0: each stage's first timed call includes first-call costs (lazy init, cold caches)")
     e2e = stages["end_to_end"]["median_ms"]
     result = {
         "command": settings.command(),
