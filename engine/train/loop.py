@@ -22,7 +22,7 @@ import json
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -346,7 +346,3 @@ def _save_head(head: TransformerHead, out: Path, history: list[EpochInfo], cfg: 
         meta["val_accuracy"] = f"{history[-1].val_accuracy:.4f}"
     meta.update(extra or {})
     head.save(out, extra=meta)
-
-
-def with_epochs(cfg: TrainConfig, epochs: int) -> TrainConfig:
-    return replace(cfg, epochs=epochs)
