@@ -13,7 +13,7 @@ from engine.errors import BeatcanvasError
 from engine.heads.transformer import HeadConfig, TransformerHead
 from engine.train.data import PromptBank, TextInputs, TrainData, stratified_split
 from engine.train.loop import TrainConfig, lr_at, train
-from engine.train.loss import LossConfig, head_loss, negative_pools, sample_negatives
+from engine.train.loss import LossConfig, NegativeSampler, head_loss
 from engine.vag import vag_similarity
 
 
@@ -62,7 +62,8 @@ def test_negatives_come_from_low_vag_prompts_only():
     va = torch.tensor([[0.8, 0.8], [0.7, 0.7], [-0.5, -0.8], [0.1, -0.2], [-0.8, 0.9], [0.5, -0.5],
                        [0.8, 0.8], [0.9, 0.5]])
     own = torch.arange(8)
-    allowed = negative_pools(va, genres, own, va, genres, quantile=0.5)
+    sampler = NegativeSampler(va, genres, own, va, genres, quantile=0.5, chunk=3)  # chunks must not matter
+    allowed = sampler.mask(range(8))
     assert not allowed[own, own].any()  # never the item's own prompt
     assert not allowed[0, 6]  # same genre at the same VA point is not a "wrong" answer
     for i in range(8):
@@ -70,7 +71,8 @@ def test_negatives_come_from_low_vag_prompts_only():
         ok = [sims[j] for j in range(8) if allowed[i, j]]
         banned = [sims[j] for j in range(8) if not allowed[i, j] and j != i]
         assert ok and (not banned or max(ok) <= min(banned) + 1e-6)  # allowed = the low-similarity side
-    neg = sample_negatives(allowed, 20, torch.Generator().manual_seed(0))
+        assert sampler.similarity(torch.tensor([i]))[0, (i + 1) % 8] == pytest.approx(sims[(i + 1) % 8], abs=1e-6)
+    neg = sampler.sample(torch.arange(8), 20, torch.Generator().manual_seed(0))
     assert neg.shape == (8, 20) and bool(allowed.gather(1, neg).all())
 
 

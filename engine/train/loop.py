@@ -30,7 +30,7 @@ import torch
 from engine.errors import BeatcanvasError
 from engine.heads.transformer import HeadConfig, TransformerHead
 from engine.train.data import PromptBank, TrainData
-from engine.train.loss import LossConfig, head_loss, negative_pools, sample_negatives
+from engine.train.loss import LossConfig, NegativeSampler, head_loss
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ def _batches(n: int, batch_size: int) -> int:
 
 
 @torch.no_grad()
-def evaluate(head, data: TrainData, targets, allowed, cfg: TrainConfig, device) -> tuple[float, float]:
+def evaluate(head, data: TrainData, targets, sampler: NegativeSampler, cfg: TrainConfig, device) -> tuple[float, float]:
     """Validation loss and top-1 retrieval accuracy of the positive among `negatives` VAG negatives.
     Negatives come from a fixed generator, so every epoch is scored on the same candidates."""
     if not data.val:
@@ -233,7 +233,7 @@ def evaluate(head, data: TrainData, targets, allowed, cfg: TrainConfig, device) 
         idx = data.val[b : b + cfg.batch_size]
         x = data.inputs.embed(idx, 0, False).to(device)
         pos = data.prompt_idx[idx]
-        neg = sample_negatives(allowed[idx], cfg.negatives, gen)
+        neg = sampler.sample(idx, cfg.negatives, gen)
         pe, pooled = head(x)
         out = head_loss(pe, pooled, tm[pos], tm[neg], pp[pos], pp[neg], cfg.loss)
         tot_loss += float(out.loss) * len(idx)
@@ -271,7 +271,7 @@ def train(
     tm, pp = prompt_targets(data.bank.texts, PromptEncoder(text), cache, fp)
     targets = (tm.to(device), pp.to(device))
     bank: PromptBank = data.bank
-    allowed = negative_pools(data.va, data.genres, data.prompt_idx, bank.va, bank.genres, cfg.negative_quantile)
+    sampler = NegativeSampler(data.va, data.genres, data.prompt_idx, bank.va, bank.genres, cfg.negative_quantile)
 
     hc = head_config or HeadConfig.for_components(data.inputs.dim, text)
     if hc.audio_dim != data.inputs.dim:
@@ -314,7 +314,7 @@ def train(
                 g["lr"] = lr
             x = data.inputs.embed(idx.tolist(), epoch, True).to(device)
             pos = data.prompt_idx[idx]
-            neg = sample_negatives(allowed[idx], cfg.negatives, gen)
+            neg = sampler.sample(idx, cfg.negatives, gen)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                 pe, pooled = head(x)
             res = head_loss(pe, pooled, targets[0][pos], targets[0][neg], targets[1][pos], targets[1][neg], cfg.loss)
@@ -327,7 +327,7 @@ def train(
             sum_acc += acc_v * len(idx)
             if on_step:
                 on_step(StepInfo(epoch, step, b + 1, n_batches, loss_v, acc_v, lr))
-        val_loss, val_acc = evaluate(head, data, targets, allowed, cfg, device)
+        val_loss, val_acc = evaluate(head, data, targets, sampler, cfg, device)
         info = EpochInfo(epoch + 1, step, sum_loss / len(train_idx), sum_acc / len(train_idx),
                          None if math.isnan(val_loss) else val_loss, None if math.isnan(val_acc) else val_acc, chance)
         history.append(info)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.errors import BeatcanvasError
-from engine.vag import vag_similarity_matrix
+from engine.vag import SQRT2, genre_similarity
 
 
 @dataclass(frozen=True)
@@ -80,30 +80,49 @@ def head_loss(
     return LossOut(loss, token_loss.detach(), pooled_loss.detach(), norm_loss.detach(), acc.detach())
 
 
-def negative_pools(
-    item_va: torch.Tensor,
-    item_genres: list[str],
-    item_prompt: torch.Tensor,
-    prompt_va: torch.Tensor,
-    prompt_genres: list[str],
-    quantile: float = 0.5,
-    alpha: float = 0.5,
-    beta: float = 0.5,
-) -> torch.Tensor:
-    """A boolean (items, prompts) mask of allowed negatives: VAG similarity in the lowest `quantile`.
+class NegativeSampler:
+    """Draws each item's negatives from the prompts in the lowest `quantile` of VAG similarity to it.
 
-    An item's own prompt is never a negative, nor is any prompt with the *same text* (index equality is
-    enough: the prompt bank is deduplicated). Every item keeps at least one allowed negative.
+    An item's own prompt is never a negative (the prompt bank is deduplicated, so its index is the
+    only copy). Built for 10^4–10^5 items × prompts: per-item thresholds are found in row chunks and
+    the allowed set is recomputed per batch, so no items × prompts matrix is ever kept. The genre term
+    comes from `engine.vag.genre_similarity` over the distinct genres; the VA term is the vectorised
+    form of `engine.vag.va_distance_similarity` (tests hold both equal to `vag_similarity`).
     """
-    if len(prompt_genres) < 2:
-        raise BeatcanvasError("training needs at least 2 distinct prompts to draw negatives from — add more data")
-    sim = vag_similarity_matrix(item_va.float(), item_genres, prompt_va.float(), prompt_genres, alpha, beta)
-    own = torch.zeros_like(sim, dtype=torch.bool)
-    own[torch.arange(len(item_genres)), item_prompt] = True
-    sim = sim.masked_fill(own, float("inf"))
-    k = max(1, int(round(quantile * (sim.shape[1] - 1))))
-    thresh = sim.kthvalue(k, dim=1, keepdim=True).values
-    return (sim <= thresh) & ~own
+
+    def __init__(self, item_va: torch.Tensor, item_genres: list[str], item_prompt: torch.Tensor,
+                 prompt_va: torch.Tensor, prompt_genres: list[str], quantile: float = 0.5,
+                 alpha: float = 0.5, beta: float = 0.5, chunk: int = 1024):
+        if len(prompt_genres) < 2:
+            raise BeatcanvasError("training needs at least 2 distinct prompts to draw negatives from — add more data")
+        names = sorted(set(item_genres) | set(prompt_genres))
+        col = {g: i for i, g in enumerate(names)}
+        self.genre_table = torch.tensor([[genre_similarity(a, b) for b in names] for a in names], dtype=torch.float32)
+        self.item_g = torch.tensor([col[g] for g in item_genres])
+        self.prompt_g = torch.tensor([col[g] for g in prompt_genres])
+        self.item_va = (item_va.float().clamp(-1, 1) + 1) / 2
+        self.prompt_va = (prompt_va.float().clamp(-1, 1) + 1) / 2
+        self.item_prompt = item_prompt.long()
+        self.alpha, self.beta = alpha, beta
+        k = max(1, int(round(quantile * (len(prompt_genres) - 1))))
+        n = len(item_genres)
+        self.threshold = torch.cat([
+            self.similarity(torch.arange(a, min(a + chunk, n))).kthvalue(k, dim=1).values for a in range(0, n, chunk)
+        ]) if n else torch.zeros(0)
+
+    def similarity(self, idx: torch.Tensor) -> torch.Tensor:
+        """f(I|S) of every prompt I to items `idx` (rows), own prompt set to +inf."""
+        d = 1 - torch.cdist(self.item_va[idx], self.prompt_va) / SQRT2
+        g = self.genre_table[self.item_g[idx]][:, self.prompt_g]
+        sim = self.alpha * d + self.beta * g
+        return sim.scatter(1, self.item_prompt[idx].unsqueeze(1), float("inf"))
+
+    def mask(self, idx) -> torch.Tensor:
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        return self.similarity(idx) <= self.threshold[idx].unsqueeze(1)
+
+    def sample(self, idx, n: int, generator: torch.Generator) -> torch.Tensor:
+        return sample_negatives(self.mask(idx), n, generator)
 
 
 def sample_negatives(allowed: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
