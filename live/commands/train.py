@@ -30,7 +30,7 @@ def _device(spec: str) -> str:
 
 
 def train_cmd(
-    out: Path = typer.Option(..., "--out", "-o", help="Where to write the trained head (.safetensors)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write the trained head (.safetensors)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Audio manifest CSV: path, valence, energy, genre[, prompt][, tempo]."),
     text_distill: bool = typer.Option(False, "--text-distill", help="Train from CLAP text embeddings of generated music captions (no audio needed)."),
     pairs: int = typer.Option(20000, "--pairs", help="Caption/prompt pairs to generate for --text-distill."),
@@ -60,6 +60,8 @@ def train_cmd(
 
         console.print(", ".join(g.name for g in GENRES))
         return
+    if out is None:
+        raise BeatcanvasError("--out HEAD.safetensors is required: where to write the trained head")
     if (data is None) == (not text_distill):
         raise BeatcanvasError("give exactly one of --data MANIFEST.csv or --text-distill")
     from engine.profiles import PROFILES
