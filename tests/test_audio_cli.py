@@ -37,11 +37,13 @@ def test_analyze_bad_input_is_one_line_error_and_exit_1(tmp_path: Path, capsys) 
     assert "is a directory" in err and "Traceback" not in err
 
 
-def test_analyze_head_hook_is_clear_until_implemented(tmp_path: Path, capsys) -> None:
+def test_analyze_head_without_models_says_how_to_fetch(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("BEATCANVAS_MODELS", str(tmp_path / "no-models"))
     sf.write(tmp_path / "s.wav", np.zeros(4800, np.float32), 48_000)
-    code = main(["analyze", str(tmp_path / "s.wav"), "--head", "zeroshot"])
-    if code == 1:  # the understanding stage has not filled the hook in yet
-        assert "--head zeroshot" in capsys.readouterr().err
+    assert main(["analyze", str(tmp_path / "s.wav"), "--head", "zeroshot", "--profile", "real"]) == 1
+    err = capsys.readouterr().err
+    assert "beatcanvas models fetch" in err and "Traceback" not in err
 
 
 def test_devices_lists_indices_or_says_none(monkeypatch, capsys) -> None:
