@@ -33,6 +33,7 @@ class RenderOptions:
     height: int | None = None
     seed: int | None = None
     device: str | None = None  # default: cuda when available
+    canvas: tuple[int, int] | None = None  # the composition size; the procedural renderer draws at it
 
 
 @dataclass
@@ -93,7 +94,8 @@ def _seed(preset: Any, opts: RenderOptions) -> int:
 def build_procedural(preset: Any, opts: RenderOptions, width: int | None = None, height: int | None = None) -> Any:
     from engine.render.procedural import ProceduralRenderer
 
-    w, h = _size(preset, opts)
+    # It has no native resolution: draw at the composition size rather than have it stretched.
+    w, h = opts.canvas if opts.canvas and not (opts.width or opts.height) else _size(preset, opts)
     return ProceduralRenderer(width or w, height or h, _seed(preset, opts))
 
 

@@ -59,16 +59,16 @@ def run_show(
     from live.session import Session, SessionConfig
 
     the_preset, path = load_show_preset(preset)
+    width, height = parse_size(size)
     opts = factory.RenderOptions(
         renderer=renderer, profile=profile, backend=backend, models_dir=models_dir,
-        allow_cpu_diffusion=allow_cpu_diffusion,
+        allow_cpu_diffusion=allow_cpu_diffusion, canvas=(width, height),
     )
     kind, reason = factory.choose(the_preset, opts)
     console.print(reason, highlight=False)
     if kind == "sdxl":
         console.print("loading models…", highlight=False)
     stages, step_down = factory.build_stages(the_preset, opts, kind=kind, reason=reason)
-    width, height = parse_size(size)
     config = SessionConfig(
         width=width, height=height, duration=duration, stop_when_finished=stop_when_finished,
         screenshots_dir=screenshots, hud=hud, renderer_reason=reason,
