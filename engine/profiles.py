@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -99,12 +99,12 @@ def _place(module: torch.nn.Module, device: str | torch.device, dtype: torch.dty
     return module.to(device).eval().requires_grad_(False)
 
 
-def _random(cls, config: dict, device, dtype):
-    """Instantiate a full-size model with random weights directly on `device` (fast on a GPU)."""
+def _random(cls, config, device):
+    """A full-size model with random weights, created directly on `device` (fast on a GPU).
+    `config` is a dict for diffusers classes, a config object for transformers ones."""
     torch.manual_seed(tiny.SEED)
     with torch.device(device):
-        model = cls.from_config(config) if hasattr(cls, "from_config") else cls(config)
-    return _place(model, device, dtype)
+        return cls.from_config(config) if hasattr(cls, "from_config") else cls(config)
 
 
 def _scheduler(model: str):
@@ -135,13 +135,11 @@ def build_clap(
     _check_profile(profile)
     from transformers import ClapConfig, ClapModel, ClapProcessor
 
-    if profile == "tiny":
-        model = tiny.clap()
-        processor = ClapProcessor(feature_extractor=_clap_feature_extractor(), tokenizer=tiny.roberta_tokenizer())
-    elif profile == "random-full":
-        torch.manual_seed(tiny.SEED)
-        with torch.device(device):
-            model = ClapModel(ClapConfig.from_dict(load_config("clap")))
+    if profile != "real":
+        if profile == "tiny":
+            model = tiny.clap()
+        else:
+            model = _random(ClapModel, ClapConfig.from_dict(load_config("clap")), device)
         processor = ClapProcessor(feature_extractor=_clap_feature_extractor(), tokenizer=tiny.roberta_tokenizer())
     else:
         from engine.registry import pretrained_kwargs, resolve
@@ -169,10 +167,8 @@ def build_text_encoders(
         te, te2 = tiny.text_encoders()
         tok, tok2 = tiny.clip_tokenizer(), tiny.clip_tokenizer()
     elif profile == "random-full":
-        torch.manual_seed(tiny.SEED)
-        with torch.device(device):
-            te = CLIPTextModel(CLIPTextConfig.from_dict(load_config("clip_text")))
-            te2 = CLIPTextModelWithProjection(CLIPTextConfig.from_dict(load_config("clip_text_2")))
+        te = _random(CLIPTextModel, CLIPTextConfig.from_dict(load_config("clip_text")), device)
+        te2 = _random(CLIPTextModelWithProjection, CLIPTextConfig.from_dict(load_config("clip_text_2")), device)
         # Token ids from the tiny vocab are valid ids of the full-size embedding tables.
         tok, tok2 = tiny.clip_tokenizer(), tiny.clip_tokenizer()
     else:
@@ -217,9 +213,9 @@ def build_sdxl(
         unet_config = load_config("sdxl_unet")
         if model == "sdxl-turbo":
             unet_config["sample_size"] = 64  # turbo is trained at 512²; the architecture is the same
-        unet = _random(UNet2DConditionModel, unet_config, device, dtype)
-        taesd = _random(AutoencoderTiny, load_config("taesdxl"), device, dtype)
-        vae = _random(AutoencoderKL, load_config("sdxl_vae"), device, dtype) if with_vae else None
+        unet = _random(UNet2DConditionModel, unet_config, device)
+        taesd = _random(AutoencoderTiny, load_config("taesdxl"), device)
+        vae = _random(AutoencoderKL, load_config("sdxl_vae"), device) if with_vae else None
     else:
         from engine.registry import pretrained_kwargs, resolve
 
@@ -260,7 +256,7 @@ def _lightning_unet(base_dir: Path, lightning_dir: Path, steps: int):
     return unet
 
 
-@lru_cache(maxsize=4)
+@cache
 def build_tiny_all() -> tuple[ClapBundle, TextEncoders, SDXLComponents]:
     """Every tiny component at once (cached: tests share one build)."""
     return build_clap("tiny"), build_text_encoders("tiny"), build_sdxl("tiny", with_vae=True)

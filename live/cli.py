@@ -38,15 +38,11 @@ COMMANDS = [
     "train",
 ]
 
-_state = {"debug": False}
-
-
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logging."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Info-level logging."),
 ) -> None:
-    _state["debug"] = debug
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
@@ -67,12 +63,12 @@ _register_all()
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point."""
-    _state["debug"] = "--debug" in (argv if argv is not None else sys.argv[1:])
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         # Without standalone mode click returns a command's `typer.Exit` code instead of exiting.
         rc = app(args=argv, standalone_mode=False)
     except BeatcanvasError as e:
-        if _state["debug"]:
+        if debug:
             raise
         err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         return 1
