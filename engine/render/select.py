@@ -52,34 +52,28 @@ def select_renderer(
     if choice == "procedural":
         return RendererChoice("procedural", "procedural renderer: chosen with --renderer procedural")
 
-    if choice == "sdxl":
-        if not weights_present:
+    explicit = choice == "sdxl"  # an explicit sdxl that cannot run is an error; auto falls back
+    if not weights_present:
+        if explicit:
             raise BeatcanvasError(
                 f"--renderer sdxl needs the {model} weights, which are not on this machine: "
                 f"{_fetch_hint(model)} (or use --renderer procedural)"
             )
-        if gpu_present:
-            return RendererChoice("sdxl", f"sdxl renderer ({model}): chosen with --renderer sdxl, GPU found")
-        if allow_cpu_diffusion:
-            return RendererChoice(
-                "sdxl", f"sdxl renderer ({model}) on the CPU (--allow-cpu-diffusion): expect seconds per frame"
-            )
-        raise BeatcanvasError(
-            "--renderer sdxl found no GPU: pass --allow-cpu-diffusion to diffuse on the CPU "
-            "(seconds per frame, fine for export) or use --renderer procedural"
-        )
-
-    # auto
-    if not weights_present:
         gpu_note = "" if gpu_present else " and no GPU"
         return RendererChoice(
             "procedural", f"procedural renderer: no SDXL weights found{gpu_note} ({_fetch_hint(model)})"
         )
     if gpu_present:
-        return RendererChoice("sdxl", f"sdxl renderer ({model}): weights found, GPU found")
+        why = "chosen with --renderer sdxl" if explicit else "weights found"
+        return RendererChoice("sdxl", f"sdxl renderer ({model}): {why}, GPU found")
     if allow_cpu_diffusion:
         return RendererChoice(
             "sdxl", f"sdxl renderer ({model}) on the CPU (--allow-cpu-diffusion): expect seconds per frame"
+        )
+    if explicit:
+        raise BeatcanvasError(
+            "--renderer sdxl found no GPU: pass --allow-cpu-diffusion to diffuse on the CPU "
+            "(seconds per frame, fine for export) or use --renderer procedural"
         )
     return RendererChoice(
         "procedural",
