@@ -121,6 +121,7 @@ class ProceduralRenderer:
         self._y = np.linspace(-1.0, 1.0, h, dtype=np.float32)[:, None]
         r2 = (self._x / aspect) ** 2 + self._y**2
         self._vignette = (1.0 - 0.45 * np.clip(r2 / 2.0, 0, 1) ** 1.5).astype(np.float32)
+        self._radius = np.sqrt(self._x * self._x + self._y * self._y)  # the beat ring's distance field
         self.reset(seed)
 
     def reset(self, seed: int) -> None:
@@ -213,8 +214,7 @@ class ProceduralRenderer:
         shade = self._vignette * (0.62 + 0.28 * c + 0.30 * beat)
         if beat > 0.02:
             radius = 0.15 + 1.6 * (1.0 - self._beat_env)
-            rr = np.sqrt(x * x + y * y)
-            shade = shade + 0.45 * beat * np.exp(-(((rr - radius) / 0.09) ** 2))
+            shade = shade + 0.45 * beat * np.exp(-(((self._radius - radius) / 0.09) ** 2))
         if high > 1.05:
             shade = shade * (1.0 + 0.12 * min(high - 1.0, 1.5) * np.sin(9.0 * (u2 - v2) + 5.0 * ph))
 
