@@ -96,11 +96,6 @@ def run_show(
     return report
 
 
-def show_options(fn):
-    """Nothing fancy: the shared options are spelled out in each command for typer's sake."""
-    return fn
-
-
 def register(app: typer.Typer) -> None:
     @app.command("play")
     def play(
