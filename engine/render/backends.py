@@ -24,11 +24,11 @@ from typing import Any, Callable
 import torch
 
 from engine.errors import BeatcanvasError
+from engine.render.tensorrt import INSTALL_HINT as TENSORRT_HINT
 
 log = logging.getLogger(__name__)
 
 BACKENDS: tuple[str, ...] = ("auto", "eager", "inductor", "tensorrt")
-TENSORRT_HINT = "pip install 'beatcanvas[tensorrt]'"
 
 
 @dataclass
