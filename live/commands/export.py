@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 from pathlib import Path
 from typing import Any, Optional
 
@@ -17,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from engine.errors import BeatcanvasError
+from live.commands.play import parse_size
 from live.export import (
     ExportSettings,
     Progress as FrameProgress,
@@ -25,19 +25,12 @@ from live.export import (
     plan_export,
     run_export,
 )
+from live.factory import PROFILES
 
 log = logging.getLogger(__name__)
 
-PROFILES = ("tiny", "random-full", "real")
 # Settings known before any model is built: checked against an existing export first.
 CHEAP_KEYS = ("format", "track", "fps", "size", "start", "render_every", "seed", "hop_s", "preset_hash", "profile")
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text or "")
-    if not m:
-        raise BeatcanvasError(f"--size {text!r} is not WIDTHxHEIGHT — write it like --size 1280x720")
-    return int(m.group(1)), int(m.group(2))
 
 
 def build_stages(preset: Any, renderer_choice: str | None, profile: str, width: int, height: int, seed: int) -> tuple[Any, Any, dict[str, str], str]:
@@ -86,7 +79,7 @@ def export(
     if profile not in PROFILES:
         raise BeatcanvasError(f"--profile {profile!r} is unknown — use one of {', '.join(PROFILES)}")
     preset = load_preset(preset_name)
-    width, height = parse_size(size) if size else (preset.model.width, preset.model.height)
+    width, height = parse_size(size, min_side=0) if size else (preset.model.width, preset.model.height)
     if video is not None and (width % 2 or height % 2):
         raise BeatcanvasError(f"--video needs an even width and height (H.264 yuv420p), not {width}x{height}")
     seed_value = preset.motion.seed if seed is None else seed

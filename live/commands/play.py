@@ -17,10 +17,12 @@ log = logging.getLogger(__name__)
 console = Console(stderr=True)
 
 
-def parse_size(text: str) -> tuple[int, int]:
+def parse_size(text: str, min_side: int = 64) -> tuple[int, int]:
+    """--size WIDTHxHEIGHT (each side at least `min_side`; 0 leaves the range to the caller)."""
     m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text or "")
-    if not m or int(m.group(1)) < 64 or int(m.group(2)) < 64:
-        raise BeatcanvasError(f"--size {text!r} is not WIDTHxHEIGHT (at least 64x64) — write it like --size 1280x720")
+    if not m or int(m.group(1)) < min_side or int(m.group(2)) < min_side:
+        floor = f" (at least {min_side}x{min_side})" if min_side else ""
+        raise BeatcanvasError(f"--size {text!r} is not WIDTHxHEIGHT{floor} — write it like --size 1280x720")
     return int(m.group(1)), int(m.group(2))
 
 
