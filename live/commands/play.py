@@ -30,9 +30,8 @@ def load_show_preset(name_or_file: str) -> tuple[Any, Path | None]:
     """The preset and the file to watch for hot reload."""
     from live.presets.library import _looks_like_path, find_preset, load_preset
 
-    preset = load_preset(name_or_file)
     path = Path(name_or_file).expanduser() if _looks_like_path(name_or_file) else find_preset(str(name_or_file))
-    return preset, path
+    return load_preset(path), path
 
 
 def run_show(
