@@ -59,6 +59,33 @@ def vag_similarity(
     return alpha * va_distance_similarity(va_i, va_s) + beta * genre_similarity(genre_i, genre_s, related)
 
 
+def va_unit(va: torch.Tensor) -> torch.Tensor:
+    """(N, 2) valence/arousal in [−1, 1] → the thesis's [0, 1]² (clamped)."""
+    return (va.clamp(-1, 1) + 1) / 2
+
+
+def genre_table(
+    genres_a: list[str], genres_b: list[str], related: float = 0.5, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`genre_similarity` over the distinct genres only: a (G, G) table and each list's indices into it,
+    so `table[ia][:, ib]` is the (A, B) genre term for G² calls instead of A·B."""
+    names = sorted(set(genres_a) | set(genres_b))
+    col = {g: i for i, g in enumerate(names)}
+    table = torch.tensor([[genre_similarity(x, y, related) for y in names] for x in names], dtype=dtype)
+    ia = torch.tensor([col[g] for g in genres_a], dtype=torch.long)
+    ib = torch.tensor([col[g] for g in genres_b], dtype=torch.long)
+    return table, ia, ib
+
+
+def vag_pairs(
+    ua: torch.Tensor, ia: torch.Tensor, ub: torch.Tensor, ib: torch.Tensor, table: torch.Tensor,
+    alpha: float = 0.5, beta: float = 0.5,
+) -> torch.Tensor:
+    """f(I|S) = α·d + β·g for all pairs of prepared inputs: `va_unit` points and `genre_table` indices."""
+    d = 1 - torch.cdist(ua, ub) / SQRT2
+    return alpha * d + beta * table[ia][:, ib]
+
+
 def vag_similarity_matrix(
     va_a: torch.Tensor,
     genres_a: list[str],
@@ -68,12 +95,10 @@ def vag_similarity_matrix(
     beta: float = 0.5,
     related: float = 0.5,
 ) -> torch.Tensor:
-    """All pairs at once, (A, 2) × (B, 2) → (A, B): what training uses to pick hard negatives."""
-    ua = (va_a.clamp(-1, 1) + 1) / 2
-    ub = (va_b.clamp(-1, 1) + 1) / 2
-    d = 1 - torch.cdist(ua.double(), ub.double()) / SQRT2
-    g = torch.tensor([[genre_similarity(x, y, related) for y in genres_b] for x in genres_a], dtype=torch.float64)
-    return (alpha * d + beta * g).to(va_a.dtype)
+    """All pairs at once, (A, 2) × (B, 2) → (A, B), computed in float64. Training's NegativeSampler
+    keeps the prepared inputs and calls `vag_pairs` per batch instead of building this whole matrix."""
+    table, ia, ib = genre_table(genres_a, genres_b, related, torch.float64)
+    return vag_pairs(va_unit(va_a).double(), ia, va_unit(va_b).double(), ib, table, alpha, beta).to(va_a.dtype)
 
 
 def mood_region(valence: float, arousal: float, neutral: float = 0.15) -> str:

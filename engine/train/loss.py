@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.errors import BeatcanvasError
-from engine.vag import SQRT2, genre_similarity
+from engine.vag import genre_table, va_unit, vag_pairs
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,8 @@ class NegativeSampler:
 
     An item's own prompt is never a negative (the prompt bank is deduplicated, so its index is the
     only copy). Built for 10^4–10^5 items × prompts: per-item thresholds are found in row chunks and
-    the allowed set is recomputed per batch, so no items × prompts matrix is ever kept. The genre term
-    comes from `engine.vag.genre_similarity` over the distinct genres; the VA term is the vectorised
-    form of `engine.vag.va_distance_similarity` (tests hold both equal to `vag_similarity`).
+    the allowed set is recomputed per batch, so no items × prompts matrix is ever kept. The similarity
+    is `engine.vag.vag_pairs` on inputs prepared once (tests hold it equal to `vag_similarity`).
     """
 
     def __init__(self, item_va: torch.Tensor, item_genres: list[str], item_prompt: torch.Tensor,
@@ -95,13 +94,9 @@ class NegativeSampler:
                  alpha: float = 0.5, beta: float = 0.5, chunk: int = 1024):
         if len(prompt_genres) < 2:
             raise BeatcanvasError("training needs at least 2 distinct prompts to draw negatives from — add more data")
-        names = sorted(set(item_genres) | set(prompt_genres))
-        col = {g: i for i, g in enumerate(names)}
-        self.genre_table = torch.tensor([[genre_similarity(a, b) for b in names] for a in names], dtype=torch.float32)
-        self.item_g = torch.tensor([col[g] for g in item_genres])
-        self.prompt_g = torch.tensor([col[g] for g in prompt_genres])
-        self.item_va = (item_va.float().clamp(-1, 1) + 1) / 2
-        self.prompt_va = (prompt_va.float().clamp(-1, 1) + 1) / 2
+        self.genre_table, self.item_g, self.prompt_g = genre_table(item_genres, prompt_genres)
+        self.item_va = va_unit(item_va.float())
+        self.prompt_va = va_unit(prompt_va.float())
         self.item_prompt = item_prompt.long()
         self.alpha, self.beta = alpha, beta
         k = max(1, int(round(quantile * (len(prompt_genres) - 1))))
@@ -112,9 +107,8 @@ class NegativeSampler:
 
     def similarity(self, idx: torch.Tensor) -> torch.Tensor:
         """f(I|S) of every prompt I to items `idx` (rows), own prompt set to +inf."""
-        d = 1 - torch.cdist(self.item_va[idx], self.prompt_va) / SQRT2
-        g = self.genre_table[self.item_g[idx]][:, self.prompt_g]
-        sim = self.alpha * d + self.beta * g
+        sim = vag_pairs(self.item_va[idx], self.item_g[idx], self.prompt_va, self.prompt_g, self.genre_table,
+                        self.alpha, self.beta)
         return sim.scatter(1, self.item_prompt[idx].unsqueeze(1), float("inf"))
 
     def mask(self, idx) -> torch.Tensor:
