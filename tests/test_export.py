@@ -106,6 +106,17 @@ class Killed(Exception):
     pass
 
 
+def export_killed_at(s: ExportSettings, index: int, exc: type[BaseException] = Killed) -> None:
+    """Export until `index` frames are done, then die with `exc` (a crash, or Ctrl-C)."""
+
+    def die(p):
+        if p.index == index:
+            raise exc
+
+    with pytest.raises(exc):
+        export(s, on_progress=die)
+
+
 @pytest.mark.parametrize("kill", ["exception", "keyboard"])
 def test_killed_and_resumed_equals_uninterrupted(track, tmp_path, kill):
     ref = tmp_path / "ref"
@@ -113,12 +124,7 @@ def test_killed_and_resumed_equals_uninterrupted(track, tmp_path, kill):
     out = tmp_path / "out"
     stop_at = random.Random(kill).randrange(5, 110)
 
-    def die(p):
-        if p.index == stop_at:
-            raise KeyboardInterrupt if kill == "keyboard" else Killed
-
-    with pytest.raises(KeyboardInterrupt if kill == "keyboard" else Killed):
-        export(settings(track, out), on_progress=die)
+    export_killed_at(settings(track, out), stop_at, KeyboardInterrupt if kill == "keyboard" else Killed)
     assert len(list(out.glob("frame_*.png"))) == stop_at  # every finished frame kept
     assert json.loads((out / "manifest.json").read_text())["status"] == "interrupted"
 
@@ -136,12 +142,7 @@ def test_truncated_last_frame_and_torn_log_line_are_redone(track, tmp_path):
     export(settings(track, ref))
     out = tmp_path / "out"
 
-    def die(p):
-        if p.index == 40:
-            raise Killed
-
-    with pytest.raises(Killed):
-        export(settings(track, out), on_progress=die)
+    export_killed_at(settings(track, out), 40)
     # A disk that lost the tail: the newest PNG is cut short, and a half line follows the log.
     last = frame_path(out, 39)
     last.write_bytes(last.read_bytes()[:50])
@@ -233,12 +234,7 @@ def test_out_path_that_is_a_file(track, tmp_path):
 def test_frame_writes_are_atomic_no_temp_files_left(track, tmp_path):
     out = tmp_path / "o"
 
-    def die(p):
-        if p.index == 10:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        export(settings(track, out), on_progress=die)
+    export_killed_at(settings(track, out), 10, KeyboardInterrupt)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
