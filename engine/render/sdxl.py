@@ -76,6 +76,11 @@ def make_schedule(scheduler, num_inference_steps: int, strength: float = 1.0, de
     )
 
 
+def unet_pooled_dim(unet_config) -> int:
+    """Width of the pooled text embedding the UNet takes: its added-condition input minus 6 time ids."""
+    return unet_config.projection_class_embeddings_input_dim - 6 * unet_config.addition_time_embed_dim
+
+
 def feedback_steps(steps: int, feedback: float) -> int:
     """Scheduler steps for a feedback frame so that exactly `steps` of them run (strength 1 − f)."""
     return max(steps, int(round(steps / (1.0 - feedback))))
@@ -226,8 +231,7 @@ class SDXLRenderer:
 
     def zero_conditioning(self) -> Conditioning:
         dim = self.unet_config.cross_attention_dim
-        pooled_dim = self.unet_config.projection_class_embeddings_input_dim - 6 * self.unet_config.addition_time_embed_dim
-        return Conditioning(torch.zeros(1, 77, dim), torch.zeros(1, pooled_dim))
+        return Conditioning(torch.zeros(1, 77, dim), torch.zeros(1, unet_pooled_dim(self.unet_config)))
 
     @property
     def do_cfg(self) -> bool:

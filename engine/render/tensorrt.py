@@ -26,6 +26,7 @@ from typing import Any, Callable
 import torch
 
 from engine.errors import BeatcanvasError
+from engine.render.sdxl import unet_pooled_dim
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +112,11 @@ class TensorRTUNet:
 def unet_input_shapes(unet_config, batch: int, height: int, width: int, vae_scale_factor: int, text_len: int = 77):
     """Static input shapes (sample, timestep, encoder_hidden_states, text_embeds, time_ids), read from
     the UNet's config (never hard-coded to SDXL's 2048/1280)."""
-    pooled = unet_config.projection_class_embeddings_input_dim - 6 * unet_config.addition_time_embed_dim
     return [
         (batch, unet_config.in_channels, height // vae_scale_factor, width // vae_scale_factor),
         (1,),
         (batch, text_len, unet_config.cross_attention_dim),
-        (batch, pooled),
+        (batch, unet_pooled_dim(unet_config)),
         (batch, 6),
     ]
 
