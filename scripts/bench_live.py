@@ -63,10 +63,8 @@ def bench_compositor(width: int, height: int, seconds: float, render_fps: float)
 
 
 def bench_session(renderer: str, seconds: float, width: int, height: int, max_fps: float) -> dict:
-    import soundfile as sf
-
     from engine.audio.features import FeatureTracker
-    from engine.demo import demo_track
+    from engine.demo import write_demo_track
     from live import factory
     from live.display import Display
     from live.presets.library import load_preset
@@ -74,8 +72,7 @@ def bench_session(renderer: str, seconds: float, width: int, height: int, max_fp
     from live.sources import FileSource
 
     tmp = Path(tempfile.mkdtemp())
-    track = tmp / "bench.wav"
-    sf.write(str(track), demo_track(max(seconds + 2, 10.0)), 48000)
+    track = write_demo_track(tmp / "bench.wav", max(seconds + 2, 10.0))
     preset = load_preset("default")
     if renderer == "tiny":
         opts = factory.RenderOptions(renderer="sdxl", profile="tiny", width=256, height=256)
