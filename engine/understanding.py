@@ -199,15 +199,7 @@ def _transformer(profile, head_path, encoder, text, device, dtype, models_dir, s
     if text is not None:
         cfg = HeadConfig.for_components(encoder.embed_dim, text)
     else:  # read the widths from the configs instead of building two text encoders
-        from engine import tiny
-        from engine.profiles import load_config
-
-        if profile == "tiny":
-            w1 = w2 = pooled = tiny.TEXT_WIDTH
-        else:
-            w1, c2 = load_config("clip_text")["hidden_size"], load_config("clip_text_2")
-            w2, pooled = c2["hidden_size"], c2["projection_dim"]
-        cfg = HeadConfig(audio_dim=encoder.embed_dim, widths=(w1, w2), pooled_dim=pooled)
+        cfg = HeadConfig.for_profile(profile, encoder.embed_dim)
     if min(cfg.widths) < 64:  # tiny widths (32) cannot split into 8 heads of useful size
         cfg = replace(cfg, heads=4)
     torch.manual_seed(0)

@@ -31,15 +31,11 @@ from engine.train.loss import LossConfig, head_loss  # noqa: E402
 
 
 def head_config(profile: str, layers: int, heads: int) -> HeadConfig:
-    from engine import tiny
     from engine.profiles import load_config
 
     if profile == "tiny":
-        return HeadConfig(audio_dim=16, widths=(tiny.TEXT_WIDTH, tiny.TEXT_WIDTH), pooled_dim=tiny.TEXT_WIDTH,
-                          layers=layers, heads=min(heads, 4))
-    c1, c2 = load_config("clip_text"), load_config("clip_text_2")
-    return HeadConfig(audio_dim=int(load_config("clap")["projection_dim"]), widths=(c1["hidden_size"], c2["hidden_size"]),
-                      pooled_dim=c2["projection_dim"], layers=layers, heads=heads)
+        return HeadConfig.for_profile(profile, 16, layers=layers, heads=min(heads, 4))
+    return HeadConfig.for_profile(profile, load_config("clap")["projection_dim"], layers=layers, heads=heads)
 
 
 def sync(device: torch.device) -> None:

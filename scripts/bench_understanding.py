@@ -54,7 +54,7 @@ def main() -> None:
 
     from engine.clap import ClapEncoder
     from engine.heads.transformer import HeadConfig, TransformerHead
-    from engine.profiles import build_clap, build_text_encoders, load_config
+    from engine.profiles import build_clap, build_text_encoders
     from engine.types import Window
 
     dtype = getattr(torch, args.dtype) if args.dtype else None
@@ -71,15 +71,8 @@ def main() -> None:
     result["clap_encode"] = timed(lambda: enc.encode_audio(window), args.runs, args.device)
     emb = enc.encode_audio(window)
 
-    c1, c2 = load_config("clip_text"), load_config("clip_text_2")
-    if args.profile == "tiny":
-        from engine import tiny
-
-        widths, pooled, heads = (tiny.TEXT_WIDTH, tiny.TEXT_WIDTH), tiny.TEXT_WIDTH, 4
-    else:
-        widths, pooled, heads = (c1["hidden_size"], c2["hidden_size"]), c2["projection_dim"], 8
     torch.manual_seed(0)
-    head = TransformerHead(HeadConfig(audio_dim=enc.embed_dim, widths=widths, pooled_dim=pooled, heads=heads))
+    head = TransformerHead(HeadConfig.for_profile(args.profile, enc.embed_dim, heads=4 if args.profile == "tiny" else 8))
     head = (head.to(device=args.device, dtype=dtype) if dtype else head.to(args.device)).eval()
     result["transformer_head"] = timed(lambda: head.condition(emb), args.runs, args.device)
     result["clap_plus_transformer_head_s"] = result["clap_encode"]["median_s"] + result["transformer_head"]["median_s"]

@@ -43,6 +43,17 @@ class HeadConfig:
         widths = (int(text.text_encoder.config.hidden_size), int(text.text_encoder_2.config.hidden_size))
         return cls(audio_dim=int(audio_dim), widths=widths, pooled_dim=int(text.pooled_dim), **kw)
 
+    @classmethod
+    def for_profile(cls, profile: str, audio_dim: int, **kw) -> HeadConfig:
+        """Widths read from a profile's shipped configs, without building the text encoders."""
+        from engine import tiny
+        from engine.profiles import load_config
+
+        if profile == "tiny":
+            return cls(audio_dim=int(audio_dim), widths=(tiny.TEXT_WIDTH, tiny.TEXT_WIDTH), pooled_dim=tiny.TEXT_WIDTH, **kw)
+        c1, c2 = load_config("clip_text"), load_config("clip_text_2")
+        return cls(audio_dim=int(audio_dim), widths=(c1["hidden_size"], c2["hidden_size"]), pooled_dim=c2["projection_dim"], **kw)
+
     @property
     def prompt_dim(self) -> int:
         return sum(self.widths)
