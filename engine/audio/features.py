@@ -101,9 +101,6 @@ class FeatureTracker:
         self._env = np.zeros(self._env_len, dtype=np.float32)
         self._env_pos = 0
         self._tempo_every = max(1, int(round(TEMPO_EVERY_S * self.fps)))
-        self._pending = np.zeros(0, dtype=np.float32)
-        self._hops = 0
-        self._t = 0.0
         self.reset_state()
 
     # ----------------------------------------------------------------- state
@@ -116,7 +113,6 @@ class FeatureTracker:
         self._env_pos = 0
         self._pending = np.zeros(0, dtype=np.float32)
         self._hops = 0
-        self._t = 0.0
         self._band_mean = np.zeros(3)
         self._flux_peak = 1e-6
         self._flux_mean = 0.0
@@ -198,7 +194,6 @@ class FeatureTracker:
     def _hop(self, block: np.ndarray, t: float) -> Features:
         hop = self.block_size
         self._hops += 1
-        self._t = t
         # Analysis frame: the newest N_FFT samples.
         self._frame[:-hop] = self._frame[hop:]
         self._frame[-hop:] = block
