@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.cache import cache_dir
 from engine.types import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -245,15 +246,6 @@ def write_demo_track(path: str | Path, seconds: float = 60.0, sample_rate: int =
     os.replace(tmp, path)
     log.info("wrote demo track %s (%.1f s)", path, seconds)
     return path
-
-
-def cache_dir() -> Path:
-    """Where beatcanvas keeps regenerable files: $BEATCANVAS_CACHE, else $XDG_CACHE_HOME/beatcanvas,
-    else ~/.cache/beatcanvas."""
-    if os.environ.get("BEATCANVAS_CACHE"):
-        return Path(os.environ["BEATCANVAS_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "beatcanvas"
 
 
 def demo_track_path(seconds: float = 60.0, sample_rate: int = SAMPLE_RATE, seed: int = 0) -> Path:

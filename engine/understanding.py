@@ -8,7 +8,6 @@ CLAP encode → head → (style mix) → scene-change check → smoother. It is 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -16,16 +15,13 @@ from typing import Any
 import torch
 
 from engine.conditioning import SceneDetector, Smoother, blend
+from engine import cache
 from engine.errors import BeatcanvasError
 from engine.types import Conditioning, Features, Window
 
 log = logging.getLogger(__name__)
 
 HEADS = ("zeroshot", "transformer")
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("BEATCANVAS_CACHE", "~/.cache/beatcanvas")).expanduser()
 
 
 @dataclass
@@ -179,7 +175,7 @@ def _zeroshot(encoder, prompts, descriptors, cache_dir, top_k, temperature, styl
         encoder,
         prompts,
         descriptors=descriptors,
-        cache_dir=cache_dir if cache_dir is not None else default_cache_dir(),
+        cache_dir=cache_dir if cache_dir is not None else cache.cache_dir(),
         top_k=top_k,
         temperature=temperature,
         style=style,

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import torch
 
+from engine import cache
 from engine.errors import BeatcanvasError
 from engine.render.sdxl import unet_pooled_dim
 
@@ -40,11 +41,6 @@ def import_torch_tensorrt():
     except ImportError as e:
         raise BeatcanvasError(f"the tensorrt backend needs torch-tensorrt ({e}): {INSTALL_HINT}") from None
     return torch_tensorrt
-
-
-def default_cache_dir() -> Path:
-    root = os.environ.get("BEATCANVAS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "beatcanvas")
-    return Path(root) / "tensorrt"
 
 
 def library_versions(torch_tensorrt) -> dict[str, str]:
@@ -156,8 +152,8 @@ def compile_unet(
     dtypes = [torch.float16, torch.float32, torch.float16, torch.float16, torch.float16]
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
     key = engine_key(model, weights_fingerprint(unet), shapes, PRECISION, library_versions(torch_tensorrt), device_name)
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = cache / f"unet-{model}-{batch}x{height}x{width}-{PRECISION}-{key_digest(key)}.ep"
+    folder = Path(cache_dir) if cache_dir is not None else cache.cache_dir() / "tensorrt"
+    path = folder / f"unet-{model}-{batch}x{height}x{width}-{PRECISION}-{key_digest(key)}.ep"
 
     if path.is_file():
         say(f"TensorRT engine: cache hit {path}")
@@ -173,7 +169,7 @@ def compile_unet(
         inputs=[torch_tensorrt.Input(s, dtype=d) for s, d in zip(shapes, dtypes)],
         enabled_precisions={torch.float16},
     )
-    cache.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch_tensorrt.save(trt_module, str(tmp), output_format="exported_program", inputs=example)
     os.replace(tmp, path)  # atomic: a build interrupted half-way never looks like a cache hit
