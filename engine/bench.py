@@ -1,18 +1,22 @@
-"""The stage benchmark behind `beatcanvas bench` and scripts/bench.
+"""The stage benchmark behind `beatcanvas bench` and scripts/bench (scripts/gpu_proof runs it per case).
 
-Times each stage of the flow on one profile / device / back-end, with warm-up and medians (CUDA-
-synchronised on a GPU), and returns a JSON-ready dict that records everything needed to reproduce and
-compare the numbers: the exact settings (and the command line that gives them), the device name,
-library versions, peak GPU memory and host RSS.
+Times each stage of the flow on one profile / device / back-end and returns a JSON-ready dict that
+records everything needed to reproduce and compare the numbers: the settings (and the command line
+that gives them), the device name, library versions, peak GPU memory and host RSS.
 
-Stages (milliseconds, median over `iters` after `warmup` runs):
+Stages (milliseconds, median over `iters` after `warmup` runs; CUDA events on a GPU):
 - `clap_encode`: the CLAP audio encoder on one 10 s window (`ClapEncoder.encode_audio`);
 - `clap_head`: `Understanding.step(window)`, i.e. CLAP + head + smoothing — what each hop costs;
-- `unet_step`: one UNet evaluation (batch `batch`; doubled internally when guidance is on);
+- `unet_step`: one UNet evaluation at the batch a frame uses (K for the stream batch);
 - `decode`: latents → uint8 pixels on the render device (TAESDXL, or the full VAE);
 - `to_host`: the uint8 frame copied to host memory;
-- `end_to_end`: one frame from a ready conditioning to pixels in host memory (what the render loop
-  does per frame; understanding runs in its own loop, in parallel).
+- `end_to_end`: one frame, conditioning to pixels in host memory, waiting for it (the latency).
+
+Throughput (`throughput`): `frames` frames rendered back to back the way the live render worker does
+(CUDA graphs, asynchronous readback, stream batch or transition batches as set), one synchronisation at
+the end: images per second including readback, and the per-frame GPU time from CUDA events. With
+`with_understanding`, the same while a thread runs `Understanding.step` continuously on its own
+low-priority stream (engine/streams.py), to show what the conditioning worker costs the picture.
 Speed does not depend on weight values, so `random-full` measures the real architecture.
 """
 
@@ -24,6 +28,7 @@ import platform
 import resource
 import statistics
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable
@@ -45,13 +50,17 @@ class BenchSettings:
     backend: str = "auto"
     size: int = 512
     steps: int = 1
-    batch: int = 1
     dtype: str = "auto"  # auto: fp16 on CUDA, fp32 on CPU
     model: str = "sdxl-turbo"
     decoder: str = "taesd"
     head: str = "zeroshot"
     warmup: int = 2
     iters: int = 5
+    frames: int = 60  # throughput: frames rendered back to back (0 = skip)
+    graphs: bool = True  # CUDA graphs of the whole frame (CUDA only)
+    stream_batch: bool = False  # multi-step: K frames in flight, one batched UNet call per image
+    transitions: int = 1  # 1-step: B in-between frames of each conditioning change in one call
+    with_understanding: bool = False  # throughput again with the conditioning worker running
 
     def resolved_dtype(self) -> str:
         if self.dtype == "auto":
@@ -62,12 +71,16 @@ class BenchSettings:
 
     def command(self) -> str:
         """The command line that reproduces these settings exactly."""
-        return (
-            f"beatcanvas bench --profile {self.profile} --device {self.device} --backend {self.backend} "
-            f"--size {self.size} --steps {self.steps} --batch {self.batch} --dtype {self.dtype} "
-            f"--model {self.model} --decoder {self.decoder} --head {self.head} "
-            f"--warmup {self.warmup} --iters {self.iters}"
-        )
+        flags = [
+            f"--profile {self.profile}", f"--device {self.device}", f"--backend {self.backend}",
+            f"--size {self.size}", f"--steps {self.steps}", f"--dtype {self.dtype}", f"--model {self.model}",
+            f"--decoder {self.decoder}", f"--head {self.head}", f"--warmup {self.warmup}", f"--iters {self.iters}",
+            f"--frames {self.frames}", "--graphs" if self.graphs else "--no-graphs",
+            "--stream-batch" if self.stream_batch else "--no-stream-batch", f"--transitions {self.transitions}",
+        ]
+        if self.with_understanding:
+            flags.append("--with-understanding")
+        return "beatcanvas bench " + " ".join(flags)
 
 
 def synchronize(device: torch.device) -> None:
@@ -76,16 +89,24 @@ def synchronize(device: torch.device) -> None:
 
 
 def time_stage(fn: Callable[[], object], device: torch.device, warmup: int, iters: int) -> dict:
-    """Median / min / max wall time (ms) of `fn` after `warmup` untimed calls."""
+    """Median / min / max time (ms) of `fn` after `warmup` untimed calls: CUDA events around each call
+    on a GPU (device time, no host-side noise), the wall clock with a sync elsewhere."""
     for _ in range(warmup):
         fn()
     synchronize(device)
     times = []
     for _ in range(max(1, iters)):
-        t0 = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append((time.perf_counter() - t0) * 1e3)
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
     return {
         "median_ms": round(statistics.median(times), 3),
         "min_ms": round(min(times), 3),
@@ -152,6 +173,66 @@ def bench_window(seconds: float = 10.0):
     return Window(samples=samples, t_end=seconds)
 
 
+def distinct_conditionings(conditioning, n: int = 4) -> list:
+    """`n` different conditionings around `conditioning` (new objects, as the conditioning worker
+    hands over each hop) to drive the transition batches and a realistic upload rate."""
+    from engine.types import Conditioning
+
+    g = torch.Generator().manual_seed(1)
+    out = []
+    for _ in range(n):
+        e, p = conditioning.prompt_embeds, conditioning.pooled_prompt_embeds
+        out.append(Conditioning(e + 0.1 * torch.randn(e.shape, generator=g).to(e), p + 0.1 * torch.randn(p.shape, generator=g).to(p)))
+    return out
+
+
+def throughput(renderer, conds: list, frames: int, every: int, device: torch.device) -> dict:
+    """`frames` frames as the render worker makes them (a new conditioning every `every` frames), one
+    synchronisation at the end: images/s including readback, and per-frame device time (CUDA events)."""
+    warm = max(2, 2 * every)
+    for i in range(warm):
+        renderer.render(conds[(i // every) % len(conds)])
+    synchronize(device)
+    t0 = time.perf_counter()
+    reused = 0
+    for i in range(frames):
+        frame = renderer.render(conds[((warm + i) // every) % len(conds)])
+        reused += frame.reused
+    synchronize(device)
+    wall = time.perf_counter() - t0
+    return {
+        "frames": frames,
+        "images_per_s": round(frames / wall, 2),
+        "ms_per_image": round(wall * 1e3 / frames, 3),
+        "reused_frames": reused,
+    }
+
+
+def throughput_with_understanding(renderer, understanding, window, conds, frames, every, device) -> dict:
+    """Throughput while a thread runs `Understanding.step` back to back on a low-priority stream."""
+    from engine.streams import BackgroundStream
+
+    background, stop, hops = BackgroundStream(device), threading.Event(), []
+
+    def work():
+        with torch.inference_mode():
+            while not stop.is_set():
+                with background():
+                    understanding.step(window)
+                hops.append(time.perf_counter())
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    try:
+        result = throughput(renderer, conds, frames, every, device)
+    finally:
+        stop.set()
+        worker.join(timeout=120)
+    span = hops[-1] - hops[0] if len(hops) > 1 else 0.0
+    result["understanding_hops_per_s"] = round((len(hops) - 1) / span, 2) if span > 0 else 0.0
+    return result
+
+
 def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = None) -> dict:
     """Build the profile's components, time every stage, and return the result dict."""
     from engine.profiles import build_clap, build_sdxl, build_text_encoders
@@ -164,10 +245,11 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
         raise BeatcanvasError("--device cuda but torch sees no CUDA GPU: use --device cpu or a CUDA build of torch")
     dtype_name = settings.resolved_dtype()
     dtype = DTYPES[dtype_name]
-    if settings.size % 8 or settings.batch < 1 or settings.steps < 1:
-        raise BeatcanvasError("--size must be a multiple of 8; --batch and --steps at least 1")
+    if settings.size % 8 or settings.steps < 1 or settings.transitions < 1 or settings.frames < 0:
+        raise BeatcanvasError("--size must be a multiple of 8; --steps and --transitions at least 1; --frames ≥ 0")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+        torch.backends.cudnn.benchmark = True
 
     t0 = time.perf_counter()
     say(f"building {settings.profile} components on {device} ({dtype_name})…")
@@ -182,19 +264,20 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
     build_s = time.perf_counter() - t0
 
     notes: list[str] = []
-    with tempfile.TemporaryDirectory() as cache_dir:
-        understanding = build_understanding(
-            settings.profile, head=settings.head, device=device, dtype=dtype, clap=clap, text=text,
-            cache_dir=cache_dir, sdxl_model=settings.model,
-        )
-        window = bench_window()
-        say("timing CLAP + head…")
-        last: list = []
+    cache_dir = tempfile.TemporaryDirectory()
+    understanding = build_understanding(
+        settings.profile, head=settings.head, device=device, dtype=dtype, clap=clap, text=text,
+        cache_dir=cache_dir.name, sdxl_model=settings.model,
+    )
+    window = bench_window()
+    say("timing CLAP + head…")
+    last: list = []
+    with torch.inference_mode():
         stages = {
             "clap_encode": time_stage(lambda: understanding.encoder.encode_audio(window), device, settings.warmup, settings.iters),
             "clap_head": time_stage(lambda: last.append(understanding.step(window)), device, settings.warmup, settings.iters),
         }
-        conditioning = last[-1]
+    conditioning = last[-1]
     notes.append(
         f"clap_head = engine.understanding.Understanding.step ({settings.head} head; prompt encodings are "
         "LRU-cached, as they are live when the music is steady)"
@@ -202,32 +285,51 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
 
     say(f"preparing the renderer (backend {settings.backend})…")
     t1 = time.perf_counter()
-    renderer = SDXLRenderer(
-        sdxl, settings.size, settings.size, steps=settings.steps, decoder=settings.decoder,
-        device=device, dtype=dtype, backend=settings.backend, progress=say,
+    make = lambda **kw: SDXLRenderer(  # noqa: E731
+        sdxl, settings.size, settings.size, steps=settings.steps, decoder=settings.decoder, device=device,
+        dtype=dtype, backend=settings.backend, cuda_graphs=settings.graphs, progress=say, **kw,
     )
-    batch = settings.batch
+    latency = make()  # one frame at a time, waiting for each: the latency path (export's)
     with torch.inference_mode():
-        embeds, pooled, time_ids = renderer.embeddings(conditioning, batch)
-        _, noise = renderer.generator(0, batch)
-        schedule = renderer._t2i
-        latents = noise * schedule.init_sigma
-        t, sigma = schedule.timesteps[0], schedule.sigmas[0]
-
-        def frame():
-            return renderer.to_host(renderer.decode(renderer.render_latents(conditioning, batch)))
-
-        say("timing the first frame (includes compilation for compiled back-ends)…")
-        first_frame_ms = time_stage(frame, device, 0, 1)["median_ms"]
+        say("timing the first frame (includes compilation and graph capture)…")
+        first_frame_ms = time_stage(lambda: latency.render(conditioning), device, 0, 1)["median_ms"]
         prepare_s = time.perf_counter() - t1
         say("timing UNet step, decode, to host, end to end…")
+        inputs = latency.inputs(1)
+        step = latency._t2i.steps[0]
         stages["unet_step"] = time_stage(
-            lambda: renderer.unet_step(latents, t, sigma, embeds, pooled, time_ids), device, settings.warmup, settings.iters
+            lambda: latency.unet_eps(inputs.noise, step.t, inputs.embeds, inputs.pooled, inputs.time_ids),
+            device, settings.warmup, settings.iters,
         )
-        decoded = renderer.decode(latents)
-        stages["decode"] = time_stage(lambda: renderer.decode(latents), device, settings.warmup, settings.iters)
-        stages["to_host"] = time_stage(lambda: renderer.to_host(decoded), device, settings.warmup, settings.iters)
-        stages["end_to_end"] = time_stage(frame, device, settings.warmup, settings.iters)
+        stages["decode"] = time_stage(lambda: latency.decode(inputs.prev), device, settings.warmup, settings.iters)
+        decoded = latency.decode(inputs.prev)
+        stages["to_host"] = time_stage(lambda: latency.to_host(decoded), device, settings.warmup, settings.iters)
+        stages["end_to_end"] = time_stage(lambda: latency.render(conditioning), device, settings.warmup, settings.iters)
+
+    result_extra: dict = {"graphed": bool(latency._programs) and all(p.graphed for p in latency._programs.values())}
+    if settings.frames:
+        say(f"throughput: {settings.frames} frames back to back…")
+        live = make(pipelined=True, stream_batch=settings.stream_batch, transition_frames=settings.transitions)
+        conds = distinct_conditionings(conditioning)
+        every = live.transition_frames if live.transition_frames > 1 else settings.frames + 1
+        result_extra["stream_batch_active"] = live._stream is not None
+        result_extra["transition_frames_active"] = live.transition_frames
+        if live._stream is not None:
+            st = live._stream
+            x, t = torch.zeros_like(st.x), st._slot_constants(live._t2i)[0]
+            with torch.inference_mode():
+                stages["unet_step_stream_batch"] = time_stage(
+                    lambda: live.unet(x, t, encoder_hidden_states=st.embeds,
+                                      added_cond_kwargs={"text_embeds": st.pooled, "time_ids": st.time_ids}, return_dict=False),
+                    device, settings.warmup, settings.iters,
+                )
+        result_extra["throughput"] = throughput(live, conds, settings.frames, every, device)
+        if settings.with_understanding:
+            say("throughput with the conditioning worker running…")
+            result_extra["throughput_with_understanding"] = throughput_with_understanding(
+                live, understanding, window, conds, settings.frames, every, device
+            )
+    cache_dir.cleanup()
 
     if settings.warmup == 0:
         notes.append("warmup 0: each stage's first timed call includes first-call costs (lazy init, cold caches)")
@@ -237,9 +339,11 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
         "settings": {**asdict(settings), "dtype_resolved": dtype_name},
         "device": {"type": device.type, "name": device_name(device)},
         "versions": library_versions(),
-        "backend": {"name": renderer.backend, "reason": renderer.backend_reason},
+        "backend": {"name": latency.backend, "reason": latency.backend_reason},
         "stages": stages,
-        "images_per_s": round(1e3 * batch / e2e, 3) if e2e > 0 else None,
+        "images_per_s": result_extra.get("throughput", {}).get("images_per_s") or (round(1e3 / e2e, 3) if e2e > 0 else None),
+        "latency_images_per_s": round(1e3 / e2e, 3) if e2e > 0 else None,
+        **result_extra,
         "first_frame_ms": first_frame_ms,
         "build_s": round(build_s, 2),
         "prepare_s": round(prepare_s, 2),

@@ -73,6 +73,7 @@ class Frame:
     t: float = 0.0
     seed: int = 0
     renderer: str = ""
+    reused: bool = False  # the renderer skipped this render (similarity filter) and repeated its last frame
 
     @property
     def size(self) -> tuple[int, int]:

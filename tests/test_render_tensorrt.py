@@ -3,8 +3,10 @@ the back-end switch's selection logic."""
 
 from __future__ import annotations
 
+import copy
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,16 +22,19 @@ class FakeInput:
 
 @pytest.fixture
 def fake_trt(monkeypatch):
-    """A fake `torch_tensorrt` recording compile/save calls; `torch.export.load` reads its files."""
+    """A fake `torch_tensorrt` with torch-tensorrt 2.x's documented signatures, recording its calls."""
     calls = {"compile": [], "save": [], "load": []}
 
-    def compile(module, ir=None, inputs=None, enabled_precisions=None, **kw):
-        calls["compile"].append({"module": module, "ir": ir, "inputs": inputs, "precisions": enabled_precisions})
+    def compile(module, ir="default", inputs=None, arg_inputs=None, kwarg_inputs=None, enabled_precisions=None):
+        assert inputs is None, "current docs name the inputs arg_inputs"
+        calls["compile"].append({"module": module, "ir": ir, "inputs": arg_inputs, "precisions": enabled_precisions})
         return module
 
-    def save(module, path, output_format=None, inputs=None, **kw):
-        calls["save"].append({"path": path, "output_format": output_format, "inputs": inputs})
-        with open(path, "w") as f:
+    def save(module, file_path, output_format="exported_program", inputs=None, arg_inputs=None, kwarg_inputs=None):
+        assert inputs is None, "current docs name the example inputs arg_inputs"
+        assert file_path.endswith(".ep"), "the exported-program format is chosen by the .ep suffix"
+        calls["save"].append({"path": file_path, "output_format": output_format, "inputs": arg_inputs})
+        with open(file_path, "w") as f:
             f.write("engine")
 
     class Loaded:
@@ -42,9 +47,8 @@ def fake_trt(monkeypatch):
 
     fake = types.ModuleType("torch_tensorrt")
     fake.__version__ = "9.9.9-fake"
-    fake.Input, fake.compile, fake.save = FakeInput, compile, save
+    fake.Input, fake.compile, fake.save, fake.load = FakeInput, compile, save, load
     monkeypatch.setitem(sys.modules, "torch_tensorrt", fake)
-    monkeypatch.setattr(torch.export, "load", load)
     return calls
 
 
@@ -66,7 +70,7 @@ def test_compile_gets_fp16_and_static_shapes_from_the_unet_config(fake_trt, tiny
     cfg = unet.config
     assert [i.shape for i in call["inputs"]] == [
         (2, cfg.in_channels, 8, 16),
-        (1,),
+        (2,),  # one timestep per row: the stream batch runs rows at different steps
         (2, 77, cfg.cross_attention_dim),  # 64 on tiny, 2048 on SDXL: read from the config
         (2, 32),
         (2, 6),
@@ -76,6 +80,10 @@ def test_compile_gets_fp16_and_static_shapes_from_the_unet_config(fake_trt, tiny
     assert saved["output_format"] == "exported_program"
     assert [tuple(x.shape) for x in saved["inputs"]] == [i.shape for i in call["inputs"]]
     assert trt_unet.config is unet.config
+    engines = [p.name for p in tmp_path.glob("*.ep")]
+    assert len(engines) == 1 and engines[0].startswith("unet-sdxl-turbo-2x4x8x16-fp16-")
+    assert Path(saved["path"]).name.endswith(".tmp.ep")  # saved under a temporary name, then renamed
+    assert not list(tmp_path.glob(".*.tmp.ep"))
 
 
 def test_second_build_is_a_cache_hit_and_key_changes_rebuild(fake_trt, tiny_components, tmp_path):
@@ -126,7 +134,7 @@ def test_backend_selection(monkeypatch):
 
 
 def test_inductor_wiring_compiles_unet_and_decoder(monkeypatch, tiny_components):
-    """The inductor back-end fuses QKV, uses channels_last and torch.compile(max-autotune, fullgraph)
+    """The inductor back-end fuses QKV, uses channels_last and torch.compile(default mode, fullgraph, static shapes)
     (the compile itself is faked: compiling on this CPU takes minutes)."""
     import copy
     import dataclasses
@@ -138,7 +146,7 @@ def test_inductor_wiring_compiles_unet_and_decoder(monkeypatch, tiny_components)
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: compiled.append(kw) or fn)
     prepared = backends.prepare_backend(comps, "inductor", device="cpu", dtype=torch.float32, width=64, height=64)
     assert prepared.name == "inductor"
-    assert compiled == [{"mode": "max-autotune", "fullgraph": True}] * 2
+    assert compiled == [{"mode": "default", "fullgraph": True, "dynamic": False}] * 2
     assert any(type(p).__name__ == "FusedAttnProcessor2_0" for p in comps.unet.attn_processors.values())
     assert comps.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     assert prepared.decoder.config is comps.taesd.config
@@ -159,3 +167,25 @@ def test_inductor_matches_eager_on_cpu(tiny_components):
     comps = dataclasses.replace(sdxl, unet=copy.deepcopy(sdxl.unet), taesd=copy.deepcopy(sdxl.taesd))
     compiled = SDXLRenderer(comps, 64, 64, steps=1, seed=0, backend="inductor").render(cond).image
     assert abs(compiled.astype(int) - eager.astype(int)).max() <= 2
+
+
+def test_fingerprint_covers_every_weight(tiny_components):
+    """One changed value anywhere (here in a middle tensor) gives another engine key."""
+    unet = copy.deepcopy(tiny_components[2].unet)
+    before = tensorrt.weights_fingerprint(unet)
+    assert tensorrt.weights_fingerprint(unet) == before
+    params = list(unet.parameters())
+    with torch.no_grad():
+        params[len(params) // 2].view(-1)[-1] += 0.5
+    assert tensorrt.weights_fingerprint(unet) != before
+    assert tensorrt.weights_fingerprint(unet.half()) == tensorrt.weights_fingerprint(unet.float())  # cast-invariant
+
+
+def test_decoder_engine_has_the_latent_shape_and_decodes_like_taesd(fake_trt, tiny_components, tmp_path):
+    taesd = copy.deepcopy(tiny_components[2].taesd)
+    dec = tensorrt.compile_decoder(taesd, name="taesdxl", height=64, width=128, device="cpu", cache_dir=tmp_path)
+    (call,) = fake_trt["compile"]
+    assert [i.shape for i in call["inputs"]] == [(1, taesd.config.latent_channels, 8, 16)]
+    assert dec.config is taesd.config
+    out = dec.decode(torch.zeros(1, taesd.config.latent_channels, 8, 16).half())[0]
+    assert out.shape == (1, 3, 64, 128)

@@ -1,12 +1,15 @@
 """Compile back-ends for the SDXL renderer behind one switch: `--backend auto|eager|inductor|tensorrt`.
 
 - `eager`: the modules as built. The reference every other back-end must match.
-- `inductor`: torch.compile(mode="max-autotune", fullgraph=True) of the UNet and the decoder, with the
-  UNet's q/k/v projections fused into one matmul, channels_last memory format and the inductor flags
-  diffusers recommends for SDXL. Attention runs through SDPA (diffusers' default processor). On CUDA,
-  max-autotune also captures CUDA graphs, which removes the per-kernel launch cost that dominates a
-  1-step 512² frame.
-- `tensorrt`: torch-tensorrt engines for the UNet, fp16, static shapes, cached on disk
+- `inductor`: torch.compile(mode="default", fullgraph=True, dynamic=False) of the UNet and the decoder,
+  with the UNet's q/k/v projections fused into one matmul, channels_last memory format and the inductor
+  flags diffusers recommends for SDXL. CUDA graphs are not inductor's: the renderer captures the whole
+  frame (UNet steps + decode) as one graph itself (engine/render/graphs.py). Why not max-autotune: on
+  an H100 its GEMM autotuning for the full SDXL UNet did not finish within 330 s (10–20 s per matmul
+  shape, bench/results/h100/), far past what a show can wait for; `BEATCANVAS_INDUCTOR_MODE` overrides.
+  `dynamic=False`: an out-of-memory step-down to a smaller size compiles a new static graph rather
+  than silently switching to a slower dynamic one.
+- `tensorrt`: torch-tensorrt engines for the UNet and TAESD, fp16, static shapes, cached on disk
   (engine/render/tensorrt.py). Unverified on hardware.
 - `auto`: the fastest one available here, with a one-line reason.
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -63,7 +67,7 @@ def select_backend(requested: str, device: str | torch.device) -> tuple[str, str
     if requested == "inductor":
         if cuda and not has_module("triton"):
             raise BeatcanvasError("torch.compile on CUDA needs triton: pip install triton, or use --backend eager")
-        return "inductor", "inductor: requested (torch.compile max-autotune)"
+        return "inductor", f"inductor: requested (torch.compile {inductor_mode()})"
     # auto
     if cuda and has_module("torch_tensorrt"):
         return "tensorrt", "auto → tensorrt: torch_tensorrt is installed and a CUDA GPU is present"
@@ -84,6 +88,10 @@ def configure_inductor() -> None:
     cfg.coordinate_descent_check_all_directions = True
 
 
+def inductor_mode() -> str:
+    return os.environ.get("BEATCANVAS_INDUCTOR_MODE", "default")
+
+
 class CompiledDecoder:
     """A decoder whose `decode` is compiled; keeps the original's `config`."""
 
@@ -91,7 +99,7 @@ class CompiledDecoder:
         self.module, self.config, self.decode = module, module.config, decode
 
 
-def compile_inductor(unet, decoder, device: torch.device, mode: str = "max-autotune", fullgraph: bool = True):
+def compile_inductor(unet, decoder, device: torch.device, mode: str | None = None, fullgraph: bool = True):
     """(compiled UNet, compiled decoder). Compilation itself happens lazily, on the first call."""
     if device.type == "cuda":
         configure_inductor()
@@ -100,8 +108,9 @@ def compile_inductor(unet, decoder, device: torch.device, mode: str = "max-autot
         unet.fuse_qkv_projections()  # one matmul for q, k, v in self-attention
     unet.to(memory_format=torch.channels_last)
     decoder.to(memory_format=torch.channels_last)
-    compiled_unet = torch.compile(unet, mode=mode, fullgraph=fullgraph)
-    compiled_decode = torch.compile(decoder.decode, mode=mode, fullgraph=fullgraph)
+    mode = mode or inductor_mode()
+    compiled_unet = torch.compile(unet, mode=mode, fullgraph=fullgraph, dynamic=False)
+    compiled_decode = torch.compile(decoder.decode, mode=mode, fullgraph=fullgraph, dynamic=False)
     return compiled_unet, CompiledDecoder(decoder, compiled_decode)
 
 
@@ -126,20 +135,14 @@ def prepare_backend(
     if name == "inductor":
         unet, dec = compile_inductor(unet, dec, device)
     elif name == "tensorrt":
-        from engine.render.tensorrt import compile_unet
+        from engine.render.tensorrt import compile_decoder, compile_unet
 
         if dtype != torch.float16:
             raise BeatcanvasError("the tensorrt backend builds fp16 engines: use --dtype fp16")
-        unet = compile_unet(
-            unet,
-            model=components.model,
-            batch=unet_batch,
-            height=height,
-            width=width,
-            vae_scale_factor=components.vae_scale_factor,
-            device=device,
-            cache_dir=cache_dir,
-            progress=progress,
-        )
+        size = dict(height=height, width=width, vae_scale_factor=components.vae_scale_factor, device=device,
+                    cache_dir=cache_dir, progress=progress)
+        unet = compile_unet(unet, model=components.model, batch=unet_batch, **size)
+        if decoder == "taesd":
+            dec = compile_decoder(dec, name="taesdxl", **size)
     log.info("render backend: %s", reason)
     return PreparedBackend(name=name, reason=reason, unet=unet, decoder=dec)

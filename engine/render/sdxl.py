@@ -1,25 +1,29 @@
 """Few-step SDXL renderer (SDXL-Turbo, SDXL-Lightning): conditioning → latents → pixels.
 
 A minimal custom loop in the style of diffusers' `StableDiffusionXLPipeline.__call__`, cut down to what
-a live visualizer needs and with everything that does not change between frames computed once:
+a live visualizer needs, with everything that does not change between frames done once:
 
-- the timesteps and sigmas for the step count (and for each feedback strength) come from the
-  scheduler's own `set_timesteps`, once; the Euler / ancestral-Euler update is then written out here
-  (the same arithmetic as the scheduler's `step`), so the loop keeps no scheduler state between frames
-  and never synchronises the GPU to look up a step index;
-- `add_time_ids` (original size, crop, target size) are built once;
-- the starting noise is fixed per seed, so steady music gives a steady picture. Ancestral Euler adds
-  noise at every step: it comes from a generator seeded per frame, so every frame is reproducible;
+- the schedule for each step count and feedback strength comes from the scheduler's own
+  `set_timesteps`, once, folded into per-step constants (engine/render/denoise.py);
+- the frame reads only static buffers (conditioning, noise, previous latents) and returns uint8 pixels,
+  so on CUDA it is captured as one CUDA graph and replayed (engine/render/graphs.py). A frame's hot
+  path makes no host synchronisation: conditioning is uploaded only when it changes, noise only when
+  the seed changes, and readback can be asynchronous (`pipelined=True`, engine/render/readback.py);
+- the starting noise is fixed per seed, so steady music gives a steady picture. Ancestral Euler's step
+  noise is drawn right after it from the same generator, as diffusers' pipelines draw it;
 - classifier-free guidance only when `guidance_scale > 1` (Turbo and Lightning are distilled for
-  guidance 0). The negative conditioning is the renderer's `negative` attribute; `None` means zeros,
-  which is what SDXL's pipelines do for an empty negative prompt (`force_zeros_for_empty_prompt`).
+  guidance 0), with the renderer's `negative` conditioning (None = zeros, SDXL's
+  `force_zeros_for_empty_prompt`).
 
 Temporal coherence (latent feedback): with `feedback > 0` a frame starts from the previous frame's
-latent instead of pure noise: the latent is re-noised to the sigma where denoising starts and the last
-`steps` timesteps are run — img2img without a VAE encode. Feedback `f` means img2img strength `1 − f`;
-to keep the cost of a frame at exactly `steps` UNet calls at any strength, the schedule has
-`round(steps / (1 − f))` timesteps of which the last `steps` run (the same as diffusers'
-`StableDiffusionXLImg2ImgPipeline` with that many `num_inference_steps` and `strength = steps / n`).
+latent re-noised to the σ where denoising starts, and the last `steps` timesteps of a
+`round(steps / (1 − f))`-step schedule run: img2img at strength `1 − f` without a VAE encode, at the
+cost of exactly `steps` UNet calls.
+
+Throughput options: `transition_frames = B > 1` (1-step models) renders the B in-between frames of a
+conditioning change in one batched call; `stream_batch` (multi-step models) keeps K frames in flight
+at K denoising stages (engine/render/stream_batch.py); `similarity_threshold > 0` skips renders whose
+conditioning barely changed (engine/render/similarity.py). Export uses none of them.
 
 Equivalence with diffusers' pipelines on the tiny profile is tested in tests/test_render_sdxl.py.
 """
@@ -27,77 +31,56 @@ Equivalence with diffusers' pipelines on the tiny profile is tested in tests/tes
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections import OrderedDict, deque
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
+from engine.conditioning import blend
 from engine.errors import BeatcanvasError
+from engine.render.denoise import MAX_FEEDBACK, Schedule, denoise, feedback_steps, make_schedule
+from engine.render.graphs import FrameProgram
+from engine.render.readback import Readback
+from engine.render.shapes import TEXT_TOKENS, latent_shape, unet_pooled_dim
+from engine.render.similarity import SimilarityFilter
+from engine.render.stream_batch import StreamBatch, unsupported_reason
+from engine.streams import render_stream
 from engine.types import Conditioning, Features, Frame
 
 log = logging.getLogger(__name__)
 
 Decoder = Literal["taesd", "vae"]
 SeedPolicy = Literal["fixed", "drift"]
-MAX_FEEDBACK = 0.95  # above this the frame barely denoises and the picture freezes into mush
+MAX_PROGRAMS = 8  # captured (batch, schedule) programs kept; each holds its graph's activations
 
 
-@dataclass(frozen=True)
-class Schedule:
-    """The timesteps one frame runs and the sigmas around them (sigmas[i] → sigmas[i + 1] per step)."""
+@dataclass
+class _Inputs:
+    """The static buffers one batch size's programs read (guidance doubles the conditioning rows,
+    negatives first)."""
 
-    timesteps: torch.Tensor  # (steps,)
-    sigmas: torch.Tensor  # (steps + 1,) float32, ending in 0
-    init_sigma: float  # std of the starting noise (scheduler.init_noise_sigma) for text-to-image
-    ancestral: bool
-
-
-def make_schedule(scheduler, num_inference_steps: int, strength: float = 1.0, device=None) -> Schedule:
-    """Timesteps/sigmas of `scheduler` for a step count and img2img strength, as the pipelines pick them.
-
-    Mirrors `retrieve_timesteps` + `StableDiffusionXLImg2ImgPipeline.get_timesteps`: with strength < 1
-    the first `num_inference_steps − int(num_inference_steps · strength)` timesteps are skipped.
-    """
-    scheduler.set_timesteps(num_inference_steps, device=device)
-    init_timestep = min(int(num_inference_steps * strength), num_inference_steps)
-    t_start = max(num_inference_steps - init_timestep, 0)
-    if scheduler.config.prediction_type != "epsilon":
-        raise BeatcanvasError(
-            f"scheduler prediction_type '{scheduler.config.prediction_type}' is not supported: "
-            "SDXL-Turbo and SDXL-Lightning predict epsilon; check the scheduler config"
-        )
-    return Schedule(
-        timesteps=scheduler.timesteps[t_start:].clone(),
-        sigmas=scheduler.sigmas[t_start:].to(device=device, dtype=torch.float32).clone(),
-        init_sigma=float(scheduler.init_noise_sigma),
-        ancestral=type(scheduler).__name__ == "EulerAncestralDiscreteScheduler",
-    )
-
-
-def unet_pooled_dim(unet_config) -> int:
-    """Width of the pooled text embedding the UNet takes: its added-condition input minus 6 time ids."""
-    return unet_config.projection_class_embeddings_input_dim - 6 * unet_config.addition_time_embed_dim
-
-
-def feedback_steps(steps: int, feedback: float) -> int:
-    """Scheduler steps for a feedback frame so that exactly `steps` of them run (strength 1 − f)."""
-    return max(steps, int(round(steps / (1.0 - feedback))))
+    embeds: torch.Tensor
+    pooled: torch.Tensor
+    time_ids: torch.Tensor
+    noise: torch.Tensor
+    step_noise: list[torch.Tensor]
+    prev: torch.Tensor  # the last frame's latents (feedback)
+    has_prev: bool = False
+    conds: tuple = ()  # the conditionings in the buffers (compared by identity)
+    seeds: tuple = ()
+    negative: object = None
 
 
 class SDXLRenderer:
     """Renders `Conditioning` into frames with a few-step SDXL UNet and TAESDXL (or the full VAE).
 
-    `components` is an `engine.profiles.SDXLComponents`. The UNet and decoders are used as given, or
-    prepared by the compile back-end named by `backend` (engine/render/backends.py). Not thread-safe:
-    one render worker owns one renderer.
-
-    Attributes a caller may set between frames: `negative` (the negative conditioning for
-    classifier-free guidance, used only when `guidance_scale > 1`: a `Conditioning` or the
-    `(prompt_embeds, pooled)` pair from `Understanding.negative_conditioning()`; None = zeros),
-    `feedback`, `seed_policy`, `reuse_noise`. `guidance_scale` is fixed at construction (it sets the
-    UNet batch, which static-shape back-ends compile for).
+    `components` is an `engine.profiles.SDXLComponents`; the compile back-end named by `backend`
+    (engine/render/backends.py) prepares its UNet and decoder. Not thread-safe: one render worker owns
+    one renderer. Settable between frames: `negative`, `feedback`, `seed_policy`, `reuse_noise`.
     """
 
     def __init__(
@@ -116,6 +99,11 @@ class SDXLRenderer:
         dtype: torch.dtype = torch.float32,
         backend: str = "eager",
         negative: Conditioning | tuple[torch.Tensor, torch.Tensor] | None = None,
+        cuda_graphs: bool = True,
+        pipelined: bool = False,
+        transition_frames: int = 1,
+        stream_batch: bool = False,
+        similarity_threshold: float = 0.0,
         cache_dir=None,
         progress=None,
     ):
@@ -133,52 +121,61 @@ class SDXLRenderer:
         if seed_policy not in ("fixed", "drift"):
             raise BeatcanvasError(f"unknown seed policy '{seed_policy}': choose fixed or drift")
 
-        self.device = torch.device(device)
-        self.dtype = dtype
+        self.device, self.dtype = torch.device(device), dtype
         self.width, self.height, self.steps = width, height, steps
-        self.guidance_scale = guidance_scale
-        self.decoder_name = decoder
-        self.feedback = feedback
-        self.seed_policy = seed_policy
-        self.reuse_noise = reuse_noise
-        self.negative = negative
+        self.guidance_scale, self.decoder_name = guidance_scale, decoder
+        self.feedback, self.seed_policy, self.reuse_noise, self.negative = feedback, seed_policy, reuse_noise, negative
         self.model = components.model
-
-        unet_config = components.unet.config
-        self.latent_shape = (unet_config.in_channels, height // factor, width // factor)
-        self.unet_config = unet_config
+        self.unet_config = components.unet.config
+        self.latent_shape = latent_shape(self.unet_config, width, height, factor)
         self._scheduler = components.scheduler
         self._vae_config = (components.taesd if decoder == "taesd" else components.vae).config
-
-        self._upcast_vae = (
-            decoder == "vae" and dtype == torch.float16 and bool(getattr(self._vae_config, "force_upcast", False))
-        )
+        self._upcast_vae = decoder == "vae" and dtype == torch.float16 and bool(getattr(self._vae_config, "force_upcast", False))
         if self._upcast_vae:  # the original SDXL VAE overflows in fp16 (the fp16-fix VAE does not): keep it fp32
             components.vae.to(torch.float32)
+        self._t2i = make_schedule(self._scheduler, steps, device=self.device)
+        stream_reason = unsupported_reason(self) if stream_batch and steps > 1 else "off"
+        rows = (steps if not stream_reason else 1) * (2 if guidance_scale > 1 else 1)  # static-shape engines
         prepared = prepare_backend(
             components, backend, device=self.device, dtype=dtype, width=width, height=height,
-            decoder=decoder, unet_batch=2 if guidance_scale > 1 else 1, cache_dir=cache_dir, progress=progress,
+            decoder=decoder, unet_batch=rows, cache_dir=cache_dir, progress=progress,
         )
         self.backend, self.backend_reason = prepared.name, prepared.reason
         self.unet, self.decode_model = prepared.unet, prepared.decoder
         self.name = f"{self.model}/{self.backend}"
+        self._latent_affine = self._decoder_affine()
 
-        self._t2i = make_schedule(self._scheduler, steps, device=self.device)
         self._feedback_schedules: dict[int, Schedule] = {}
-        # (original_size, crops_coords_top_left, target_size), as `_get_add_time_ids` builds them.
-        self.add_time_ids = torch.tensor(
-            [[height, width, 0, 0, height, width]], device=self.device, dtype=dtype
-        )
+        self.add_time_ids = torch.tensor([[height, width, 0, 0, height, width]], device=self.device, dtype=dtype)
+        self.use_graphs = cuda_graphs and self.device.type == "cuda"
+        self._render_stream = render_stream(self.device)  # frames outrank background (conditioning) work
+        self._pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
+        self._programs: OrderedDict[tuple, FrameProgram] = OrderedDict()
+        self._inputs: dict[int, _Inputs] = {}
+        self._noise: OrderedDict[int, tuple[torch.Tensor, list[torch.Tensor]]] = OrderedDict()
+        self._readback: Readback[tuple[float, int]] | None = Readback(self.device) if pipelined else None
+        # In-between frames need a batch of B: not for multi-step models, nor for TensorRT's static batch.
+        self.transition_frames = transition_frames if steps == 1 and self.backend != "tensorrt" else 1
+        self.similarity = SimilarityFilter(similarity_threshold, seed=seed) if similarity_threshold > 0 else None
+        if stream_batch and stream_reason:
+            log.info("stream batch off: %s", stream_reason)
+        self._stream = StreamBatch(self) if not stream_reason else None
         self.reset(seed)
 
     # ------------------------------------------------------------------------------------ state
 
     def reset(self, seed: int) -> None:
-        """Forget the feedback latent and the cached noise; start counting frames from 0."""
+        """Forget the feedback latent, queued frames and the cached noise; count frames from 0."""
         self.seed = int(seed)
         self.frame_index = 0
-        self.prev_latents: torch.Tensor | None = None
-        self._noise_cache: tuple[int, int, torch.Tensor, torch.Tensor] | None = None
+        for inputs in self._inputs.values():
+            inputs.has_prev, inputs.seeds = False, ()
+        self._noise.clear()
+        self._queue: deque[Frame] = deque()
+        self._target: Conditioning | None = None  # the conditioning the picture is heading for
+        self._last_frame: Frame | None = None
+        if self._stream is not None:
+            self._stream.reset()
 
     def frame_seed(self, index: int, feedback_frame: bool) -> int:
         """`fixed`: every frame uses `seed`; `drift`: frame i uses `seed + i`. Feedback frames draw fresh
@@ -188,18 +185,20 @@ class SDXLRenderer:
             return (base * 1_000_003 + index + 1) % (2**63)
         return base
 
-    def generator(self, seed: int, batch: int = 1) -> tuple[torch.Generator, torch.Tensor]:
-        """A generator for `seed` and the starting noise it draws first; the generator then supplies the
-        ancestral step noise. Both are cached for the last seed (noise fixed per seed)."""
-        gen = torch.Generator(device=self.device)
-        cache = self._noise_cache
-        if cache is not None and cache[0] == seed and cache[1] == batch:
-            gen.set_state(cache[3])
-            return gen, cache[2]
-        gen.manual_seed(seed)
-        noise = randn_tensor((batch, *self.latent_shape), generator=gen, device=self.device, dtype=self.dtype)
-        self._noise_cache = (seed, batch, noise, gen.get_state())
-        return gen, noise
+    def noise_for(self, seed: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(starting noise, ancestral step noises) of one frame for `seed`, drawn from one generator in
+        the pipelines' order; cached for the last few seeds (noise fixed per seed)."""
+        if seed not in self._noise:
+            gen = torch.Generator(device=self.device).manual_seed(seed)
+            shape = (1, *self.latent_shape)
+            noise = randn_tensor(shape, generator=gen, device=self.device, dtype=self.dtype)
+            draws = [randn_tensor(shape, generator=gen, device=self.device, dtype=self.dtype)
+                     for _ in range(self.steps if self._t2i.ancestral else 0)]
+            self._noise[seed] = (noise, draws)
+            while len(self._noise) > 8:
+                self._noise.popitem(last=False)
+        self._noise.move_to_end(seed)
+        return self._noise[seed]
 
     def feedback_schedule(self, feedback: float) -> Schedule:
         n = feedback_steps(self.steps, min(feedback, MAX_FEEDBACK))
@@ -207,81 +206,99 @@ class SDXLRenderer:
             self._feedback_schedules[n] = make_schedule(self._scheduler, n, self.steps / n, device=self.device)
         return self._feedback_schedules[n]
 
-    # ------------------------------------------------------------------------------------ stages
-
-    def embeddings(self, conditioning: Conditioning | None, batch: int = 1):
-        """(prompt_embeds, pooled, time_ids) on the device, negatives first when guidance is on."""
-        if conditioning is None:  # before the first window: the unconditional picture
-            conditioning = self.zero_conditioning()
-        embeds = conditioning.prompt_embeds.to(self.device, self.dtype)
-        pooled = conditioning.pooled_prompt_embeds.to(self.device, self.dtype)
-        if embeds.shape[0] != batch:
-            embeds, pooled = embeds[:1].expand(batch, -1, -1), pooled[:1].expand(batch, -1)
-        time_ids = self.add_time_ids.expand(batch, -1)
-        if self.do_cfg:
-            neg = self.negative
-            if neg is None:
-                neg_embeds, neg_pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
-            else:  # a Conditioning, or the (prompt_embeds, pooled) pair Understanding.negative_conditioning gives
-                neg_e, neg_p = (neg.prompt_embeds, neg.pooled_prompt_embeds) if isinstance(neg, Conditioning) else neg
-                neg_embeds, neg_pooled = neg_e.to(embeds).expand_as(embeds), neg_p.to(pooled).expand_as(pooled)
-            embeds, pooled = torch.cat([neg_embeds, embeds]), torch.cat([neg_pooled, pooled])
-            time_ids = torch.cat([time_ids, time_ids])
-        return embeds, pooled, time_ids
-
-    def zero_conditioning(self) -> Conditioning:
-        dim = self.unet_config.cross_attention_dim
-        return Conditioning(torch.zeros(1, 77, dim), torch.zeros(1, unet_pooled_dim(self.unet_config)))
-
     @property
     def do_cfg(self) -> bool:
         return self.guidance_scale > 1.0
 
-    def unet_step(self, latents: torch.Tensor, t: torch.Tensor, sigma: torch.Tensor, embeds, pooled, time_ids):
-        """One UNet evaluation on the sigma-scaled latents (with guidance when it is on)."""
-        latent_in = torch.cat([latents] * 2) if self.do_cfg else latents
-        latent_in = latent_in / ((sigma**2 + 1) ** 0.5)  # scheduler.scale_model_input
+    def zero_conditioning(self) -> Conditioning:
+        dim = self.unet_config.cross_attention_dim
+        return Conditioning(torch.zeros(1, TEXT_TOKENS, dim), torch.zeros(1, unet_pooled_dim(self.unet_config)))
+
+    # ------------------------------------------------------------------------------------ buffers
+
+    def inputs(self, batch: int) -> _Inputs:
+        if batch not in self._inputs:
+            rows = 2 * batch if self.do_cfg else batch
+            lat = (batch, *self.latent_shape)
+            new = lambda *shape: torch.zeros(shape, device=self.device, dtype=self.dtype)  # noqa: E731
+            self._inputs[batch] = _Inputs(
+                embeds=new(rows, TEXT_TOKENS, self.unet_config.cross_attention_dim),
+                pooled=new(rows, unet_pooled_dim(self.unet_config)),
+                time_ids=self.add_time_ids.expand(rows, -1).clone(),
+                noise=new(*lat), step_noise=[new(*lat) for _ in range(self.steps if self._t2i.ancestral else 0)],
+                prev=new(*lat),
+            )
+        return self._inputs[batch]
+
+    def on_render_stream(self):
+        """Context in which the renderer's GPU work is queued (the high-priority render stream)."""
+        return torch.cuda.stream(self._render_stream) if self._render_stream is not None else nullcontext()
+
+    def write_conditioning(self, inputs: _Inputs, conds: list[Conditioning | None]) -> None:
+        """Upload the conditionings that changed (by identity) into the static buffers (async copies).
+        A source on the GPU was made on another stream: it is marked used here so that its memory is
+        not handed out again before the copy has read it."""
+        off = len(conds) if self.do_cfg else 0
+        if len(conds) != len(inputs.conds) or any(a is not b for a, b in zip(conds, inputs.conds)):
+            for j, cond in enumerate(conds):
+                cond = cond if cond is not None else self.zero_conditioning()
+                for dst, src in ((inputs.embeds[off + j], cond.prompt_embeds[0]), (inputs.pooled[off + j], cond.pooled_prompt_embeds[0])):
+                    dst.copy_(src, non_blocking=True)
+                    if src.is_cuda:
+                        src.record_stream(torch.cuda.current_stream(src.device))
+            inputs.conds = tuple(conds)  # held, so an identity is never reused by a new object
+        if self.do_cfg and inputs.negative is not self.negative:
+            neg = self.negative
+            if neg is None:
+                inputs.embeds[:off].zero_(), inputs.pooled[:off].zero_()
+            else:  # a Conditioning, or the (prompt_embeds, pooled) pair Understanding.negative_conditioning gives
+                e, p = (neg.prompt_embeds, neg.pooled_prompt_embeds) if isinstance(neg, Conditioning) else neg
+                inputs.embeds[:off].copy_(e[:1].expand(off, -1, -1), non_blocking=True)
+                inputs.pooled[:off].copy_(p[:1].expand(off, -1), non_blocking=True)
+            inputs.negative = neg
+
+    def write_noise(self, inputs: _Inputs, seeds: list[int]) -> None:
+        if tuple(seeds) == inputs.seeds:
+            return
+        for j, seed in enumerate(seeds):
+            noise, draws = self.noise_for(seed)
+            inputs.noise[j].copy_(noise[0])
+            for buf, draw in zip(inputs.step_noise, draws):
+                buf[j].copy_(draw[0])
+        inputs.seeds = tuple(seeds)
+
+    # ------------------------------------------------------------------------------------ stages
+
+    def unet_eps(self, x_in: torch.Tensor, t: torch.Tensor, embeds, pooled, time_ids) -> torch.Tensor:
+        """One UNet evaluation on already-scaled latents, with guidance when it is on."""
+        latent_in = torch.cat([x_in] * 2) if self.do_cfg else x_in
         noise_pred = self.unet(
-            latent_in,
-            t,
-            encoder_hidden_states=embeds,
-            added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids},
-            return_dict=False,
+            latent_in, t, encoder_hidden_states=embeds,
+            added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids}, return_dict=False,
         )[0]
         if self.do_cfg:
             uncond, text = noise_pred.chunk(2)
             noise_pred = uncond + self.guidance_scale * (text - uncond)
         return noise_pred
 
-    def denoise(self, latents, schedule: Schedule, embeds, pooled, time_ids, generator) -> torch.Tensor:
-        """The few-step Euler (or ancestral Euler) loop, from `schedule.sigmas[0]` down to 0."""
-        for i, t in enumerate(schedule.timesteps):
-            sigma, sigma_next = schedule.sigmas[i], schedule.sigmas[i + 1]
-            eps = self.unet_step(latents, t, sigma, embeds, pooled, time_ids)
-            sample = latents.to(torch.float32)
-            if schedule.ancestral:
-                sigma_up = (sigma_next**2 * (sigma**2 - sigma_next**2) / sigma**2) ** 0.5
-                sigma_down = (sigma_next**2 - sigma_up**2) ** 0.5
-                sample = sample + eps * (sigma_down - sigma)
-                noise = randn_tensor(eps.shape, dtype=eps.dtype, device=eps.device, generator=generator)
-                sample = sample + noise * sigma_up
-            else:
-                sample = sample + eps * (sigma_next - sigma)
-            latents = sample.to(eps.dtype)
-        return latents
+    def _decoder_affine(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        config = self._vae_config
+        mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
+        if mean is None or std is None:
+            return None
+        dt = torch.float32 if self._upcast_vae else self.dtype
+        as_t = lambda v: torch.tensor(v, device=self.device, dtype=dt).view(1, -1, 1, 1)  # noqa: E731
+        return as_t(mean), as_t(std)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents → uint8 images (B, H, W, 3) on the render device (4× less to copy than floats)."""
-        config = self._vae_config
-        mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
-        if mean is not None and std is not None:
-            mean = torch.tensor(mean, device=latents.device, dtype=latents.dtype).view(1, -1, 1, 1)
-            std = torch.tensor(std, device=latents.device, dtype=latents.dtype).view(1, -1, 1, 1)
-            latents = latents * std / config.scaling_factor + mean
-        else:
-            latents = latents / config.scaling_factor
         if self._upcast_vae:
             latents = latents.to(torch.float32)
+        if self._latent_affine is not None:
+            mean, std = self._latent_affine
+            latents = latents * std / self._vae_config.scaling_factor + mean
+        else:
+            latents = latents / self._vae_config.scaling_factor
         image = self.decode_model.decode(latents, return_dict=False)[0]
         image = (image.float() / 2 + 0.5).clamp(0, 1)  # VaeImageProcessor.denormalize
         return (image * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
@@ -290,33 +307,97 @@ class SDXLRenderer:
     def to_host(images: torch.Tensor) -> np.ndarray:
         return images.cpu().numpy()
 
-    # ------------------------------------------------------------------------------------ frame
+    # ------------------------------------------------------------------------------------ frames
+
+    def program(self, batch: int, feedback: bool) -> FrameProgram:
+        """The captured (or eager) frame for a batch size and schedule: start latents → uint8 pixels."""
+        n = feedback_steps(self.steps, min(self.feedback, MAX_FEEDBACK)) if feedback else 0
+        schedule = self.feedback_schedule(self.feedback) if feedback else self._t2i
+        key = (batch, n)
+        if key not in self._programs:
+            inputs = self.inputs(batch)
+            eps = lambda x, t: self.unet_eps(x, t, inputs.embeds, inputs.pooled, inputs.time_ids)  # noqa: E731
+
+            def run() -> torch.Tensor:
+                if feedback:
+                    x = inputs.prev + inputs.noise * schedule.steps[0].sigma  # scheduler.add_noise
+                else:
+                    x = inputs.noise * schedule.init_sigma
+                x = denoise(eps, x, schedule, inputs.step_noise)
+                inputs.prev.copy_(x)
+                return self.decode(x)
+
+            self._programs[key] = FrameProgram(run, self.device, use_graph=self.use_graphs, state=(inputs.prev,),
+                                               pool=self._pool, name=f"{self.name} batch {batch}")
+            while len(self._programs) > MAX_PROGRAMS:
+                self._programs.popitem(last=False)
+        self._programs.move_to_end(key)
+        return self._programs[key]
+
+    @torch.inference_mode()
+    def run(self, conds: list[Conditioning | None]) -> torch.Tensor:
+        """Render one frame per conditioning (one batched call) → uint8 (B, H, W, 3) on the device. All
+        frames start from the last frame's latents when feedback is on; the last one's become the next."""
+        with self.on_render_stream():
+            return self._run(conds)
+
+    def _run(self, conds: list[Conditioning | None]) -> torch.Tensor:
+        batch = len(conds)
+        inputs, single = self.inputs(batch), self.inputs(1)
+        feedback = self.feedback > 0 and single.has_prev
+        if batch > 1 and feedback:
+            inputs.prev.copy_(single.prev.expand_as(inputs.prev))
+        self.write_conditioning(inputs, conds)
+        self.write_noise(inputs, [self.frame_seed(self.frame_index + j, feedback) for j in range(batch)])
+        images = self.program(batch, feedback)()
+        if batch > 1:
+            single.prev.copy_(inputs.prev[-1:])
+        single.has_prev = True
+        self.frame_index += batch
+        return images
 
     @torch.inference_mode()
     def render_latents(self, conditioning: Conditioning | None, batch: int = 1) -> torch.Tensor:
-        """Start latents (noise, or the re-noised previous frame) → denoised latents; advances the frame."""
-        use_feedback = self.feedback > 0 and self.prev_latents is not None and self.prev_latents.shape[0] == batch
-        gen, noise = self.generator(self.frame_seed(self.frame_index, use_feedback), batch)
-        if use_feedback:
-            schedule = self.feedback_schedule(self.feedback)
-            latents = self.prev_latents + noise * schedule.sigmas[0]  # scheduler.add_noise
-        else:
-            schedule = self._t2i
-            latents = noise * schedule.init_sigma
-        embeds, pooled, time_ids = self.embeddings(conditioning, batch)
-        latents = self.denoise(latents, schedule, embeds, pooled, time_ids, gen)
-        self.prev_latents = latents
-        self.frame_index += 1
-        return latents
+        """Render one frame (the same conditioning `batch` times) and return its latents (a copy)."""
+        self.run([conditioning] * batch)
+        return self.inputs(batch).prev.clone()
 
     @torch.inference_mode()
     def render(self, conditioning: Conditioning | None, features: Features | None = None, t: float = 0.0) -> Frame:
+        with self.on_render_stream():
+            return self._render(conditioning, t)
+
+    def _render(self, conditioning: Conditioning | None, t: float) -> Frame:
+        t = conditioning.t if conditioning is not None else t
+        if self._queue and conditioning is self._target:  # in-between frames of a transition
+            return self._remember(self._queue.popleft())
+        if self.similarity is not None and self._last_frame is not None and self.similarity.should_skip(conditioning):
+            return replace(self._last_frame, reused=True)
+        if self.similarity is not None:
+            self.similarity.rendered_with(conditioning)
         seed = self.frame_seed(self.frame_index, False)
-        latents = self.render_latents(conditioning)
-        image = self.to_host(self.decode(latents))[0]
-        return Frame(
-            image=image,
-            t=conditioning.t if conditioning is not None else t,
-            seed=seed,
-            renderer=self.name,
-        )
+        if self._stream is not None:
+            return self._emit(self._stream.tick(conditioning, seed), t, seed)
+        previous, self._target = self._target, conditioning
+        if self.transition_frames > 1 and conditioning is not None and previous is not None and conditioning is not previous:
+            return self._transition(previous, conditioning, t)
+        return self._emit(self.run([conditioning]), t, seed)
+
+    def _transition(self, start: Conditioning, end: Conditioning, t: float) -> Frame:
+        b = self.transition_frames
+        conds = [blend(start, end, (j + 1) / b, slerp=True) for j in range(b)]
+        first_seed = self.frame_seed(self.frame_index, False)
+        images = self.to_host(self.run(conds))  # one copy for all B frames (at hop rate, not per frame)
+        self._queue = deque(Frame(image=images[j], t=t, seed=first_seed, renderer=self.name) for j in range(b))
+        return self._remember(self._queue.popleft())
+
+    def _emit(self, images: torch.Tensor, t: float, seed: int) -> Frame:
+        if self._readback is None:
+            return self._remember(Frame(image=self.to_host(images)[0], t=t, seed=seed, renderer=self.name))
+        self._readback.submit(images, (t, seed))
+        image, (t_done, seed_done) = self._readback.newest()
+        return self._remember(Frame(image=image[0], t=t_done, seed=seed_done, renderer=self.name))
+
+    def _remember(self, frame: Frame) -> Frame:
+        self._last_frame = frame
+        return frame

@@ -1,17 +1,20 @@
 """TensorRT engines for the SDXL UNet through torch-tensorrt. **Unverified on hardware.**
 
-No machine this was written on has TensorRT: the code follows torch-tensorrt's documented API
-(`torch_tensorrt.compile(module, ir="dynamo", inputs=[torch_tensorrt.Input(shape, dtype=...)],
-enabled_precisions={torch.float16})`, `torch_tensorrt.save(..., output_format="exported_program",
-inputs=...)` and `torch.export.load(path).module()`), and is unit-tested at that boundary with a fake
+No machine this was written on has TensorRT (the GPU machine this project borrows cannot install
+it): the code follows torch-tensorrt 2.x's current documented API — `torch_tensorrt.compile(module,
+ir="dynamo", arg_inputs=[torch_tensorrt.Input(shape, dtype=...)], enabled_precisions={torch.float16})`,
+`torch_tensorrt.save(module, "x.ep", output_format="exported_program", arg_inputs=[example tensors])`
+and `torch_tensorrt.load("x.ep").module()` — and is unit-tested at that boundary with a fake
 `torch_tensorrt` (tests/test_render_tensorrt.py). Run `beatcanvas bench --backend tensorrt` on a GPU
-before relying on it.
+with torch-tensorrt before relying on it.
 
-Engines are fp16 with static shapes (batch, latent size, 77 tokens): TensorRT picks its fastest kernels
-for exactly those shapes. They take minutes to build, so they are cached on disk, keyed by everything
-that makes an engine invalid: the model and a fingerprint of its weights, the shapes, the precision,
-the GPU, and the versions of torch, torch_tensorrt and TensorRT. A second build with the same key loads
-the cached engine and does not compile again.
+Engines (the UNet, and TAESD's decoder) are fp16 with static shapes (batch, latent size, 77 tokens):
+TensorRT picks its fastest kernels for exactly those shapes. They take minutes to build, so they are
+cached on disk, keyed by everything that makes an engine invalid: the model and a SHA-256 of all its
+weights, the shapes, the precision, the GPU, and the versions of torch, torch_tensorrt and TensorRT. A
+second build with the same key loads the cached engine and does not compile again. An engine is saved
+under a temporary `.ep` name (torch_tensorrt picks the format from the suffix) and renamed into place,
+so an interrupted build never looks like a cache hit.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import torch
 
 from engine import cache
 from engine.errors import BeatcanvasError
-from engine.render.sdxl import unet_pooled_dim
+from engine.render.shapes import TEXT_TOKENS, unet_pooled_dim
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +61,14 @@ def library_versions(torch_tensorrt) -> dict[str, str]:
 
 
 def weights_fingerprint(module: torch.nn.Module) -> str:
-    """A cheap fingerprint of a module's weights (names, shapes and a few values of a few tensors):
-    enough to tell random-full from real weights, or two checkpoints apart, without hashing 5 GB.
-    Values are rounded to fp16 first, so the module hashes the same before and after its fp16 cast."""
+    """SHA-256 of every weight of `module` (names, shapes and all values, as fp16 bytes, so the module
+    hashes the same before and after its fp16 cast). Two checkpoints that differ in one value get
+    different engines. Streams one tensor at a time: a few seconds for the 2.6 B-parameter UNet."""
     h = hashlib.sha256()
-    params = list(module.state_dict().items())
-    for name, p in params[:4] + params[-4:]:
+    for name, p in module.state_dict().items():
         h.update(f"{name}{tuple(p.shape)}".encode())
-        h.update(p.detach().flatten()[:16].to(torch.float16).float().cpu().numpy().tobytes())
-    h.update(str(len(params)).encode())
-    return h.hexdigest()[:16]
+        h.update(p.detach().to(torch.float16).contiguous().view(torch.uint8).cpu().numpy().tobytes())
+    return h.hexdigest()[:32]
 
 
 class UNetForExport(torch.nn.Module):
@@ -94,7 +95,8 @@ class TensorRTUNet:
         self.module, self.config, self.dtype = module, config, dtype
 
     def __call__(self, sample, timestep, encoder_hidden_states, added_cond_kwargs, return_dict=False):
-        t = torch.as_tensor(timestep, device=sample.device, dtype=torch.float32).reshape(1)
+        # One timestep per batch row (the stream batch gives each row its own); a scalar is broadcast.
+        t = torch.as_tensor(timestep, device=sample.device).to(torch.float32).reshape(-1).expand(sample.shape[0])
         out = self.module(
             sample.to(self.dtype),
             t,
@@ -105,12 +107,12 @@ class TensorRTUNet:
         return (out,)
 
 
-def unet_input_shapes(unet_config, batch: int, height: int, width: int, vae_scale_factor: int, text_len: int = 77):
+def unet_input_shapes(unet_config, batch: int, height: int, width: int, vae_scale_factor: int, text_len: int = TEXT_TOKENS):
     """Static input shapes (sample, timestep, encoder_hidden_states, text_embeds, time_ids), read from
     the UNet's config (never hard-coded to SDXL's 2048/1280)."""
     return [
         (batch, unet_config.in_channels, height // vae_scale_factor, width // vae_scale_factor),
-        (1,),
+        (batch,),
         (batch, text_len, unet_config.cross_attention_dim),
         (batch, unet_pooled_dim(unet_config)),
         (batch, 6),
@@ -132,6 +134,40 @@ def key_digest(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
 
 
+def _build_or_load(module, name: str, shapes, dtypes, *, model: str, fingerprint: str, device: torch.device,
+                   cache_dir, progress) -> Any:
+    """A TensorRT module for `module` at static `shapes`, from the disk cache when the key matches."""
+    torch_tensorrt = import_torch_tensorrt()
+    say = progress or (lambda msg: log.info("%s", msg))
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    key = engine_key(model, fingerprint, shapes, PRECISION, library_versions(torch_tensorrt), device_name)
+    folder = Path(cache_dir) if cache_dir is not None else cache.cache_dir() / "tensorrt"
+    shape_tag = "x".join(str(v) for v in shapes[0])
+    path = folder / f"{name}-{model}-{shape_tag}-{PRECISION}-{key_digest(key)}.ep"
+    if path.is_file():
+        say(f"TensorRT engine: cache hit {path}")
+        return load_engine(path, device)
+
+    say(f"TensorRT engine: building {name} {shape_tag} {PRECISION} (once; takes minutes)…")
+    example = [torch.randn(s, dtype=d, device=device) for s, d in zip(shapes, dtypes)]
+    trt_module = torch_tensorrt.compile(
+        module,
+        ir="dynamo",
+        arg_inputs=[torch_tensorrt.Input(s, dtype=d) for s, d in zip(shapes, dtypes)],
+        enabled_precisions={torch.float16},
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.ep")  # torch_tensorrt reads the format from ".ep"
+    try:
+        torch_tensorrt.save(trt_module, str(tmp), output_format="exported_program", arg_inputs=example)
+        os.replace(tmp, path)  # atomic: a build interrupted half-way never looks like a cache hit
+    finally:
+        tmp.unlink(missing_ok=True)
+    path.with_suffix(".json").write_text(json.dumps(key, indent=2, sort_keys=True))
+    say(f"TensorRT engine: saved {path}")
+    return trt_module
+
+
 def compile_unet(
     unet,
     *,
@@ -145,40 +181,61 @@ def compile_unet(
     progress: Callable[[str], None] | None = None,
 ) -> TensorRTUNet:
     """A TensorRT fp16 engine of `unet` for one static shape, from the disk cache when it is there."""
-    torch_tensorrt = import_torch_tensorrt()
+    import_torch_tensorrt()
     device = torch.device(device)
-    say = progress or (lambda msg: log.info("%s", msg))
     shapes = unet_input_shapes(unet.config, batch, height, width, vae_scale_factor)
     dtypes = [torch.float16, torch.float32, torch.float16, torch.float16, torch.float16]
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
-    key = engine_key(model, weights_fingerprint(unet), shapes, PRECISION, library_versions(torch_tensorrt), device_name)
-    folder = Path(cache_dir) if cache_dir is not None else cache.cache_dir() / "tensorrt"
-    path = folder / f"unet-{model}-{batch}x{height}x{width}-{PRECISION}-{key_digest(key)}.ep"
-
-    if path.is_file():
-        say(f"TensorRT engine: cache hit {path}")
-        return TensorRTUNet(load_engine(path, device), unet.config)
-
-    say(f"TensorRT engine: building {model} UNet {batch}×{height}×{width} {PRECISION} (once; takes minutes)…")
-    example = [torch.randn(s, dtype=d, device=device) for s, d in zip(shapes, dtypes)]
-    example[1].fill_(999.0)
     module = UNetForExport(unet.to(device=device, dtype=torch.float16)).eval()
-    trt_module = torch_tensorrt.compile(
-        module,
-        ir="dynamo",
-        inputs=[torch_tensorrt.Input(s, dtype=d) for s, d in zip(shapes, dtypes)],
-        enabled_precisions={torch.float16},
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch_tensorrt.save(trt_module, str(tmp), output_format="exported_program", inputs=example)
-    os.replace(tmp, path)  # atomic: a build interrupted half-way never looks like a cache hit
-    path.with_suffix(".json").write_text(json.dumps(key, indent=2, sort_keys=True))
-    say(f"TensorRT engine: saved {path}")
-    return TensorRTUNet(trt_module, unet.config)
+    trt = _build_or_load(module, "unet", shapes, dtypes, model=model, fingerprint=weights_fingerprint(unet),
+                         device=device, cache_dir=cache_dir, progress=progress)
+    return TensorRTUNet(trt, unet.config)
+
+
+class DecoderForExport(torch.nn.Module):
+    """TAESD's decode as a module with one tensor in and one out."""
+
+    def __init__(self, decoder):
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, latents):
+        return self.decoder.decode(latents, return_dict=False)[0]
+
+
+class TensorRTDecoder:
+    """Calls a TensorRT decoder like diffusers' `AutoencoderTiny.decode` (keeps the original config)."""
+
+    def __init__(self, module, config):
+        self.module, self.config = module, config
+
+    def decode(self, latents, return_dict=False):
+        return (self.module(latents.to(torch.float16)),)
+
+
+def compile_decoder(
+    decoder,
+    *,
+    name: str,
+    height: int,
+    width: int,
+    vae_scale_factor: int = 8,
+    batch: int = 1,
+    device: str | torch.device = "cuda",
+    cache_dir: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> TensorRTDecoder:
+    """A TensorRT fp16 engine of a decoder (TAESDXL) for one static latent shape."""
+    import_torch_tensorrt()
+    device = torch.device(device)
+    channels = decoder.config.latent_channels
+    shapes = [(batch, channels, height // vae_scale_factor, width // vae_scale_factor)]
+    module = DecoderForExport(decoder.to(device=device, dtype=torch.float16)).eval()
+    trt = _build_or_load(module, "decoder", shapes, [torch.float16], model=name,
+                         fingerprint=weights_fingerprint(decoder), device=device, cache_dir=cache_dir, progress=progress)
+    return TensorRTDecoder(trt, decoder.config)
 
 
 def load_engine(path: Path, device: torch.device) -> Any:
-    """A saved engine as a callable module (torch.export.load; the TensorRT runtime ops come with the
-    torch_tensorrt import)."""
-    return torch.export.load(str(path)).module()
+    """A saved engine as a callable module (the TensorRT runtime ops come with the torch_tensorrt import)."""
+    torch_tensorrt = import_torch_tensorrt()
+    return torch_tensorrt.load(str(path)).module()
