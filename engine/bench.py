@@ -173,6 +173,13 @@ def bench_window(seconds: float = 10.0):
     return Window(samples=samples, t_end=seconds)
 
 
+def stage_program(fn: Callable[[], torch.Tensor], renderer):
+    """`fn` as the renderer would run it: a CUDA graph when the renderer uses graphs."""
+    from engine.render.graphs import FrameProgram
+
+    return FrameProgram(fn, renderer.device, use_graph=renderer.use_graphs, name="bench stage")
+
+
 def distinct_conditionings(conditioning, n: int = 4) -> list:
     """`n` different conditionings around `conditioning` (new objects, as the conditioning worker
     hands over each hop) to drive the transition batches and a realistic upload rate."""
@@ -297,11 +304,13 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
         say("timing UNet step, decode, to host, end to end…")
         inputs = latency.inputs(1)
         step = latency._t2i.steps[0]
-        stages["unet_step"] = time_stage(
-            lambda: latency.unet_eps(inputs.noise, step.t, inputs.embeds, inputs.pooled, inputs.time_ids),
-            device, settings.warmup, settings.iters,
-        )
-        stages["decode"] = time_stage(lambda: latency.decode(inputs.prev), device, settings.warmup, settings.iters)
+        # Timed as the frame runs them: replayed CUDA graphs when graphs are on (eager kernel launches
+        # from Python would time the CPU, not the GPU), plain calls otherwise.
+        unet = stage_program(lambda: latency.unet_eps(inputs.noise, step.t, inputs.embeds, inputs.pooled, inputs.time_ids), latency)
+        decode = stage_program(lambda: latency.decode(inputs.prev), latency)
+        with latency.on_render_stream():
+            stages["unet_step"] = time_stage(unet, device, settings.warmup, settings.iters)
+            stages["decode"] = time_stage(decode, device, settings.warmup, settings.iters)
         decoded = latency.decode(inputs.prev)
         stages["to_host"] = time_stage(lambda: latency.to_host(decoded), device, settings.warmup, settings.iters)
         stages["end_to_end"] = time_stage(lambda: latency.render(conditioning), device, settings.warmup, settings.iters)
@@ -317,12 +326,10 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
         if live._stream is not None:
             st = live._stream
             x, t = torch.zeros_like(st.x), st._slot_constants(live._t2i)[0]
-            with torch.inference_mode():
-                stages["unet_step_stream_batch"] = time_stage(
-                    lambda: live.unet(x, t, encoder_hidden_states=st.embeds,
-                                      added_cond_kwargs={"text_embeds": st.pooled, "time_ids": st.time_ids}, return_dict=False),
-                    device, settings.warmup, settings.iters,
-                )
+            with torch.inference_mode(), live.on_render_stream():
+                batched = stage_program(lambda: live.unet(x, t, encoder_hidden_states=st.embeds, return_dict=False,
+                                                          added_cond_kwargs={"text_embeds": st.pooled, "time_ids": st.time_ids})[0], live)
+                stages["unet_step_stream_batch"] = time_stage(batched, device, settings.warmup, settings.iters)
         result_extra["throughput"] = throughput(live, conds, settings.frames, every, device)
         if settings.with_understanding:
             say("throughput with the conditioning worker running…")
