@@ -4,14 +4,16 @@
 - `inductor`: torch.compile(mode="default", fullgraph=True, dynamic=False) of the UNet and the decoder,
   with the UNet's q/k/v projections fused into one matmul, channels_last memory format and the inductor
   flags diffusers recommends for SDXL. CUDA graphs are not inductor's: the renderer captures the whole
-  frame (UNet steps + decode) as one graph itself (engine/render/graphs.py). Why not max-autotune: on
-  an H100 its GEMM autotuning for the full SDXL UNet did not finish within 330 s (10–20 s per matmul
-  shape, bench/results/h100/), far past what a show can wait for; `BEATCANVAS_INDUCTOR_MODE` overrides.
-  `dynamic=False`: an out-of-memory step-down to a smaller size compiles a new static graph rather
-  than silently switching to a slower dynamic one.
+  frame (UNet steps + decode) as one graph itself (engine/render/graphs.py). Measured on an H100
+  (bench/results/h100/): max-autotune's GEMM autotuning did not finish within 330 s (10–20 s per matmul
+  shape), and even the default mode did not compile the full UNet within 300 s on that machine's 16
+  cores — so inductor is opt-in, never `auto`'s choice, until a warm compile cache makes it cheap.
+  `BEATCANVAS_INDUCTOR_MODE` overrides the mode. `dynamic=False`: an out-of-memory step-down to a
+  smaller size compiles a new static graph rather than silently switching to a slower dynamic one.
 - `tensorrt`: torch-tensorrt engines for the UNet and TAESD, fp16, static shapes, cached on disk
   (engine/render/tensorrt.py). Unverified on hardware.
-- `auto`: the fastest one available here, with a one-line reason.
+- `auto`: TensorRT when torch-tensorrt is installed on a CUDA machine, else eager (with the renderer's
+  CUDA graphs on a GPU: 62 img/s at 512² 1-step on an H100 against 10.8 without), with a one-line reason.
 
 Preparing a back-end may change the shared modules in place (fused projections, memory format): one
 renderer owns one set of components.
@@ -71,10 +73,11 @@ def select_backend(requested: str, device: str | torch.device) -> tuple[str, str
     # auto
     if cuda and has_module("torch_tensorrt"):
         return "tensorrt", "auto → tensorrt: torch_tensorrt is installed and a CUDA GPU is present"
-    if cuda and has_module("triton"):
-        return "inductor", "auto → inductor: CUDA GPU with triton, torch_tensorrt not installed"
     if cuda:
-        return "eager", "auto → eager: CUDA GPU but neither torch_tensorrt nor triton is installed"
+        return "eager", (
+            "auto → eager with CUDA graphs: torch_tensorrt is not installed, and inductor's first compile of "
+            "the SDXL UNet takes over 5 minutes (use --backend inductor to pay it)"
+        )
     return "eager", f"auto → eager: on {device.type} compiling gains little and the first compile takes minutes"
 
 
