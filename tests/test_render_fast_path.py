@@ -123,6 +123,21 @@ def test_transition_ends_on_the_new_conditioning_and_a_new_change_restarts(tiny_
     assert len(r._queue) == 2
 
 
+@pytest.mark.parametrize("model,steps,kw", [("sdxl-turbo", 1, {"transition_frames": 3}), ("sdxl-lightning", 2, {"stream_batch": True})])
+def test_warm_up_builds_the_programs_and_leaves_no_trace(tiny_components, model, steps, kw):
+    _, text, sdxl = tiny_components
+    comps = comps_for(sdxl, model)
+    warmed = SDXLRenderer(comps, SIZE, SIZE, steps=steps, seed=2, feedback=0.5, **kw)
+    warmed.warm_up()
+    programs = len(warmed._programs) + (len(warmed._stream._programs) if warmed._stream else 0)
+    assert programs >= 2  # text-to-image and feedback (and the batch), built before the first frame
+    fresh = SDXLRenderer(comps, SIZE, SIZE, steps=steps, seed=2, feedback=0.5, **kw)
+    c = cond(text, 1)
+    for _ in range(3):
+        np.testing.assert_array_equal(warmed.render(c).image, fresh.render(c).image)
+    assert warmed.frame_index == fresh.frame_index
+
+
 # ------------------------------------------------------------------------------ similarity filter
 
 
