@@ -419,7 +419,9 @@ def _labels(cond: Conditioning | None, top: int = 5) -> dict[str, float]:
 
 
 def _features_record(f: Features) -> dict[str, Any]:
-    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in dataclasses.asdict(f).items()}
+    """The scalars (the spectrum and waveform snapshots would make the log 20x bigger)."""
+    skip = ("spectrum", "wave")
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in dataclasses.asdict(f).items() if k not in skip}
 
 
 def run_export(
