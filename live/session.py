@@ -264,7 +264,7 @@ class Session:
             self.preset_path = path
             if self.config.hot_reload:
                 self._watch(path)
-        changed = [g for g in ("model", "conditioning") if getattr(old, g, None) != getattr(preset, g, None)]
+        changed = [g for g in ("model", "conditioning", "procedural") if getattr(old, g, None) != getattr(preset, g, None)]
         if changed:
             for obj in (self.understanding, self.renderer):
                 apply = getattr(obj, "apply_preset", None)

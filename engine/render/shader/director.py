@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -71,6 +72,12 @@ class Look:
 
     def weight(self, motif: str) -> float:
         return float(self.motifs.get(motif, 1.0))
+
+    @classmethod
+    def from_settings(cls, s: Any) -> Look:
+        """From a preset's validated `[procedural]` section (same field names)."""
+        return cls(motifs=dict(s.motifs), palette=s.palette, line_width=s.line_width, symmetry=s.symmetry,
+                   trails=s.trails)
 
 
 @dataclass(frozen=True)
@@ -148,11 +155,10 @@ class Director:
         self._weights: dict[str, float] = {}
 
     def set_look(self, look: Look) -> None:
-        """A hot-reloaded preset: new weights apply from the next scene choice, at once if disabled."""
-        self.look = look
-        self._choose(self._labels_seen, keep_primary=False)
+        """A hot-reloaded preset, from any thread: the next frame starts a scene with it."""
+        self._pending_look = look
 
-    _labels_seen: dict[str, float] | None = None
+    _pending_look: Look | None = None
 
     # -- scene choice ---------------------------------------------------------------------------
     def _scores(self, labels: dict[str, float] | None) -> dict[str, float]:
@@ -199,7 +205,9 @@ class Director:
         f = features
         mood = np.nan_to_num(np.array([f.valence, f.arousal], float), nan=0.0).clip(-1, 1)
         db = 20 * math.log10(max(float(f.rms) if math.isfinite(f.rms) else 0.0, 1e-5))
-        self._labels_seen = labels
+        if self._pending_look is not None and not first:
+            self.look, self._pending_look = self._pending_look, None
+            self._choose(labels, keep_primary=False)
         if first:
             self._mood, self._energy_db = mood, db
             self._choose(labels, keep_primary=True)

@@ -73,9 +73,9 @@ class ShaderRenderer:
         self.director.reset(seed)
         self._fresh = True
 
-    def set_look(self, look: Look) -> None:
-        """Hot reload of the preset's `[procedural]` section."""
-        self.director.set_look(look)
+    def apply_preset(self, preset: Any) -> None:
+        """Hot reload: the preset's `[procedural]` section applies from the next frame."""
+        self.director.set_look(Look.from_settings(preset.procedural))
 
     def render(self, conditioning: Conditioning | None, features: Features, t: float) -> Frame:
         self.render_texture(conditioning, features, t)
