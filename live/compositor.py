@@ -239,7 +239,7 @@ class Compositor:
 
     def _limit_flashes(self, now: float) -> None:
         """Hold the frame's mean luminance when a change would exceed the flash budget."""
-        thumb = to_array(self._feedback)
+        thumb = to_array(self._out)
         lum = mean_luminance(thumb)
         gain = self.flash_limiter.gain(lum, now)
         if gain != 1.0:
@@ -248,10 +248,10 @@ class Compositor:
                 v = int(round(g * 255))
                 self._out.fill((v, v, v), special_flags=pygame.BLEND_RGB_MULT)
             else:
-                lift = int(round(min(255.0, (g - 1.0) * float(thumb.mean()))))
+                lift = int(round(min(255.0, (g - 1.0) * float(thumb[::4, ::4].mean()))))
                 self._out.fill((lift, lift, lift), special_flags=pygame.BLEND_RGB_ADD)
             pygame.transform.smoothscale(self._out, self._fb_size, self._feedback)
-            lum = mean_luminance(to_array(self._feedback))
+            lum = mean_luminance(to_array(self._out))
         self.flash_limiter.record(lum, now)
 
     def to_array(self, surface: pygame.Surface | None = None) -> np.ndarray:

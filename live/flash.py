@@ -7,7 +7,7 @@ relative luminance (linear light, Rec. 709 weights) — the "large full-frame" c
 compositor can cause; small bright shapes do not move the frame mean enough to count.
 
 `FlashCounter` finds the changes; `FlashLimiter` sits at the end of a compositor: it lets the picture
-change freely until a change would be the seventh in a second (the fourth flash), and then holds the
+change freely until a change would be the sixth in a second (one short of the fourth flash), then holds the
 frame's mean luminance just short of the threshold with an exposure gain, so pulses keep their
 shape but lose their strobe. `max_flashes_per_second` is what the tests and `scripts/look_metrics.py`
 measure on exported frames.
@@ -103,7 +103,9 @@ class FlashLimiter:
         if max_per_s > GUIDELINE_PER_S and getattr(self, "max_per_s", None) != max_per_s:
             log.warning("flash limit raised to %.1f per second (the photosensitivity guideline is 3)", max_per_s)
         self.max_per_s = float(max_per_s)
-        self.budget = max(1, int(math.floor(2 * self.max_per_s + 1e-9)))  # changes per second
+        # Changes per second: one fewer than the pairs allow, so a change our 1/16-pixel measurement
+        # misses is still inside the limit for a whole-frame measurement.
+        self.budget = max(1, int(math.floor(2 * self.max_per_s + 1e-9)) - 1)
 
     def gain(self, lum: float, t: float) -> float:
         c = self.counter

@@ -66,8 +66,9 @@ def describe(ctx: Any) -> str:
     return str(ctx.info.get("GL_RENDERER", "unknown GL device"))
 
 
-def is_software(ctx: Any) -> bool:
-    name = describe(ctx).lower()
+def is_software(device: str) -> bool:
+    """True for a software rasteriser (Mesa's llvmpipe and friends) by its GL_RENDERER name."""
+    name = device.lower()
     return any(k in name for k in ("llvmpipe", "softpipe", "swiftshader", "software"))
 
 
@@ -89,3 +90,9 @@ def probe() -> tuple[str | None, str]:
 def gl_unavailable() -> str | None:
     """Why no OpenGL 3.3 context can be made on this machine, or None when one can."""
     return probe()[0]
+
+
+def gpu_gl() -> bool:
+    """True when contexts here run on a GPU, not on a software rasteriser."""
+    why, device = probe()
+    return why is None and not is_software(device)
