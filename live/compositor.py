@@ -26,7 +26,7 @@ import numpy as np
 import pygame
 
 from engine.types import Features, Frame
-from live.flash import GUIDELINE_PER_S, FlashLimiter, mean_luminance, srgb_gain
+from live.flash import GUIDELINE_PER_S, FlashLimiter, lift_for, mean_luminance, srgb_gain
 
 
 @dataclass(frozen=True)
@@ -248,7 +248,9 @@ class Compositor:
                 v = int(round(g * 255))
                 self._out.fill((v, v, v), special_flags=pygame.BLEND_RGB_MULT)
             else:
-                lift = int(round(min(255.0, (g - 1.0) * float(thumb[::4, ::4].mean()))))
+                # pygame has no "screen" blend: add the lift's mean amount (what a held frame needs).
+                mean = float(thumb[::4, ::4].mean()) / 255.0
+                lift = int(round(255 * lift_for(mean, g) * (1.0 - mean)))
                 self._out.fill((lift, lift, lift), special_flags=pygame.BLEND_RGB_ADD)
             pygame.transform.smoothscale(self._out, self._fb_size, self._feedback)
             lum = mean_luminance(to_array(self._out))

@@ -27,6 +27,7 @@ THRESHOLD = 0.10  # relative luminance change that counts
 DARK_LIMIT = 0.80  # one of the two states must be darker than this
 GUIDELINE_PER_S = 3.0
 _MARGIN = 0.5  # a held frame stays within half the threshold of the last extreme
+MAX_LIFT = 4.0  # the most a held frame's linear luminance is raised
 
 _SRGB_TO_LINEAR = np.where(
     (x := np.arange(256) / 255.0) <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4
@@ -114,7 +115,8 @@ class FlashLimiter:
         e = c.extreme
         target = e + math.copysign(_MARGIN * THRESHOLD, lum - e)
         self.held += 1
-        return max(target, 1e-4) / max(lum, 1e-4)
+        # Holding a fall brightens the frame: at most 4x (a near-black frame is not lifted to white).
+        return min(max(target, 1e-4) / max(lum, 1e-4), MAX_LIFT)
 
     def record(self, lum: float, t: float) -> None:
         self.counter.feed(lum, t)
@@ -123,3 +125,10 @@ class FlashLimiter:
 def srgb_gain(linear_gain: float) -> float:
     """The multiplier on sRGB-encoded values that scales linear luminance by about `linear_gain`."""
     return float(linear_gain) ** (1 / 2.2)
+
+
+def lift_for(srgb_mean: float, gain: float) -> float:
+    """The lift L (c' = c + (1 - c)·L) that raises an image of mean sRGB value `srgb_mean` (0..1) by
+    the sRGB factor `gain` ≥ 1 — brightening without clipping anything to white; at most 0.35."""
+    m = min(max(srgb_mean, 0.0), 0.99)
+    return min(max(m * (gain - 1.0) / (1.0 - m), 0.0), 0.35)

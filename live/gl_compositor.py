@@ -24,7 +24,7 @@ from engine.render.shader.context import gpu_gl, make_context
 from engine.render.shader.renderer import glsl
 from engine.types import Features, Frame
 from live.compositor import WARP_ZOOM, Reactivity, _clamp, effects
-from live.flash import GUIDELINE_PER_S, FlashLimiter, mean_luminance, srgb_gain
+from live.flash import GUIDELINE_PER_S, FlashLimiter, lift_for, mean_luminance, srgb_gain
 
 def _frag(name: str) -> str:
     return resources.files("live").joinpath("glsl", name).read_text(encoding="utf-8")
@@ -168,7 +168,8 @@ class GLCompositor:
             prog = gl["expose_prog"]
             prog["u_src"].value = 0
             prog["u_mul"].value = min(g, 1.0)
-            prog["u_lift"].value = _clamp((g - 1.0) * 0.5, 0.0, 1.0) if g > 1.0 else 0.0
+            mean = float(np.frombuffer(self._out_bytes, np.uint8)[::97].mean()) / 255.0
+            prog["u_lift"].value = lift_for(mean, g) if g > 1.0 else 0.0
             gl["outs"][0].use(0)
             gl["fbos"][1].use()
             import moderngl

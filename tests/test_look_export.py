@@ -117,3 +117,15 @@ def test_gpu_compositor_matches_the_numpy_compositor(knobs):
         a, b = cpu.to_array(cpu.compose(f, t)), gpu.to_array(gpu.compose(f, t))
         assert np.abs(a.astype(int) - b).mean() < 4.0, f"frame {i}"
         assert np.percentile(np.abs(a.astype(int) - b), 99) < 24, f"frame {i}"
+
+
+def test_holding_a_fall_never_lifts_a_dark_frame_to_white():
+    from live.flash import lift_for
+
+    limiter = FlashLimiter(3.0)
+    for i in range(40):  # use up the budget with a strobe, then ask to hold a plunge to black
+        lum = 0.6 if i % 2 else 0.05
+        limiter.record(lum * limiter.gain(lum, i / FPS), i / FPS)
+    gain = limiter.gain(0.001, 40 / FPS)
+    assert gain <= 4.0
+    assert lift_for(0.05, gain ** (1 / 2.2)) <= 0.35
