@@ -32,6 +32,7 @@ class Features:
     """Per-block scalars that move the picture between renders.
 
     Band energies use MilkDrop's convention: 1.0 means "typical for this track so far".
+    `spectrum` and `wave` are per-block snapshots (tuples, so Features stays immutable).
     `beat` is True for the block in which a beat landed; `beat_phase` runs 0→1 between beats.
     """
 
@@ -46,6 +47,9 @@ class Features:
     tempo_bpm: float = 120.0
     valence: float = 0.0  # -1 (negative) .. 1 (positive)
     arousal: float = 0.0  # -1 (calm) .. 1 (energetic)
+    # For renderers that draw the audio itself (the shader renderer's ribbons); empty when unknown.
+    spectrum: tuple[float, ...] = ()  # log-spaced bands, 1.0 = typical for this track so far
+    wave: tuple[float, ...] = ()  # the newest ~21 ms of samples, decimated to 64 points
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,18 @@ def _register_all() -> None:
 _register_all()
 
 
+def _click_exceptions() -> dict[str, tuple[type, ...]]:
+    """Click's exception classes: typer ≥ 0.29 raises its vendored copy (typer._click), older
+    typer the click package's. Both, so a usage error prints its message, never a traceback."""
+    modules = []
+    for name in ("typer.exceptions", "typer._click.exceptions", "click.exceptions"):
+        try:
+            modules.append(importlib.import_module(name))
+        except ImportError:
+            continue
+    return {k: tuple(vars(m)[k] for m in modules if k in vars(m)) for k in ("Exit", "ClickException", "Abort")}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
@@ -76,14 +88,13 @@ def main(argv: list[str] | None = None) -> int:
         err.print("interrupted")
         return 130
     except Exception as e:  # click usage errors and the like
-        import click
-
-        if isinstance(e, click.exceptions.Exit):
+        exceptions = _click_exceptions()
+        if isinstance(e, exceptions["Exit"]):
             return e.exit_code
-        if isinstance(e, click.ClickException):
+        if isinstance(e, exceptions["ClickException"]):
             e.show()
             return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
+        if isinstance(e, exceptions["Abort"]):
             err.print("aborted")
             return 1
         raise

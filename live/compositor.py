@@ -26,6 +26,7 @@ import numpy as np
 import pygame
 
 from engine.types import Features, Frame
+from live.flash import GUIDELINE_PER_S, FlashLimiter, lift_for, mean_luminance, srgb_gain
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,41 @@ def _clamp(x: float, lo: float, hi: float) -> float:
     return lo if x < lo else hi if x > hi else x
 
 
+@dataclass(frozen=True)
+class Effects:
+    """One display frame's effect amounts, shared by this compositor and the GPU one."""
+
+    zoom: float  # ≥ 1: scale of the centre crop
+    warp_alpha: float  # 0..0.8: how much of the turned previous output shows through
+    warp_angle: float  # degrees, counter-clockwise
+    gain: float  # brightness: < 1 multiplies, > 1 adds (gain - 1)
+    tint: tuple[float, float, float]  # per-channel multiplier 0..1; (1, 1, 1) = none
+
+
+def effects(f: Features, r: Any, has_output: bool) -> Effects:
+    """The effect amounts for features `f` and sensitivities `r` (see the module docstring)."""
+    # Zoom pulse: strongest on the beat, decays over the first third of the beat interval.
+    pulse = max(0.0, 1.0 - float(f.beat_phase) * 3.0) ** 2 if f.beat or f.beat_phase < 0.34 else 0.0
+    zoom = 1.0 + ZOOM_AT_1 * float(r.beat_zoom) * pulse
+    warp = float(r.warp)
+    alpha = angle = 0.0
+    if warp > 0 and has_output:
+        alpha = _clamp(WARP_ALPHA_AT_1 * warp * (0.5 + 0.5 * _clamp(float(f.onset), 0.0, 2.0)), 0.0, 0.8)
+        angle = WARP_ROTATE_DEG * warp * (1.0 + float(f.onset))
+    # Brightness from the low band (1.0 = typical loudness for this track).
+    gain = 1.0 + BRIGHTNESS_AT_1 * float(r.band_brightness) * _clamp(float(f.low) - 1.0, -1.0, 2.0)
+    gain = _clamp(gain, 0.3, 1.8)
+    # Hue: a tint whose hue swings with the high/mid balance; multiplies, so black stays black.
+    tint = (1.0, 1.0, 1.0)
+    amount = _clamp(TINT_AT_1 * float(r.band_hue), 0.0, 0.9)
+    if amount > 0:
+        swing = _clamp(float(f.high) - float(f.mid), -1.5, 1.5)
+        hue = ((HUE_DEGREES_AT_1 * swing) % 360.0) / 360.0
+        strength = amount * min(1.0, abs(swing))
+        tint = tuple(1.0 - strength + strength * c for c in colorsys.hsv_to_rgb(hue, 1.0, 1.0))
+    return Effects(zoom, alpha, angle, gain, tint)
+
+
 def frame_to_surface(image: np.ndarray) -> pygame.Surface:
     """HxWx3 uint8 → a Surface (no display needed)."""
     h, w = image.shape[:2]
@@ -71,10 +107,14 @@ class Compositor:
     Both take `now` (seconds, any monotonic clock) so that export can drive them from a fixed clock.
     """
 
-    def __init__(self, width: int, height: int, reactivity: Any = None, crossfade_ms: float = 400.0) -> None:
+    def __init__(
+        self, width: int, height: int, reactivity: Any = None, crossfade_ms: float = 400.0,
+        max_flashes_per_s: float = GUIDELINE_PER_S,
+    ) -> None:
         self.width, self.height = int(width), int(height)
         self.reactivity = reactivity if reactivity is not None else Reactivity()
         self.crossfade_ms = float(crossfade_ms)
+        self.flash_limiter = FlashLimiter(max_flashes_per_s)
         size = (self.width, self.height)
         self._prev = pygame.Surface(size)  # what we fade from
         self._cur = pygame.Surface(size)  # what we fade to
@@ -92,12 +132,16 @@ class Compositor:
         self._has_output = False
         self.frames_pushed = 0
 
-    def configure(self, reactivity: Any = None, crossfade_ms: float | None = None) -> None:
+    def configure(
+        self, reactivity: Any = None, crossfade_ms: float | None = None, max_flashes_per_s: float | None = None
+    ) -> None:
         """Apply a new preset's knobs (hot reload) without losing the picture."""
         if reactivity is not None:
             self.reactivity = reactivity
         if crossfade_ms is not None:
             self.crossfade_ms = float(crossfade_ms)
+        if max_flashes_per_s is not None:
+            self.flash_limiter.configure(max_flashes_per_s)
 
     # -- frames ---------------------------------------------------------------------------------
 
@@ -124,7 +168,9 @@ class Compositor:
         if surf.get_size() != (self.width, self.height):
             surf = _cover(surf, self.width, self.height)
         fade = self._fade(now)
-        if fade < 1.0:
+        if self.frames_pushed == 0:
+            self._prev.blit(surf, (0, 0))  # the first picture shows at once: no fade from black
+        elif fade < 1.0:
             self._blend_into(self._prev, fade)  # bake the half-done fade into prev
         else:
             self._prev, self._cur = self._cur, self._prev
@@ -146,7 +192,7 @@ class Compositor:
         """The picture for this display frame. The returned Surface is reused by the next call:
         copy it if you keep it."""
         f = features if features is not None else Features()
-        r = self.reactivity
+        fx = effects(f, self.reactivity, self._has_output)
         w, h = self.width, self.height
 
         fade = self._fade(now)
@@ -156,9 +202,7 @@ class Compositor:
             self._blend_into(self._base, fade)
         src = self._base
 
-        # Zoom pulse: strongest on the beat, decays over the first third of the beat interval.
-        pulse = max(0.0, 1.0 - float(f.beat_phase) * 3.0) ** 2 if f.beat or f.beat_phase < 0.34 else 0.0
-        zoom = 1.0 + ZOOM_AT_1 * float(r.beat_zoom) * pulse
+        zoom = fx.zoom
         if zoom > 1.002:
             cw, ch = max(1, int(round(w / zoom))), max(1, int(round(h / zoom)))
             crop = src.subsurface(((w - cw) // 2, (h - ch) // 2, cw, ch))
@@ -167,21 +211,16 @@ class Compositor:
             self._out.blit(src, (0, 0))
 
         # Feedback warp: the previous output, pushed outwards and turned, shows through.
-        warp = float(r.warp)
-        if warp > 0 and self._has_output:
-            alpha = _clamp(WARP_ALPHA_AT_1 * warp * (0.5 + 0.5 * _clamp(float(f.onset), 0.0, 2.0)), 0.0, 0.8)
-            angle = WARP_ROTATE_DEG * warp * (1.0 + float(f.onset))
-            turned = pygame.transform.rotozoom(self._feedback, angle, WARP_ZOOM)
+        if fx.warp_alpha > 0:
+            turned = pygame.transform.rotozoom(self._feedback, fx.warp_angle, WARP_ZOOM)
             tw, th = turned.get_size()
             fw, fh = self._fb_size
             middle = turned.subsurface(((tw - fw) // 2, (th - fh) // 2, fw, fh))
             pygame.transform.smoothscale(middle, (w, h), self._warped)
-            self._warped.set_alpha(int(alpha * 255))
+            self._warped.set_alpha(int(fx.warp_alpha * 255))
             self._out.blit(self._warped, (0, 0))
 
-        # Brightness from the low band (1.0 = typical loudness for this track).
-        gain = 1.0 + BRIGHTNESS_AT_1 * float(r.band_brightness) * _clamp(float(f.low) - 1.0, -1.0, 2.0)
-        gain = _clamp(gain, 0.3, 1.8)
+        gain = fx.gain
         if gain < 0.995:
             v = int(round(gain * 255))
             self._out.fill((v, v, v), special_flags=pygame.BLEND_RGB_MULT)
@@ -189,20 +228,33 @@ class Compositor:
             v = int(round((gain - 1.0) * 255))
             self._out.fill((v, v, v), special_flags=pygame.BLEND_RGB_ADD)
 
-        # Hue: a tint whose hue swings with the high/mid balance; multiplies, so black stays black.
-        amount = _clamp(TINT_AT_1 * float(r.band_hue), 0.0, 0.9)
-        if amount > 0:
-            swing = _clamp(float(f.high) - float(f.mid), -1.5, 1.5)
-            hue = ((HUE_DEGREES_AT_1 * swing) % 360.0) / 360.0
-            tr, tg, tb = colorsys.hsv_to_rgb(hue, 1.0, 1.0)
-            strength = amount * min(1.0, abs(swing))
-            tint = tuple(int(round(255 * (1.0 - strength + strength * c))) for c in (tr, tg, tb))
-            if tint != (255, 255, 255):
-                self._out.fill(tint, special_flags=pygame.BLEND_RGB_MULT)
+        tint = tuple(int(round(255 * c)) for c in fx.tint)
+        if tint != (255, 255, 255):
+            self._out.fill(tint, special_flags=pygame.BLEND_RGB_MULT)
 
         pygame.transform.smoothscale(self._out, self._fb_size, self._feedback)
+        self._limit_flashes(now)
         self._has_output = True
         return self._out
+
+    def _limit_flashes(self, now: float) -> None:
+        """Hold the frame's mean luminance when a change would exceed the flash budget."""
+        thumb = to_array(self._out)
+        lum = mean_luminance(thumb)
+        gain = self.flash_limiter.gain(lum, now)
+        if gain != 1.0:
+            g = srgb_gain(gain)
+            if g < 1.0:
+                v = int(round(g * 255))
+                self._out.fill((v, v, v), special_flags=pygame.BLEND_RGB_MULT)
+            else:
+                # pygame has no "screen" blend: add the lift's mean amount (what a held frame needs).
+                mean = float(thumb[::4, ::4].mean()) / 255.0
+                lift = int(round(255 * lift_for(mean, g) * (1.0 - mean)))
+                self._out.fill((lift, lift, lift), special_flags=pygame.BLEND_RGB_ADD)
+            pygame.transform.smoothscale(self._out, self._fb_size, self._feedback)
+            lum = mean_luminance(to_array(self._out))
+        self.flash_limiter.record(lum, now)
 
     def to_array(self, surface: pygame.Surface | None = None) -> np.ndarray:
         """The last composed picture (or `surface`) as HxWx3 uint8."""

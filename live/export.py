@@ -95,6 +95,7 @@ class ExportSettings:
     model_ids: dict[str, str] = field(default_factory=dict)
     reactivity: Any = None  # the compositor's knobs (preset.reactivity); None = defaults
     crossfade_ms: float = 400.0
+    max_flashes_per_s: float = 3.0  # preset.procedural.max_flashes_per_s
 
 
 @dataclass(frozen=True)
@@ -419,7 +420,9 @@ def _labels(cond: Conditioning | None, top: int = 5) -> dict[str, float]:
 
 
 def _features_record(f: Features) -> dict[str, Any]:
-    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in dataclasses.asdict(f).items()}
+    """The scalars (the spectrum and waveform snapshots would make the log 20x bigger)."""
+    skip = ("spectrum", "wave")
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in dataclasses.asdict(f).items() if k not in skip}
 
 
 def run_export(
@@ -431,10 +434,12 @@ def run_export(
     force: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
     plan: ExportPlan | None = None,
+    compositor: Any = None,
 ) -> ExportResult:
     """Export `settings.track` to PNG frames in `settings.out_dir`, resuming if a matching export is
     there. `renderer` follows engine.render.base.Renderer; `understanding` has step(Window) ->
     Conditioning (None: the renderer gets no conditioning, as the procedural-only live mode).
+    `compositor`: a fresh `Compositor` or `GLCompositor` at the export size (default: the numpy one).
 
     KeyboardInterrupt (Ctrl-C) or any exception leaves every finished frame on disk and the log
     consistent; the same call later resumes.
@@ -496,7 +501,7 @@ def run_export(
     tracker = tracker_factory() if tracker_factory else FeatureTracker(SAMPLE_RATE, FEATURE_BLOCK)
     ring = RingBuffer(WINDOW_SECONDS, SAMPLE_RATE)
     audio = _AudioClock(Path(s.track), tracker, ring)
-    compositor = Compositor(s.width, s.height, s.reactivity, s.crossfade_ms)
+    compositor = compositor or Compositor(s.width, s.height, s.reactivity, s.crossfade_ms, s.max_flashes_per_s)
     renderer.reset(s.seed)
     hop_k = max(0, math.floor((plan.start - CONDITIONING_WARMUP_S) / s.hop_s + 1e-9))
     cond: Conditioning | None = None

@@ -41,8 +41,8 @@ class Stages:
     """What a session or an export needs from the models."""
 
     renderer: Any
-    understanding: Any  # None for the procedural renderer
-    kind: str  # "sdxl" | "procedural"
+    understanding: Any  # None for the weights-free renderers
+    kind: str  # "sdxl" | "shader" | "procedural" (numpy)
     reason: str  # select_renderer's one line, for the console and the HUD
     model_ids: dict[str, str] = field(default_factory=dict)
 
@@ -78,6 +78,7 @@ def choose(preset: Any, opts: RenderOptions) -> tuple[str, str]:
             gpu_present=select.gpu_present(),
             allow_cpu_diffusion=opts.allow_cpu_diffusion or opts.profile == "tiny",
             model=model,
+            gl_unavailable=select.gl_unavailable() if choice != "numpy" else None,
         )
         picked = type(picked)(picked.kind, f"{picked.reason} [{opts.profile} profile]")
     return picked.kind, picked.reason
@@ -97,6 +98,13 @@ def build_procedural(preset: Any, opts: RenderOptions, width: int | None = None,
     # It has no native resolution: draw at the composition size rather than have it stretched.
     w, h = opts.canvas if opts.canvas and not (opts.width or opts.height) else _size(preset, opts)
     return ProceduralRenderer(width or w, height or h, _seed(preset, opts))
+
+
+def build_shader(preset: Any, opts: RenderOptions) -> Any:
+    from engine.render.shader import Look, ShaderRenderer
+
+    w, h = opts.canvas if opts.canvas and not (opts.width or opts.height) else _size(preset, opts)
+    return ShaderRenderer(w, h, _seed(preset, opts), look=Look.from_settings(preset.procedural))
 
 
 class SDXLBuilder:
@@ -153,6 +161,8 @@ def build_stages(preset: Any, opts: RenderOptions, kind: str | None = None, reas
         kind, reason = choose(preset, opts)
     if kind == "procedural":
         return Stages(build_procedural(preset, opts), None, "procedural", reason), None
+    if kind == "shader":
+        return Stages(build_shader(preset, opts), None, "shader", reason), None
     builder = SDXLBuilder(preset, opts)
     w, h = _size(preset, opts)
     renderer = builder.renderer(w, h)

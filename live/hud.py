@@ -63,9 +63,9 @@ class Hud:
     def lines(self, s: HudState) -> list[tuple[str, tuple[int, int, int]]]:
         """The HUD's text, line by line (also what tests read)."""
         white, grey, red, yellow = (240, 240, 240), (170, 170, 170), (255, 90, 80), (255, 210, 90)
-        lat = f"{s.latency_ms:.0f} ms" if s.latency_ms is not None else "–"
+        lat = f"{s.latency_ms:.0f} ms" if s.latency_ms is not None else "-"
         out = [
-            (f"display {s.display_fps:5.1f} fps   render {s.render_fps:5.2f} fps   audio→photon {lat}", white),
+            (f"display {s.display_fps:5.1f} fps   render {s.render_fps:5.2f} fps   audio-to-photon {lat}", white),
             (f"{s.bpm:5.1f} BPM   valence {s.valence:+.2f}   arousal {s.arousal:+.2f}", white),
             (f"preset {s.preset}   renderer {s.renderer}" + ("   [frozen]" if s.frozen else ""), white),
         ]

@@ -34,6 +34,7 @@ import pygame
 from engine.errors import BeatcanvasError
 from engine.types import Conditioning, Features, Frame
 from live.compositor import Compositor
+from live.gl_compositor import make_compositor
 from live.hud import Hud, HudState
 from live.keys import Action, action_for
 from live.slots import LatestSlot
@@ -138,8 +139,8 @@ class Session:
         self.step_down = step_down
         self.rebuild = rebuild
         cfg = self.config
-        self.compositor = compositor or Compositor(
-            cfg.width, cfg.height, getattr(preset, "reactivity", None), _crossfade_ms(preset)
+        self.compositor = compositor or make_compositor(
+            cfg.width, cfg.height, getattr(preset, "reactivity", None), _crossfade_ms(preset), _max_flashes(preset)
         )
         self.hud = Hud(visible=cfg.hud)
         self.state = HudState(
@@ -257,14 +258,14 @@ class Session:
         preset, path = pending
         old = self.preset
         self.preset = preset
-        self.compositor.configure(getattr(preset, "reactivity", None), _crossfade_ms(preset))
+        self.compositor.configure(getattr(preset, "reactivity", None), _crossfade_ms(preset), _max_flashes(preset))
         self.state.preset = getattr(preset, "name", "")
         self.state.message = ""
         if path is not None and path != self.preset_path:
             self.preset_path = path
             if self.config.hot_reload:
                 self._watch(path)
-        changed = [g for g in ("model", "conditioning") if getattr(old, g, None) != getattr(preset, g, None)]
+        changed = [g for g in ("model", "conditioning", "procedural") if getattr(old, g, None) != getattr(preset, g, None)]
         if changed:
             for obj in (self.understanding, self.renderer):
                 apply = getattr(obj, "apply_preset", None)
@@ -624,6 +625,10 @@ class Session:
 
 def _crossfade_ms(preset: Any) -> float:
     return float(getattr(getattr(preset, "motion", None), "crossfade_ms", 400.0))
+
+
+def _max_flashes(preset: Any) -> float:
+    return float(getattr(getattr(preset, "procedural", None), "max_flashes_per_s", 3.0))
 
 
 def _stat(source: Any, key: str) -> float | None:

@@ -33,7 +33,7 @@ def test_play_procedural_runs_and_reports(track, tmp_path, capsys):
                  "--size", "320x180", "--screenshots", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 0, err
-    assert "procedural renderer" in err  # select_renderer's reason is printed
+    assert "shader renderer" in err or "procedural renderer" in err  # select_renderer's reason is printed
     assert "display frames" in err and "renders" in err
 
 

@@ -37,6 +37,8 @@ VA_SMOOTH_S = 2.0
 AGC_TAU_S = 15.0  # "typical so far": a running mean for the first 15 s, then a 15 s EMA
 SILENCE_RMS = 1e-4  # -80 dBFS
 TAP_GAP_S = 2.0  # taps further apart than this start a new tap sequence
+SPECTRUM_BANDS = 16  # log-spaced 40 Hz..16 kHz, for renderers that draw the spectrum
+WAVE_POINTS = 64
 
 # Krumhansl–Kessler key profiles (C major / C minor), rotated for the 12 tonics.
 _MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -82,6 +84,10 @@ class FeatureTracker:
         rows.append(np.ones_like(freqs, dtype=np.float32))
         rows.append(freqs.astype(np.float32))
         self._band_matrix = np.stack(rows)
+        edges = np.geomspace(40.0, 16000.0, SPECTRUM_BANDS + 1)
+        self._spectrum_matrix = np.stack(
+            [((freqs >= a) & (freqs < max(b, a + sr / N_FFT))).astype(np.float32) for a, b in zip(edges, edges[1:])]
+        )
         self._prev_logmag = np.zeros(len(freqs), dtype=np.float32)
 
         # Long history for chroma: a circular buffer whose length is a multiple of the hop.
@@ -114,6 +120,7 @@ class FeatureTracker:
         self._pending = np.zeros(0, dtype=np.float32)
         self._hops = 0
         self._band_mean = np.zeros(3)
+        self._spectrum_mean = np.zeros(SPECTRUM_BANDS)
         self._flux_peak = 1e-6
         self._flux_mean = 0.0
         self._onset_rate = 0.0
@@ -188,7 +195,7 @@ class FeatureTracker:
         return Features(
             t=t, rms=last.rms, onset=last.onset, low=last.low, mid=last.mid, high=last.high,
             beat=False, beat_phase=phase, tempo_bpm=last.tempo_bpm,
-            valence=last.valence, arousal=last.arousal,
+            valence=last.valence, arousal=last.arousal, spectrum=last.spectrum, wave=last.wave,
         )
 
     def _hop(self, block: np.ndarray, t: float) -> Features:
@@ -235,6 +242,7 @@ class FeatureTracker:
             0.0 if silent or m < 1e-9 else min(float(x / m), 10.0)
             for x, m in zip(amps, self._band_mean)
         ]
+        spectrum = self._spectrum(mag, silent)
         if energies[3] > 1e-12 and not silent:
             self._centroid += 0.05 * (float(energies[4] / energies[3]) - self._centroid)
         db = 20.0 * math.log10(max(rms, 1e-5))
@@ -255,10 +263,19 @@ class FeatureTracker:
         feats = Features(
             t=t, rms=rms, onset=min(onset, 1.0), low=bands[0], mid=bands[1], high=bands[2],
             beat=beat, beat_phase=self._phase(t), tempo_bpm=self.tempo_bpm,
-            valence=valence, arousal=arousal,
+            valence=valence, arousal=arousal, spectrum=spectrum,
+            wave=tuple(self._frame[-WAVE_POINTS * 8 :: 8].tolist()),
         )
         self._last = feats
         return feats
+
+    def _spectrum(self, mag: np.ndarray, silent: bool) -> tuple[float, ...]:
+        """Log-spaced band amplitudes with the same automatic gain as low/mid/high."""
+        amps = np.sqrt(self._spectrum_matrix @ (mag * mag))
+        if silent:
+            return (0.0,) * SPECTRUM_BANDS
+        self._spectrum_mean += max(1.0 / self._hops, 1.0 / (AGC_TAU_S * self.fps)) * (amps - self._spectrum_mean)
+        return tuple(np.minimum(amps / np.maximum(self._spectrum_mean, 1e-9), 10.0).round(3).tolist())
 
     # ----------------------------------------------------------------- beats
     def _phase(self, t: float) -> float:

@@ -9,8 +9,17 @@ from typing import Optional
 import typer
 
 
+def _help() -> str:
+    from engine.demo import demo_track_path
+
+    return (
+        "Play the built-in demo track (synthesized on first use, then cached at "
+        f"{demo_track_path()}; delete it to make it again)."
+    )
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("demo")
+    @app.command("demo", help=_help())
     def demo(
         preset: str = typer.Option("default", "--preset", help="Preset name or .toml file (hot-reloaded)."),
         renderer: Optional[str] = typer.Option(None, "--renderer", help="auto | sdxl | procedural (default: the preset's)."),
@@ -28,7 +37,6 @@ def register(app: typer.Typer) -> None:
         no_hud: bool = typer.Option(False, "--no-hud", help="Start with the HUD hidden (H toggles)."),
         screenshots: Path = typer.Option(Path("screenshots"), "--screenshots", help="Folder for S screenshots."),
     ) -> None:
-        """Play the built-in demo track (synthesized once, then cached)."""
         from engine.demo import ensure_demo_track
         from live.commands.play import run_show
         from live.sources import FileSource

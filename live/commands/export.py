@@ -33,14 +33,42 @@ log = logging.getLogger(__name__)
 CHEAP_KEYS = ("format", "track", "fps", "size", "start", "render_every", "seed", "hop_s", "preset_hash", "profile")
 
 
-def build_stages(preset: Any, renderer_choice: str | None, profile: str, width: int, height: int, seed: int) -> tuple[Any, Any, dict[str, str], str]:
-    """(renderer, understanding or None, model ids, renderer name) from the shared factory, so an
-    export looks like `play` with the same preset. Export is patient: SDXL may diffuse on a CPU."""
+# The weights-free look has no native size: export at the size `play` and `demo` show by default.
+WEIGHTS_FREE_SIZE = (1280, 720)
+
+
+def choose_kind(preset: Any, renderer_choice: str | None, profile: str) -> tuple[str, str]:
+    """(kind, one-line reason) from the shared factory. Export is patient: SDXL may diffuse on a CPU."""
     from live import factory
 
-    opts = factory.RenderOptions(renderer=renderer_choice, profile=profile, allow_cpu_diffusion=True)
-    kind, reason = factory.choose(preset, opts)
-    log.info(reason)
+    return factory.choose(preset, factory.RenderOptions(renderer=renderer_choice, profile=profile, allow_cpu_diffusion=True))
+
+
+def export_size(size: str | None, preset: Any, kind: str) -> tuple[int, int, str]:
+    """(width, height, note for the progress line): --size, else SDXL's preset size, else what
+    `play` shows (the weights-free renderers draw at any size)."""
+    if size:
+        return (*parse_size(size, min_side=0), "")
+    if kind == "sdxl":
+        return preset.model.width, preset.model.height, " (the preset's size; --size changes it)"
+    return (*WEIGHTS_FREE_SIZE, " (play's size; --size changes it)")
+
+
+def export_compositor(settings: ExportSettings, renderer: Any, kind: str) -> Any:
+    """The shader renderer's frames are composed on the GPU, in its context; others on the CPU."""
+    if kind != "shader":
+        return None  # run_export's numpy Compositor
+    from live.gl_compositor import GLCompositor
+
+    s = settings
+    return GLCompositor(s.width, s.height, s.reactivity, s.crossfade_ms, s.max_flashes_per_s, context=renderer.context)
+
+
+def build_stages(preset: Any, kind: str, profile: str, width: int, height: int, seed: int) -> tuple[Any, Any, dict[str, str], str]:
+    """(renderer, understanding or None, model ids, renderer name) from the shared factory, so an
+    export looks like `play` with the same preset."""
+    from live import factory
+
     renderer, understanding, ids, name = factory.build_export_stages(preset, kind, profile, width, height, seed)
     return renderer, understanding, {**_published_ids(preset, kind, profile), **ids}, name
 
@@ -61,7 +89,7 @@ def export(
     out: Path = typer.Option(..., "--out", help="Folder for frame_000001.png …, manifest.json and frames.jsonl."),
     fps: float = typer.Option(30.0, "--fps", help="Frames per second."),
     video: Optional[Path] = typer.Option(None, "--video", help="Also encode FILE.mp4 (H.264 + the track's audio)."),
-    size: Optional[str] = typer.Option(None, "--size", help="Output WIDTHxHEIGHT (default: the preset's size)."),
+    size: Optional[str] = typer.Option(None, "--size", help="Output WIDTHxHEIGHT (default: SDXL's preset size, or 1280x720 for the weights-free look)."),
     preset_name: str = typer.Option("default", "--preset", help="Preset name or .toml file."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Noise seed (default: the preset's)."),
     start: float = typer.Option(0.0, "--start", help="Start of the span, seconds."),
@@ -79,7 +107,8 @@ def export(
     if profile not in PROFILES:
         raise BeatcanvasError(f"--profile {profile!r} is unknown — use one of {', '.join(PROFILES)}")
     preset = load_preset(preset_name)
-    width, height = parse_size(size, min_side=0) if size else (preset.model.width, preset.model.height)
+    kind, reason = choose_kind(preset, renderer, profile)
+    width, height, size_note = export_size(size, preset, kind)
     if video is not None and (width % 2 or height % 2):
         raise BeatcanvasError(f"--video needs an even width and height (H.264 yuv420p), not {width}x{height}")
     seed_value = preset.motion.seed if seed is None else seed
@@ -90,16 +119,16 @@ def export(
     )
     plan = plan_export(settings)  # argument errors before any model loads
     check_resumable(settings, plan, force, keys=CHEAP_KEYS)
-    rend, understanding, model_ids, rname = build_stages(
-        preset, renderer, profile, width, height, seed_value
-    )
+    rend, understanding, model_ids, rname = build_stages(preset, kind, profile, width, height, seed_value)
     settings = dataclasses.replace(
-        settings, renderer=rname, model_ids=model_ids,
-        reactivity=preset.reactivity, crossfade_ms=preset.motion.crossfade_ms,
+        settings, renderer=rname, model_ids=model_ids, reactivity=preset.reactivity,
+        crossfade_ms=preset.motion.crossfade_ms, max_flashes_per_s=preset.procedural.max_flashes_per_s,
     )
+    compositor = export_compositor(settings, rend, kind)
+    console.print(reason, highlight=False)
     console.print(
         f"exporting [bold]{track.name}[/] {plan.start:g}–{plan.end:.2f} s → {plan.n_frames} frames "
-        f"at {fps:g} fps, {width}x{height}, {rname}, preset {preset.name}, seed {seed_value}"
+        f"at {fps:g} fps, {width}x{height}{size_note}, {rname}, preset {preset.name}, seed {seed_value}"
     )
     columns = (
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -115,7 +144,9 @@ def export(
             bar.update(task, completed=p.index, description=desc, rate=f"{speed:.1f} frames/s" if speed else "")
 
         try:
-            result = run_export(settings, rend, understanding, force=force, on_progress=on_progress, plan=plan)
+            result = run_export(
+                settings, rend, understanding, force=force, on_progress=on_progress, plan=plan, compositor=compositor
+            )
         except KeyboardInterrupt:
             bar.stop()
             console.print(

@@ -44,8 +44,10 @@ class _Group(BaseModel):
 class ModelSettings(_Group):
     """Which image model renders, how many steps, at what size, on which back-end."""
 
-    renderer: Literal["auto", "sdxl", "procedural"] = Field(
-        "auto", description="auto: SDXL when its weights are present, else the procedural renderer"
+    renderer: Literal["auto", "sdxl", "procedural", "shader", "numpy"] = Field(
+        "auto",
+        description="auto: SDXL when its weights are present, else the weights-free look (procedural: "
+        "shaders when OpenGL works, else numpy; shader / numpy pin one)",
     )
     model: Literal["sdxl-turbo", "sdxl-lightning"] = Field(
         "sdxl-turbo", description="sdxl-turbo (512², 1-4 steps) or sdxl-lightning (1024², 1/2/4/8 steps)"
@@ -152,6 +154,40 @@ class ReactivitySettings(_Group):
     warp: Sensitivity = Field(0.5, description="warp/ripple driven by onsets")
 
 
+MOTIF_NAMES = ("warp", "ink", "kaleidoscope", "tunnel", "ribbons", "particles")
+
+
+class ProceduralSettings(_Group):
+    """The weights-free look (the shader renderer): which motifs, which colours, how fine."""
+
+    motifs: dict[str, Sensitivity] = Field(
+        default_factory=lambda: {m: 1.0 for m in MOTIF_NAMES},
+        description="weight per motif (warp, ink, kaleidoscope, tunnel, ribbons, particles); 0 = never, "
+        "2 = favoured; motifs left out keep 1",
+    )
+    palette: Literal["auto", "ocean", "neon", "dusk", "ember", "mono"] = Field(
+        "auto", description="auto follows the music's valence and arousal; a name fixes the colours"
+    )
+    line_width: float = Field(2.0, ge=0.5, le=8.0, description="line width in pixels at 720 lines (scales up)")
+    symmetry: int = Field(6, ge=2, le=16, description="kaleidoscope mirror sectors")
+    trails: float = Field(1.0, ge=0.0, le=2.0, description="feedback trail length: 0 = none, 2 = long")
+    max_flashes_per_s: float = Field(
+        3.0, ge=0.5, le=10.0,
+        description="full-frame brightness flashes allowed per second (3 = the photosensitivity guideline; "
+        "more is allowed with a warning)",
+    )
+
+    @field_validator("motifs")
+    @classmethod
+    def _known_motifs(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = [m for m in v if m not in MOTIF_NAMES]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], MOTIF_NAMES, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"use {', '.join(MOTIF_NAMES)}"
+            raise ValueError(f"unknown motif '{unknown[0]}'; {hint}")
+        return {**{m: 1.0 for m in MOTIF_NAMES}, **v}
+
+
 class TransitionSettings(_Group):
     """projectM-style preset transitions; the settings of the preset being left govern."""
 
@@ -183,6 +219,7 @@ class Preset(BaseModel):
     conditioning: ConditioningSettings = Field(default_factory=ConditioningSettings)
     motion: MotionSettings = Field(default_factory=MotionSettings)
     reactivity: ReactivitySettings = Field(default_factory=ReactivitySettings)
+    procedural: ProceduralSettings = Field(default_factory=ProceduralSettings)
     transitions: TransitionSettings = Field(default_factory=TransitionSettings)
     commercial_safe: bool = Field(
         False, description="every model this preset uses allows commercial use (checked)"
@@ -194,7 +231,8 @@ class Preset(BaseModel):
         # SDXL-Turbo's licence restricts commercial use; SDXL-Lightning (openrail++) and the
         # procedural renderer do not. `auto` may pick SDXL, so it counts as the named model.
         model = info.data.get("model")
-        if v and model is not None and model.renderer != "procedural" and model.model == "sdxl-turbo":
+        weights_free = model is not None and model.renderer in ("procedural", "shader", "numpy")
+        if v and model is not None and not weights_free and model.model == "sdxl-turbo":
             raise ValueError(
                 "true needs model.model = 'sdxl-lightning' or model.renderer = 'procedural' "
                 "(SDXL-Turbo's licence restricts commercial use)"
@@ -207,6 +245,7 @@ GROUPS: dict[str, type[BaseModel]] = {
     "conditioning": ConditioningSettings,
     "motion": MotionSettings,
     "reactivity": ReactivitySettings,
+    "procedural": ProceduralSettings,
     "transitions": TransitionSettings,
 }
 
