@@ -196,7 +196,7 @@ def distinct_conditionings(conditioning, n: int = 4) -> list:
 def throughput(renderer, conds: list, frames: int, every: int, device: torch.device) -> dict:
     """`frames` frames as the render worker makes them (a new conditioning every `every` frames), one
     synchronisation at the end: images/s including readback, and per-frame device time (CUDA events)."""
-    warm = max(2, 2 * every)
+    warm = 2 * every if every <= frames else 3  # two full transitions, or a few frames
     for i in range(warm):
         renderer.render(conds[(i // every) % len(conds)])
     synchronize(device)
