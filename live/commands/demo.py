@@ -4,13 +4,16 @@ machine with no files and no downloads."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
+    from live.commands.rig_options import with_rig_options
+
     @app.command("demo")
+    @with_rig_options
     def demo(
         preset: str = typer.Option("default", "--preset", help="Preset name or .toml file (hot-reloaded)."),
         renderer: Optional[str] = typer.Option(None, "--renderer", help="auto | sdxl | procedural (default: the preset's)."),
@@ -27,6 +30,7 @@ def register(app: typer.Typer) -> None:
         size: str = typer.Option("1280x720", "--size", help="Composition size WIDTHxHEIGHT."),
         no_hud: bool = typer.Option(False, "--no-hud", help="Start with the HUD hidden (H toggles)."),
         screenshots: Path = typer.Option(Path("screenshots"), "--screenshots", help="Folder for S screenshots."),
+        rig: Any = None,
     ) -> None:
         """Play the built-in demo track (synthesized once, then cached)."""
         from engine.demo import ensure_demo_track
@@ -38,5 +42,5 @@ def register(app: typer.Typer) -> None:
             FileSource(track, audio_out=not no_audio_out), preset=preset, renderer=renderer, profile=profile,
             backend=backend, fullscreen=fullscreen, display=display, duration=duration,
             allow_cpu_diffusion=allow_cpu_diffusion, models_dir=models_dir, fit=fit, size=size, hud=not no_hud,
-            screenshots=screenshots,
+            screenshots=screenshots, rig=rig,
         )
