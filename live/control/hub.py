@@ -34,7 +34,7 @@ class Drained:
 class ControlHub:
     """Thread-safe inbox for KnobChange / Command / ControlError items."""
 
-    def __init__(self, capacity: int = 4096) -> None:
+    def __init__(self, capacity: int = 1024) -> None:
         self._items: deque[ControlItem] = deque(maxlen=capacity)
         self._lock = threading.Lock()
         self.dropped = 0
@@ -51,18 +51,17 @@ class ControlHub:
     def drain(self, preset: Any) -> Drained:
         """Apply everything received since the last call to `preset`.
 
-        Knob changes to one address within a frame coalesce to the last one (a fader sends far
-        more often than the screen refreshes); each surviving change is validated on its own, so
-        one bad value is refused without losing the others."""
+        Changes to one knob within a frame coalesce (a fader sends far more often than the screen
+        refreshes): the newest value the schema accepts wins; refused values after it are reported.
+        Each knob is validated on its own, so one bad value never costs the others."""
         with self._lock:
             items = list(self._items)
             self._items.clear()
         out = Drained()
-        latest: dict[str, KnobChange] = {}
+        per_knob: dict[str, list[KnobChange]] = {}
         for item in items:
             if isinstance(item, KnobChange):
-                latest.pop(item.address, None)  # re-insert: keep arrival order of the last values
-                latest[item.address] = item
+                per_knob.setdefault(item.address, []).append(item)
             elif isinstance(item, Command):
                 out.commands.append(item)
             elif isinstance(item, ControlNotice):
@@ -70,15 +69,17 @@ class ControlHub:
             else:
                 out.errors.append(item.message)
         current = preset
-        for change in latest.values():
-            try:
-                updated = apply_change(current, change)
-            except ControlInputError as e:
-                out.errors.append(str(e))
-                continue
-            if updated != current:
-                current = updated
-                out.changed.append(change.address)
+        for address, changes in per_knob.items():
+            for change in reversed(changes):
+                try:
+                    updated = apply_change(current, change)
+                except ControlInputError as e:
+                    out.errors.append(str(e))
+                    continue
+                if updated != current:
+                    current = updated
+                    out.changed.append(address)
+                break
         if out.changed:
             out.preset = current
         for message in out.errors:
