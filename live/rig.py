@@ -15,6 +15,7 @@ and the show goes on without it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 from engine.errors import BeatcanvasError
 from engine.types import Conditioning, Features
 from live.control.hub import ControlHub, Drained
-from live.control.knobs import Command, ControlInputError
+from live.control.knobs import Command, ControlError, ControlInputError
 from live.control.osc import DEFAULT_HOST
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class Rig:
     senders: list[Any] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     _last_knob: str | None = None
+    _last_failure: float = -1e9
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -136,8 +138,6 @@ class Rig:
         return self._add_sender(SyphonBackend())
 
     def _sender_error(self, message: str) -> None:
-        from live.control.knobs import ControlError
-
         self.hub.put(ControlError(message))
 
     def stop(self) -> None:
@@ -176,17 +176,36 @@ class Rig:
             except ControlInputError as e:
                 d.errors.append(str(e))
 
+    # The hooks below run inside the show's loops: a failure is reported (at most every few
+    # seconds) and that part skips a beat; it never reaches the loop.
+
+    def _failed(self, where: str, e: Exception) -> None:
+        now = time.monotonic()
+        if now - self._last_failure > 5.0:
+            self._last_failure = now
+            log.warning("rig %s: %s", where, e, exc_info=log.isEnabledFor(logging.DEBUG))
+            self.hub.put(ControlError(f"{where}: {e}"))
+
     def features(self, f: Features) -> Features:
-        return self.link.retime(f) if self.link is not None else f
+        if self.link is None:
+            return f
+        try:
+            return self.link.retime(f)
+        except Exception as e:  # noqa: BLE001
+            self._failed("Link", e)
+            return f
 
     def frame(self, picture: Any, features: Features | None) -> None:
         """`picture`: the composed pygame Surface (the HUD not yet drawn on it)."""
-        if self.osc_out is not None:
-            self.osc_out.features(features)
-        if self.senders:
-            from live.outputs.sender import surface_frame
+        try:
+            if self.osc_out is not None:
+                self.osc_out.features(features)
+            if self.senders:
+                from live.outputs.sender import surface_frame
 
-            self.video(surface_frame(picture))
+                self.video(surface_frame(picture))
+        except Exception as e:  # noqa: BLE001
+            self._failed("rig output", e)
 
     def video(self, frame: Any) -> None:
         """A composed `VideoFrame` to every video sender (for a compositor that is not pygame)."""
@@ -194,12 +213,18 @@ class Rig:
             s.submit(frame)
 
     def hop(self, cond: Conditioning | None) -> None:
-        if self.osc_out is not None:
-            self.osc_out.hop(cond)
+        try:
+            if self.osc_out is not None:
+                self.osc_out.hop(cond)
+        except Exception as e:  # noqa: BLE001
+            self._failed("OSC out", e)
 
     def tap(self, t: float) -> None:
-        if self.link is not None:
-            self.link.tap(t)
+        try:
+            if self.link is not None:
+                self.link.tap(t)
+        except Exception as e:  # noqa: BLE001
+            self._failed("Link tap", e)
 
     def status(self) -> str:
         """One HUD line: what is connected."""

@@ -88,7 +88,7 @@ def test_a_slow_sender_never_blocks_and_sends_the_newest_frame():
     for i in range(60):  # a second of display frames in a burst
         px = np.full((8, 8, 4), i, np.uint8)
         sender.submit(VideoFrame(px))
-    assert time.perf_counter() - t0 < 0.05
+    assert time.perf_counter() - t0 < 0.5  # sending them would take 6 s
     time.sleep(0.35)
     sender.close()
     assert backend.sent[-1] == 59 and len(backend.sent) <= 4  # dropped, not queued

@@ -29,7 +29,8 @@ def register(app: typer.Typer) -> None:
         """List every OSC address beatcanvas answers to (range, default) and sends."""
         from live.control.knobs import knob_table
         from live.control.oscmap import OSC_TYPES, address_map, knob_range, touchosc_layout
-        from live.control.osc import COMMANDS, QUERIES
+        from live.control.knobs import COMMANDS
+        from live.control.osc import QUERIES
         from live.outputs.osc_out import OUT, OUT_ADDRESSES
 
         console = Console(soft_wrap=True, highlight=False)

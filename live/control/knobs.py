@@ -121,6 +121,29 @@ class Knob:
         return int(min(hi, max(lo, round(value / step) * step)))
 
 
+@dataclass(frozen=True)
+class CommandSpec:
+    """A command's address in the shared vocabulary of OSC addresses and MIDI targets."""
+
+    name: str
+    arg: str  # "none" (a trigger), "toggle" (0/1 or nothing), "text", "address"
+    help: str
+
+
+COMMANDS: dict[str, CommandSpec] = {
+    f"{ROOT}/preset": CommandSpec("preset", "text", "switch to the named preset"),
+    f"{ROOT}/preset/next": CommandSpec("next_preset", "none", "next preset in the library"),
+    f"{ROOT}/preset/prev": CommandSpec("prev_preset", "none", "previous preset in the library"),
+    f"{ROOT}/freeze": CommandSpec("freeze", "toggle", "hold the picture (effects keep moving)"),
+    f"{ROOT}/blackout": CommandSpec("blackout", "toggle", "black output"),
+    f"{ROOT}/hud": CommandSpec("hud", "toggle", "heads-up display on the window"),
+    f"{ROOT}/tap": CommandSpec("tap", "none", "tap tempo"),
+    f"{ROOT}/screenshot": CommandSpec("screenshot", "none", "save a PNG of the output"),
+    f"{ROOT}/style": CommandSpec("style", "text", "style text (alias of /beatcanvas/conditioning/style)"),
+    f"{ROOT}/learn": CommandSpec("learn", "address", "MIDI learn: the next CC binds to this address"),
+}
+
+
 class ControlInputError(ValueError):
     """An address or value that cannot be turned into a control item; the message says why."""
 

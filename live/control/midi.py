@@ -20,9 +20,10 @@ from pydantic import ValidationError
 
 from engine.errors import BeatcanvasError
 from live.control.hub import ControlHub
-from live.control.knobs import Command, ControlError, ControlInputError, ControlNotice, KnobChange, find_knob
+from live.control.knobs import (
+    COMMANDS, Command, ControlError, ControlInputError, ControlNotice, KnobChange, find_knob,
+)
 from live.control.midi_map import Binding, MidiMapping, save_mapping
-from live.control.osc import COMMANDS
 
 log = logging.getLogger(__name__)
 

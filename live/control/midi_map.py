@@ -29,8 +29,7 @@ from typing import Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from live.control.knobs import ControlInputError, find_knob
-from live.control.osc import COMMANDS
+from live.control.knobs import COMMANDS, ControlInputError, find_knob
 from live.presets.schema import PresetError, validation_error
 
 

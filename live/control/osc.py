@@ -20,7 +20,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from pythonosc.dispatcher import Dispatcher
@@ -28,7 +27,9 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 
 from engine.errors import BeatcanvasError
 from live.control.hub import ControlHub
-from live.control.knobs import ROOT, Command, ControlError, ControlInputError, ControlItem, KnobChange, find_knob
+from live.control.knobs import (
+    COMMANDS, ROOT, Command, ControlError, ControlInputError, ControlItem, KnobChange, find_knob,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,25 +37,6 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9000
 
 
-@dataclass(frozen=True)
-class CommandSpec:
-    name: str
-    arg: str  # "none" (a trigger), "toggle" (0/1 or nothing), "text", "address"
-    help: str
-
-
-COMMANDS: dict[str, CommandSpec] = {
-    f"{ROOT}/preset": CommandSpec("preset", "text", "switch to the named preset"),
-    f"{ROOT}/preset/next": CommandSpec("next_preset", "none", "next preset in the library"),
-    f"{ROOT}/preset/prev": CommandSpec("prev_preset", "none", "previous preset in the library"),
-    f"{ROOT}/freeze": CommandSpec("freeze", "toggle", "hold the picture (effects keep moving)"),
-    f"{ROOT}/blackout": CommandSpec("blackout", "toggle", "black output"),
-    f"{ROOT}/hud": CommandSpec("hud", "toggle", "heads-up display on the window"),
-    f"{ROOT}/tap": CommandSpec("tap", "none", "tap tempo"),
-    f"{ROOT}/screenshot": CommandSpec("screenshot", "none", "save a PNG of the output"),
-    f"{ROOT}/style": CommandSpec("style", "text", "style text (alias of /beatcanvas/conditioning/style)"),
-    f"{ROOT}/learn": CommandSpec("learn", "address", "MIDI learn: the next CC binds to this address"),
-}
 QUERIES = {f"{ROOT}/ping": "replies /beatcanvas/pong", f"{ROOT}/get": "ADDRESS: replies ADDRESS VALUE"}
 
 

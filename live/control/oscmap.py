@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from live.control.knobs import Knob, knob_table
-from live.control.osc import COMMANDS, DEFAULT_PORT, QUERIES
+from live.control.knobs import COMMANDS, Knob, knob_table
+from live.control.osc import DEFAULT_PORT, QUERIES
 from live.outputs.osc_out import OUT, OUT_ADDRESSES
 
 OSC_TYPES = {"float": "f", "int": "i", "bool": "i (0/1)", "choice": "s (or i: index)", "text": "s"}
