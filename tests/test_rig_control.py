@@ -111,7 +111,8 @@ def test_messages_become_control_items(address, args, expected):
     [
         ("/beatcanvas/motion/feedback", (), "takes one value"),
         ("/beatcanvas/motion/feedback", (0.1, 0.2), "takes one value"),
-        ("/beatcanvas/preset", (3,), "needs a name"),
+        ("/beatcanvas/preset", (3,), "needs a preset name"),
+        ("/beatcanvas/preset", ("../../secrets",), "needs a preset name"),
         ("/beatcanvas/nope", (1,), "unknown address"),
     ],
 )

@@ -118,13 +118,17 @@ def test_osc_commands_reach_the_session():
     def send(rig):
         client = SimpleUDPClient(*rig.osc_in.address)
         client.send_message("/beatcanvas/freeze", 1)
-        client.send_message("/beatcanvas/style", "neon rain")
+        client.send_message("/beatcanvas/preset", "neon-noir")
+
+    def restyle(rig):
+        SimpleUDPClient(*rig.osc_in.address).send_message("/beatcanvas/style", "neon rain")
 
     samples = np.zeros(48_000 * 4, np.float32)
-    session, _, _ = run_session(FakeRenderer(width=32, height=32), samples, RigOptions(osc_port=0), 1.0,
-                                actions=[(0.3, send)])
+    session, _, _ = run_session(FakeRenderer(width=32, height=32), samples, RigOptions(osc_port=0), 1.3,
+                                actions=[(0.3, send), (0.7, restyle)])
     assert session._frozen is True
-    assert session.preset.conditioning.style == "neon rain"
+    assert session.preset.name == "neon-noir"  # loaded from the library by name
+    assert session.preset.conditioning.style == "neon rain"  # a knob of the preset now running
 
 
 def test_feature_broadcast_of_a_click_track_has_a_plausible_tempo():

@@ -108,26 +108,23 @@ class MidiControl:
         except Exception as e:  # noqa: BLE001 - a controller must not crash the show
             self.hub.put(ControlError(f"MIDI: {e}"))
 
+    def _bound(self, kind: str, number: int, channel: int) -> list[Binding]:
+        """What this control drives; nothing when it was just learnt (learning is its only job)."""
+        if self._learn(kind, number, channel):
+            return []
+        return [b for b in self.mapping.bind if b.matches(kind, number, channel)]
+
     def _cc(self, channel: int, number: int, value: int) -> None:
         previous = self._levels.get((channel, number), 0)
         self._levels[(channel, number)] = value
-        if self._learn("cc", number, channel):
-            return
-        for b in self.mapping.bind:
-            if not b.matches("cc", number, channel):
-                continue
-            if b.target in COMMANDS:
-                if value >= 64 > previous:  # a button's press, not its release or a fader's sweep
-                    self.hub.put(_command(b))
-                continue
-            self._fader(b, value / 127.0, f"MIDI cc{number}")
+        for b in self._bound("cc", number, channel):
+            if b.target not in COMMANDS:
+                self._fader(b, value / 127.0, f"MIDI cc{number}")
+            elif value >= 64 > previous:  # a button's press, not its release or a fader's sweep
+                self.hub.put(_command(b))
 
     def _note(self, channel: int, number: int) -> None:
-        if self._learn("note", number, channel):
-            return
-        for b in self.mapping.bind:
-            if not b.matches("note", number, channel):
-                continue
+        for b in self._bound("note", number, channel):
             if b.target in COMMANDS:
                 self.hub.put(_command(b))
             else:  # an on/off knob: a pad toggles it

@@ -17,6 +17,7 @@ reachable from the whole venue network by accident.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 
 from engine.errors import BeatcanvasError
 from live.control.hub import ControlHub
+from live.presets.schema import NAME_PATTERN
 from live.control.knobs import (
     COMMANDS, ROOT, Command, ControlError, ControlInputError, ControlItem, KnobChange, find_knob,
 )
@@ -61,8 +63,9 @@ def parse_message(address: str, args: tuple[Any, ...], origin: str = "OSC") -> C
         if spec.arg == "address":
             return Command(spec.name, str(args[0]) if args else None, origin)
         value = _single(address, args)
-        if not isinstance(value, str) or not value.strip():
-            raise ControlInputError(f'{address} needs a name as a string, e.g. {address} "neon-noir"')
+        if not isinstance(value, str) or not re.fullmatch(NAME_PATTERN, value.strip()):
+            # a name, never a path: OSC may come from the network
+            raise ControlInputError(f'{address} needs a preset name as a string, e.g. {address} "neon-noir"')
         return Command(spec.name, value.strip(), origin)
     except ControlInputError as e:
         return ControlError(f"{origin}: {e}")
