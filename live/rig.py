@@ -196,14 +196,15 @@ class Rig:
             return f
 
     def frame(self, picture: Any, features: Features | None) -> None:
-        """`picture`: the composed pygame Surface (the HUD not yet drawn on it)."""
+        """`picture`: the composed frame without the HUD, as a pygame Surface or, from a GL
+        compositor's readback, a `VideoFrame` (HxWx4 uint8, BGRA or RGBA)."""
         try:
             if self.osc_out is not None:
                 self.osc_out.features(features)
             if self.senders:
-                from live.outputs.sender import surface_frame
+                from live.outputs.sender import VideoFrame, surface_frame
 
-                self.video(surface_frame(picture))
+                self.video(picture if isinstance(picture, VideoFrame) else surface_frame(picture))
         except Exception as e:  # noqa: BLE001
             self._failed("rig output", e)
 

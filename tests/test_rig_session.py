@@ -256,3 +256,18 @@ def test_a_failing_rig_part_is_reported_once_and_never_raises_into_the_loop():
     rig.link = Broken()
     f = Features(t=1.0, tempo_bpm=99.0)
     assert rig.features(f) is f  # the audio's own beat goes on
+
+
+def test_a_gl_compositor_hands_its_readback_straight_to_the_senders():
+    from live.outputs.sender import SenderThread, VideoFrame
+
+    backend = RecordingBackend()
+    rig = Rig(RigOptions())
+    rig.senders.append(SenderThread(backend))
+    frame = VideoFrame(np.zeros((4, 6, 4), np.uint8), "RGBA")
+    rig.frame(frame, None)
+    deadline = time.monotonic() + 2.0
+    while not backend.frames and time.monotonic() < deadline:
+        time.sleep(0.01)
+    rig.stop()
+    assert backend.frames == [frame]
