@@ -36,6 +36,7 @@ COMMANDS = [
     "models",
     "bench",
     "train",
+    "osc_map",
 ]
 
 @app.callback()

@@ -37,6 +37,7 @@ class HudState:
     error: str = ""
     error_at: float = 0.0
     frames_rendered: int = 0
+    rig: str = ""  # OSC / MIDI / Link / video out status (live/rig.py)
 
     def set_error(self, text: str) -> None:
         self.error = text
@@ -71,6 +72,8 @@ class Hud:
         ]
         if s.renderer_reason:
             out.append((s.renderer_reason, grey))
+        if s.rig:
+            out.append((s.rig, grey))
         if s.labels:
             out.append(("heard: " + ", ".join(f"{k} {v:.2f}" for k, v in s.labels[:3]), grey))
         if s.message:

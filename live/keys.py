@@ -25,6 +25,7 @@ KEYMAP: dict[int, str] = {
     pygame.K_RIGHT: "next_preset",
     pygame.K_t: "tap",
     pygame.K_s: "screenshot",
+    pygame.K_m: "learn",
     pygame.K_q: "quit",
     pygame.K_ESCAPE: "quit",
     pygame.K_QUESTION: "help",
@@ -40,6 +41,7 @@ HELP: list[tuple[str, str]] = [
     ("0-9", "preset slots (1 = first preset)"),
     ("T", "tap tempo"),
     ("S", "screenshot (PNG in the screenshots folder)"),
+    ("M", "MIDI learn: the next control moved binds to the last knob set over OSC"),
     ("Q / Esc", "quit"),
     ("?", "this list"),
 ]

@@ -127,6 +127,7 @@ class Session:
         step_down: StepDown | None = None,
         rebuild: Rebuild | None = None,
         compositor: Compositor | None = None,
+        rig: Any = None,  # rig: live.rig.Rig (OSC, MIDI, Link, video out) or None
     ) -> None:
         self.source = source
         self.tracker = tracker
@@ -138,6 +139,7 @@ class Session:
         self.preset_path = Path(preset_path) if preset_path else None
         self.step_down = step_down
         self.rebuild = rebuild
+        self.rig = rig  # rig
         cfg = self.config
         self.compositor = compositor or make_compositor(
             cfg.width, cfg.height, getattr(preset, "reactivity", None), _crossfade_ms(preset), _max_flashes(preset)
@@ -265,7 +267,8 @@ class Session:
             self.preset_path = path
             if self.config.hot_reload:
                 self._watch(path)
-        changed = [g for g in ("model", "conditioning", "procedural") if getattr(old, g, None) != getattr(preset, g, None)]
+        # rig: "motion" added so a feedback/seed change (OSC, MIDI, hot reload) reaches the renderer
+        changed = [g for g in ("model", "conditioning", "procedural", "motion") if getattr(old, g, None) != getattr(preset, g, None)]
         if changed:
             for obj in (self.understanding, self.renderer):
                 apply = getattr(obj, "apply_preset", None)
@@ -371,6 +374,8 @@ class Session:
         block = np.asarray(window.samples[-n:], dtype=np.float32)
         with self._tracker_lock:
             feats = self.tracker.process(block, window.t_end)
+        if self.rig is not None:  # rig: Link's tempo and phase
+            feats = self.rig.features(feats)
         self._last_feature_t = window.t_end
         self.features.put(feats)
         self.report.overflows = self._skips + int(_stat(self.source, "overflows") or 0)
@@ -387,6 +392,8 @@ class Session:
                 window = self.source.ring.latest(10.0)
                 cond = understanding.step(window)
                 self.conditioning.put(cond)
+                if self.rig is not None:  # rig: labels and prompt for OSC out
+                    self.rig.hop(cond)
                 self.report.conditioning_steps += 1
                 labels = getattr(cond, "labels", None) or {}
                 self.state.labels = sorted(labels.items(), key=lambda kv: -kv[1])[:3]
@@ -508,6 +515,8 @@ class Session:
                 action = action_for(event)
                 if action is not None:
                     self._act(action)
+            if self.rig is not None:  # rig: OSC / MIDI knobs and commands
+                self._drain_rig()
             self._apply_pending_preset()
 
             now = time.monotonic()
@@ -521,6 +530,8 @@ class Session:
             picture = self.compositor.compose(features, now)
             if self._blackout:
                 picture.fill((0, 0, 0))
+            if self.rig is not None:  # rig: OSC out, NDI / Spout / Syphon (before the HUD is drawn)
+                self.rig.frame(picture, features)
             if self._screenshot_requested:
                 self._screenshot_requested = False
                 self._save_screenshot(picture)
@@ -594,10 +605,49 @@ class Session:
             try:
                 with self._tracker_lock:
                     self.tracker.tap(float(self.source.clock()))
+                if self.rig is not None:  # rig: tap sets Link's tempo when Link is on
+                    self.rig.tap(time.monotonic())
             except Exception as e:  # noqa: BLE001
                 self.state.set_error(f"tap: {e}")
         elif name == "screenshot":
             self._screenshot_requested = True
+        elif name == "learn" and self.rig is not None:  # rig: M arms MIDI learn
+            from live.control.knobs import Command
+
+            self.rig.hub.put(Command("learn", None, "key"))
+
+    # -- rig (OSC / MIDI / Link / video out): the lead re-applies this onto the preset router ----
+
+    def _drain_rig(self) -> None:
+        d = self.rig.drain(self.preset)
+        if d.preset is not None:
+            self.set_preset(d.preset)  # the hot-reload path: the display loop applies it next
+        for c in d.commands:
+            if c.name == "preset":
+                self._load_named_preset(str(c.arg))
+            elif c.name in ("freeze", "blackout", "hud") and isinstance(c.arg, bool):
+                if c.name == "freeze":
+                    self._frozen = c.arg
+                elif c.name == "blackout":
+                    self._blackout = c.arg
+                else:
+                    self.hud.visible = c.arg
+            else:
+                self._act(Action(c.name))
+        for message in d.errors:
+            self.state.set_error(message)
+        if d.notices:
+            self.state.message = d.notices[-1]
+        self.state.rig = self.rig.status()
+
+    def _load_named_preset(self, name: str) -> None:
+        try:
+            from live.presets.library import find_preset, load_preset
+
+            path = find_preset(name)
+            self.set_preset(load_preset(path), Path(path))
+        except BeatcanvasError as e:
+            self.state.set_error(str(e))
 
     def _save_screenshot(self, picture: pygame.Surface) -> None:
         folder = self.config.screenshots_dir

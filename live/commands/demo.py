@@ -4,7 +4,7 @@ machine with no files and no downloads."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -19,7 +19,10 @@ def _help() -> str:
 
 
 def register(app: typer.Typer) -> None:
+    from live.commands.rig_options import with_rig_options
+
     @app.command("demo", help=_help())
+    @with_rig_options
     def demo(
         preset: str = typer.Option("default", "--preset", help="Preset name or .toml file (hot-reloaded)."),
         renderer: Optional[str] = typer.Option(None, "--renderer", help="auto | sdxl | procedural (default: the preset's)."),
@@ -36,6 +39,7 @@ def register(app: typer.Typer) -> None:
         size: str = typer.Option("1280x720", "--size", help="Composition size WIDTHxHEIGHT."),
         no_hud: bool = typer.Option(False, "--no-hud", help="Start with the HUD hidden (H toggles)."),
         screenshots: Path = typer.Option(Path("screenshots"), "--screenshots", help="Folder for S screenshots."),
+        rig: Any = None,
     ) -> None:
         from engine.demo import ensure_demo_track
         from live.commands.play import run_show
@@ -46,5 +50,5 @@ def register(app: typer.Typer) -> None:
             FileSource(track, audio_out=not no_audio_out), preset=preset, renderer=renderer, profile=profile,
             backend=backend, fullscreen=fullscreen, display=display, duration=duration,
             allow_cpu_diffusion=allow_cpu_diffusion, models_dir=models_dir, fit=fit, size=size, hud=not no_hud,
-            screenshots=screenshots,
+            screenshots=screenshots, rig=rig,
         )

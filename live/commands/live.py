@@ -4,13 +4,16 @@ vanish mid-show (a cable, a USB hiccup): the picture keeps going and the session
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
+    from live.commands.rig_options import with_rig_options
+
     @app.command("live")
+    @with_rig_options
     def live(
         input: Optional[str] = typer.Option(None, "--input", help="Input device (number or name; see `beatcanvas devices`)."),
         preset: str = typer.Option("default", "--preset", help="Preset name or .toml file (hot-reloaded)."),
@@ -26,6 +29,7 @@ def register(app: typer.Typer) -> None:
         size: str = typer.Option("1280x720", "--size", help="Composition size WIDTHxHEIGHT."),
         no_hud: bool = typer.Option(False, "--no-hud", help="Start with the HUD hidden (H toggles)."),
         screenshots: Path = typer.Option(Path("screenshots"), "--screenshots", help="Folder for S screenshots."),
+        rig: Any = None,
     ) -> None:
         """Listen to an input device and show the picture it makes (keys: ? lists them)."""
         from live.commands.play import run_show
@@ -35,6 +39,6 @@ def register(app: typer.Typer) -> None:
         run_show(
             MicSource(device), preset=preset, renderer=renderer, profile=profile, backend=backend,
             fullscreen=fullscreen, display=display, duration=duration, allow_cpu_diffusion=allow_cpu_diffusion,
-            models_dir=models_dir, fit=fit, size=size, hud=not no_hud, screenshots=screenshots,
+            models_dir=models_dir, fit=fit, size=size, hud=not no_hud, screenshots=screenshots, rig=rig,
             stop_when_finished=False,
         )

@@ -52,6 +52,7 @@ def run_show(
     screenshots: Path = Path("screenshots"),
     stop_when_finished: bool = True,
     tracker: Any = None,
+    rig: Any = None,  # rig: live.rig.RigOptions (OSC, MIDI, Link, video out)
 ) -> Any:
     """Build everything from the preset and options, run the session, print a summary."""
     from engine.audio.features import FeatureTracker
@@ -86,7 +87,12 @@ def run_show(
         step_down=step_down,
         rebuild=factory.rebuild_for(opts),
     )
-    report = session.run()
+    session.rig = _start_rig(rig, lambda: session.preset)  # rig
+    try:
+        report = session.run()
+    finally:
+        if session.rig is not None:  # rig
+            session.rig.stop()
     session.join_workers(5.0)
     lat = f"{report.latency_ms_median:.0f} ms" if report.latency_ms_median is not None else "n/a"
     console.print(
@@ -97,8 +103,22 @@ def run_show(
     return report
 
 
+def _start_rig(options: Any, current: Any) -> Any:
+    """rig: OSC / MIDI / Link / video out, when any is asked for; each part says one line."""
+    if options is None or not options.any:
+        return None
+    from live.rig import Rig
+
+    rig = Rig(options)
+    rig.start(current, say=lambda line: console.print(line, highlight=False))
+    return rig
+
+
 def register(app: typer.Typer) -> None:
+    from live.commands.rig_options import with_rig_options
+
     @app.command("play")
+    @with_rig_options
     def play(
         track: Path = typer.Argument(..., help="Audio file (wav, flac, ogg, mp3, aiff)."),
         preset: str = typer.Option("default", "--preset", help="Preset name or .toml file (hot-reloaded)."),
@@ -115,6 +135,7 @@ def register(app: typer.Typer) -> None:
         size: str = typer.Option("1280x720", "--size", help="Composition size WIDTHxHEIGHT (the window scales it)."),
         no_hud: bool = typer.Option(False, "--no-hud", help="Start with the HUD hidden (H toggles)."),
         screenshots: Path = typer.Option(Path("screenshots"), "--screenshots", help="Folder for S screenshots."),
+        rig: Any = None,
     ) -> None:
         """Play a track and show the picture it makes (keys: ? lists them)."""
         from live.sources import FileSource
@@ -123,5 +144,5 @@ def register(app: typer.Typer) -> None:
         run_show(
             source, preset=preset, renderer=renderer, profile=profile, backend=backend, fullscreen=fullscreen,
             display=display, duration=duration, allow_cpu_diffusion=allow_cpu_diffusion, models_dir=models_dir,
-            fit=fit, size=size, hud=not no_hud, screenshots=screenshots,
+            fit=fit, size=size, hud=not no_hud, screenshots=screenshots, rig=rig,
         )
