@@ -25,12 +25,25 @@ def test_every_scalar_preset_field_has_a_stable_address():
             if key == "descriptors":  # a table of phrase lists, not a knob
                 assert f"/beatcanvas/{section}/{key}" not in table
                 continue
+            if key == "motifs":  # a table of weights: one knob per motif
+                assert {a for a in table if a.startswith("/beatcanvas/procedural/motifs/")} == {
+                    f"/beatcanvas/procedural/motifs/{m}" for m in Preset().procedural.motifs}
+                continue
             assert f"/beatcanvas/{section}/{key}" in table, (section, key)
     fb = table["/beatcanvas/motion/feedback"]
     assert (fb.kind, fb.lo, fb.hi, fb.default) == ("float", 0.0, 1.0, 0.3)
     width = table["/beatcanvas/model/width"]
     assert (width.lo, width.hi, width.step) == (256, 1536, 64)
     assert table["/beatcanvas/model/model"].choices == ("sdxl-turbo", "sdxl-lightning")
+
+
+def test_a_motif_weight_is_a_knob_validated_like_the_preset():
+    ink = find_knob("/beatcanvas/procedural/motifs/ink")
+    assert (ink.kind, ink.lo, ink.hi, ink.default) == ("float", 0.0, 2.0, 1.0)
+    changed = apply_change(Preset(), KnobChange("procedural", "motifs/ink", 1.7))
+    assert changed.procedural.motifs["ink"] == 1.7 and changed.procedural.motifs["tunnel"] == 1.0
+    with pytest.raises(ControlInputError, match="kept 1.0"):
+        apply_change(Preset(), KnobChange("procedural", "motifs/ink", 9.0))
 
 
 def test_fader_positions_map_onto_the_schema_range():

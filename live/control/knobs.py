@@ -18,6 +18,7 @@ from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from live.presets.schema import Preset, validation_error
 
@@ -84,6 +85,23 @@ class Knob:
     @property
     def address(self) -> str:
         return f"{ROOT}/{self.section}/{self.key}"
+
+    @property
+    def field(self) -> str:
+        """The section's field: `key`, or for an entry of a table of numbers (`motifs/ink`) the table."""
+        return self.key.split("/", 1)[0]
+
+    def read(self, preset: BaseModel) -> Any:
+        """The knob's current value in `preset`."""
+        value = getattr(getattr(preset, self.section), self.field)
+        return value[self.key.split("/", 1)[1]] if "/" in self.key else value
+
+    def write(self, data: dict, value: Any) -> None:
+        """Set the knob in a `model_dump()` of a preset."""
+        if "/" in self.key:
+            data[self.section][self.field][self.key.split("/", 1)[1]] = value
+        else:
+            data[self.section][self.key] = value
 
     @property
     def continuous(self) -> bool:
@@ -183,13 +201,26 @@ def knob_table(root: type[BaseModel] = Preset) -> dict[str, Knob]:
             continue  # name, description, commercial_safe: not knobs of a look
         current = getattr(defaults, section)
         for key, sub in group.model_fields.items():
-            kind = _scalar_kind(sub.annotation)
-            if kind is None:
-                continue
-            knob = Knob(section, key, kind[0], getattr(current, key), sub.description or "",
-                        choices=kind[1], **_bounds(sub.metadata))
-            table[knob.address] = knob
+            for knob in _field_knobs(section, key, sub, getattr(current, key)):
+                table[knob.address] = knob
     return table
+
+
+def _field_knobs(section: str, key: str, sub: Any, default: Any) -> list[Knob]:
+    """The knob of a scalar field; one knob per entry of a table of numbers with fixed names (the
+    shader's motif weights: `/beatcanvas/procedural/motifs/ink`); none for other structures."""
+    kind = _scalar_kind(sub.annotation)
+    if kind is not None:
+        return [Knob(section, key, kind[0], default, sub.description or "", choices=kind[1], **_bounds(sub.metadata))]
+    if typing.get_origin(sub.annotation) is dict and isinstance(default, dict) and default:
+        value_type = typing.get_args(sub.annotation)[1]
+        metadata = list(getattr(value_type, "__metadata__", ()))
+        inner = _scalar_kind(typing.get_args(value_type)[0] if metadata else value_type)
+        metadata = [c for m in metadata for c in (m.metadata if isinstance(m, FieldInfo) else [m])]  # Field(ge=…) → Ge
+        if inner is not None and inner[0] in ("float", "int"):
+            return [Knob(section, f"{key}/{name}", inner[0], v, f"{sub.description or key} ({name})", **_bounds(metadata))
+                    for name, v in default.items()]
+    return []
 
 
 def find_knob(address: str) -> Knob:
@@ -230,9 +261,9 @@ def apply_change(preset: Preset, change: KnobChange) -> Preset:
     knob = find_knob(change.address)
     value = coerce(knob, change.value)
     data = preset.model_dump()
-    data[knob.section][knob.key] = value
+    knob.write(data, value)
     try:
         return type(preset).model_validate(data)
     except ValidationError as e:
         reason = validation_error(e, "", f"{change.origin} {change.address}")
-        raise ControlInputError(f"{reason}; kept {getattr(getattr(preset, knob.section), knob.key)!r}") from None
+        raise ControlInputError(f"{reason}; kept {knob.read(preset)!r}") from None

@@ -129,13 +129,13 @@ class MidiControl:
                 self.hub.put(_command(b))
             else:  # an on/off knob: a pad toggles it
                 knob = find_knob(b.target)
-                now = getattr(getattr(self.current(), knob.section), knob.key)
+                now = knob.read(self.current())
                 self.hub.put(KnobChange(knob.section, knob.key, not now, f"MIDI note {number}"))
 
     def _fader(self, b: Binding, pos: float, origin: str) -> None:
         knob = find_knob(b.target)
         state = self._faders.setdefault((b.target, origin), _Fader())
-        value_now = getattr(getattr(self.current(), knob.section), knob.key)
+        value_now = knob.read(self.current())
         now = time.monotonic()
         if state.engaged and now - state.sent_at > SETTLE_S and value_now != state.last_sent:
             state.engaged = False  # a preset switch or another controller moved the knob

@@ -162,7 +162,7 @@ class OscIn:
         preset = self.current() if self.current is not None else None
         if preset is None:
             return None
-        value = getattr(getattr(preset, knob.section), knob.key)
+        value = knob.read(preset)
         return (knob.address, "" if value is None else value)
 
     def _on_garbage(self, client: tuple[str, int]) -> None:
