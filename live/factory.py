@@ -34,6 +34,7 @@ class RenderOptions:
     seed: int | None = None
     device: str | None = None  # default: cuda when available
     canvas: tuple[int, int] | None = None  # the composition size; the procedural renderer draws at it
+    live: bool = True  # a window (play/live/demo) rather than an export: no software-GL shaders
 
 
 @dataclass
@@ -69,7 +70,8 @@ def choose(preset: Any, opts: RenderOptions) -> tuple[str, str]:
     model = preset.model.model
     if opts.profile == "real":
         picked = select.choose_renderer(
-            choice, allow_cpu_diffusion=opts.allow_cpu_diffusion, model=model, models_dir=opts.models_dir
+            choice, allow_cpu_diffusion=opts.allow_cpu_diffusion, model=model, models_dir=opts.models_dir,
+            live=opts.live,
         )
     else:
         picked = select.select_renderer(
@@ -79,6 +81,7 @@ def choose(preset: Any, opts: RenderOptions) -> tuple[str, str]:
             allow_cpu_diffusion=opts.allow_cpu_diffusion or opts.profile == "tiny",
             model=model,
             gl_unavailable=select.gl_unavailable() if choice != "numpy" else None,
+            gl_software=choice != "numpy" and select.gl_software(), live=opts.live,
         )
         picked = type(picked)(picked.kind, f"{picked.reason} [{opts.profile} profile]")
     return picked.kind, picked.reason

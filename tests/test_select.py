@@ -102,5 +102,18 @@ def test_choose_renderer_uses_probed_facts(monkeypatch) -> None:
     monkeypatch.setattr(select, "gl_unavailable", lambda: NO_GL)
     assert choose_renderer("auto").kind == "procedural"
     monkeypatch.setattr(select, "gl_unavailable", lambda: None)
+    monkeypatch.setattr(select, "gl_software", lambda: False)
     assert choose_renderer("auto").kind == "shader"
+    monkeypatch.setattr(select, "gl_software", lambda: True)
+    assert choose_renderer("auto").kind == "procedural" and choose_renderer("auto", live=False).kind == "shader"
     assert choose_renderer("auto", allow_cpu_diffusion=True).kind == "sdxl"
+
+
+def test_software_gl_runs_shaders_for_export_but_not_in_a_live_window():
+    """Mesa's llvmpipe makes the shader renderer starve a live window (3.7 fps seen); export can wait."""
+    facts = dict(weights_present=False, gpu_present=False, allow_cpu_diffusion=False, gl_unavailable=None, gl_software=True)
+    live = select_renderer("auto", **facts, live=True)
+    assert live.kind == "procedural" and "software rasteriser" in live.reason
+    assert select_renderer("auto", **facts, live=False).kind == "shader"
+    assert select_renderer("shader", **facts, live=True).kind == "shader"  # asked for: forced
+    assert select_renderer("auto", **{**facts, "gl_software": False}, live=True).kind == "shader"  # a GPU's GL

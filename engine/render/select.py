@@ -4,8 +4,9 @@
 permission to diffuse on a CPU, and whether an OpenGL 3.3 context can be made), so every combination
 is testable without hardware; `probe` finds the facts on this machine and `choose_renderer` does
 both. `auto` never fails: without weights or a GPU the weights-free look runs — the shader renderer
-when OpenGL works (any laptop GPU, or Mesa's software rasteriser), else the numpy renderer — and the
-reason says why and how to get SDXL. `procedural` is the weights-free look, whichever of the two can
+when OpenGL works (any laptop GPU; for export also Mesa's software rasteriser, which is too slow for a
+live window: there the numpy renderer runs), else the numpy renderer — and the reason says why and how
+to get SDXL. `procedural` is the weights-free look, whichever of the two can
 run; `shader` and `numpy` pin one. An explicit choice that cannot run is a user error
 (BeatcanvasError naming the fix), never a silent fallback.
 """
@@ -46,10 +47,13 @@ def select_renderer(
     allow_cpu_diffusion: bool,
     model: str = DEFAULT_MODEL,
     gl_unavailable: str | None = None,
+    gl_software: bool = False,
+    live: bool = True,
 ) -> RendererChoice:
     """Decide the renderer. `auto`: SDXL when its weights are present and it can render in
     reasonable time (a GPU, or `allow_cpu_diffusion` for a patient export); otherwise the
-    weights-free look. `gl_unavailable`: why no OpenGL 3.3 context can be made (None: one can)."""
+    weights-free look. `gl_unavailable`: why no OpenGL 3.3 context can be made (None: one can);
+    `gl_software`: that context is a software rasteriser; `live`: a window, not an export."""
     choice = (choice or "auto").strip().lower()
     if choice not in CHOICES:
         raise BeatcanvasError(f"unknown renderer {choice!r}: use one of {', '.join(CHOICES)}")
@@ -57,6 +61,11 @@ def select_renderer(
         picked = RendererChoice("procedural", f"procedural renderer: chosen with --renderer {choice}")
     else:
         picked = _diffusion_choice(choice, weights_present, gpu_present, allow_cpu_diffusion, model)
+    if gl_unavailable is None and gl_software and live and choice in ("auto", "procedural"):
+        gl_unavailable = (
+            "OpenGL here is a software rasteriser, too slow for a live window: --renderer shader forces it; "
+            "export uses it"
+        )
     return _weights_free(picked, choice, gl_unavailable)
 
 
@@ -143,6 +152,13 @@ def gl_unavailable() -> str | None:
     return why()
 
 
+def gl_software() -> bool:
+    """True when this machine's OpenGL contexts run on a software rasteriser (Mesa's llvmpipe)."""
+    from engine.render.shader.context import gpu_gl
+
+    return gl_unavailable() is None and not gpu_gl()
+
+
 def probe(model: str = DEFAULT_MODEL, models_dir: str | Path | None = None) -> tuple[bool, bool]:
     """(weights_present, gpu_present) on this machine."""
     return weights_present(model, models_dir), gpu_present()
@@ -154,6 +170,7 @@ def choose_renderer(
     allow_cpu_diffusion: bool = False,
     model: str = DEFAULT_MODEL,
     models_dir: str | Path | None = None,
+    live: bool = True,
 ) -> RendererChoice:
     """Probe this machine and decide; what `play`, `demo` and `export` call."""
     choice_l = (choice or "auto").strip().lower()
@@ -164,6 +181,7 @@ def choose_renderer(
     result = select_renderer(
         choice_l, weights_present=weights, gpu_present=gpu, allow_cpu_diffusion=allow_cpu_diffusion, model=model,
         gl_unavailable=gl_unavailable() if choice_l != "numpy" else None,
+        gl_software=choice_l != "numpy" and gl_software(), live=live,
     )
     log.info(result.reason)
     return result

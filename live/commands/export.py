@@ -41,7 +41,8 @@ def choose_kind(preset: Any, renderer_choice: str | None, profile: str) -> tuple
     """(kind, one-line reason) from the shared factory. Export is patient: SDXL may diffuse on a CPU."""
     from live import factory
 
-    return factory.choose(preset, factory.RenderOptions(renderer=renderer_choice, profile=profile, allow_cpu_diffusion=True))
+    options = factory.RenderOptions(renderer=renderer_choice, profile=profile, allow_cpu_diffusion=True, live=False)
+    return factory.choose(preset, options)
 
 
 def export_size(size: str | None, preset: Any, kind: str) -> tuple[int, int, str]:
