@@ -10,8 +10,8 @@ Conventions (what the compositor can rely on):
 - `onset`: spectral-flux onset strength, 0..1 relative to recent peaks.
 - `low`/`mid`/`high`: band amplitudes with automatic gain control — 1.0 means "typical for this
   track so far" (MilkDrop's convention); a kick drum pushes `low` to 2–4, silence gives 0.
-- `beat`: True in the block where a beat lands; `beat_phase` runs 0→1 between beats;
-  `tempo_bpm` from onset autocorrelation, or from taps (`tap(t)`) when the performer taps.
+- `beat`, `beat_phase`, `downbeat`, `beat_confidence`, `event`, `grid`, `tempo_bpm`: from the
+  phase-locked `engine.audio.beats.BeatTracker`, fed the same spectrum (or from taps, `tap(t)`).
 - `valence`/`arousal`: -1..1, smoothed over about 2 s. Arousal from loudness, onset rate, tempo
   and spectral centroid; valence from major/minor mode (key-profile correlation of a chroma
   vector) and brightness.
@@ -19,24 +19,21 @@ Conventions (what the compositor can rely on):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
+from engine.audio.beats import BeatTracker
 from engine.types import SAMPLE_RATE, Features
 
 N_FFT = 1024
 LONG_FFT = 16384  # chroma needs ~3 Hz resolution to separate semitones around 100–200 Hz
 BAND_EDGES_HZ = (20.0, 250.0, 4000.0, 16000.0)  # low | mid | high
-MIN_BPM, MAX_BPM = 60.0, 200.0
-PRIOR_BPM = 120.0  # log-Gaussian tempo prior: resolves the octave ambiguity (60 vs 120 vs 240)
-TEMPO_EVERY_S = 0.5
 CHROMA_EVERY_S = 0.25
-ENVELOPE_S = 8.0
 VA_SMOOTH_S = 2.0
 AGC_TAU_S = 15.0  # "typical so far": a running mean for the first 15 s, then a 15 s EMA
 SILENCE_RMS = 1e-4  # -80 dBFS
-TAP_GAP_S = 2.0  # taps further apart than this start a new tap sequence
 
 # Krumhansl–Kessler key profiles (C major / C minor), rotated for the 12 tonics.
 _MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -96,11 +93,7 @@ class FeatureTracker:
         self._chroma = np.zeros(12)
         self._chroma_every = max(1, int(round(CHROMA_EVERY_S * self.fps)))
 
-        # Onset envelope for tempo (circular, in hops).
-        self._env_len = int(ENVELOPE_S * self.fps)
-        self._env = np.zeros(self._env_len, dtype=np.float32)
-        self._env_pos = 0
-        self._tempo_every = max(1, int(round(TEMPO_EVERY_S * self.fps)))
+        self.beats = BeatTracker(sr, hop, N_FFT)
         self.reset_state()
 
     # ----------------------------------------------------------------- state
@@ -109,8 +102,7 @@ class FeatureTracker:
         self._frame[:] = 0
         self._prev_logmag[:] = 0
         self._long[:] = 0
-        self._env[:] = 0
-        self._env_pos = 0
+        self.beats.reset()
         self._pending = np.zeros(0, dtype=np.float32)
         self._hops = 0
         self._band_mean = np.zeros(3)
@@ -122,42 +114,35 @@ class FeatureTracker:
         self._mode = 0.0
         self._centroid = 1000.0
         self._loud_db = -80.0
-        # Beat tracking
-        self.tempo_bpm = PRIOR_BPM
-        self.tempo_confidence = 0.0
-        self._period_s = 60.0 / PRIOR_BPM
-        self._next_beat: float | None = None
-        self.last_beat_time: float | None = None
-        self._taps: list[float] = []
-        self.tapped = False
         # VA smoothing with bias correction (so the first seconds are not dragged towards 0)
         self._va = np.zeros(2)
         self._va_weight = 0.0
-        self._last = Features(low=0.0, mid=0.0, high=0.0, tempo_bpm=PRIOR_BPM)
+        self._last = Features(low=0.0, mid=0.0, high=0.0, tempo_bpm=self.beats.tempo_bpm)
 
-    # ----------------------------------------------------------------- taps
+    # ----------------------------------------------------------------- beats
     def tap(self, t: float) -> None:
-        """The performer tapped at time `t` (s, same clock as `process`): override tempo and phase.
-
-        Two or more taps less than 2 s apart set the tempo (median interval); every tap puts a beat
-        at `t`. Taps keep control until `clear_taps()`.
-        """
-        if self._taps and t - self._taps[-1] > TAP_GAP_S:
-            self._taps = []
-        self._taps = (self._taps + [float(t)])[-8:]
-        if len(self._taps) >= 2:
-            period = float(np.median(np.diff(self._taps)))
-            if period > 0:
-                self._period_s = period
-                self.tempo_bpm = 60.0 / period
-                self.tapped = True
-        self.last_beat_time = float(t)
-        self._next_beat = float(t) + self._period_s
+        """The performer tapped at time `t` (s, same clock as `process`); see `BeatTracker.tap`."""
+        self.beats.tap(t)
 
     def clear_taps(self) -> None:
         """Hand tempo back to the automatic tracker."""
-        self._taps = []
-        self.tapped = False
+        self.beats.clear_taps()
+
+    @property
+    def tapped(self) -> bool:
+        return self.beats.tapped
+
+    @property
+    def tempo_bpm(self) -> float:
+        return self.beats.tempo_bpm
+
+    @property
+    def tempo_confidence(self) -> float:
+        return self.beats.tempo_confidence
+
+    @property
+    def last_beat_time(self) -> float | None:
+        return self.beats.last_beat_time
 
     # ----------------------------------------------------------------- main entry
     def process(self, block: np.ndarray, t: float | None = None) -> Features:
@@ -184,12 +169,7 @@ class FeatureTracker:
 
     def _with_time(self, t: float) -> Features:
         last = self._last
-        phase = self._phase(t)
-        return Features(
-            t=t, rms=last.rms, onset=last.onset, low=last.low, mid=last.mid, high=last.high,
-            beat=False, beat_phase=phase, tempo_bpm=last.tempo_bpm,
-            valence=last.valence, arousal=last.arousal,
-        )
+        return dataclasses.replace(last, t=t, beat=False, downbeat=False, event="", beat_phase=last.grid.phase_at(t))
 
     def _hop(self, block: np.ndarray, t: float) -> Features:
         hop = self.block_size
@@ -212,9 +192,6 @@ class FeatureTracker:
         self._flux_peak = max(flux, self._flux_peak * 0.999)
         onset = flux / self._flux_peak if self._flux_peak > 1e-6 else 0.0
         self._flux_mean += 0.01 * (flux - self._flux_mean)
-        e = self._env_pos
-        self._env[e] = flux
-        self._env_pos = (e + 1) % self._env_len
         is_onset = (
             flux > 1.5 * self._flux_mean + 1.0
             and self._hops - self._last_onset_hop > 0.08 * self.fps
@@ -240,111 +217,21 @@ class FeatureTracker:
         db = 20.0 * math.log10(max(rms, 1e-5))
         self._loud_db += a_rate * 5 * (db - self._loud_db)  # ~0.4 s loudness follower
 
-        if self._hops % self._tempo_every == 0 and not self.tapped:
-            self._update_tempo(t)
         if self._hops % self._chroma_every == 0:
             self._update_chroma()
 
-        beat = False
-        if self._next_beat is not None:
-            while t >= self._next_beat:
-                self.last_beat_time = self._next_beat
-                self._next_beat += self._period_s
-                beat = self.tapped or self.tempo_confidence > 0.2
+        bt = self.beats
+        beat = bt.update_spectrum(mag, t, rms)
+        grid = bt.grid
         valence, arousal = self._update_va()
         feats = Features(
             t=t, rms=rms, onset=min(onset, 1.0), low=bands[0], mid=bands[1], high=bands[2],
-            beat=beat, beat_phase=self._phase(t), tempo_bpm=self.tempo_bpm,
-            valence=valence, arousal=arousal,
+            beat=beat, beat_phase=grid.phase_at(t), tempo_bpm=bt.tempo_bpm,
+            valence=valence, arousal=arousal, downbeat=bt.downbeat,
+            beat_confidence=grid.confidence, event=bt.event, grid=grid,
         )
         self._last = feats
         return feats
-
-    # ----------------------------------------------------------------- beats
-    def _phase(self, t: float) -> float:
-        if self.last_beat_time is None:
-            return 0.0
-        return min(max((t - self.last_beat_time) / self._period_s, 0.0), 0.999)
-
-    def _ordered_env(self) -> np.ndarray:
-        e = self._env_pos
-        return np.concatenate([self._env[e:], self._env[:e]])
-
-    def _update_tempo(self, t: float) -> None:
-        n_valid = min(self._hops, self._env_len)
-        if n_valid < 2.5 * self.fps:
-            return
-        env = self._ordered_env()[-n_valid:].astype(np.float64)
-        x = env - env.mean()
-        nfft = 1 << int(math.ceil(math.log2(2 * len(x))))
-        spec = np.fft.rfft(x, nfft)
-        ac = np.fft.irfft(spec * np.conj(spec), nfft)[: len(x)]
-        if ac[0] <= 1e-9:
-            self.tempo_confidence = 0.0
-            return
-        ac /= ac[0]
-        lo = int(60.0 * self.fps / MAX_BPM)
-        hi = min(int(60.0 * self.fps / MIN_BPM) + 1, len(ac) - 2)
-        lags = np.arange(lo, hi)
-        bpm = 60.0 * self.fps / lags
-        prior = np.exp(-0.5 * (np.log2(bpm / PRIOR_BPM) / 1.0) ** 2)
-        score = np.maximum(ac[lo:hi], 0.0) * prior
-        k = int(np.argmax(score))
-        lag = int(lags[k])
-        conf = float(ac[lag])
-        # Refine with the peaks at multiples of the lag: the period is their slope.
-        estimates = []
-        for m in range(1, 5):
-            c = m * lag
-            if c + 2 >= len(ac) or c > 0.6 * len(ac):
-                break
-            w = max(1, m)
-            seg = ac[c - w : c + w + 1]
-            j = c - w + int(np.argmax(seg))
-            if 1 <= j < len(ac) - 1:
-                y0, y1, y2 = ac[j - 1], ac[j], ac[j + 1]
-                den = y0 - 2 * y1 + y2
-                off = 0.5 * (y0 - y2) / den if abs(den) > 1e-12 else 0.0
-                estimates.append((j + max(-0.5, min(0.5, off))) / m)
-        period_hops = float(np.mean(estimates[-2:])) if estimates else float(lag)
-        self.tempo_confidence = conf
-        if conf < 0.1:
-            return
-        new_period = period_hops / self.fps
-        # Follow tempo changes smoothly; jump if it moved a lot (new song, octave switch).
-        if abs(new_period - self._period_s) / self._period_s > 0.08:
-            self._period_s = new_period
-        else:
-            self._period_s += 0.5 * (new_period - self._period_s)
-        self.tempo_bpm = 60.0 / self._period_s
-        self._update_phase(env, t)
-
-    def _update_phase(self, env: np.ndarray, t: float) -> None:
-        """Align the beat grid with the onset envelope (comb filter over the last beats)."""
-        period = self._period_s * self.fps
-        n_beats = int(min(6, (len(env) - 1) // period))
-        if n_beats < 2:
-            return
-        offsets = np.arange(int(period))
-        ks = np.arange(n_beats)
-        idx = (len(env) - 1 - offsets[:, None] - np.round(ks[None, :] * period)).astype(int)
-        weights = 0.8 ** ks
-        score = (env[idx] * weights).sum(axis=1)
-        best = int(np.argmax(score))
-        # The envelope value at hop h describes a frame ending at its hop time; an onset is seen
-        # about one hop after it happens.
-        latency = (N_FFT / 2) / self.sample_rate - 0.5 / self.fps
-        beat_t = t - best / self.fps - latency
-        if self._next_beat is None:
-            self._next_beat = beat_t + self._period_s * math.ceil((t - beat_t) / self._period_s + 1e-9)
-            self.last_beat_time = self._next_beat - self._period_s
-            return
-        # Phase error between the running grid and the estimate, wrapped to ±half a period.
-        err = (beat_t - self._next_beat) / self._period_s
-        err -= round(err)
-        self._next_beat += 0.5 * err * self._period_s
-        while self._next_beat <= t:  # never schedule a beat in the past
-            self._next_beat += self._period_s
 
     # ----------------------------------------------------------------- valence / arousal
     def _update_chroma(self) -> None:

@@ -1,0 +1,260 @@
+"""The live beat and downbeat tracker: a phase-locked grid that predicts the next beat.
+
+Per hop (10 ms) it takes one magnitude spectrum (shared with the feature tracker, or its own FFT
+through `update`) and:
+
+- adds the hop's onset activation (`engine.audio.onsets`) to an 8 s history;
+- every 0.25 s re-estimates the tempo from the history since the music started
+  (`engine.audio.tempo.estimate_tempo`: octave prior, continuity with the held tempo);
+- every 50 ms measures where the newest beat sits (a comb over the last four beats) and pulls the
+  grid towards it: a second-order phase-locked loop, so a tempo ramp is followed without lag;
+- emits a beat in the hop that crosses a grid beat — a prediction, not a detection, so it is on
+  time rather than one detection delay late — and, three quarters of a beat later, scores that
+  beat's accent for the bar counter (`engine.audio.accents`);
+- forgets the grid after 2 s of digital silence, so the next song locks afresh.
+
+`grid` is the newest `BeatGrid` (a frozen value, safe to hand to other threads): `grid.next_beat(t)`
+is when to schedule the next pulse, `grid.position_at(t)` the bar position. Taps (`tap(t)`) take
+over tempo and phase until `clear_taps()`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+from engine.audio.accents import BarCounter, SectionDetector, accent_parts
+from engine.audio.onsets import ONSET_DELAY_S, OnsetDetector
+from engine.audio.tempo import comb_phase, estimate_tempo
+from engine.types import SAMPLE_RATE, BeatGrid
+
+HISTORY_S = 8.0
+TEMPO_EVERY_S, PHASE_EVERY_S = 0.25, 0.05
+MIN_MUSIC_S = 1.5  # music heard before the first tempo estimate
+PHASE_WINDOW_S = 4.0  # the phase comb looks this far back
+SILENCE_RMS = 1e-4  # -80 dBFS
+UNLOCK_SILENCE_S = 2.0
+TEMPO_JUMP = 0.08  # a new tempo this far (relative) from the held one replaces it at once
+TEMPO_BLEND = 0.25  # otherwise the held tempo moves this fraction towards each estimate
+PLL_PHASE_GAIN, PLL_PERIOD_GAIN = 0.2, 0.03
+MIN_CONFIDENCE = 0.15  # grid confidence needed to emit beats
+MIN_BAR_CONFIDENCE = 0.1  # bar-counter confidence needed to call a beat a downbeat
+TAP_GAP_S = 2.0
+RECENT = 64  # beats and downbeats kept in `beats` / `downbeats`
+
+
+class _History:
+    """The last `n` hops of activation (strength, low part, band levels), oldest first on read."""
+
+    def __init__(self, n: int, n_bands: int) -> None:
+        self.n = n
+        self.strength = np.zeros(n, dtype=np.float32)
+        self.low = np.zeros(n, dtype=np.float32)
+        self.bands = np.zeros((n, n_bands), dtype=np.float32)
+        self.pos = 0
+
+    def push(self, strength: float, low: float, bands: np.ndarray) -> None:
+        p = self.pos % self.n
+        self.strength[p], self.low[p], self.bands[p] = strength, low, bands
+        self.pos += 1
+
+    def recent(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        k = min(k, self.n, self.pos)
+        idx = np.arange(self.pos - k, self.pos) % self.n
+        return self.strength[idx], self.low[idx], self.bands[idx]
+
+
+class BeatTracker:
+    """Causal beat + downbeat tracking for one stream (`update` or `update_spectrum` once per hop)."""
+
+    def __init__(self, sample_rate: int = SAMPLE_RATE, hop: int = 480, n_fft: int = 1024,
+                 beats_per_bar: int = 4) -> None:
+        self.sample_rate, self.hop, self.n_fft = sample_rate, hop, n_fft
+        self.fps = sample_rate / hop
+        self._window = np.hanning(n_fft).astype(np.float32)
+        self._frame = np.zeros(n_fft, dtype=np.float32)
+        self._onsets = OnsetDetector(sample_rate, n_fft, self.fps)
+        self._hist = _History(int(HISTORY_S * self.fps), self._onsets.n_bands)
+        self._bar = BarCounter(beats_per_bar)
+        self._sections = SectionDetector(self.fps)
+        self._tempo_every = max(1, round(TEMPO_EVERY_S * self.fps))
+        self._phase_every = max(1, round(PHASE_EVERY_S * self.fps))
+        self.beats_per_bar = beats_per_bar
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream (a new track)."""
+        self._frame[:] = 0
+        self._onsets.reset()
+        self._bar.reset()
+        self._sections.reset()
+        self._hops = 0
+        self._silent_hops = 0
+        self.period: float = 0.5  # seconds per beat
+        self.tempo_confidence = 0.0
+        self._taps: list[float] = []
+        self.tapped = False
+        self.beats: deque[float] = deque(maxlen=RECENT)
+        self.downbeats: deque[float] = deque(maxlen=RECENT)
+        self._unlock()
+
+    def _unlock(self) -> None:
+        self._anchor: float | None = None
+        self._music_hops = 0
+        self._contrast = 0.0
+        self._count = 0
+        self._pending: deque[tuple[float, int]] = deque()  # emitted beats awaiting their accent
+        self.last_beat_time: float | None = None
+        self.downbeat = self.beat = False
+        self.event = ""
+        self._bar.reset()
+        self.grid = BeatGrid(period=self.period, beats_per_bar=self.beats_per_bar)
+
+    # ------------------------------------------------------------------ taps
+    def tap(self, t: float) -> None:
+        """The performer tapped at `t`: two or more taps under 2 s apart set the tempo (median
+        gap); every tap puts a beat at `t`. Taps keep control until `clear_taps()`."""
+        if self._taps and t - self._taps[-1] > TAP_GAP_S:
+            self._taps = []
+        self._taps = (self._taps + [float(t)])[-8:]
+        if len(self._taps) >= 2:
+            period = float(np.median(np.diff(self._taps)))
+            if period > 0:
+                self.period, self.tapped = period, True
+        self._anchor, self.last_beat_time = float(t), float(t)
+        self.grid = self._make_grid()
+
+    def clear_taps(self) -> None:
+        self._taps, self.tapped = [], False
+
+    # ------------------------------------------------------------------ per hop
+    def update(self, block: np.ndarray, t: float) -> bool:
+        """One hop of samples ending at time `t`; True when a beat landed in it."""
+        block = np.asarray(block, dtype=np.float32)
+        self._frame[: -len(block)] = self._frame[len(block) :]
+        self._frame[-len(block) :] = block
+        mag = np.abs(np.fft.rfft(self._frame * self._window))
+        rms = math.sqrt(float(np.dot(block, block)) / max(1, len(block)))
+        return self.update_spectrum(mag, t, rms)
+
+    def update_spectrum(self, mag: np.ndarray, t: float, rms: float) -> bool:
+        """The hop's |rfft| (n_fft frame ending at `t`) and RMS; True when a beat landed in it."""
+        self._hops += 1
+        on = self._onsets.process(mag)
+        self._hist.push(on.strength, on.low, on.bands)
+        silent = rms < SILENCE_RMS
+        self._silent_hops = self._silent_hops + 1 if silent else 0
+        if self._silent_hops > UNLOCK_SILENCE_S * self.fps and (self._anchor is not None or self._music_hops):
+            self._unlock()
+        if not silent or self._music_hops:
+            self._music_hops += 1
+        self._sections.update(rms, t)
+        if not self.tapped:
+            if self._hops % self._tempo_every == 0:
+                self._update_tempo()
+            if self._hops % self._phase_every == 0:
+                self._update_phase(t)
+        self._score_accents(t)
+        self.beat = self._emit(t)
+        self.grid = self._make_grid()
+        bar_known = self.grid.downbeat_confidence > 0
+        self.event = self._sections.take(t, self.beat, self.downbeat, bar_known)
+        return self.beat
+
+    # ------------------------------------------------------------------ estimation
+    @property
+    def confidence(self) -> float:
+        """0..1: periodicity strength × how clearly the beats stand out where the grid puts them."""
+        if self.tapped:
+            return 1.0
+        if self._anchor is None:
+            return 0.0
+        return float(min(1.0, math.sqrt(max(self.tempo_confidence, 0.0)) * min(1.0, 2.0 * self._contrast)))
+
+    @property
+    def tempo_bpm(self) -> float:
+        return 60.0 / self.period
+
+    def _update_tempo(self) -> None:
+        n = min(self._music_hops, self._hist.n)
+        if n < MIN_MUSIC_S * self.fps:
+            return
+        held = self.period * self.fps if self._anchor is not None else None
+        est = estimate_tempo(self._hist.recent(n)[0], self.fps, held)
+        if est is None:
+            self.tempo_confidence *= 0.8
+            return
+        self.tempo_confidence = est.confidence
+        new = est.seconds
+        if self._anchor is None or abs(new - self.period) / self.period > TEMPO_JUMP:
+            self.period = new
+            self._anchor = None  # re-acquire the phase for the new tempo
+        else:
+            self.period += TEMPO_BLEND * (new - self.period)
+
+    def _update_phase(self, t: float) -> None:
+        n = min(self._music_hops, int(PHASE_WINDOW_S * self.fps))
+        period_frames = self.period * self.fps
+        if self.tempo_confidence <= 0 or n < 1.5 * period_frames:
+            return
+        offset, contrast = comb_phase(self._hist.recent(n)[0], period_frames, n_beats=4, decay=0.7)
+        self._contrast += 0.2 * (contrast - self._contrast)
+        beat = t - offset / self.fps - ONSET_DELAY_S
+        if self._anchor is None:
+            self._anchor = beat
+            return
+        k = round((beat - self._anchor) / self.period)
+        predicted = self._anchor + k * self.period
+        err = beat - predicted  # within ±period/2
+        self._anchor = predicted + PLL_PHASE_GAIN * err
+        self.period += PLL_PERIOD_GAIN * err
+
+    # ------------------------------------------------------------------ beats out
+    def _emit(self, t: float) -> bool:
+        self.downbeat = False
+        if self._anchor is None or self.confidence < MIN_CONFIDENCE:
+            return False
+        dt = 1.0 / self.fps
+        k = math.floor((t - dt - self._anchor) / self.period + 1e-9) + 1
+        beat = self._anchor + k * self.period  # the first grid beat after the previous hop
+        if beat > t or (self.last_beat_time is not None and beat - self.last_beat_time < 0.5 * self.period):
+            return False
+        self.last_beat_time = beat
+        self._count += 1
+        self._pending.append((beat, self._count))
+        self.beats.append(beat)
+        if self._bar_confidence > 0 and (self._count - self._bar.downbeat) % self.beats_per_bar == 0:
+            self.downbeat = True
+            self.downbeats.append(beat)
+        return True
+
+    def _score_accents(self, t: float) -> None:
+        """Score each emitted beat once three quarters of a beat of audio after it is in."""
+        wait = 0.75 * self.period + ONSET_DELAY_S
+        while self._pending and t - self._pending[0][0] >= wait:
+            beat, count = self._pending.popleft()
+            frames = int(round((t - beat + self.period) * self.fps)) + 8
+            strength, low, bands = self._hist.recent(frames)
+            i = len(strength) - 1 - int(round((t - beat - ONSET_DELAY_S) * self.fps))
+            self._bar.add(count, *accent_parts(strength, low, bands, i, self.period * self.fps))
+
+    def _make_grid(self) -> BeatGrid:
+        bpb = self.beats_per_bar
+        if self._anchor is None:
+            return BeatGrid(period=self.period, beats_per_bar=bpb)
+        anchor, position = self._anchor, 0
+        if self.last_beat_time is not None:  # re-express from the last emitted beat: its bar slot is known
+            anchor += round((self.last_beat_time - anchor) / self.period) * self.period
+            position = (self._count - self._bar.downbeat) % bpb
+        return BeatGrid(anchor, self.period, bpb, position, self.confidence, self._bar_confidence)
+
+    @property
+    def _bar_confidence(self) -> float:
+        c = self._bar.confidence
+        return c if c >= MIN_BAR_CONFIDENCE else 0.0
+
+    def predict_next(self, t: float) -> float | None:
+        """When the next beat after `t` will land (None before lock)."""
+        return self.grid.next_beat(t)
