@@ -17,6 +17,7 @@ import numpy as np
 
 BAR_DECAY = 0.8  # per bar: an accent pattern is forgotten within about five bars
 MIN_BARS = 2  # bars heard before a downbeat is claimed
+MIN_BAR_CONFIDENCE = 0.1  # below this margin no beat is called a downbeat
 # accent = kick − ½·hit + 3·change. The kick (low-band onset) marks the bar; a beat whose broadband
 # hit is strong for its kick is a backbeat snare (beats 2 and 4), which argues *against* a downbeat;
 # harmony changes on the bar line. Weighed by hand on the synthetic patterns of engine.audio.rhythms.

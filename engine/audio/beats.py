@@ -25,7 +25,7 @@ from collections import deque
 
 import numpy as np
 
-from engine.audio.accents import BarCounter, SectionDetector, accent_parts
+from engine.audio.accents import MIN_BAR_CONFIDENCE, BarCounter, SectionDetector, accent_parts
 from engine.audio.onsets import ONSET_DELAY_S, OnsetDetector
 from engine.audio.tempo import comb_phase, estimate_tempo
 from engine.types import SAMPLE_RATE, BeatGrid
@@ -40,7 +40,6 @@ TEMPO_JUMP = 0.08  # a new tempo this far (relative) from the held one replaces 
 TEMPO_BLEND = 0.25  # otherwise the held tempo moves this fraction towards each estimate
 PLL_PHASE_GAIN, PLL_PERIOD_GAIN = 0.2, 0.03
 MIN_CONFIDENCE = 0.15  # grid confidence needed to emit beats
-MIN_BAR_CONFIDENCE = 0.1  # bar-counter confidence needed to call a beat a downbeat
 TAP_GAP_S = 2.0
 RECENT = 64  # beats and downbeats kept in `beats` / `downbeats`
 
