@@ -4,7 +4,8 @@ Renders arrive at any rate (one per 10 s on a CPU, 100/s on a GPU); the display 
 the compositor crossfades between the two newest frames and applies cheap, beat-reactive effects on
 every display frame:
 
-- zoom pulse on beats (`beat_zoom`),
+- zoom pulse on beats (`beat_zoom`; `live.pulse.beat_pulse`: downbeats strongest, off-beat
+  onsets smaller; give `compose` features re-timed to when the frame is seen, `PulseClock.at`),
 - brightness from the low band (`band_brightness`),
 - a hue tint that swings with the high/mid balance (`band_hue`),
 - a feedback warp: the previous output, slightly zoomed and rotated, shows through (`warp`).
@@ -26,6 +27,7 @@ import numpy as np
 import pygame
 
 from engine.types import Features, Frame
+from live.pulse import beat_pulse
 
 
 @dataclass(frozen=True)
@@ -156,9 +158,8 @@ class Compositor:
             self._blend_into(self._base, fade)
         src = self._base
 
-        # Zoom pulse: strongest on the beat, decays over the first third of the beat interval.
-        pulse = max(0.0, 1.0 - float(f.beat_phase) * 3.0) ** 2 if f.beat or f.beat_phase < 0.34 else 0.0
-        zoom = 1.0 + ZOOM_AT_1 * float(r.beat_zoom) * pulse
+        # Zoom pulse (live.pulse.beat_pulse): downbeats hardest, onsets between beats a little.
+        zoom = 1.0 + ZOOM_AT_1 * float(r.beat_zoom) * beat_pulse(f)
         if zoom > 1.002:
             cw, ch = max(1, int(round(w / zoom))), max(1, int(round(h / zoom)))
             crop = src.subsurface(((w - cw) // 2, (h - ch) // 2, cw, ch))

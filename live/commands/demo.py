@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from live.commands.play import LATENCY_HELP
+
 
 def register(app: typer.Typer) -> None:
     @app.command("demo")
@@ -27,6 +29,7 @@ def register(app: typer.Typer) -> None:
         size: str = typer.Option("1280x720", "--size", help="Composition size WIDTHxHEIGHT."),
         no_hud: bool = typer.Option(False, "--no-hud", help="Start with the HUD hidden (H toggles)."),
         screenshots: Path = typer.Option(Path("screenshots"), "--screenshots", help="Folder for S screenshots."),
+        latency_ms: float = typer.Option(0.0, "--latency-ms", help=LATENCY_HELP),
     ) -> None:
         """Play the built-in demo track (synthesized once, then cached)."""
         from engine.demo import ensure_demo_track
@@ -38,5 +41,5 @@ def register(app: typer.Typer) -> None:
             FileSource(track, audio_out=not no_audio_out), preset=preset, renderer=renderer, profile=profile,
             backend=backend, fullscreen=fullscreen, display=display, duration=duration,
             allow_cpu_diffusion=allow_cpu_diffusion, models_dir=models_dir, fit=fit, size=size, hud=not no_hud,
-            screenshots=screenshots,
+            screenshots=screenshots, latency_ms=latency_ms,
         )
