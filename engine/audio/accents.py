@@ -58,19 +58,25 @@ class BarCounter:
 
     def reset(self) -> None:
         self._score = np.zeros(self.beats_per_bar)
+        self._counts = np.zeros(self.beats_per_bar)
         self._seen = 0
         self.confidence = 0.0  # 0..1: the winner's margin; 0 until MIN_BARS bars were heard
         self.downbeat = 0  # which beat count (mod beats_per_bar) starts a bar
 
     def add(self, count: int, kick: float, hit: float, change: float) -> None:
         """The accent parts of beat number `count` (beats counted since the tracker locked)."""
+        # Each position keeps the mean accent of its beats (an EMA once MIN_BARS are in), so that
+        # positions heard a different number of times compare fairly at every moment.
         k = count % self.beats_per_bar
-        self._score[k] = BAR_DECAY * self._score[k] + float(np.dot(ACCENT_WEIGHTS, (kick, hit, change)))
+        self._counts[k] += 1
+        rate = max(1.0 / self._counts[k], 1.0 - BAR_DECAY)
+        self._score[k] += rate * (float(np.dot(ACCENT_WEIGHTS, (kick, hit, change))) - self._score[k])
         self._seen += 1
         self.downbeat = int(np.argmax(self._score))
         if self._seen >= MIN_BARS * self.beats_per_bar:
             top = np.sort(self._score)[::-1]
-            self.confidence = float(np.clip((top[0] - top[1]) / (abs(top[0]) + 1e-9), 0.0, 1.0))
+            scale = max(abs(top[0]), float(np.abs(self._score).mean())) + 1e-9
+            self.confidence = float(np.clip((top[0] - top[1]) / scale, 0.0, 1.0))
 
 
 class SectionDetector:
@@ -83,13 +89,18 @@ class SectionDetector:
 
     def reset(self) -> None:
         self._short = self._long = 1e-10
+        self._long_weight = 0.0  # bias correction: "typical so far" until 4 s have been heard
         self._last_event = -math.inf
         self._pending: tuple[str, float] | None = None
 
     def update(self, rms: float, t: float) -> None:
         power = rms * rms + 1e-10
-        self._short += self._a_short * (power - self._short)
-        self._long += self._a_long * (power - self._long)
+        if power < 1e-8 and self._long_weight == 0.0:
+            return  # digital silence before the music: nothing to compare with yet
+        self._long_weight += self._a_long * (1.0 - self._long_weight)
+        a_long = self._a_long / self._long_weight  # 1 on the first sound, then the 4 s average
+        self._short += (self._a_short if self._long_weight > self._a_long else 1.0) * (power - self._short)
+        self._long += a_long * (power - self._long)
         if self._pending is not None or t - self._last_event < MIN_GAP_S:
             return
         short_db, long_db = 10 * math.log10(self._short), 10 * math.log10(self._long)
