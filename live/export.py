@@ -9,9 +9,8 @@ Nothing waits on a wall clock, so every stage runs to completion and two runs wi
 byte-identical PNGs.
 
 Beats come from the offline pass (`engine.audio.beatmap`, run over the track before the first
-frame), not the live tracker: frame i is re-timed to the end of its time on screen, t + 1/fps
-(`live.pulse.PulseClock` with one frame of display latency), so the frame on screen when a beat
-lands is the one with the pulse's peak.
+frame), not the live tracker: frame i is re-timed to the middle of its time on screen,
+t + ½/fps (`live.pulse.PulseClock`), so the pulse peaks in the frame nearest each beat (≤ ½ frame).
 
 On disk (the output folder):
 - `frame_000001.png` … each written to a temp file in the same folder, then `os.replace`d, so a
@@ -507,7 +506,7 @@ def run_export(
     audio = _AudioClock(Path(s.track), tracker, ring)
     compositor = Compositor(s.width, s.height, s.reactivity, s.crossfade_ms)
     beats = beats if beats is not None else analyze_beats(s.track)
-    pulse = PulseClock(display_s=1.0 / s.fps)
+    pulse = PulseClock(display_s=0.5 / s.fps)
     renderer.reset(s.seed)
     hop_k = max(0, math.floor((plan.start - CONDITIONING_WARMUP_S) / s.hop_s + 1e-9))
     cond: Conditioning | None = None
