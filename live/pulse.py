@@ -20,9 +20,8 @@ onsets between beats (hi-hats, fills) give small kicks of their own.
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from engine.types import Features
 
@@ -85,7 +84,7 @@ class PulseClock:
         self._taps.append(nearest - heard)
         if len(self._taps) < CALIBRATION_TAPS:
             return None
-        self.offset_s = float(np.clip(np.median(self._taps[-8:]), -MAX_OFFSET_S, MAX_OFFSET_S))
+        self.offset_s = min(max(statistics.median(self._taps[-8:]), -MAX_OFFSET_S), MAX_OFFSET_S)
         return self.offset_s
 
     def reset_calibration(self) -> None:

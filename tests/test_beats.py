@@ -19,6 +19,7 @@ import soundfile as sf
 
 from engine.audio.beatmap import BeatAnalyzer
 from engine.audio.beats import BeatTracker
+from engine.audio.features import FeatureTracker
 from engine.audio.rhythms import SR, Rhythm, clicks, drums
 from engine.types import BeatGrid, Features, Frame
 from live import sources
@@ -243,3 +244,20 @@ def test_export_pulse_peaks_within_one_frame_of_each_beat(tmp_path: Path) -> Non
     for b in r.beats[(r.beats > 0.1) & (r.beats < 5.9)]:
         near = [i for i in peaks if abs(times[i] - b) < 0.1]
         assert near and abs(times[near[0]] - b) <= 1 / 60 + 1e-9, f"beat {b:.3f}: peak frames {near}"
+
+
+def test_long_blocks_give_the_same_beats_and_flag_every_one() -> None:
+    """A live session that fell behind hands the tracker half a second at once: the beats are the
+    ones 10 ms blocks give, and every long block that holds a beat says so."""
+    x = drums("four", 124.0, 12.0).samples
+    short, long = FeatureTracker(SR, 480), FeatureTracker(SR, 480)
+    for k in range(len(x) // 480):
+        short.process(x[k * 480 : (k + 1) * 480], (k + 1) * 480 / SR)
+    flagged = []
+    for k in range(len(x) // 24_000):
+        f = long.process(x[k * 24_000 : (k + 1) * 24_000], (k + 1) * 24_000 / SR)
+        flagged.append(f.beat)
+    beats = np.array(short.beats.beats)
+    assert len(beats) > 15 and np.allclose(np.array(long.beats.beats), beats)
+    assert flagged == [bool(((beats > k * 0.5) & (beats <= (k + 1) * 0.5)).any()) for k in range(len(flagged))]
+    assert long.tempo_bpm == pytest.approx(short.tempo_bpm) and long.process(x[:0]).low == pytest.approx(short.process(x[:0]).low)

@@ -28,9 +28,16 @@ MIN_GAP_S = 4.0
 EVENT_WAIT_S = 2.5  # a pending event fires anyway after this long without a beat to sit on
 
 
+def _median_rows(x: np.ndarray) -> np.ndarray:
+    """The median of each column. (np.median imports numpy.ma on its first call: tens of ms that
+    the live feature thread would spend on the first beat it scores.)"""
+    s = np.sort(x, axis=0)
+    return 0.5 * (s[len(s) // 2] + s[(len(s) - 1) // 2])
+
+
 def harmonic_change(before: np.ndarray, after: np.ndarray) -> float:
-    """1 − cosine similarity of two mean band spectra (0: the same sound, up to 1: disjoint)."""
-    a, b = np.median(before, axis=0), np.median(after, axis=0)
+    """1 − cosine similarity of two median band spectra (0: the same sound, up to 1: disjoint)."""
+    a, b = _median_rows(before), _median_rows(after)
     den = float(np.linalg.norm(a) * np.linalg.norm(b))
     return 0.0 if den < 1e-9 else max(0.0, 1.0 - float(a @ b) / den)
 

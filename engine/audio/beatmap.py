@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.audio.accents import ACCENT_WEIGHTS, MIN_BAR_CONFIDENCE, accent_parts
-from engine.audio.onsets import ONSET_DELAY_S, OnsetDetector
+from engine.audio.onsets import ONSET_DELAY_S, OnsetDetector, SampleTail, hop_spectra
 from engine.audio.tempo import estimate_tempo
 from engine.types import SAMPLE_RATE, BeatGrid
 
@@ -75,39 +75,40 @@ class BeatAnalyzer:
         self.beats_per_bar = beats_per_bar
         self._onsets = OnsetDetector(sample_rate, n_fft, self.fps)
         self._window = np.hanning(n_fft).astype(np.float32)
-        self._frame = np.zeros(n_fft, dtype=np.float32)
+        self._past = SampleTail(n_fft - hop)  # the samples before the next hop's frame
         self._pending = np.zeros(0, dtype=np.float32)
-        self._strength: list[float] = []
-        self._low: list[float] = []
-        self._rms: list[float] = []
+        self._strength: list[np.ndarray] = []  # per fed block, one value (or band row) per hop
+        self._low: list[np.ndarray] = []
+        self._rms: list[np.ndarray] = []
         self._bands: list[np.ndarray] = []
 
     def feed(self, block: np.ndarray) -> None:
         data = np.concatenate([self._pending, np.asarray(block, dtype=np.float32).reshape(-1)])
-        n, hop = len(data) // self.hop, self.hop
-        for k in range(n):
-            chunk = data[k * hop : (k + 1) * hop]
-            self._frame[:-hop] = self._frame[hop:]
-            self._frame[-hop:] = chunk
-            on = self._onsets.process(np.abs(np.fft.rfft(self._frame * self._window)))
-            self._strength.append(on.strength)
-            self._low.append(on.low)
-            self._bands.append(on.bands.astype(np.float16))
-            self._rms.append(math.sqrt(float(np.dot(chunk, chunk)) / hop))
+        hop = self.hop
+        n = len(data) // hop
         self._pending = data[n * hop :]
+        if n == 0:
+            return
+        hops = data[: n * hop].reshape(n, hop)
+        on = self._onsets.process(hop_spectra(self._past.last(self._past.keep), data, hop, self._window))
+        self._past.append(data[: n * hop])
+        self._strength.append(on.strength)
+        self._low.append(on.low)
+        self._bands.append(on.bands.astype(np.float16))
+        self._rms.append(np.sqrt(np.einsum("ij,ij->i", hops, hops) / hop))
 
     def finish(self) -> BeatMap:
-        env = np.asarray(self._strength, dtype=np.float64)
+        env = _joined(self._strength).astype(np.float64)
         periods, tempo = local_periods(env, self.fps)
-        active = _active(np.asarray(self._rms), self.fps)
+        active = _active(_joined(self._rms), self.fps)
         if tempo is None or not active.any():
             return BeatMap(np.zeros(0), np.zeros(0), np.zeros(0, int), 120.0, self.beats_per_bar)
         frames = track_beats(env / (env.std() + 1e-9), periods)
         frames = frames[active[frames]]
         times = np.array([self._beat_time(env, i) for i in frames])
         conf = _confidence(env, frames, self.fps)
-        low = np.asarray(self._low, dtype=np.float64)
-        bands = np.asarray(self._bands, dtype=np.float32)
+        low = _joined(self._low).astype(np.float64)
+        bands = _joined(self._bands, self._onsets.n_bands).astype(np.float32)
         accents = np.array([np.dot(ACCENT_WEIGHTS, accent_parts(env, low, bands, int(i), periods[i])) for i in frames])
         positions, db_conf = bar_positions(accents, self.beats_per_bar)
         if db_conf < MIN_BAR_CONFIDENCE:  # no accent pattern: do not invent downbeats
@@ -121,6 +122,12 @@ class BeatAnalyzer:
             den = env[i - 1] - 2 * env[i] + env[i + 1]
             shift = 0.5 * (env[i - 1] - env[i + 1]) / den if abs(den) > 1e-12 else 0.0
         return (i + 1 + shift) / self.fps - ONSET_DELAY_S
+
+
+def _joined(parts: list[np.ndarray], width: int | None = None) -> np.ndarray:
+    if parts:
+        return np.concatenate(parts)
+    return np.zeros((0, width) if width else 0)
 
 
 def local_periods(env: np.ndarray, fps: float) -> tuple[np.ndarray, float | None]:

@@ -1,7 +1,7 @@
 """The live beat and downbeat tracker: a phase-locked grid that predicts the next beat.
 
-Per hop (10 ms) it takes one magnitude spectrum (shared with the feature tracker, or its own FFT
-through `update`) and:
+It takes magnitude spectra (shared with the feature tracker through `update_spectra`, a block of
+hops at a time, or its own FFT of one hop through `update`) and, for each 10 ms hop:
 
 - adds the hop's onset activation (`engine.audio.onsets`) to an 8 s history;
 - every 0.25 s re-estimates the tempo from the history since the music started
@@ -21,12 +21,14 @@ over tempo and phase until `clear_taps()`.
 from __future__ import annotations
 
 import math
+import statistics
 from collections import deque
+from collections.abc import Sequence
 
 import numpy as np
 
 from engine.audio.accents import MIN_BAR_CONFIDENCE, BarCounter, SectionDetector, accent_parts
-from engine.audio.onsets import ONSET_DELAY_S, OnsetDetector
+from engine.audio.onsets import ONSET_DELAY_S, OnsetDetector, SampleTail, hop_spectra
 from engine.audio.tempo import comb_phase, estimate_tempo
 from engine.types import SAMPLE_RATE, BeatGrid
 
@@ -60,20 +62,26 @@ class _History:
         self.pos += 1
 
     def recent(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        k = min(k, self.n, self.pos)
-        idx = np.arange(self.pos - k, self.pos) % self.n
+        idx = self._index(k)
         return self.strength[idx], self.low[idx], self.bands[idx]
+
+    def recent_strength(self, k: int) -> np.ndarray:
+        return self.strength[self._index(k)]
+
+    def _index(self, k: int) -> np.ndarray:
+        k = min(k, self.n, self.pos)
+        return np.arange(self.pos - k, self.pos) % self.n
 
 
 class BeatTracker:
-    """Causal beat + downbeat tracking for one stream (`update` or `update_spectrum` once per hop)."""
+    """Causal beat + downbeat tracking for one stream (`update` per hop, or `update_spectra` per block of hops)."""
 
     def __init__(self, sample_rate: int = SAMPLE_RATE, hop: int = 480, n_fft: int = 1024,
                  beats_per_bar: int = 4) -> None:
         self.sample_rate, self.hop, self.n_fft = sample_rate, hop, n_fft
         self.fps = sample_rate / hop
         self._window = np.hanning(n_fft).astype(np.float32)
-        self._frame = np.zeros(n_fft, dtype=np.float32)
+        self._past = SampleTail(n_fft - hop)  # the samples before the next hop's frame
         self._onsets = OnsetDetector(sample_rate, n_fft, self.fps)
         self._hist = _History(int(HISTORY_S * self.fps), self._onsets.n_bands)
         self._bar = BarCounter(beats_per_bar)
@@ -85,7 +93,7 @@ class BeatTracker:
 
     def reset(self) -> None:
         """Forget the stream (a new track)."""
-        self._frame[:] = 0
+        self._past.reset()
         self._onsets.reset()
         self._bar.reset()
         self._sections.reset()
@@ -119,7 +127,7 @@ class BeatTracker:
             self._taps = []
         self._taps = (self._taps + [float(t)])[-8:]
         if len(self._taps) >= 2:
-            period = float(np.median(np.diff(self._taps)))
+            period = statistics.median(b - a for a, b in zip(self._taps, self._taps[1:]))
             if period > 0:
                 self.period, self.tapped = period, True
         self._anchor, self.last_beat_time = float(t), float(t)
@@ -131,18 +139,30 @@ class BeatTracker:
     # ------------------------------------------------------------------ per hop
     def update(self, block: np.ndarray, t: float) -> bool:
         """One hop of samples ending at time `t`; True when a beat landed in it."""
-        block = np.asarray(block, dtype=np.float32)
-        self._frame[: -len(block)] = self._frame[len(block) :]
-        self._frame[-len(block) :] = block
-        mag = np.abs(np.fft.rfft(self._frame * self._window))
+        block = np.asarray(block, dtype=np.float32)[: self.hop]
+        mags = hop_spectra(self._past.last(self.n_fft - self.hop), block, self.hop, self._window)
+        self._past.append(block)
         rms = math.sqrt(float(np.dot(block, block)) / max(1, len(block)))
-        return self.update_spectrum(mag, t, rms)
+        return self.update_spectra(mags, t, [rms])
 
-    def update_spectrum(self, mag: np.ndarray, t: float, rms: float) -> bool:
-        """The hop's |rfft| (n_fft frame ending at `t`) and RMS; True when a beat landed in it."""
+    def update_spectra(self, mags: np.ndarray, t: float, rms: Sequence[float]) -> bool:
+        """Consecutive hops: their |rfft| rows (n_fft frames, the last ending at `t`) and RMS.
+        True when a beat landed in any of them; `downbeat` and `event` likewise cover them all."""
+        on = self._onsets.process(mags)
+        n, dt = len(on.strength), 1.0 / self.fps
+        beat = downbeat = False
+        event = ""
+        for i, (strength, low, level) in enumerate(zip(on.strength.tolist(), on.low.tolist(), rms)):
+            self._hist.push(strength, low, on.bands[i])
+            self._step(t - (n - 1 - i) * dt, float(level))
+            beat, downbeat, event = beat or self.beat, downbeat or self.downbeat, event or self.event
+        self.beat, self.downbeat, self.event = beat, downbeat, event
+        self.grid = self._make_grid()
+        return beat
+
+    def _step(self, t: float, rms: float) -> None:
+        """One hop ending at `t`, its activation already in the history."""
         self._hops += 1
-        on = self._onsets.process(mag)
-        self._hist.push(on.strength, on.low, on.bands)
         silent = rms < SILENCE_RMS
         self._silent_hops = self._silent_hops + 1 if silent else 0
         if self._silent_hops > UNLOCK_SILENCE_S * self.fps and (self._anchor is not None or self._music_hops):
@@ -157,10 +177,7 @@ class BeatTracker:
                 self._update_phase(t)
         self._score_accents(t)
         self.beat = self._emit(t)
-        self.grid = self._make_grid()
-        bar_known = self.grid.downbeat_confidence > 0
-        self.event = self._sections.take(t, self.beat, self.downbeat, bar_known)
-        return self.beat
+        self.event = self._sections.take(t, self.beat, self.downbeat, self._bar_confidence > 0)
 
     # ------------------------------------------------------------------ estimation
     @property
@@ -181,7 +198,7 @@ class BeatTracker:
         if n < MIN_MUSIC_S * self.fps:
             return
         held = self.period * self.fps if self._anchor is not None else None
-        est = estimate_tempo(self._hist.recent(n)[0], self.fps, held)
+        est = estimate_tempo(self._hist.recent_strength(n), self.fps, held)
         if est is None:
             self.tempo_confidence *= 0.8
             return
@@ -198,7 +215,7 @@ class BeatTracker:
         period_frames = self.period * self.fps
         if self.tempo_confidence <= 0 or n < 1.5 * period_frames:
             return
-        offset, contrast = comb_phase(self._hist.recent(n)[0], period_frames, n_beats=4, decay=0.7)
+        offset, contrast = comb_phase(self._hist.recent_strength(n), period_frames, n_beats=4, decay=0.7)
         self._contrast += 0.2 * (contrast - self._contrast)
         beat = t - offset / self.fps - ONSET_DELAY_S
         if self._anchor is None:

@@ -1,13 +1,14 @@
 """Fast per-block musical features: level, onsets, bands with AGC, beats, valence/arousal.
 
 One `FeatureTracker` follows one stream. `process(block, t)` is called for every audio block
-(about 10 ms) and returns an `engine.types.Features`. The work per hop is one 1024-point FFT and a
-handful of vector ops; the heavier analyses (tempo autocorrelation, chroma for the mode) run every
-few hundred milliseconds, so the tracker runs hundreds of times faster than real time on one core.
+(about 10 ms, or longer) and returns an `engine.types.Features`. The 1024-point spectra of all the
+block's hops are computed together, then a few scalar updates run per hop; the heavier analyses
+(tempo autocorrelation, chroma for the mode) run every few hundred milliseconds, so the tracker
+runs over a hundred times faster than real time on one core (scripts/bench_features.py).
 
 Conventions (what the compositor can rely on):
 - `rms`: linear RMS of the hop (full scale sine ≈ 0.707).
-- `onset`: spectral-flux onset strength, 0..1 relative to recent peaks.
+- `onset`: spectral-flux onset strength, 0..1 relative to recent peaks (the block's strongest).
 - `low`/`mid`/`high`: band amplitudes with automatic gain control — 1.0 means "typical for this
   track so far" (MilkDrop's convention); a kick drum pushes `low` to 2–4, silence gives 0.
 - `beat`, `beat_phase`, `downbeat`, `beat_confidence`, `event`, `grid`, `tempo_bpm`: from the
@@ -25,6 +26,7 @@ import math
 import numpy as np
 
 from engine.audio.beats import BeatTracker
+from engine.audio.onsets import SampleTail, hop_spectra
 from engine.types import SAMPLE_RATE, Features
 
 N_FFT = 1024
@@ -71,7 +73,6 @@ class FeatureTracker:
         self.fps = sample_rate / block_size  # hops per second
         sr, hop = sample_rate, block_size
 
-        self._frame = np.zeros(N_FFT, dtype=np.float32)
         self._window = np.hanning(N_FFT).astype(np.float32)
         freqs = np.fft.rfftfreq(N_FFT, 1.0 / sr)
         # One matmul gives the three band energies, the total and the centroid numerator.
@@ -81,10 +82,7 @@ class FeatureTracker:
         self._band_matrix = np.stack(rows)
         self._prev_logmag = np.zeros(len(freqs), dtype=np.float32)
 
-        # Long history for chroma: a circular buffer whose length is a multiple of the hop.
-        n_long = int(math.ceil(LONG_FFT / hop)) * hop
-        self._long = np.zeros(n_long, dtype=np.float32)
-        self._long_pos = 0
+        self._past = SampleTail(LONG_FFT)  # chroma's frame; the short frames start in it too
         self._long_window = np.hanning(LONG_FFT).astype(np.float32)
         lf = np.fft.rfftfreq(LONG_FFT, 1.0 / sr)
         sel = (lf >= 80.0) & (lf <= 2000.0)
@@ -99,13 +97,12 @@ class FeatureTracker:
     # ----------------------------------------------------------------- state
     def reset_state(self) -> None:
         """Forget the stream (new track) but keep the configuration."""
-        self._frame[:] = 0
+        self._past.reset()
         self._prev_logmag[:] = 0
-        self._long[:] = 0
         self.beats.reset()
         self._pending = np.zeros(0, dtype=np.float32)
         self._hops = 0
-        self._band_mean = np.zeros(3)
+        self._band_mean = [0.0, 0.0, 0.0]
         self._flux_peak = 1e-6
         self._flux_mean = 0.0
         self._onset_rate = 0.0
@@ -114,8 +111,9 @@ class FeatureTracker:
         self._mode = 0.0
         self._centroid = 1000.0
         self._loud_db = -80.0
+        self._bands = [0.0, 0.0, 0.0]  # the newest hop's low/mid/high
         # VA smoothing with bias correction (so the first seconds are not dragged towards 0)
-        self._va = np.zeros(2)
+        self._va = [0.0, 0.0]  # arousal, valence
         self._va_weight = 0.0
         self._last = Features(low=0.0, mid=0.0, high=0.0, tempo_bpm=self.beats.tempo_bpm)
 
@@ -146,48 +144,63 @@ class FeatureTracker:
 
     # ----------------------------------------------------------------- main entry
     def process(self, block: np.ndarray, t: float | None = None) -> Features:
-        """Feed one block (float32 mono); returns the Features at the block's end time `t`."""
+        """Feed one block (float32 mono); returns the Features at the end of its last whole hop.
+
+        Every hop of the block is analysed (the spectra of all of them at once: a caller that fell
+        behind catches up faster); the result is the newest hop's, with `beat`, `downbeat`, `event`
+        and `onset` covering the whole block, so a beat is not lost in a long block.
+        """
         block = np.asarray(block, dtype=np.float32).reshape(-1)
         if block.size and not np.isfinite(block).all():
             block = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
-        hop = self.block_size
+        hop, sr = self.block_size, self.sample_rate
         if t is None:
-            t = (self._hops * hop + len(self._pending) + len(block)) / self.sample_rate
-        if len(self._pending) == 0 and len(block) == hop:
-            feats = self._hop(block, t)
-        else:
-            data = np.concatenate([self._pending, block]) if len(self._pending) else block
-            n = len(data) // hop
-            feats = None
-            for i in range(n):
-                t_i = t - (len(data) - (i + 1) * hop) / self.sample_rate
-                feats = self._hop(data[i * hop : (i + 1) * hop], t_i)
-            self._pending = data[n * hop :].copy()
-            if feats is None:  # not a full hop yet: the previous features, re-timed
-                feats = self._with_time(t)
-        return feats
+            t = (self._hops * hop + len(self._pending) + len(block)) / sr
+        data = np.concatenate([self._pending, block]) if len(self._pending) else block
+        n = len(data) // hop
+        self._pending = data[n * hop :].copy()
+        if n == 0:  # not a full hop yet: the previous features, re-timed
+            return self._with_time(t)
+        return self._hops_of(data[: n * hop], t - len(self._pending) / sr)
 
     def _with_time(self, t: float) -> Features:
         last = self._last
         return dataclasses.replace(last, t=t, beat=False, downbeat=False, event="", beat_phase=last.grid.phase_at(t))
 
-    def _hop(self, block: np.ndarray, t: float) -> Features:
+    def _hops_of(self, x: np.ndarray, t: float) -> Features:
+        """Whole hops `x`, the last ending at `t`: spectra in one go, then the running state hop by hop."""
         hop = self.block_size
+        n = len(x) // hop
+        mags = hop_spectra(self._past.last(N_FFT - hop), x, hop, self._window)
+        hops = x.reshape(n, hop)
+        rms = np.sqrt(np.einsum("ij,ij->i", hops, hops) / hop)
+        logmag = np.log1p(mags * 100.0)
+        flux = np.maximum(logmag - np.concatenate([self._prev_logmag[None], logmag[:-1]]), 0.0).sum(axis=1)
+        self._prev_logmag = logmag[-1]
+        energies = (mags * mags) @ self._band_matrix.T
+
+        bt = self.beats
+        beat = bt.update_spectra(mags, t, rms.tolist())
+        onset = 0.0
+        for i, (level, fl, e) in enumerate(zip(rms.tolist(), flux.tolist(), energies.tolist())):
+            onset = max(onset, self._hop(level, fl, e))
+            if self._hops % self._chroma_every == 0:  # chroma of the LONG_FFT samples up to this hop
+                self._update_chroma(np.concatenate([self._past.last(LONG_FFT), x[: (i + 1) * hop]])[-LONG_FFT:])
+        self._past.append(x)
+        valence, arousal = self._va_now()
+        grid = bt.grid
+        feats = Features(
+            t=t, rms=float(rms[-1]), onset=min(onset, 1.0), low=self._bands[0], mid=self._bands[1], high=self._bands[2],
+            beat=beat, beat_phase=grid.phase_at(t), tempo_bpm=bt.tempo_bpm,
+            valence=valence, arousal=arousal, downbeat=bt.downbeat,
+            beat_confidence=grid.confidence, event=bt.event, grid=grid,
+        )
+        self._last = feats
+        return feats
+
+    def _hop(self, rms: float, flux: float, energies: list[float]) -> float:
+        """The running state for one hop (its RMS, spectral flux and band energies); its onset strength."""
         self._hops += 1
-        # Analysis frame: the newest N_FFT samples.
-        self._frame[:-hop] = self._frame[hop:]
-        self._frame[-hop:] = block
-        p = self._long_pos
-        self._long[p : p + hop] = block
-        self._long_pos = (p + hop) % len(self._long)
-
-        rms = math.sqrt(float(np.dot(block, block)) / hop)
-        mag = np.abs(np.fft.rfft(self._frame * self._window))
-        logmag = np.log1p(mag * 100.0)
-        flux = float(np.maximum(logmag - self._prev_logmag, 0.0).sum())
-        self._prev_logmag = logmag
-        energies = self._band_matrix @ (mag * mag)
-
         # Onset strength 0..1 against a slowly decaying peak; onset events for the rate.
         self._flux_peak = max(flux, self._flux_peak * 0.999)
         onset = flux / self._flux_peak if self._flux_peak > 1e-6 else 0.0
@@ -203,40 +216,24 @@ class FeatureTracker:
         self._onset_rate += a_rate * ((self.fps if is_onset else 0.0) - self._onset_rate)
 
         # Bands with AGC: amplitude relative to the running typical amplitude.
-        amps = np.sqrt(energies[:3])
+        amps = [math.sqrt(max(e, 0.0)) for e in energies[:3]]
         silent = rms < SILENCE_RMS
+        mean = self._band_mean
         if not silent:
             a = max(1.0 / self._hops, 1.0 / (AGC_TAU_S * self.fps))
-            self._band_mean += a * (amps - self._band_mean)
-        bands = [
-            0.0 if silent or m < 1e-9 else min(float(x / m), 10.0)
-            for x, m in zip(amps, self._band_mean)
-        ]
+            for j in range(3):
+                mean[j] += a * (amps[j] - mean[j])
+        self._bands = [0.0 if silent or m < 1e-9 else min(x / m, 10.0) for x, m in zip(amps, mean)]
         if energies[3] > 1e-12 and not silent:
-            self._centroid += 0.05 * (float(energies[4] / energies[3]) - self._centroid)
+            self._centroid += 0.05 * (energies[4] / energies[3] - self._centroid)
         db = 20.0 * math.log10(max(rms, 1e-5))
         self._loud_db += a_rate * 5 * (db - self._loud_db)  # ~0.4 s loudness follower
-
-        if self._hops % self._chroma_every == 0:
-            self._update_chroma()
-
-        bt = self.beats
-        beat = bt.update_spectrum(mag, t, rms)
-        grid = bt.grid
-        valence, arousal = self._update_va()
-        feats = Features(
-            t=t, rms=rms, onset=min(onset, 1.0), low=bands[0], mid=bands[1], high=bands[2],
-            beat=beat, beat_phase=grid.phase_at(t), tempo_bpm=bt.tempo_bpm,
-            valence=valence, arousal=arousal, downbeat=bt.downbeat,
-            beat_confidence=grid.confidence, event=bt.event, grid=grid,
-        )
-        self._last = feats
-        return feats
+        self._update_va()
+        return onset
 
     # ----------------------------------------------------------------- valence / arousal
-    def _update_chroma(self) -> None:
-        p = self._long_pos
-        buf = np.concatenate([self._long[p:], self._long[:p]])[-LONG_FFT:]
+    def _update_chroma(self, buf: np.ndarray) -> None:
+        """`buf`: the newest LONG_FFT samples."""
         spec = np.abs(np.fft.rfft(buf * self._long_window))
         power = spec[self._chroma_bins]
         total = float(power.sum())
@@ -251,7 +248,7 @@ class FeatureTracker:
         c /= norm
         self._mode = float((_MAJOR_ROT @ c).max() - (_MINOR_ROT @ c).max())
 
-    def _update_va(self) -> tuple[float, float]:
+    def _update_va(self) -> None:
         loud = _squash(self._loud_db, -50.0, -8.0)
         rate = _squash(self._onset_rate, 0.0, 8.0)
         tempo = _squash(self.tempo_bpm, 70.0, 170.0) if self.tempo_confidence > 0.3 else -0.3
@@ -259,8 +256,10 @@ class FeatureTracker:
         arousal = 0.4 * loud + 0.3 * rate + 0.1 * tempo + 0.2 * bright
         valence = 0.75 * math.tanh(6.0 * self._mode) + 0.25 * bright
         a = 1.0 / (VA_SMOOTH_S * self.fps)
-        self._va *= 1.0 - a
-        self._va += a * np.array([arousal, valence])
+        self._va = [(1.0 - a) * self._va[0] + a * arousal, (1.0 - a) * self._va[1] + a * valence]
         self._va_weight = self._va_weight * (1.0 - a) + a
-        ar, va = self._va / self._va_weight
+
+    def _va_now(self) -> tuple[float, float]:
+        """(valence, arousal), -1..1, bias-corrected (the first seconds are not dragged towards 0)."""
+        ar, va = (v / self._va_weight for v in self._va) if self._va_weight > 0 else (0.0, 0.0)
         return float(max(-1.0, min(1.0, va))), float(max(-1.0, min(1.0, ar)))

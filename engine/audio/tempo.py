@@ -131,13 +131,9 @@ def comb_phase(env: np.ndarray, period: float, n_beats: int = 6, decay: float = 
     n_beats = int(min(n_beats, (n - 1) // period))
     if n_beats < 1 or period < 2:
         return 0.0, 0.0
-    offsets = np.arange(int(math.ceil(period)))
     ks = np.arange(n_beats + 1)
-    pos = (n - 1) - offsets[:, None] - ks[None, :] * period  # fractional frame of each comb tooth
-    i0 = np.clip(np.floor(pos).astype(int), 0, n - 2)
-    frac = np.clip(pos - i0, 0.0, 1.0)
-    values = env[i0] * (1 - frac) + env[i0 + 1] * frac
-    score = (values * decay**ks).sum(axis=1)
+    pos = (n - 1) - np.arange(int(math.ceil(period)))[:, None] - ks * period  # fractional frame of each comb tooth
+    score = np.interp(pos, np.arange(n), env) @ decay**ks
     j = int(np.argmax(score))
     best = float(score[j])
     if best <= 1e-9:
