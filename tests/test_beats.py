@@ -85,11 +85,12 @@ def test_half_time_breakdown_keeps_124_not_62() -> None:
 
 
 def test_bare_half_time_is_held_by_continuity() -> None:
-    """Kick on 1 and snare on 3 alone *are* 62 BPM; heard after 124, the tracker keeps 124."""
-    r = drums("four", 124.0, 30.0, sections=[(0.0, "four"), (12.0, "halftime")], chords=False)
-    quiet_hats = r.samples.copy()
-    bt, beats, _, tempi = live_run(Rhythm(r.name, quiet_hats, r.beats, r.downbeats))
-    assert min(tempi) > 122.0
+    """Kick on 1 and snare on 3 alone, nothing on 2 and 4, *are* 62 BPM; heard after 124, the
+    tracker keeps 124 (every hit still lands on its grid), live and offline."""
+    r = drums("four", 124.0, 30.0, sections=[(0.0, "four"), (12.0, "bare-halftime")], chords=False)
+    bt, beats, _, tempi = live_run(r)
+    assert min(tempi) > 122.0 and f_measure(r.beats, beats, r) >= 0.95
+    assert abs(offline(r).tempo_bpm - 124.0) < 1.0
 
 
 def test_accented_first_beat_gives_downbeats() -> None:
@@ -261,3 +262,16 @@ def test_long_blocks_give_the_same_beats_and_flag_every_one() -> None:
     assert len(beats) > 15 and np.allclose(np.array(long.beats.beats), beats)
     assert flagged == [bool(((beats > k * 0.5) & (beats <= (k + 1) * 0.5)).any()) for k in range(len(flagged))]
     assert long.tempo_bpm == pytest.approx(short.tempo_bpm) and long.process(x[:0]).low == pytest.approx(short.process(x[:0]).low)
+
+
+def test_no_beat_and_no_pulse_after_the_music_stops() -> None:
+    r = clicks(120.0, 10.0)  # last click at 9.5 s, then 3 s of digital silence
+    x = np.concatenate([r.samples, np.zeros(3 * SR, np.float32)])
+    bt, beats, _, _ = live_run(Rhythm(r.name, x, r.beats, r.downbeats))
+    assert mir_eval.beat.f_measure(r.beats[r.beats > 2.9], beats[(beats > 2.9) & (beats < 9.6)]) == 1.0
+    assert beats[-1] < 10.03  # at most one beat after the last click, none in the seconds of silence
+    assert not bt.grid.locked and bt.predict_next(12.9) is None
+    bm = offline(Rhythm(r.name, x, r.beats, r.downbeats))
+    assert bm.beats[-1] < 10.05
+    assert bm.grid_at(bm.beats[-1] + 0.3).locked is False and bm.grid_at(bm.beats[0] - 0.01).locked is False
+    assert bm.grid_at(bm.beats[-1] + 0.2).locked  # the last beat's own pulse still decays

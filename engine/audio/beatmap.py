@@ -51,10 +51,12 @@ class BeatMap:
 
     def grid_at(self, t: float) -> BeatGrid:
         """The local grid at `t`: anchored on the last beat at or before t, its period the exact gap
-        to the next beat (so phase 0 falls on every true beat)."""
+        to the next beat (so phase 0 falls on every true beat). Before the first beat, and from
+        half a beat after the last one, the grid is unlocked: no pulse before or after the music."""
         b = self.beats
-        if len(b) < 2:
-            return BeatGrid(period=60.0 / self.tempo_bpm, beats_per_bar=self.beats_per_bar)
+        unlocked = BeatGrid(period=60.0 / self.tempo_bpm, beats_per_bar=self.beats_per_bar)
+        if len(b) < 2 or t + 1e-9 < b[0] or t >= b[-1] + 0.5 * (b[-1] - b[-2]):
+            return unlocked
         i = int(np.clip(np.searchsorted(b, t + 1e-9, side="right") - 1, 0, len(b) - 2))
         return BeatGrid(
             anchor=float(b[i]), period=float(b[i + 1] - b[i]), beats_per_bar=self.beats_per_bar,

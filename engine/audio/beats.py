@@ -11,7 +11,9 @@ hops at a time, or its own FFT of one hop through `update`) and, for each 10 ms 
 - emits a beat in the hop that crosses a grid beat — a prediction, not a detection, so it is on
   time rather than one detection delay late — and, three quarters of a beat later, scores that
   beat's accent for the bar counter (`engine.audio.accents`);
-- forgets the grid after 2 s of digital silence, so the next song locks afresh.
+- stops emitting beats (and publishes an unlocked grid) once a whole beat passed in digital
+  silence, so the picture does not pulse on after the music ends, and forgets the grid after 2 s,
+  so the next song locks afresh.
 
 `grid` is the newest `BeatGrid` (a frozen value, safe to hand to other threads): `grid.next_beat(t)`
 is when to schedule the next pulse, `grid.position_at(t)` the bar position. Taps (`tap(t)`) take
@@ -37,7 +39,8 @@ TEMPO_EVERY_S, PHASE_EVERY_S = 0.25, 0.05
 MIN_MUSIC_S = 1.5  # music heard before the first tempo estimate
 PHASE_WINDOW_S = 4.0  # the phase comb looks this far back
 SILENCE_RMS = 1e-4  # -80 dBFS
-UNLOCK_SILENCE_S = 2.0
+QUIET_S = 0.05  # after a beat period and this much digital silence, no beat: `grid` reads unlocked
+UNLOCK_SILENCE_S = 2.0  # ...and after this much the grid is forgotten
 TEMPO_JUMP = 0.08  # a new tempo this far (relative) from the held one replaces it at once
 TEMPO_BLEND = 0.25  # otherwise the held tempo moves this fraction towards each estimate
 PLL_PHASE_GAIN, PLL_PERIOD_GAIN = 0.2, 0.03
@@ -230,7 +233,7 @@ class BeatTracker:
     # ------------------------------------------------------------------ beats out
     def _emit(self, t: float) -> bool:
         self.downbeat = False
-        if self._anchor is None or self.confidence < MIN_CONFIDENCE:
+        if self._anchor is None or self.confidence < MIN_CONFIDENCE or self._quiet:
             return False
         dt = 1.0 / self.fps
         k = math.floor((t - dt - self._anchor) / self.period + 1e-9) + 1
@@ -256,9 +259,15 @@ class BeatTracker:
             i = len(strength) - 1 - int(round((t - beat - ONSET_DELAY_S) * self.fps))
             self._bar.add(count, *accent_parts(strength, low, bands, i, self.period * self.fps))
 
+    @property
+    def _quiet(self) -> bool:
+        """No sound for a whole beat: the music stopped (a track's end, a pause). The grid is kept,
+        but no beat is put in the silence (so at most one after the last sound, as offline)."""
+        return self._silent_hops > (self.period + QUIET_S) * self.fps
+
     def _make_grid(self) -> BeatGrid:
         bpb = self.beats_per_bar
-        if self._anchor is None:
+        if self._anchor is None or self._quiet:
             return BeatGrid(period=self.period, beats_per_bar=bpb)
         anchor, position = self._anchor, 0
         if self.last_beat_time is not None:  # re-express from the last emitted beat: its bar slot is known

@@ -21,6 +21,7 @@ SR = 48_000
 PATTERNS: dict[str, dict[str, tuple[int, ...]]] = {
     "four": {"kick": (0, 4, 8, 12), "snare": (4, 12), "hat": (2, 6, 10, 14)},
     "halftime": {"kick": (0,), "snare": (8,), "hat": (0, 4, 8, 12)},
+    "bare-halftime": {"kick": (0,), "snare": (8,)},  # nothing on beats 2 and 4: alone, it is 62 BPM
     "syncopated": {"kick": (0, 6, 10), "snare": (4, 12), "hat": tuple(range(0, 16, 2))},
     "swing": {"kick": (0, 8), "snare": (4, 12), "hat": tuple(range(0, 16, 2))},
 }

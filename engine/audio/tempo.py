@@ -8,8 +8,9 @@ rules, in order:
 2. octave up: if the autocorrelation at half the chosen period is nearly as strong
    (`HALF_EVIDENCE`), the beats between "our" beats are as loud as ours, so the tempo is double
    (a 180 BPM click is not 90 BPM; a four-on-the-floor kick is not half time);
-3. continuity: given the tempo the tracker holds now, an octave jump away from it (a half-time
-   breakdown, a bar of silence on beats 2 and 4) is refused while the held period still has
+3. continuity: given the tempo the tracker holds now, an octave jump down from it (a half-time
+   breakdown, kick on 1 and snare on 3 alone) is refused — every onset of the slower pulse still
+   lands on the held grid — and an octave jump up is refused while the held period still has
    `KEEP_EVIDENCE` of the winner's support.
 
 The period is then refined below one frame from the peaks at 1…K times the lag (their slope), which
@@ -112,13 +113,16 @@ def estimate_tempo(env: np.ndarray, fps: float, held: float | None = None) -> Te
         if h < HALF_EVIDENCE * strength:
             break
         lag, strength = int(round(pos)), h
+    period = _refine(ac, lag)
     if held is not None and lo <= held < hi:
         ratio = lag / held
-        octave = any(abs(ratio - r) < OCTAVE_TOLERANCE * r for r in (0.5, 2.0))
-        _, h_held = _peak(ac, held, 1)
-        if octave and h_held >= KEEP_EVIDENCE * strength:
-            lag, strength = int(round(held)), h_held
-    return Tempo(_refine(ac, lag), fps, max(0.0, min(1.0, strength)))
+        if abs(ratio - 2.0) < OCTAVE_TOLERANCE * 2.0:  # half as fast: every onset still falls on the held grid
+            period /= 2.0
+        elif abs(ratio - 0.5) < OCTAVE_TOLERANCE * 0.5:
+            _, h_held = _peak(ac, held, 1)
+            if h_held >= KEEP_EVIDENCE * strength:
+                period, strength = _refine(ac, int(round(held))), h_held
+    return Tempo(period, fps, max(0.0, min(1.0, strength)))
 
 
 def comb_phase(env: np.ndarray, period: float, n_beats: int = 6, decay: float = 0.8) -> tuple[float, float]:
