@@ -97,7 +97,7 @@ class BeatAnalyzer:
         self._strength.append(on.strength)
         self._low.append(on.low)
         self._bands.append(on.bands.astype(np.float16))
-        self._rms.append(np.sqrt(np.einsum("ij,ij->i", hops, hops) / hop))
+        self._rms.append(np.sqrt(np.add.reduce(hops * hops, axis=1) / hop))
 
     def finish(self) -> BeatMap:
         env = _joined(self._strength).astype(np.float64)

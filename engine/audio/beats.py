@@ -121,6 +121,7 @@ class BeatTracker:
         self.event = ""
         self._bar.reset()
         self.grid = BeatGrid(period=self.period, beats_per_bar=self.beats_per_bar)
+        self._grid_key: tuple = ()
 
     # ------------------------------------------------------------------ taps
     def tap(self, t: float) -> None:
@@ -160,7 +161,11 @@ class BeatTracker:
             self._step(t - (n - 1 - i) * dt, float(level))
             beat, downbeat, event = beat or self.beat, downbeat or self.downbeat, event or self.event
         self.beat, self.downbeat, self.event = beat, downbeat, event
-        self.grid = self._make_grid()
+        # A new grid only when what it is made of changed (most hops change nothing).
+        key = (self._anchor, self.period, self.last_beat_time, self._count, self._bar.downbeat,
+               self.tempo_confidence, self._contrast, self._bar.confidence, self._quiet, self.tapped)
+        if key != self._grid_key:
+            self._grid_key, self.grid = key, self._make_grid()
         return beat
 
     def _step(self, t: float, rms: float) -> None:

@@ -79,7 +79,7 @@ class FeatureTracker:
         rows = [((freqs >= a) & (freqs < b)).astype(np.float32) for a, b in zip(BAND_EDGES_HZ, BAND_EDGES_HZ[1:])]
         rows.append(np.ones_like(freqs, dtype=np.float32))
         rows.append(freqs.astype(np.float32))
-        self._band_matrix = np.stack(rows)
+        self._to_bands = np.ascontiguousarray(np.stack(rows).T)  # bins × (low, mid, high, total, centroid)
         self._prev_logmag = np.zeros(len(freqs), dtype=np.float32)
 
         self._past = SampleTail(LONG_FFT)  # chroma's frame; the short frames start in it too
@@ -100,7 +100,7 @@ class FeatureTracker:
         self._past.reset()
         self._prev_logmag[:] = 0
         self.beats.reset()
-        self._pending = np.zeros(0, dtype=np.float32)
+        self._no_samples = self._pending = np.zeros(0, dtype=np.float32)
         self._hops = 0
         self._band_mean = [0.0, 0.0, 0.0]
         self._flux_peak = 1e-6
@@ -158,7 +158,7 @@ class FeatureTracker:
             t = (self._hops * hop + len(self._pending) + len(block)) / sr
         data = np.concatenate([self._pending, block]) if len(self._pending) else block
         n = len(data) // hop
-        self._pending = data[n * hop :].copy()
+        self._pending = data[n * hop :].copy() if len(data) > n * hop else self._no_samples
         if n == 0:  # not a full hop yet: the previous features, re-timed
             return self._with_time(t)
         return self._hops_of(data[: n * hop], t - len(self._pending) / sr)
@@ -173,11 +173,11 @@ class FeatureTracker:
         n = len(x) // hop
         mags = hop_spectra(self._past.last(N_FFT - hop), x, hop, self._window)
         hops = x.reshape(n, hop)
-        rms = np.sqrt(np.einsum("ij,ij->i", hops, hops) / hop)
+        rms = np.sqrt(np.add.reduce(hops * hops, axis=1) / hop)
         logmag = np.log1p(mags * 100.0)
-        flux = np.maximum(logmag - np.concatenate([self._prev_logmag[None], logmag[:-1]]), 0.0).sum(axis=1)
+        flux = np.add.reduce(np.maximum(np.diff(logmag, axis=0, prepend=self._prev_logmag[None]), 0.0), axis=1)
         self._prev_logmag = logmag[-1]
-        energies = (mags * mags) @ self._band_matrix.T
+        energies = (mags * mags) @ self._to_bands
 
         bt = self.beats
         beat = bt.update_spectra(mags, t, rms.tolist())

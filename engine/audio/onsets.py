@@ -119,8 +119,8 @@ class OnsetDetector:
         self._hist = np.zeros((2, self.n_bands), dtype=np.float32)  # levels at t-2, t-1
 
     def process(self, mags: np.ndarray) -> Onsets:
-        """`mags`: |rfft| of consecutive windowed frames, one row per hop (hops × bins)."""
-        level = np.asarray(mags, dtype=np.float32) @ self._to_bands
+        """`mags`: |rfft| of consecutive windowed frames, one row per hop (hops × bins, float32)."""
+        level = mags @ self._to_bands
         peak = np.maximum(level, WHITEN_FLOOR)
         for row in peak:  # each band's peak decays from hop to hop unless the level tops it
             np.maximum(row, self._peak * self._decay, out=row)
