@@ -175,7 +175,7 @@ class FeatureTracker:
         hops = x.reshape(n, hop)
         rms = np.sqrt(np.add.reduce(hops * hops, axis=1) / hop)
         logmag = np.log1p(mags * 100.0)
-        flux = np.add.reduce(np.maximum(np.diff(logmag, axis=0, prepend=self._prev_logmag[None]), 0.0), axis=1)
+        flux = np.add.reduce(np.maximum(logmag - np.concatenate([self._prev_logmag[None], logmag[:-1]]), 0.0), axis=1)
         self._prev_logmag = logmag[-1]
         energies = (mags * mags) @ self._to_bands
 
