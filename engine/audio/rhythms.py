@@ -143,4 +143,5 @@ def clicks(bpm: float = 120.0, seconds: float = 20.0, *, accent: float = 1.0, st
     for k, b in enumerate(beats):
         _add(out, click, b, 1.0 if k % 4 == 0 else 1.0 / accent)
     peak = float(np.abs(out).max()) or 1.0
-    return Rhythm(f"clicks-{bpm:g}", (0.8 * out / peak).astype(np.float32), beats, beats[::4], start)
+    name = f"clicks-{bpm:g}" + ("-accented" if accent != 1.0 else "")
+    return Rhythm(name, (0.8 * out / peak).astype(np.float32), beats, beats[::4], start)
