@@ -4,7 +4,8 @@ Renders arrive at any rate (one per 10 s on a CPU, 100/s on a GPU); the display 
 the compositor crossfades between the two newest frames and applies cheap, beat-reactive effects on
 every display frame:
 
-- zoom pulse on beats (`beat_zoom`),
+- zoom pulse on beats (`beat_zoom`; `live.pulse.beat_pulse`: downbeats strongest, off-beat
+  onsets smaller; give `compose` features re-timed to when the frame is seen, `PulseClock.at`),
 - brightness from the low band (`band_brightness`),
 - a hue tint that swings with the high/mid balance (`band_hue`),
 - a feedback warp: the previous output, slightly zoomed and rotated, shows through (`warp`).
@@ -26,7 +27,8 @@ import numpy as np
 import pygame
 
 from engine.types import Features, Frame
-from live.flash import GUIDELINE_PER_S, FlashLimiter, lift_for, mean_luminance, srgb_gain
+from live.flash import GUIDELINE_PER_S, FlashLimiter, exposure_lut, mean_luminance, srgb_gain
+from live.pulse import beat_pulse
 
 
 @dataclass(frozen=True)
@@ -60,15 +62,14 @@ class Effects:
     zoom: float  # ≥ 1: scale of the centre crop
     warp_alpha: float  # 0..0.8: how much of the turned previous output shows through
     warp_angle: float  # degrees, counter-clockwise
-    gain: float  # brightness: < 1 multiplies, > 1 adds (gain - 1)
+    gain: float  # brightness: a multiplier on the picture (an added constant would wash it out to grey)
     tint: tuple[float, float, float]  # per-channel multiplier 0..1; (1, 1, 1) = none
 
 
 def effects(f: Features, r: Any, has_output: bool) -> Effects:
     """The effect amounts for features `f` and sensitivities `r` (see the module docstring)."""
-    # Zoom pulse: strongest on the beat, decays over the first third of the beat interval.
-    pulse = max(0.0, 1.0 - float(f.beat_phase) * 3.0) ** 2 if f.beat or f.beat_phase < 0.34 else 0.0
-    zoom = 1.0 + ZOOM_AT_1 * float(r.beat_zoom) * pulse
+    # Zoom pulse (live.pulse.beat_pulse): downbeats hardest, onsets between beats a little.
+    zoom = 1.0 + ZOOM_AT_1 * float(r.beat_zoom) * beat_pulse(f)
     warp = float(r.warp)
     alpha = angle = 0.0
     if warp > 0 and has_output:
@@ -224,9 +225,10 @@ class Compositor:
         if gain < 0.995:
             v = int(round(gain * 255))
             self._out.fill((v, v, v), special_flags=pygame.BLEND_RGB_MULT)
-        elif gain > 1.005:
-            v = int(round((gain - 1.0) * 255))
-            self._out.fill((v, v, v), special_flags=pygame.BLEND_RGB_ADD)
+        elif gain > 1.005:  # multiply (c·gain, as c + c·(gain − 1)): brighter, and the contrast stays
+            extra = self._out.copy()
+            extra.fill((int(round((gain - 1.0) * 255)),) * 3, special_flags=pygame.BLEND_RGB_MULT)
+            self._out.blit(extra, (0, 0), special_flags=pygame.BLEND_RGB_ADD)
 
         tint = tuple(int(round(255 * c)) for c in fx.tint)
         if tint != (255, 255, 255):
@@ -243,15 +245,9 @@ class Compositor:
         lum = mean_luminance(thumb)
         gain = self.flash_limiter.gain(lum, now)
         if gain != 1.0:
-            g = srgb_gain(gain)
-            if g < 1.0:
-                v = int(round(g * 255))
-                self._out.fill((v, v, v), special_flags=pygame.BLEND_RGB_MULT)
-            else:
-                # pygame has no "screen" blend: add the lift's mean amount (what a held frame needs).
-                mean = float(thumb[::4, ::4].mean()) / 255.0
-                lift = int(round(255 * lift_for(mean, g) * (1.0 - mean)))
-                self._out.fill((lift, lift, lift), special_flags=pygame.BLEND_RGB_ADD)
+            pixels = pygame.surfarray.pixels3d(self._out)
+            pixels[...] = exposure_lut(srgb_gain(gain))[pixels]
+            del pixels  # unlock the surface
             pygame.transform.smoothscale(self._out, self._fb_size, self._feedback)
             lum = mean_luminance(to_array(self._out))
         self.flash_limiter.record(lum, now)

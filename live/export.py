@@ -8,6 +8,10 @@ and pushed to the `Compositor`, and every frame is composed, exactly as the disp
 Nothing waits on a wall clock, so every stage runs to completion and two runs with one seed give
 byte-identical PNGs.
 
+Beats come from the offline pass (`engine.audio.beatmap`, run over the track before the first
+frame), not the live tracker: frame i is re-timed to the middle of its time on screen,
+t + ½/fps (`live.pulse.PulseClock`), so the pulse peaks in the frame nearest each beat (≤ ½ frame).
+
 On disk (the output folder):
 - `frame_000001.png` … each written to a temp file in the same folder, then `os.replace`d, so a
   kill never leaves a half-written frame under a real name;
@@ -45,16 +49,18 @@ from typing import Any
 import numpy as np
 import pygame
 
+from engine.audio.beatmap import BeatMap, analyze_beats
 from engine.audio.features import FeatureTracker
 from engine.audio.io import iter_audio_blocks, probe
 from engine.errors import BeatcanvasError
 from engine.types import SAMPLE_RATE, WINDOW_SECONDS, Conditioning, Features, Window
 from live.compositor import Compositor
+from live.pulse import PulseClock
 from live.ringbuffer import RingBuffer
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: pulses from the offline beat pass (frames differ from version 1)
 HOP_S = 0.5  # conditioning period, as live (SessionConfig.hop_s)
 FEATURE_BLOCK = 480  # the tracker's hop: 10 ms at 48 kHz
 # With --start far into a track, the conditioning starts this long before `start` (not at 0): its
@@ -435,11 +441,13 @@ def run_export(
     on_progress: Callable[[Progress], None] | None = None,
     plan: ExportPlan | None = None,
     compositor: Any = None,
+    beats: BeatMap | None = None,
 ) -> ExportResult:
     """Export `settings.track` to PNG frames in `settings.out_dir`, resuming if a matching export is
     there. `renderer` follows engine.render.base.Renderer; `understanding` has step(Window) ->
     Conditioning (None: the renderer gets no conditioning, as the procedural-only live mode).
     `compositor`: a fresh `Compositor` or `GLCompositor` at the export size (default: the numpy one).
+    `beats`: the track's BeatMap when the caller already has it (else it is analysed here).
 
     KeyboardInterrupt (Ctrl-C) or any exception leaves every finished frame on disk and the log
     consistent; the same call later resumes.
@@ -502,6 +510,8 @@ def run_export(
     ring = RingBuffer(WINDOW_SECONDS, SAMPLE_RATE)
     audio = _AudioClock(Path(s.track), tracker, ring)
     compositor = compositor or Compositor(s.width, s.height, s.reactivity, s.crossfade_ms, s.max_flashes_per_s)
+    beats = beats if beats is not None else analyze_beats(s.track)
+    pulse = PulseClock(display_s=0.5 / s.fps)
     renderer.reset(s.seed)
     hop_k = max(0, math.floor((plan.start - CONDITIONING_WARMUP_S) / s.hop_s + 1e-9))
     cond: Conditioning | None = None
@@ -523,6 +533,8 @@ def run_export(
                     hop_k += 1
             audio.feed_to(target)
             feats = audio.take_features(t)
+            exact = beats.grid_at(t + pulse.display_s)
+            feats = pulse.at(dataclasses.replace(feats, grid=exact, beat_confidence=exact.confidence), t)
             if i % s.render_every == 0:
                 frame = renderer.render(cond, feats, t)
                 seed = int(getattr(frame, "seed", seed))

@@ -127,8 +127,10 @@ def srgb_gain(linear_gain: float) -> float:
     return float(linear_gain) ** (1 / 2.2)
 
 
-def lift_for(srgb_mean: float, gain: float) -> float:
-    """The lift L (c' = c + (1 - c)·L) that raises an image of mean sRGB value `srgb_mean` (0..1) by
-    the sRGB factor `gain` ≥ 1 — brightening without clipping anything to white; at most 0.35."""
-    m = min(max(srgb_mean, 0.0), 0.99)
-    return min(max(m * (gain - 1.0) / (1.0 - m), 0.0), 0.35)
+def exposure_lut(g: float) -> np.ndarray:
+    """uint8 → uint8 table applying the sRGB gain `g` to a frame: `g` < 1 scales down; `g` > 1
+    brightens along c' = 1 − (1 − c)^g, which is about g·c in the shadows (structure keeps its
+    contrast: a dark frame is not lifted to a flat grey) and never clips a highlight to white."""
+    c = np.arange(256) / 255.0
+    out = c * g if g <= 1.0 else 1.0 - (1.0 - c) ** g
+    return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)

@@ -24,7 +24,7 @@ from engine.render.shader.context import gpu_gl, make_context
 from engine.render.shader.renderer import glsl
 from engine.types import Features, Frame
 from live.compositor import WARP_ZOOM, Reactivity, _clamp, effects
-from live.flash import GUIDELINE_PER_S, FlashLimiter, lift_for, mean_luminance, srgb_gain
+from live.flash import GUIDELINE_PER_S, FlashLimiter, mean_luminance, srgb_gain
 
 def _frag(name: str) -> str:
     return resources.files("live").joinpath("glsl", name).read_text(encoding="utf-8")
@@ -141,7 +141,7 @@ class GLCompositor:
             "u_prev": 0, "u_cur": 1, "u_feedback": 2, "u_fade": fade, "u_zoom": fx.zoom,
             "u_prev_scale": cover_scale(gl["prev"].size, size), "u_cur_scale": cover_scale(gl["cur"].size, size),
             "u_warp_alpha": fx.warp_alpha, "u_warp_cos": math.cos(angle), "u_warp_sin": math.sin(angle),
-            "u_warp_zoom": WARP_ZOOM, "u_gain_mul": min(fx.gain, 1.0), "u_gain_add": max(fx.gain - 1.0, 0.0),
+            "u_warp_zoom": WARP_ZOOM, "u_gain_mul": fx.gain,
             "u_has_feedback": 1.0 if self._has_output else 0.0, "u_tint": fx.tint,
             "u_aspect": (self.width / self.height, 1.0),
         }
@@ -167,9 +167,7 @@ class GLCompositor:
             g = srgb_gain(gain)
             prog = gl["expose_prog"]
             prog["u_src"].value = 0
-            prog["u_mul"].value = min(g, 1.0)
-            mean = float(np.frombuffer(self._out_bytes, np.uint8)[::97].mean()) / 255.0
-            prog["u_lift"].value = lift_for(mean, g) if g > 1.0 else 0.0
+            prog["u_gain"].value = g
             gl["outs"][0].use(0)
             gl["fbos"][1].use()
             import moderngl

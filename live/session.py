@@ -37,6 +37,7 @@ from live.compositor import Compositor
 from live.gl_compositor import make_compositor
 from live.hud import Hud, HudState
 from live.keys import Action, action_for
+from live.pulse import PulseClock
 from live.slots import LatestSlot
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class SessionConfig:
     hud: bool = True
     hot_reload: bool = True
     renderer_reason: str = ""  # select_renderer's one-line reason, shown in the HUD
+    latency_ms: float = 0.0  # extra lead for the beat pulses (--latency-ms; calibration taps replace it)
 
 
 @dataclass
@@ -151,6 +153,7 @@ class Session:
             renderer_reason=cfg.renderer_reason,
         )
         self.report = SessionReport()
+        self.pulse_clock = PulseClock(cfg.latency_ms / 1000.0, 1.0 / max(1.0, cfg.max_fps))
 
         self.features = LatestSlot[Features]()
         self.conditioning = LatestSlot[Conditioning]()
@@ -527,7 +530,8 @@ class Session:
                     self.compositor.push(got[1][1], now)
                     self.report.frames_shown += 1
             features = self.features.get()[1]
-            picture = self.compositor.compose(features, now)
+            seen = self._as_seen(features)
+            picture = self.compositor.compose(seen, now)
             if self._blackout:
                 picture.fill((0, 0, 0))
             if self.rig is not None:  # rig: OSC out, NDI / Spout / Syphon (before the HUD is drawn)
@@ -535,7 +539,7 @@ class Session:
             if self._screenshot_requested:
                 self._screenshot_requested = False
                 self._save_screenshot(picture)
-            self._update_state(features, fps_ema)
+            self._update_state(seen, fps_ema)
             self.hud.draw(picture, self.state)
             self.display.present(picture)
             self.report.display_frames += 1
@@ -548,6 +552,30 @@ class Session:
                 fps_ema = 1.0 / dt if fps_ema == 0 else 0.9 * fps_ema + 0.1 / dt
             if self._should_end(t):
                 break
+
+    def _as_seen(self, features: Features | None) -> Features | None:
+        """The features re-timed to when this frame is seen and heard (live.pulse.PulseClock)."""
+        if features is None:
+            return None
+        try:
+            clock = float(self.source.clock())
+        except Exception:  # noqa: BLE001 - a lost source: show the features as they are
+            return features
+        return self.pulse_clock.at(features, clock, self.source.lead_s)
+
+    def _calibrate(self) -> None:
+        """L: one calibration tap, on the beat the performer hears."""
+        features = self.features.get()[1]
+        if features is None or not features.grid.locked:
+            self.state.message = "latency calibration needs a steady beat first"
+            return
+        offset = self.pulse_clock.calibrate_tap(features, float(self.source.clock()), self.source.lead_s)
+        self.state.message = (
+            "latency calibration: keep tapping on the beat you hear" if offset is None
+            else f"beat pulses now lead by {offset * 1000:+.0f} ms (L to re-measure)"
+        )
+        if offset is not None:
+            self.pulse_clock.reset_calibration()
 
     def _should_end(self, now: float) -> bool:
         cfg = self.config
@@ -609,6 +637,8 @@ class Session:
                     self.rig.tap(time.monotonic())
             except Exception as e:  # noqa: BLE001
                 self.state.set_error(f"tap: {e}")
+        elif name == "calibrate":
+            self._calibrate()
         elif name == "screenshot":
             self._screenshot_requested = True
         elif name == "learn" and self.rig is not None:  # rig: M arms MIDI learn

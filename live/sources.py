@@ -119,6 +119,9 @@ class SourceStats:
 class AudioSource(Protocol):
     ring: RingBuffer
     stats: SourceStats
+    # How far the sound the audience hears now is ahead of clock() (s): a live input's capture
+    # latency; 0 for a track, whose clock already follows the speaker (see FileSource.clock).
+    lead_s: float
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -176,6 +179,8 @@ class FileSource:
         self._out_left = np.zeros(0, dtype=np.float32)
         self._done = False
         self.error: str | None = None  # set when playback stops before the track ends
+        self.lead_s = 0.0  # clock() is the position being heard: it already counts the output latency
+        self.output_latency = 0.0  # the output stream's reported latency (s), when the DAC time is not
 
     # -------------------------------------------------------------- decoding
     def _take(self, n: int) -> np.ndarray:
@@ -243,6 +248,7 @@ class FileSource:
                 callback=self._out_callback, finished_callback=self._on_finished, latency="low",
             )
             self._stream.start()
+            self.output_latency = float(self._stream.latency or 0.0)
         except (sd.PortAudioError, ValueError) as e:
             self._stop.set()
             raise _open_error("output", self.device, e) from e
@@ -334,6 +340,8 @@ class FileSource:
             dac_delay = max(0.0, float(time_info.outputBufferDacTime - time_info.currentTime))
         except (AttributeError, TypeError):
             dac_delay = 0.0
+        if dac_delay <= 0.0:  # some host APIs leave the DAC time at 0: use the stream's reported latency
+            dac_delay = self.output_latency
         self._cb_state = (self._out_frames, time.monotonic(), dac_delay)
         self._out_frames += filled
         self.stats.frames += filled
@@ -376,6 +384,7 @@ class MicSource:
         self._stream: Any = None
         self._stopped = False
         self.error: str | None = None  # set when the stream stops by itself (device unplugged)
+        self.lead_s = 0.0  # the input's reported latency, once open: the room is this far ahead of clock()
 
     def start(self) -> None:
         sd = import_sounddevice()
@@ -389,6 +398,7 @@ class MicSource:
                 finished_callback=self._on_finished,
             )
             self._stream.start()
+            self.lead_s = float(self._stream.latency or 0.0)
         except (sd.PortAudioError, ValueError) as e:
             self._stream = None
             raise _open_error("input", self.device, e) from e

@@ -49,6 +49,7 @@ class FakeSource:
         self.burst_at = burst_at
         self.starts = 0
         self.stats = {"overflows": 0}
+        self.lead_s = 0.0
         self._t0 = 0.0
         self._pos = 0
         self._stop = threading.Event()

@@ -66,8 +66,9 @@ def test_loud_busy_export_has_at_most_3_flashes_a_second_and_no_black_frame(loud
     frames, _ = export_look(loud_busy_track, tmp_path / "o", gl)
     lums = [mean_luminance(f, step=1) for f in frames]
     assert max_flashes_per_second(lums, FPS) <= 3
-    assert min(f.mean() for f in frames) > 8, "a flat black frame"
-    assert frames[0].mean() > 8, "the first frame must show the first rendered picture"
+    flat = [i for i, f in enumerate(frames) if f.max() < 24 or f.std() < 2]  # black, or one flat colour
+    assert not flat, f"flat frames {flat[:5]}"
+    assert frames[0].std() > 2, "the first frame must show the first rendered picture"
 
 
 def test_the_limiter_is_what_keeps_a_strobe_under_3_a_second():
@@ -119,8 +120,8 @@ def test_gpu_compositor_matches_the_numpy_compositor(knobs):
         assert np.percentile(np.abs(a.astype(int) - b), 99) < 24, f"frame {i}"
 
 
-def test_holding_a_fall_never_lifts_a_dark_frame_to_white():
-    from live.flash import lift_for
+def test_holding_a_fall_never_lifts_a_dark_frame_to_white_or_flat_grey():
+    from live.flash import exposure_lut
 
     limiter = FlashLimiter(3.0)
     for i in range(40):  # use up the budget with a strobe, then ask to hold a plunge to black
@@ -128,4 +129,6 @@ def test_holding_a_fall_never_lifts_a_dark_frame_to_white():
         limiter.record(lum * limiter.gain(lum, i / FPS), i / FPS)
     gain = limiter.gain(0.001, 40 / FPS)
     assert gain <= 4.0
-    assert lift_for(0.05, gain ** (1 / 2.2)) <= 0.35
+    lut = exposure_lut(4.0 ** (1 / 2.2))  # the largest hold
+    assert lut[0] == 0 and lut[255] == 255  # black stays black, white is not exceeded
+    assert lut[40] - lut[10] > 40 - 10  # the shadows' contrast grows instead of washing out

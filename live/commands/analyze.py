@@ -46,7 +46,9 @@ def _words(v: float, neg: str, mid: str, pos: str) -> str:
 
 def _summary(console: Console, track: Path, r: dict[str, Any]) -> None:
     frames = r["frames"]
-    console.print(f"[bold]{track.name}[/]  {r['duration']:.1f} s  ·  tempo [bold]{r['tempo_bpm']:.1f} BPM[/]  ·  {len(r['beats'])} beats")
+    bars = f"{len(r['downbeats'])} bars" if r["downbeats"] else "bars not found"
+    console.print(f"[bold]{track.name}[/]  {r['duration']:.1f} s  ·  tempo [bold]{r['tempo_bpm']:.1f} BPM[/]  ·  "
+                  f"{len(r['beats'])} beats  ·  {bars}")
     if not frames:
         console.print("[yellow]the track is shorter than one frame; nothing to summarise[/]")
         return
@@ -85,7 +87,7 @@ def _summary(console: Console, track: Path, r: dict[str, Any]) -> None:
 
 def analyze(
     track: Path = typer.Argument(..., help="Audio file (wav, flac, ogg, mp3, aiff)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write tempo, beats and 0.1 s frames to this JSON file."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write tempo, beats (with confidence), downbeats and 0.1 s frames to this JSON file."),
     frame_every: float = typer.Option(0.1, "--frame-every", min=0.01, help="Seconds between JSON frames."),
     head: Optional[str] = typer.Option(None, "--head", help="Also run a conditioning head (e.g. zeroshot), when available."),
     profile: str = typer.Option("real", "--profile", help="Model profile for --head: real (published weights) or tiny."),
@@ -104,7 +106,7 @@ def analyze(
     if head:
         run_head_analysis(head, track, result, console, profile=profile, hop_s=head_hop)
     if json_out is not None:
-        payload = {k: result[k] for k in ("tempo_bpm", "beats", "frames")}
+        payload = {k: result[k] for k in ("tempo_bpm", "beats", "beat_confidence", "downbeats", "frames")}
         payload.update({k: v for k, v in result.items() if k not in payload and k != "duration"})
         try:
             json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,8 @@ from typing import Any, Optional
 
 import typer
 
+from live.commands.play import LATENCY_HELP
+
 
 def _help() -> str:
     from engine.demo import demo_track_path
@@ -40,6 +42,7 @@ def register(app: typer.Typer) -> None:
         no_hud: bool = typer.Option(False, "--no-hud", help="Start with the HUD hidden (H toggles)."),
         screenshots: Path = typer.Option(Path("screenshots"), "--screenshots", help="Folder for S screenshots."),
         rig: Any = None,
+        latency_ms: float = typer.Option(0.0, "--latency-ms", help=LATENCY_HELP),
     ) -> None:
         from engine.demo import ensure_demo_track
         from live.commands.play import run_show
@@ -50,5 +53,5 @@ def register(app: typer.Typer) -> None:
             FileSource(track, audio_out=not no_audio_out), preset=preset, renderer=renderer, profile=profile,
             backend=backend, fullscreen=fullscreen, display=display, duration=duration,
             allow_cpu_diffusion=allow_cpu_diffusion, models_dir=models_dir, fit=fit, size=size, hud=not no_hud,
-            screenshots=screenshots, rig=rig,
+            screenshots=screenshots, rig=rig, latency_ms=latency_ms,
         )

@@ -8,6 +8,8 @@ from typing import Any, Optional
 
 import typer
 
+from live.commands.play import LATENCY_HELP
+
 
 def register(app: typer.Typer) -> None:
     from live.commands.rig_options import with_rig_options
@@ -30,6 +32,7 @@ def register(app: typer.Typer) -> None:
         no_hud: bool = typer.Option(False, "--no-hud", help="Start with the HUD hidden (H toggles)."),
         screenshots: Path = typer.Option(Path("screenshots"), "--screenshots", help="Folder for S screenshots."),
         rig: Any = None,
+        latency_ms: float = typer.Option(0.0, "--latency-ms", help=LATENCY_HELP),
     ) -> None:
         """Listen to an input device and show the picture it makes (keys: ? lists them)."""
         from live.commands.play import run_show
@@ -39,6 +42,6 @@ def register(app: typer.Typer) -> None:
         run_show(
             MicSource(device), preset=preset, renderer=renderer, profile=profile, backend=backend,
             fullscreen=fullscreen, display=display, duration=duration, allow_cpu_diffusion=allow_cpu_diffusion,
-            models_dir=models_dir, fit=fit, size=size, hud=not no_hud, screenshots=screenshots, rig=rig,
+            models_dir=models_dir, fit=fit, size=size, hud=not no_hud, screenshots=screenshots, rig=rig, latency_ms=latency_ms,
             stop_when_finished=False,
         )

@@ -26,6 +26,15 @@ def parse_size(text: str, min_side: int = 64) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+LATENCY_HELP = "Beat pulses lead the audio by this much (ms): raise it if the picture lags the sound (L calibrates)."
+
+
+def check_latency_ms(value: float) -> float:
+    if not -1000.0 <= value <= 1000.0:
+        raise BeatcanvasError(f"--latency-ms {value:g} is out of range — use -1000..1000 (typical: 0..150)")
+    return float(value)
+
+
 def load_show_preset(name_or_file: str) -> tuple[Any, Path | None]:
     """The preset and the file to watch for hot reload."""
     from live.presets.library import _looks_like_path, find_preset, load_preset
@@ -53,6 +62,7 @@ def run_show(
     stop_when_finished: bool = True,
     tracker: Any = None,
     rig: Any = None,  # rig: live.rig.RigOptions (OSC, MIDI, Link, video out)
+    latency_ms: float = 0.0,
 ) -> Any:
     """Build everything from the preset and options, run the session, print a summary."""
     from engine.audio.features import FeatureTracker
@@ -73,7 +83,7 @@ def run_show(
     stages, step_down = factory.build_stages(the_preset, opts, kind=kind, reason=reason)
     config = SessionConfig(
         width=width, height=height, duration=duration, stop_when_finished=stop_when_finished,
-        screenshots_dir=screenshots, hud=hud, renderer_reason=reason,
+        screenshots_dir=screenshots, hud=hud, renderer_reason=reason, latency_ms=check_latency_ms(latency_ms),
     )
     session = Session(
         source,
@@ -136,6 +146,7 @@ def register(app: typer.Typer) -> None:
         no_hud: bool = typer.Option(False, "--no-hud", help="Start with the HUD hidden (H toggles)."),
         screenshots: Path = typer.Option(Path("screenshots"), "--screenshots", help="Folder for S screenshots."),
         rig: Any = None,
+        latency_ms: float = typer.Option(0.0, "--latency-ms", help=LATENCY_HELP),
     ) -> None:
         """Play a track and show the picture it makes (keys: ? lists them)."""
         from live.sources import FileSource
@@ -144,5 +155,5 @@ def register(app: typer.Typer) -> None:
         run_show(
             source, preset=preset, renderer=renderer, profile=profile, backend=backend, fullscreen=fullscreen,
             display=display, duration=duration, allow_cpu_diffusion=allow_cpu_diffusion, models_dir=models_dir,
-            fit=fit, size=size, hud=not no_hud, screenshots=screenshots, rig=rig,
+            fit=fit, size=size, hud=not no_hud, screenshots=screenshots, rig=rig, latency_ms=latency_ms,
         )

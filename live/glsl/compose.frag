@@ -7,7 +7,7 @@ out vec4 f_color;
 uniform sampler2D u_prev, u_cur, u_feedback;
 uniform vec2 u_prev_scale, u_cur_scale;  // "cover" crop of each frame into the output's aspect
 uniform float u_fade, u_zoom, u_warp_alpha, u_warp_cos, u_warp_sin, u_warp_zoom;
-uniform float u_gain_mul, u_gain_add, u_has_feedback;
+uniform float u_gain_mul, u_has_feedback;
 uniform vec3 u_tint;
 uniform vec2 u_aspect;  // (width / height, 1): rotation happens in square pixels
 const float KNEE = 0.82;
@@ -28,7 +28,7 @@ void main() {
         float inside = step(0.0, fuv.x) * step(fuv.x, 1.0) * step(0.0, fuv.y) * step(fuv.y, 1.0);
         c = mix(c, texture(u_feedback, fuv).rgb * inside, u_warp_alpha);
     }
-    c = c * u_gain_mul + u_gain_add;
+    c = c * u_gain_mul;  // multiply: an added constant would wash the picture out to grey
     c *= u_tint;
     vec3 over = max(c - KNEE, 0.0);
     c = min(c, KNEE) + (1.0 - KNEE) * (1.0 - exp(-over / (1.0 - KNEE)));
