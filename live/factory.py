@@ -106,7 +106,7 @@ class SDXLBuilder:
     def __init__(self, preset: Any, opts: RenderOptions) -> None:
         import torch
 
-        from engine.profiles import build_sdxl
+        from engine.models.profiles import build_sdxl
 
         m = preset.model
         self.preset, self.opts = preset, opts
@@ -139,7 +139,7 @@ class SDXLBuilder:
 
 
 def build_understanding(preset: Any, opts: RenderOptions, text: Any = None) -> Any:
-    from engine.understanding import build_understanding as build, settings_kwargs
+    from engine.understanding.pipeline import build_understanding as build, settings_kwargs
 
     return build(
         profile=opts.profile, device=_device(opts), models_dir=opts.models_dir,

@@ -28,7 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engine.demo import write_demo_track  # noqa: E402
+from engine.audio.demo import write_demo_track  # noqa: E402
 from live.export import ExportSettings, run_export  # noqa: E402
 
 

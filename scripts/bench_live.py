@@ -64,7 +64,7 @@ def bench_compositor(width: int, height: int, seconds: float, render_fps: float)
 
 def bench_session(renderer: str, seconds: float, width: int, height: int, max_fps: float) -> dict:
     from engine.audio.features import FeatureTracker
-    from engine.demo import write_demo_track
+    from engine.audio.demo import write_demo_track
     from live import factory
     from live.display import Display
     from live.presets.library import load_preset

@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.bench import DTYPES, library_versions  # noqa: E402
-from engine.profiles import build_sdxl  # noqa: E402
+from engine.models.profiles import build_sdxl  # noqa: E402
 from engine.render.sdxl import SDXLRenderer  # noqa: E402
 from engine.types import Conditioning  # noqa: E402
 

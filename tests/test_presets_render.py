@@ -19,9 +19,9 @@ def test_library_ships_at_least_ten_presets():
 @pytest.fixture
 def shared_tiny_sdxl(monkeypatch, tiny_components):
     """Build the tiny SDXL components once for all presets (the renderer never mutates them)."""
-    import engine.profiles
+    import engine.models.profiles
 
-    monkeypatch.setattr(engine.profiles, "build_sdxl", lambda *a, **k: tiny_components[2])
+    monkeypatch.setattr(engine.models.profiles, "build_sdxl", lambda *a, **k: tiny_components[2])
 
 
 @pytest.mark.parametrize("name", BUILT_IN)

@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from engine.conditioning import blend
-from engine.profiles import _scheduler
+from engine.understanding.conditioning import blend
+from engine.models.profiles import _scheduler
 from engine.render.sdxl import SDXLRenderer
 from engine.render.similarity import SimilarityFilter
 from engine.types import Conditioning

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from engine.errors import BeatcanvasError
-from engine.prompt_encoding import PromptEncoder
+from engine.understanding.prompt_encoding import PromptEncoder
 from engine.types import Window
-from engine.understanding import build_understanding
+from engine.understanding.pipeline import build_understanding
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_unknown_head_is_a_user_error(tiny_components):
 
 
 def test_analyze_blocks_reports_each_window(tiny_components, tmp_path):
-    from engine.understanding import analyze_blocks
+    from engine.understanding.pipeline import analyze_blocks
 
     clap, text, _ = tiny_components
     u = build_understanding("tiny", head="zeroshot", cache_dir=tmp_path, clap=clap, text=text)

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
-from engine.conditioning import blend
+from engine.understanding.conditioning import blend
 from engine.errors import BeatcanvasError
 from engine.render.denoise import MAX_FEEDBACK, Schedule, denoise, feedback_steps, make_schedule
 from engine.render.graphs import FrameProgram
@@ -78,7 +78,7 @@ class _Inputs:
 class SDXLRenderer:
     """Renders `Conditioning` into frames with a few-step SDXL UNet and TAESDXL (or the full VAE).
 
-    `components` is an `engine.profiles.SDXLComponents`; the compile back-end named by `backend`
+    `components` is an `engine.models.profiles.SDXLComponents`; the compile back-end named by `backend`
     (engine/render/backends.py) prepares its UNet and decoder. Not thread-safe: one render worker owns
     one renderer. Settable between frames: `negative`, `feedback`, `seed_policy`, `reuse_noise`.
     """

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from engine.errors import BeatcanvasError
-from engine.heads.transformer import HeadConfig, TransformerHead
+from engine.understanding.heads.transformer import HeadConfig, TransformerHead
 from engine.train.data import PromptBank, TrainData
 from engine.train.loss import LossConfig, NegativeSampler, head_loss
 
@@ -256,7 +256,7 @@ def train(
     extra_meta: dict[str, str] | None = None,
 ) -> TrainResult:
     """Train a transformer head on `data` against the CLIP text encoders `text`; write it to `out`."""
-    from engine.prompt_encoding import PromptEncoder
+    from engine.understanding.prompt_encoding import PromptEncoder
 
     out = Path(out).expanduser()
     ckpt = checkpoint_path(out)

@@ -22,7 +22,7 @@ def run_head_analysis(head: str, track: Path, result: dict[str, Any], console: C
     """The understanding stage's part of `analyze` (owned by the understanding engineer): CLAP every
     `hop_s` over the track → the head's top labels, valence/arousal and prompt, as `result["head"]`."""
     from engine.audio.io import iter_audio_blocks
-    from engine.understanding import analyze_blocks, build_understanding
+    from engine.understanding.pipeline import analyze_blocks, build_understanding
 
     if head != "zeroshot":
         raise BeatcanvasError(f"analyze --head supports 'zeroshot' (got '{head}'): the transformer head has no labels")

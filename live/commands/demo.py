@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         screenshots: Path = typer.Option(Path("screenshots"), "--screenshots", help="Folder for S screenshots."),
     ) -> None:
         """Play the built-in demo track (synthesized once, then cached)."""
-        from engine.demo import ensure_demo_track
+        from engine.audio.demo import ensure_demo_track
         from live.commands.play import run_show
         from live.sources import FileSource
 

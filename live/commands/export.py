@@ -49,7 +49,7 @@ def _published_ids(preset: Any, kind: str, profile: str) -> dict[str, str]:
     """repo@revision of every published model the export uses (for the manifest), from the registry."""
     if kind != "sdxl" or profile != "real":
         return {}
-    from engine.registry import MODELS
+    from engine.models.registry import MODELS
 
     names = [preset.model.model, "clap"] + (["taesdxl"] if preset.model.decoder == "taesd" else [])
     names += [d for n in list(names) if n in MODELS for d in MODELS[n].depends_on]

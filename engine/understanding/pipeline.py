@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from engine.conditioning import SceneDetector, Smoother, blend
-from engine import cache
+from engine.understanding.conditioning import SceneDetector, Smoother, blend
+from engine.models import cache
 from engine.errors import BeatcanvasError
 from engine.types import Conditioning, Features, Window
 
@@ -134,9 +134,9 @@ def build_understanding(
     A transformer head without `head_path` is randomly initialised on the tiny/random-full profiles
     (for tests and benchmarks) and an error on `real` (it has to be trained first).
     """
-    from engine.clap import ClapEncoder
-    from engine.profiles import build_clap, build_text_encoders
-    from engine.prompt_encoding import PromptEncoder
+    from engine.understanding.clap import ClapEncoder
+    from engine.models.profiles import build_clap, build_text_encoders
+    from engine.understanding.prompt_encoding import PromptEncoder
 
     if head not in HEADS:
         raise BeatcanvasError(f"unknown head '{head}': choose one of {', '.join(HEADS)}")
@@ -169,7 +169,7 @@ def build_understanding(
 
 
 def _zeroshot(encoder, prompts, descriptors, cache_dir, top_k, temperature, style):
-    from engine.heads.zeroshot import ZeroShotHead
+    from engine.understanding.heads.zeroshot import ZeroShotHead
 
     return ZeroShotHead(
         encoder,
@@ -183,7 +183,7 @@ def _zeroshot(encoder, prompts, descriptors, cache_dir, top_k, temperature, styl
 
 
 def _transformer(profile, head_path, encoder, text, device, dtype, models_dir, sdxl_model):
-    from engine.heads.transformer import HeadConfig, TransformerHead
+    from engine.understanding.heads.transformer import HeadConfig, TransformerHead
 
     if head_path:
         return TransformerHead.load(head_path, device=device, dtype=dtype)

@@ -46,8 +46,8 @@ class HeadConfig:
     @classmethod
     def for_profile(cls, profile: str, audio_dim: int, **kw) -> HeadConfig:
         """Widths read from a profile's shipped configs, without building the text encoders."""
-        from engine import tiny
-        from engine.profiles import load_config
+        from engine.models import tiny
+        from engine.models.profiles import load_config
 
         if profile == "tiny":
             return cls(audio_dim=int(audio_dim), widths=(tiny.TEXT_WIDTH, tiny.TEXT_WIDTH), pooled_dim=tiny.TEXT_WIDTH, **kw)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.cache import cache_dir
+from engine.models.cache import cache_dir
 from engine.types import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
