@@ -7,7 +7,8 @@ every display frame:
 - zoom pulse on beats (`beat_zoom`),
 - brightness from the low band (`band_brightness`),
 - a hue tint that swings with the high/mid balance (`band_hue`),
-- a feedback warp: the previous output, slightly zoomed and rotated, shows through (`warp`).
+- a feedback warp: the previous output, slightly zoomed and rotated, shows through (`warp`),
+- a soft cut between presets: the picture at the cut fades out over the new look (`begin_cut`).
 
 Each effect is scaled by its sensitivity knob (0 = off, 1 = default, 2 = strong). Everything is
 pygame Surface work (smoothscale, rotozoom, BLEND_* fills, alpha blits) which runs in C, needs no
@@ -20,12 +21,10 @@ from __future__ import annotations
 import colorsys
 import math
 from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 import pygame
 
-from engine.types import Features, Frame
+from engine.types import Features, Frame, Reconfigured
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,12 @@ def _clamp(x: float, lo: float, hi: float) -> float:
     return lo if x < lo else hi if x > hi else x
 
 
+def _num(x: float, default: float) -> float:
+    """A feature value, or `default` when it is NaN or infinite (a glitch must not stop the display)."""
+    x = float(x)
+    return x if math.isfinite(x) else default
+
+
 def frame_to_surface(image: np.ndarray) -> pygame.Surface:
     """HxWx3 uint8 → a Surface (no display needed)."""
     h, w = image.shape[:2]
@@ -71,7 +76,7 @@ class Compositor:
     Both take `now` (seconds, any monotonic clock) so that export can drive them from a fixed clock.
     """
 
-    def __init__(self, width: int, height: int, reactivity: Any = None, crossfade_ms: float = 400.0) -> None:
+    def __init__(self, width: int, height: int, reactivity: Reactivity | None = None, crossfade_ms: float = 400.0) -> None:
         self.width, self.height = int(width), int(height)
         self.reactivity = reactivity if reactivity is not None else Reactivity()
         self.crossfade_ms = float(crossfade_ms)
@@ -91,13 +96,31 @@ class Compositor:
         self._warped = pygame.Surface(size)
         self._has_output = False
         self.frames_pushed = 0
+        self._cut_from = pygame.Surface(size)  # the picture a soft cut fades out from
+        self._cut: tuple[float, float] | None = None  # (start, seconds) of the soft cut in progress
 
-    def configure(self, reactivity: Any = None, crossfade_ms: float | None = None) -> None:
+    def configure(self, reactivity: Reactivity, crossfade_ms: float) -> Reconfigured:
         """Apply a new preset's knobs (hot reload) without losing the picture."""
-        if reactivity is not None:
-            self.reactivity = reactivity
-        if crossfade_ms is not None:
-            self.crossfade_ms = float(crossfade_ms)
+        applied = tuple(name for name, differs in (("reactivity", reactivity != self.reactivity),
+                                                   ("crossfade_ms", float(crossfade_ms) != self.crossfade_ms)) if differs)
+        self.reactivity, self.crossfade_ms = reactivity, float(crossfade_ms)
+        return Reconfigured(applied=applied)
+
+    def begin_cut(self, now: float, seconds: float) -> None:
+        """A soft cut to another preset: what is on screen now fades out over `seconds` while the new
+        look (its frames and knobs) takes over underneath. 0 seconds cuts at once."""
+        if seconds <= 0 or not self._has_output:
+            self._cut = None
+            return
+        self._cut_from.blit(self._out, (0, 0))
+        self._cut = (now, float(seconds))
+
+    def cut_progress(self, now: float) -> float | None:
+        """How far the soft cut has got (0..1), or None when none is running."""
+        if self._cut is None:
+            return None
+        start, seconds = self._cut
+        return _clamp((now - start) / seconds, 0.0, 1.0)
 
     # -- frames ---------------------------------------------------------------------------------
 
@@ -147,6 +170,8 @@ class Compositor:
         copy it if you keep it."""
         f = features if features is not None else Features()
         r = self.reactivity
+        low, mid, high = _num(f.low, 1.0), _num(f.mid, 1.0), _num(f.high, 1.0)
+        onset, phase = _num(f.onset, 0.0), _num(f.beat_phase, 0.0)
         w, h = self.width, self.height
 
         fade = self._fade(now)
@@ -157,7 +182,7 @@ class Compositor:
         src = self._base
 
         # Zoom pulse: strongest on the beat, decays over the first third of the beat interval.
-        pulse = max(0.0, 1.0 - float(f.beat_phase) * 3.0) ** 2 if f.beat or f.beat_phase < 0.34 else 0.0
+        pulse = max(0.0, 1.0 - phase * 3.0) ** 2 if f.beat or phase < 0.34 else 0.0
         zoom = 1.0 + ZOOM_AT_1 * float(r.beat_zoom) * pulse
         if zoom > 1.002:
             cw, ch = max(1, int(round(w / zoom))), max(1, int(round(h / zoom)))
@@ -169,8 +194,8 @@ class Compositor:
         # Feedback warp: the previous output, pushed outwards and turned, shows through.
         warp = float(r.warp)
         if warp > 0 and self._has_output:
-            alpha = _clamp(WARP_ALPHA_AT_1 * warp * (0.5 + 0.5 * _clamp(float(f.onset), 0.0, 2.0)), 0.0, 0.8)
-            angle = WARP_ROTATE_DEG * warp * (1.0 + float(f.onset))
+            alpha = _clamp(WARP_ALPHA_AT_1 * warp * (0.5 + 0.5 * _clamp(onset, 0.0, 2.0)), 0.0, 0.8)
+            angle = WARP_ROTATE_DEG * warp * (1.0 + onset)
             turned = pygame.transform.rotozoom(self._feedback, angle, WARP_ZOOM)
             tw, th = turned.get_size()
             fw, fh = self._fb_size
@@ -180,7 +205,7 @@ class Compositor:
             self._out.blit(self._warped, (0, 0))
 
         # Brightness from the low band (1.0 = typical loudness for this track).
-        gain = 1.0 + BRIGHTNESS_AT_1 * float(r.band_brightness) * _clamp(float(f.low) - 1.0, -1.0, 2.0)
+        gain = 1.0 + BRIGHTNESS_AT_1 * float(r.band_brightness) * _clamp(low - 1.0, -1.0, 2.0)
         gain = _clamp(gain, 0.3, 1.8)
         if gain < 0.995:
             v = int(round(gain * 255))
@@ -192,7 +217,7 @@ class Compositor:
         # Hue: a tint whose hue swings with the high/mid balance; multiplies, so black stays black.
         amount = _clamp(TINT_AT_1 * float(r.band_hue), 0.0, 0.9)
         if amount > 0:
-            swing = _clamp(float(f.high) - float(f.mid), -1.5, 1.5)
+            swing = _clamp(high - mid, -1.5, 1.5)
             hue = ((HUE_DEGREES_AT_1 * swing) % 360.0) / 360.0
             tr, tg, tb = colorsys.hsv_to_rgb(hue, 1.0, 1.0)
             strength = amount * min(1.0, abs(swing))
@@ -202,6 +227,14 @@ class Compositor:
 
         pygame.transform.smoothscale(self._out, self._fb_size, self._feedback)
         self._has_output = True
+        progress = self.cut_progress(now)
+        if progress is not None:
+            if progress >= 1.0:
+                self._cut = None
+            else:  # after the feedback copy: the old look must not echo on in the trail
+                self._cut_from.set_alpha(int(round((1.0 - progress) * 255)))
+                self._out.blit(self._cut_from, (0, 0))
+                self._cut_from.set_alpha(None)
         return self._out
 
     def to_array(self, surface: pygame.Surface | None = None) -> np.ndarray:

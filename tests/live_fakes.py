@@ -11,8 +11,12 @@ import time
 
 import numpy as np
 
-from engine.types import SAMPLE_RATE, Features, Frame
+from engine.render.stage import RenderSpec, RenderStage
+from engine.types import SAMPLE_RATE, Features, Frame, Reconfigured
+from live.factory import Builder
 from live.ringbuffer import RingBuffer
+from live.show import ShowSpec
+from live.sources import SourceStats
 
 
 def synth_track(seconds: float = 20.0, sr: int = SAMPLE_RATE, bpm: float = 120.0) -> np.ndarray:
@@ -48,7 +52,8 @@ class FakeSource:
         self.fail_reopens = fail_reopens
         self.burst_at = burst_at
         self.starts = 0
-        self.stats = {"overflows": 0}
+        self.stats = SourceStats()
+        self.nan_at: tuple[float, float] | None = None  # (start, seconds) of a NaN burst in the audio
         self._t0 = 0.0
         self._pos = 0
         self._stop = threading.Event()
@@ -93,10 +98,13 @@ class FakeSource:
                 chunk = np.resize(self.samples, n).astype(np.float32)
                 self._pos += n
                 self.ring.write(chunk, t_end=self._pos / sr)
-                self.stats["overflows"] += 1
+                self.stats.overflows += 1
             target = min(int(now * sr), len(self.samples))
             if target > self._pos:
-                new = self.samples[self._pos : target]
+                new = self.samples[self._pos : target].copy()
+                if self.nan_at is not None:
+                    a, b = (int(x * sr) - self._pos for x in (self.nan_at[0], sum(self.nan_at)))
+                    new[max(0, a) : max(0, b)] = np.nan
                 self._pos = target
                 self.ring.write(new, t_end=self._pos / sr)
             time.sleep(0.005)
@@ -134,3 +142,39 @@ class FakeRenderer:
 
     def reset(self, seed: int) -> None:
         self.calls = 0
+
+
+class FakeStage(RenderStage):
+    """A `RenderStage` around a FakeRenderer; records every spec it was configured with."""
+
+    rebuild_keys = ("kind", "width", "height")
+
+    def __init__(self, renderer: FakeRenderer, spec: RenderSpec) -> None:
+        super().__init__(spec)
+        self.renderer = renderer  # type: ignore[assignment]
+        self.configured: list[RenderSpec] = []
+
+    @property
+    def steps(self) -> int | None:
+        return self.renderer.steps  # type: ignore[union-attr]
+
+    def configure(self, spec: RenderSpec, negative=None) -> Reconfigured:
+        self.configured.append(spec)
+        self.negative = negative
+        return super().configure(spec, negative)
+
+
+class FakeBuilder(Builder):
+    """Builds FakeStages (at the size asked) and records what it was asked for."""
+
+    def __init__(self, fail: Exception | None = None) -> None:
+        super().__init__()
+        self.fail = fail
+        self.asked: list[tuple[ShowSpec, tuple[int, int] | None]] = []
+
+    def render_stage(self, spec: ShowSpec, size=None, negative=None) -> RenderStage:
+        self.asked.append((spec, size))
+        if self.fail is not None:
+            raise self.fail
+        w, h = size or (spec.render.width, spec.render.height)
+        return FakeStage(FakeRenderer(w, h, name=f"fake-{w}x{h}"), spec.render)

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from engine.understanding.conditioning import SceneDetector, Smoother, blend
+from engine.understanding.conditioning import blend
+from engine.understanding.smoother import SceneDetector, Smoother
 from engine.understanding.descriptors import DEFAULT_BANK, GENRES, MOODS
 from engine.types import Conditioning
 from engine.understanding.vag import generate_prompt, genre_similarity, va_distance_similarity, vag_similarity, vag_similarity_matrix

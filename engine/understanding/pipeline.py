@@ -1,27 +1,64 @@
 """Understanding: one audio window in, smoothed SDXL conditioning out.
 
-`Understanding.step(window)` is what the live conditioning worker and the exporter call every hop:
-CLAP encode → head → (style mix) → scene-change check → smoother. It is a plain object with state
-(the smoother and the scene reference) and no threads; `reset()` starts a new track.
+`Understanding.step(window, features)` is what the live conditioning worker and the exporter call
+every hop: CLAP encode → head → (style mix) → scene-change check → smoother. It is a plain object with
+state (the smoother and the scene reference) and no threads; `reset()` starts a new track. The
+measured tempo in `features` picks the zero-shot prompts' tempo words.
+
+`UnderstandingSettings` is everything a preset's `[conditioning]` section says, as plain data: the
+engine never reads a preset. `configure(settings)` applies a change in place (style, negative,
+smoothing, scene rules, zero-shot knobs, even a new descriptor bank) and names what only a rebuild can
+change (another head).
+
+A non-finite value (a NaN burst in the audio, an overflow in fp16) never becomes the show's state: a
+step whose conditioning is not finite raises and leaves the smoother and scene reference as they were.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
-from engine.understanding.conditioning import SceneDetector, Smoother, blend
-from engine.models import cache
 from engine.errors import BeatcanvasError
-from engine.types import Conditioning, Features, Window
+from engine.models import cache
+from engine.types import Conditioning, Features, Reconfigured, Window
+from engine.understanding.conditioning import blend, is_finite
+from engine.understanding.heads.transformer import TransformerHead
+from engine.understanding.heads.zeroshot import ZeroShotHead
+from engine.understanding.smoother import SceneDetector, Smoother
 
 log = logging.getLogger(__name__)
 
 HEADS = ("zeroshot", "transformer")
+DEFAULT_TEMPO_BPM = 120.0  # before the tracker has measured one
+
+
+@dataclass(frozen=True)
+class UnderstandingSettings:
+    """A preset's `[conditioning]` section as the engine sees it (see live/presets/schema.py)."""
+
+    head: Literal["zeroshot", "transformer"] = "zeroshot"
+    head_path: str | None = None
+    style: str = ""
+    negative: str = ""
+    audio_weight: float = 1.0
+    smoothing_s: float = 2.0
+    on_scene_change: Literal["glide", "cut"] = "glide"
+    scene_threshold: float = 0.35
+    top_k: int = 3
+    temperature: float = 0.1
+    descriptors: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (category, phrases) overrides
+
+    def changed(self, other: UnderstandingSettings) -> tuple[str, ...]:
+        mine, theirs = asdict(self), asdict(other)
+        return tuple(k for k in mine if mine[k] != theirs[k])
+
+
+REBUILD_KEYS = ("head", "head_path")  # another head is other weights
 
 
 @dataclass
@@ -33,31 +70,30 @@ class StepInfo:
     heard: Any = None  # zero-shot `Heard` (labels, valence/arousal, prompts), else None
 
 
+Head = ZeroShotHead | TransformerHead
+
+
+@dataclass
 class Understanding:
-    def __init__(
-        self,
-        encoder,
-        head,
-        smoother: Smoother | None = None,
-        scene: SceneDetector | None = None,
-        on_scene_change: str = "glide",
-        style_conditioning: Conditioning | None = None,
-        audio_weight: float = 1.0,
-        prompt_encoder=None,
-        negative: str = "",
-    ):
-        if on_scene_change not in ("glide", "cut"):
-            raise BeatcanvasError(f"on_scene_change must be 'glide' or 'cut', got '{on_scene_change}'")
-        self.encoder = encoder
-        self.head = head
-        self.smoother = smoother or Smoother(2.0)
-        self.scene = scene or SceneDetector()
-        self.on_scene_change = on_scene_change
-        self.style_conditioning = style_conditioning
-        self.audio_weight = float(audio_weight)
-        self.prompt_encoder = prompt_encoder
-        self.negative = negative
-        self.info = StepInfo()
+    encoder: Any  # engine.understanding.clap.ClapEncoder (or the laion back-end)
+    head: Head
+    settings: UnderstandingSettings = field(default_factory=UnderstandingSettings)
+    prompt_encoder: Any = None  # engine.understanding.prompt_encoding.PromptEncoder; None: no text
+    cache_dir: Path | None = None
+    smoother: Smoother = field(init=False)
+    scene: SceneDetector = field(init=False)
+    style_conditioning: Conditioning | None = field(init=False, default=None)
+    info: StepInfo = field(init=False, default_factory=StepInfo)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        if s.on_scene_change not in ("glide", "cut"):
+            raise BeatcanvasError(f"on_scene_change must be 'glide' or 'cut', got '{s.on_scene_change}'")
+        self.smoother = Smoother(s.smoothing_s)
+        self.scene = SceneDetector(threshold=s.scene_threshold)
+        self.style_conditioning = self._style(s.style)
+
+    # -- the hop ------------------------------------------------------------------------------------
 
     def step(self, window: Window, features: Features | None = None) -> Conditioning:
         emb = self.encoder.encode_audio(window)
@@ -65,128 +101,123 @@ class Understanding:
 
     def step_embedding(self, emb: torch.Tensor, t: float, features: Features | None = None) -> Conditioning:
         """The same as `step` from a precomputed CLAP embedding (1, D) (export batches its encodes)."""
-        tempo = features.tempo_bpm if features is not None else 120.0
+        if not bool(torch.isfinite(emb).all()):
+            raise BeatcanvasError("the audio embedding is not finite (NaN/Inf in the audio?); kept the last good conditioning")
+        tempo = features.tempo_bpm if features is not None and features.tempo_bpm > 0 else DEFAULT_TEMPO_BPM
         cond = self.head.condition(emb, t=t, tempo_bpm=tempo)
-        if self.style_conditioning is not None and self.audio_weight < 1.0:
-            mixed = blend(replace(self.style_conditioning, t=t), cond, self.audio_weight)
+        if self.style_conditioning is not None and self.settings.audio_weight < 1.0:
+            mixed = blend(replace(self.style_conditioning, t=t), cond, self.settings.audio_weight)
             cond = replace(mixed, labels=cond.labels, prompt=cond.prompt, audio_embedding=emb)
+        if not is_finite(cond):
+            raise BeatcanvasError("the head's conditioning is not finite; kept the last good conditioning")
         changed = self.scene.update(emb, t)
-        if changed and self.on_scene_change == "cut":
+        if changed and self.settings.on_scene_change == "cut":
             self.smoother.reset(cond)
             out = cond
         else:
             out = self.smoother.update(cond)
-        self.info = StepInfo(changed, cond, getattr(self.head, "last", None))
+        self.info = StepInfo(changed, cond, self.head.last if isinstance(self.head, ZeroShotHead) else None)
         return out
 
     def negative_conditioning(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The unconditional branch for presets with guidance_scale > 1 (zeros for an empty negative)."""
         if self.prompt_encoder is None:
             raise BeatcanvasError("guidance needs SDXL's text encoders; build the understanding with them")
-        return self.prompt_encoder.encode_negative(self.negative or None)
+        pair: tuple[torch.Tensor, torch.Tensor] = self.prompt_encoder.encode_negative(self.settings.negative or None)
+        return pair
 
     def reset(self) -> None:
         self.smoother.reset()
         self.scene.reset()
 
+    # -- settings -----------------------------------------------------------------------------------
 
-def settings_kwargs(settings) -> dict:
-    """`build_understanding` keyword arguments from a preset's `conditioning` group (duck-typed)."""
-    return dict(
-        head=settings.head,
-        head_path=settings.head_path,
-        style=settings.style,
-        negative=settings.negative,
-        audio_weight=settings.audio_weight,
-        smoothing_s=settings.smoothing_s,
-        on_scene_change=settings.on_scene_change,
-        scene_threshold=settings.scene_threshold,
-        top_k=settings.top_k,
-        temperature=settings.temperature,
-        descriptors=dict(settings.descriptors),
-    )
+    def configure(self, settings: UnderstandingSettings) -> Reconfigured:
+        """Apply a changed `[conditioning]` section; what cannot change in place is named in `rebuild`
+        and left as it was."""
+        old = self.settings
+        changed = settings.changed(old)
+        rebuild = tuple(k for k in changed if k in REBUILD_KEYS)
+        needs_text = (settings.style or settings.negative) and self.prompt_encoder is None
+        if needs_text and ("style" in changed or "negative" in changed):
+            rebuild += ("style" if settings.style else "negative",)
+        if rebuild:
+            return Reconfigured(rebuild=rebuild)
+        if "descriptors" in changed and isinstance(self.head, ZeroShotHead):
+            self.head = ZeroShotHead(self.encoder, self.prompt_encoder, descriptors=dict(settings.descriptors),
+                                     cache_dir=self.cache_dir, top_k=settings.top_k,
+                                     temperature=settings.temperature, style=settings.style)
+        if isinstance(self.head, ZeroShotHead):
+            self.head.top_k, self.head.temperature, self.head.style = settings.top_k, settings.temperature, settings.style.strip()
+        if "style" in changed:
+            self.style_conditioning = self._style(settings.style)
+        self.smoother.tau = float(settings.smoothing_s)
+        self.scene.threshold = float(settings.scene_threshold)
+        self.settings = settings
+        return Reconfigured(applied=changed)
+
+    def _style(self, style: str) -> Conditioning | None:
+        if not style or self.prompt_encoder is None:
+            return None
+        pe, pooled = self.prompt_encoder.encode(style)
+        return Conditioning(pe, pooled, labels={}, prompt=style)
 
 
 def build_understanding(
     profile: str = "tiny",
-    head: str = "zeroshot",
-    style: str = "",
-    head_path: str | Path | None = None,
+    settings: UnderstandingSettings | None = None,
+    *,
     device: str | torch.device = "cpu",
     dtype: torch.dtype | None = None,
     models_dir: Path | None = None,
-    cache_dir: Path | None = None,
-    negative: str = "",
-    audio_weight: float = 1.0,
-    smoothing_s: float = 2.0,
-    on_scene_change: str = "glide",
-    scene_threshold: float = 0.35,
-    top_k: int = 3,
-    temperature: float = 0.1,
-    descriptors: dict | None = None,
+    cache_dir: Path | str | None = None,
     sdxl_model: str = "sdxl-turbo",
-    clap=None,
-    text=None,
+    clap: Any = None,
+    text: Any = None,
+    **knobs: Any,
 ) -> Understanding:
     """Everything from a profile: CLAP, SDXL's text encoders, and the chosen head.
 
-    `clap` / `text` may pass already-built bundles (the renderer shares SDXL's text encoders).
-    A transformer head without `head_path` is randomly initialised on the tiny/random-full profiles
-    (for tests and benchmarks) and an error on `real` (it has to be trained first).
+    `knobs` override single fields of `settings` (`head="transformer"`). `clap` / `text` may pass
+    already-built bundles (the renderer shares SDXL's text encoders). A transformer head without
+    `head_path` is randomly initialised on the tiny/random-full profiles (for tests and benchmarks)
+    and an error on `real` (it has to be trained first).
     """
-    from engine.understanding.clap import ClapEncoder
     from engine.models.profiles import build_clap, build_text_encoders
+    from engine.understanding.clap import ClapEncoder
     from engine.understanding.prompt_encoding import PromptEncoder
 
-    if head not in HEADS:
-        raise BeatcanvasError(f"unknown head '{head}': choose one of {', '.join(HEADS)}")
+    s = replace(settings or UnderstandingSettings(), **knobs)
+    if s.head not in HEADS:
+        raise BeatcanvasError(f"unknown head '{s.head}': choose one of {', '.join(HEADS)}")
+    folder = Path(cache_dir) if cache_dir is not None else cache.cache_dir()
     clap = clap or build_clap(profile, device=device, dtype=dtype, models_dir=models_dir)
     encoder = ClapEncoder(clap, device=device, dtype=dtype)
-    need_text = head == "zeroshot" or bool(style) or bool(negative)
     prompts = None
-    if need_text:
+    if s.head == "zeroshot" or s.style or s.negative:
         text = text or build_text_encoders(profile, device=device, dtype=dtype, models_dir=models_dir, model=sdxl_model)
         prompts = PromptEncoder(text)
-    if head == "zeroshot":
-        the_head = _zeroshot(encoder, prompts, descriptors, cache_dir, top_k, temperature, style)
+    head: Head
+    if s.head == "zeroshot":
+        head = ZeroShotHead(encoder, prompts, descriptors=dict(s.descriptors), cache_dir=folder,
+                            top_k=s.top_k, temperature=s.temperature, style=s.style)
     else:
-        the_head = _transformer(profile, head_path, encoder, text, device, dtype, models_dir, sdxl_model)
-    style_cond = None
-    if style and prompts is not None:
-        pe, pooled = prompts.encode(style)
-        style_cond = Conditioning(pe, pooled, labels={}, prompt=style)
-    return Understanding(
-        encoder,
-        the_head,
-        smoother=Smoother(smoothing_s),
-        scene=SceneDetector(threshold=scene_threshold),
-        on_scene_change=on_scene_change,
-        style_conditioning=style_cond,
-        audio_weight=audio_weight,
-        prompt_encoder=prompts,
-        negative=negative,
-    )
+        head = _transformer(profile, s.head_path, encoder, text, device, dtype)
+    return Understanding(encoder, head, s, prompt_encoder=prompts, cache_dir=folder)
 
 
-def _zeroshot(encoder, prompts, descriptors, cache_dir, top_k, temperature, style):
-    from engine.understanding.heads.zeroshot import ZeroShotHead
-
-    return ZeroShotHead(
-        encoder,
-        prompts,
-        descriptors=descriptors,
-        cache_dir=cache_dir if cache_dir is not None else cache.cache_dir(),
-        top_k=top_k,
-        temperature=temperature,
-        style=style,
-    )
-
-
-def _transformer(profile, head_path, encoder, text, device, dtype, models_dir, sdxl_model):
-    from engine.understanding.heads.transformer import HeadConfig, TransformerHead
+def _transformer(profile: str, head_path: str | Path | None, encoder: Any, text: Any,
+                 device: str | torch.device, dtype: torch.dtype | None) -> TransformerHead:
+    from engine.understanding.heads.transformer import HeadConfig
 
     if head_path:
-        return TransformerHead.load(head_path, device=device, dtype=dtype)
+        head = TransformerHead.load(head_path, device=device, dtype=dtype)
+        if head.config.audio_dim != encoder.embed_dim:
+            raise BeatcanvasError(
+                f"head file {Path(head_path).name} expects {head.config.audio_dim}-d audio embeddings but this CLAP "
+                f"gives {encoder.embed_dim} — train a head for this CLAP model (`beatcanvas train`) or use head = \"zeroshot\""
+            )
+        return head
     if profile == "real":
         raise BeatcanvasError(
             "the transformer head needs a trained checkpoint: set head_path (train one with `beatcanvas train`) "
@@ -202,44 +233,3 @@ def _transformer(profile, head_path, encoder, text, device, dtype, models_dir, s
     head = TransformerHead(cfg)
     head = head.to(device=device, dtype=dtype) if dtype else head.to(device)
     return head.eval().requires_grad_(False)
-
-
-def analyze_blocks(understanding: Understanding, blocks, hop_s: float = 5.0, sample_rate: int = 48_000,
-                   window_s: float = 10.0, on_window=None) -> list[dict]:
-    """Run `understanding` over streamed audio blocks every `hop_s` (windows zero-padded at the start,
-    as live): per window, the time, top labels per category with weights, valence/arousal, prompts."""
-    import numpy as np
-
-    n_win, hop = int(window_s * sample_rate), max(1, int(round(hop_s * sample_rate)))
-    buf = np.zeros(n_win, np.float32)  # silence before the track: early windows are zero-padded
-    buf_start = -n_win  # sample index of buf[0]
-    next_end, out = hop, []
-    total = 0
-
-    def emit(end: int) -> None:
-        a = end - n_win - buf_start
-        window = Window(buf[a : a + n_win].copy(), t_end=end / sample_rate, sample_rate=sample_rate)
-        understanding.step(window)
-        info = understanding.info
-        row: dict = {"t": round(end / sample_rate, 3), "scene_change": info.scene_change}
-        if info.heard is not None:
-            row["labels"] = {c: [[lab, round(w, 3)] for lab, w in items] for c, items in info.heard.top.items()}
-            row["valence"], row["arousal"] = round(info.heard.valence, 3), round(info.heard.arousal, 3)
-            row["prompts"] = [[p, round(w, 3)] for p, w in info.heard.prompts]
-        out.append(row)
-        if on_window is not None:
-            on_window(row)
-
-    for block in blocks:
-        buf = np.concatenate([buf, np.asarray(block, np.float32)])
-        total += len(block)
-        while next_end <= total:
-            emit(next_end)
-            next_end += hop
-        keep = n_win + hop
-        if len(buf) > keep:
-            buf_start += len(buf) - keep
-            buf = buf[-keep:]
-    if total and next_end - hop < total:
-        emit(total)  # the end of the track, unless a hop landed exactly on it
-    return out

@@ -88,17 +88,18 @@ def playlist_command(name: str = typer.Argument(..., help="playlist name or path
     from live.presets.playlist import load_playlist, resolve_playlist
 
     playlist, text = load_playlist(name)
-    presets, durations = resolve_playlist(playlist, text, name)
+    show = resolve_playlist(playlist, text, name)
     table = Table(box=None, header_style="bold", pad_edge=False)
     for col in ("#", "preset", "duration", "cut"):
         table.add_column(col)
-    for i, (preset, duration) in enumerate(zip(presets, durations), start=1):
+    for i, (preset, duration) in enumerate(zip(show.presets, show.durations), start=1):
         rules = preset.transitions
         d = rules.duration_s if duration is None else duration
         cut = f"soft {rules.soft_cut_s:g} s" + (", beat hard cuts" if rules.hard_cut else "")
         table.add_row(str(i), preset.name, "never" if d == 0 else f"{d:g} s", cut)
     console.print(f"{playlist.name}: {playlist.description}", highlight=False)
     console.print(table)
+    console.print(f"play it: beatcanvas play TRACK --playlist {name}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import torch
 
-from engine.understanding.descriptors import ENERGY, MOODS, bank_with_overrides
+from engine.files import atomic_write
 from engine.types import Conditioning
+from engine.understanding.descriptors import ENERGY, MOODS, bank_with_overrides
 from engine.understanding.vag import generate_prompt, mood_region, stable_seed
 
 log = logging.getLogger(__name__)
@@ -98,9 +99,8 @@ class ZeroShotHead:
         emb = self.encoder.encode_text(phrases).float()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            save_file({"embeddings": emb.cpu().contiguous()}, str(tmp), metadata={"bank": bank_hash(self.bank)})
-            tmp.replace(path)
+            with atomic_write(path) as tmp:
+                save_file({"embeddings": emb.cpu().contiguous()}, str(tmp), metadata={"bank": bank_hash(self.bank)})
         return emb
 
     # ----------------------------------------------------------------------------------- listening
