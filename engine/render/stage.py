@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
+from engine.errors import BeatcanvasError
 from engine.render.procedural import ProceduralRenderer
 from engine.types import Conditioning, Features, Frame, Reconfigured
+from engine.understanding.conditioning import is_finite
 
 if TYPE_CHECKING:  # importing diffusers costs seconds; a procedural show never needs it
     from engine.render.sdxl import SDXLRenderer
@@ -126,6 +128,12 @@ class SDXLStage(RenderStage):
     @property
     def steps(self) -> int | None:
         return self.sdxl.steps
+
+    def render(self, conditioning: Conditioning | None, features: Features, t: float) -> Frame:
+        # A NaN in the conditioning would reach the feedback latent and black out every later frame.
+        if conditioning is not None and not is_finite(conditioning):
+            raise BeatcanvasError("the conditioning is not finite; kept the last frame")
+        return self.sdxl.render(conditioning, features, t)
 
     @property
     def negative(self) -> Negative | None:

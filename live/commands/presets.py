@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from live.presets.library import (
@@ -63,7 +64,7 @@ def validate_command(files: list[Path] = typer.Argument(..., help="preset .toml 
             preset = read_preset_file(path)
         except PresetError as e:
             failed += 1
-            console.print(f"[red]invalid[/] {e}", highlight=False, soft_wrap=True, markup=True)
+            console.print(f"[red]invalid[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             continue
         console.print(f"[green]ok[/]      {path}  ({preset.name}: {preset.description})",
                       highlight=False, soft_wrap=True)

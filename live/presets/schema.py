@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from engine.errors import BeatcanvasError
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+MAX_PRESET_BYTES = 256 * 1024  # the largest built-in is ~2 KB; a big file is the wrong file
 
 # Few-step SDXL is distilled for very small step counts; more than 8 defeats the point.
 Steps = Annotated[int, Field(ge=1, le=8)]
@@ -69,7 +70,8 @@ class ModelSettings(_Group):
     def _model_defaults(cls, data: Any) -> Any:
         # Lightning wants 1024² and 4 steps; turbo 512² and 2: fill what the file left out.
         if isinstance(data, dict):
-            defaults = MODEL_DEFAULTS.get(data.get("model", "sdxl-turbo"), {})
+            model = data.get("model", "sdxl-turbo")
+            defaults = MODEL_DEFAULTS.get(model, {}) if isinstance(model, str) else {}  # a wrong type is reported below
             data = {**defaults, **data}
         return data
 
@@ -235,16 +237,7 @@ def preset_hash(preset: Preset) -> str:
 def parse_preset(text: str, source: str = "<string>", name: str | None = None) -> Preset:
     """Parse and validate preset TOML. `source` names the file in errors; `name` (the file stem)
     becomes the preset's name when the file has none."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        line = _toml_error_line(e)
-        where = f"{source}, line {line}" if line else source
-        raise PresetError(
-            f"{where}: TOML syntax error: {_toml_error_reason(e)}; fix the syntax there",
-            file=source,
-            line=line,
-        ) from None
+    data = load_toml(text, source)
     if name is not None:
         if "name" in data and data["name"] != name:
             line = find_key_line(text, ("name",))
@@ -260,12 +253,33 @@ def parse_preset(text: str, source: str = "<string>", name: str | None = None) -
         return Preset.model_validate(data)
     except ValidationError as e:
         raise validation_error(e, text, source) from None
+    except (TypeError, ValueError, RecursionError) as e:  # a validator tripped on a shape nobody expected
+        raise PresetError(f"{source}: not a valid preset ({e}); compare it with `beatcanvas presets show default`",
+                          file=source) from None
+
+
+def load_toml(text: str, source: str) -> dict[str, Any]:
+    """TOML text → a dict, or a PresetError naming the line (nesting too deep for the parser included)."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        line = _toml_error_line(e)
+        where = f"{source}, line {line}" if line else source
+        raise PresetError(f"{where}: TOML syntax error: {_toml_error_reason(e)}; fix the syntax there",
+                          file=source, line=line) from None
+    except RecursionError:
+        raise PresetError(f"{source}: nested too deeply to be a preset (arrays or tables inside each other "
+                          "hundreds of levels deep); fix the file", file=source) from None
 
 
 def read_preset_file(path: str | Path) -> Preset:
-    """Read one preset file; its stem is its name."""
+    """Read one preset file; its stem is its name. A file over MAX_PRESET_BYTES is refused unread."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_PRESET_BYTES:
+            raise PresetError(f"{path} is {size / 1e6:.1f} MB; a preset is a few KB of TOML — is this the right file?",
+                              file=str(path))
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PresetError(f"{path}: no such preset file; check the path", file=str(path)) from None
