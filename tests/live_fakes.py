@@ -145,9 +145,10 @@ class FakeRenderer:
 
 
 class FakeStage(RenderStage):
-    """A `RenderStage` around a FakeRenderer; records every spec it was configured with."""
+    """A `RenderStage` around a FakeRenderer; records every spec it was configured with. It rebuilds
+    for what SDXL rebuilds for."""
 
-    rebuild_keys = ("kind", "width", "height")
+    rebuild_keys = ("kind", "model", "steps", "width", "height", "backend", "guidance_scale", "decoder")
 
     def __init__(self, renderer: FakeRenderer, spec: RenderSpec) -> None:
         super().__init__(spec)
@@ -178,3 +179,49 @@ class FakeBuilder(Builder):
             raise self.fail
         w, h = size or (spec.render.width, spec.render.height)
         return FakeStage(FakeRenderer(w, h, name=f"fake-{w}x{h}"), spec.render)
+
+
+class FakeUnderstanding:
+    """An understanding stage without CLAP: each step is a conditioning from the window's loudness;
+    records the settings it was configured with and the features it was stepped with."""
+
+    def __init__(self, fail: dict | None = None) -> None:
+        import torch
+
+        from engine.understanding.pipeline import UnderstandingSettings
+
+        self.torch = torch
+        self.settings = UnderstandingSettings()
+        self.configured: list = []
+        self.features_seen: list = []
+        self.steps = 0
+        self.fail = dict(fail or {})
+
+    def step(self, window, features=None):
+        from engine.types import Conditioning
+
+        self.steps += 1
+        if self.steps in self.fail:
+            raise self.fail[self.steps]
+        self.features_seen.append(features)
+        level = float(np.sqrt(np.mean(window.samples[-4800:] ** 2)))
+        return Conditioning(self.torch.full((1, 77, 2048), level), self.torch.zeros(1, 1280), t=window.t_end,
+                            labels={"loud": level})
+
+    def configure(self, settings):
+        from engine.types import Reconfigured
+
+        changed = settings.changed(self.settings)
+        self.settings = settings
+        self.configured.append(settings)
+        return Reconfigured(applied=changed)
+
+    def negative_conditioning(self):
+        return (self.torch.ones(1, 77, 2048), self.torch.ones(1, 1280))
+
+
+def kick_track(seconds: float, bpm: float = 120.0, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Kicks on every beat from the first second: a beat-gated hard cut has beats to land on."""
+    t = np.arange(int(seconds * sr)) / sr
+    phase = t % (60.0 / bpm)
+    return (0.9 * np.exp(-phase * 25) * np.sin(2 * np.pi * 55 * t) + 0.05 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)

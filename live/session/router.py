@@ -49,6 +49,8 @@ class PresetRouter:
         self._t = 0.0  # the audio time of the newest features
         self._watcher: PresetWatcher | None = None
         self._watched: Path | None = None
+        self.events: list[tuple[float, str, str, bool]] = []  # (audio time, preset, why, on a beat)
+        self._beat = False  # the newest features' beat flag
         board.state.preset = self._label(spec.name)
 
     # -- from the loops -----------------------------------------------------------------------------
@@ -56,7 +58,7 @@ class PresetRouter:
     def step(self, features: Features) -> None:
         """Feature loop: every block, so a hard cut lands on the beat that triggered it."""
         with self._lock:
-            self._t = features.t
+            self._t, self._beat = features.t, features.beat
             state = self.transitions.step(features.t, features)
             if state.event is not None:
                 self._queue(state)
@@ -87,6 +89,8 @@ class PresetRouter:
     def _queue(self, state: TransitionState) -> None:
         fade = state.fade_s if state.previous is not None else 0.0
         self._pending = Pending(state.preset, state.index, fade, state.event or "")
+        self.events.append((state.t, state.preset.name, state.event or "", self._beat))
+        del self.events[:-100]
 
     # -- the display loop ---------------------------------------------------------------------------
 
