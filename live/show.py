@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import BeatcanvasError
-from engine.models.profiles import PROFILES
+from engine.models.profiles import PROFILES, Profile
 from engine.render.stage import RendererKind, RenderSpec
 from engine.understanding.pipeline import UnderstandingSettings
 from live.compositor import Reactivity
@@ -60,7 +60,7 @@ class ShowSpec:
     compositor: CompositorSpec
     transitions: TransitionSettings
     reason: str  # why this renderer (one line, for the console and the HUD)
-    profile: str = "real"
+    profile: Profile = "real"
     device: str = "cpu"
     models_dir: Path | None = None
 
@@ -82,13 +82,19 @@ def device_for(opts: ShowOptions) -> str:
         return "cpu"
 
 
+def profile_of(opts: ShowOptions) -> Profile:
+    for p in ("tiny", "random-full", "real"):
+        if opts.profile == p:
+            return p
+    raise BeatcanvasError(f"--profile {opts.profile!r} is unknown — use one of {', '.join(PROFILES)}")
+
+
 def choose(preset: Preset, opts: ShowOptions) -> tuple[RendererKind, str]:
     """(kind, one-line reason). The tiny and random-full profiles build their own weights, so they
     count as present; tiny is cheap enough to diffuse on a CPU without asking."""
     from engine.render import select
 
-    if opts.profile not in PROFILES:
-        raise BeatcanvasError(f"--profile {opts.profile!r} is unknown — use one of {', '.join(PROFILES)}")
+    profile_of(opts)  # a bad --profile is the first thing to hear about
     choice = opts.renderer or preset.model.renderer
     model = preset.model.model
     if opts.profile == "real":
@@ -126,5 +132,5 @@ def resolve(preset: Preset, opts: ShowOptions, kind: tuple[RendererKind, str] | 
     return ShowSpec(
         name=preset.name, preset_hash=preset_hash(preset), render=render, understanding=understanding,
         compositor=CompositorSpec(reactivity, motion.crossfade_ms), transitions=preset.transitions,
-        reason=reason, profile=opts.profile, device=device_for(opts), models_dir=opts.models_dir,
+        reason=reason, profile=profile_of(opts), device=device_for(opts), models_dir=opts.models_dir,
     )

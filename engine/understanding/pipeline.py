@@ -25,6 +25,7 @@ import torch
 
 from engine.errors import BeatcanvasError
 from engine.models import cache
+from engine.models.profiles import Profile
 from engine.types import Conditioning, Features, Reconfigured, Window
 from engine.understanding.conditioning import blend, is_finite
 from engine.understanding.heads.transformer import TransformerHead
@@ -164,7 +165,7 @@ class Understanding:
 
 
 def build_understanding(
-    profile: str = "tiny",
+    profile: Profile = "tiny",
     settings: UnderstandingSettings | None = None,
     *,
     device: str | torch.device = "cpu",
@@ -206,7 +207,7 @@ def build_understanding(
     return Understanding(encoder, head, s, prompt_encoder=prompts, cache_dir=folder)
 
 
-def _transformer(profile: str, head_path: str | Path | None, encoder: Any, text: Any,
+def _transformer(profile: Profile, head_path: str | Path | None, encoder: Any, text: Any,
                  device: str | torch.device, dtype: torch.dtype | None) -> TransformerHead:
     from engine.understanding.heads.transformer import HeadConfig
 

@@ -9,6 +9,7 @@ skips to the newest audio. A source that reports an error (a device unplugged) i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -18,6 +19,7 @@ import numpy as np
 
 from engine.errors import BeatcanvasError
 from engine.types import Features
+from live.hopclock import FEATURE_BLOCK
 from live.session.state import Board, SessionConfig
 from live.stages import Source, Tracker
 
@@ -105,14 +107,20 @@ class FeatureLoop:
         if n <= 0:
             return
         block = np.asarray(window.samples[-n:], dtype=np.float32)
-        with self.lock:
-            feats = self.tracker.process(block, window.t_end)
+        sr = self.tracker.sample_rate
+        steps: list[Features] = []
+        with self.lock:  # hop-sized pieces, so a beat early in a long block is not lost
+            for start in range(0, n, FEATURE_BLOCK):
+                piece = block[start : start + FEATURE_BLOCK]
+                steps.append(self.tracker.process(piece, window.t_end - (n - start - len(piece)) / sr))
         self._last_t = window.t_end
+        feats = steps[-1] if not any(f.beat for f in steps) else dataclasses.replace(steps[-1], beat=True)
         self.board.features.put(feats)
         self.board.report.overflows = self._skips + self.source.stats.overflows
         if self.on_features is not None:
             with self.board.faults.guard("transitions"):
-                self.on_features(feats)
+                for f in steps:
+                    self.on_features(f)
 
     def _notice_nonfinite(self, count: int) -> None:
         """NaN/Inf audio was replaced by silence at the ring: say so, once per burst."""

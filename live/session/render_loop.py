@@ -21,7 +21,7 @@ import time
 from collections import deque
 
 from engine.render.stage import Negative, RenderStage
-from engine.types import Conditioning
+from engine.types import Conditioning, Features
 from live.compositor import Compositor
 from live.factory import procedural_stage, smaller_size
 from engine.errors import one_line
@@ -80,7 +80,7 @@ class RenderLoop:
             self._seen["features"] = got[0]
             self._render_once(generation, got[1], b.conditioning.get()[1])
 
-    def _render_once(self, generation: int, features, cond: Conditioning | None) -> None:
+    def _render_once(self, generation: int, features: Features, cond: Conditioning | None) -> None:
         stage, b = self.stage, self.board
         try:
             t = float(self.source.clock())
