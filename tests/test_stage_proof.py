@@ -369,3 +369,32 @@ def test_unknown_key_message_names_the_section_on_the_command_line(tmp_path, cap
     assert main(["presets", "validate", str(bad)]) == 1
     out = capsys.readouterr()
     assert "in [model]" in out.out + out.err and "and 1 more" in out.out + out.err
+
+
+# 3. Hot-reloaded [conditioning] and [motion] reach the real SDXL stages ----------------------------
+
+
+def test_real_sdxl_and_understanding_apply_conditioning_and_motion_edits_in_place(tmp_path, tiny_components, monkeypatch):
+    import engine.models.profiles
+    from live.factory import build_stages
+    from live.show import resolve
+
+    clap, text, sdxl = tiny_components
+    monkeypatch.setattr(engine.models.profiles, "build_sdxl", lambda *a, **k: sdxl)
+    monkeypatch.setattr(engine.models.profiles, "build_clap", lambda *a, **k: clap)
+    monkeypatch.setattr(engine.models.profiles, "build_text_encoders", lambda *a, **k: text)
+    opts = ShowOptions(profile="tiny", renderer="sdxl", size=(64, 64), device="cpu")
+    before = Preset(name="p", conditioning={"style": "oil", "audio_weight": 0.5}, motion={"feedback": 0.2})
+    after = Preset(name="p", conditioning={"style": "ink wash", "audio_weight": 0.5, "smoothing_s": 7.0},
+                   motion={"feedback": 0.6, "seed_policy": "drift", "seed": 5})
+    stages = build_stages(resolve(before, opts))
+    renderer, und = stages.render.renderer, stages.understanding
+    old_style = und.style_conditioning
+    spec = resolve(after, opts)
+    assert set(und.configure(spec.understanding).applied) == {"style", "smoothing_s"}
+    assert und.smoother.tau == 7.0 and not torch.equal(und.style_conditioning.prompt_embeds, old_style.prompt_embeds)
+    result = stages.render.configure(spec.render)
+    assert not result.rebuild and {"feedback", "seed", "seed_policy"} <= set(result.applied)
+    assert (renderer.feedback, renderer.seed_policy, renderer.seed) == (0.6, "drift", 5)
+    assert stages.render.configure(resolve(after.model_copy(update={"model": before.model.model_copy(
+        update={"steps": 4})}), opts).render).rebuild == ("steps",)
