@@ -143,3 +143,15 @@ class Frame:
     def size(self) -> tuple[int, int]:
         """(width, height)"""
         return self.image.shape[1], self.image.shape[0]
+
+
+@dataclass(frozen=True)
+class Reconfigured:
+    """What a stage did with new settings: knobs it applied in place, and knobs that need the stage
+    built anew (new weights, new static shapes). Empty when nothing it owns changed."""
+
+    applied: tuple[str, ...] = ()
+    rebuild: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.applied or self.rebuild)

@@ -12,6 +12,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from engine.errors import BeatcanvasError
 
@@ -83,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     except BeatcanvasError as e:
         if debug:
             raise
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        # escaped: "[model]" in a message is a preset section, not rich markup
+        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         return 1
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -8,7 +8,8 @@ every display frame:
   onsets smaller; give `compose` features re-timed to when the frame is seen, `PulseClock.at`),
 - brightness from the low band (`band_brightness`),
 - a hue tint that swings with the high/mid balance (`band_hue`),
-- a feedback warp: the previous output, slightly zoomed and rotated, shows through (`warp`).
+- a feedback warp: the previous output, slightly zoomed and rotated, shows through (`warp`),
+- a soft cut between presets: the picture at the cut fades out over the new look (`begin_cut`).
 
 Each effect is scaled by its sensitivity knob (0 = off, 1 = default, 2 = strong). Everything is
 pygame Surface work (smoothscale, rotozoom, BLEND_* fills, alpha blits) which runs in C, needs no
@@ -21,12 +22,10 @@ from __future__ import annotations
 import colorsys
 import math
 from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 import pygame
 
-from engine.types import Features, Frame
+from engine.types import Features, Frame, Reconfigured
 from live.flash import GUIDELINE_PER_S, FlashLimiter, exposure_lut, mean_luminance, srgb_gain
 from live.pulse import beat_pulse
 
@@ -55,6 +54,12 @@ def _clamp(x: float, lo: float, hi: float) -> float:
     return lo if x < lo else hi if x > hi else x
 
 
+def _num(x: float, default: float) -> float:
+    """A feature value, or `default` when it is NaN or infinite (a glitch must not stop the display)."""
+    x = float(x)
+    return x if math.isfinite(x) else default
+
+
 @dataclass(frozen=True)
 class Effects:
     """One display frame's effect amounts, shared by this compositor and the GPU one."""
@@ -68,21 +73,22 @@ class Effects:
 
 def effects(f: Features, r: Any, has_output: bool) -> Effects:
     """The effect amounts for features `f` and sensitivities `r` (see the module docstring)."""
+    low, mid, high, onset = _num(f.low, 1.0), _num(f.mid, 1.0), _num(f.high, 1.0), _num(f.onset, 0.0)
     # Zoom pulse (live.pulse.beat_pulse): downbeats hardest, onsets between beats a little.
-    zoom = 1.0 + ZOOM_AT_1 * float(r.beat_zoom) * beat_pulse(f)
+    zoom = 1.0 + ZOOM_AT_1 * float(r.beat_zoom) * _num(beat_pulse(f), 0.0)
     warp = float(r.warp)
     alpha = angle = 0.0
     if warp > 0 and has_output:
-        alpha = _clamp(WARP_ALPHA_AT_1 * warp * (0.5 + 0.5 * _clamp(float(f.onset), 0.0, 2.0)), 0.0, 0.8)
-        angle = WARP_ROTATE_DEG * warp * (1.0 + float(f.onset))
+        alpha = _clamp(WARP_ALPHA_AT_1 * warp * (0.5 + 0.5 * _clamp(onset, 0.0, 2.0)), 0.0, 0.8)
+        angle = WARP_ROTATE_DEG * warp * (1.0 + onset)
     # Brightness from the low band (1.0 = typical loudness for this track).
-    gain = 1.0 + BRIGHTNESS_AT_1 * float(r.band_brightness) * _clamp(float(f.low) - 1.0, -1.0, 2.0)
+    gain = 1.0 + BRIGHTNESS_AT_1 * float(r.band_brightness) * _clamp(low - 1.0, -1.0, 2.0)
     gain = _clamp(gain, 0.3, 1.8)
     # Hue: a tint whose hue swings with the high/mid balance; multiplies, so black stays black.
     tint = (1.0, 1.0, 1.0)
     amount = _clamp(TINT_AT_1 * float(r.band_hue), 0.0, 0.9)
     if amount > 0:
-        swing = _clamp(float(f.high) - float(f.mid), -1.5, 1.5)
+        swing = _clamp(high - mid, -1.5, 1.5)
         hue = ((HUE_DEGREES_AT_1 * swing) % 360.0) / 360.0
         strength = amount * min(1.0, abs(swing))
         tint = tuple(1.0 - strength + strength * c for c in colorsys.hsv_to_rgb(hue, 1.0, 1.0))
@@ -109,7 +115,7 @@ class Compositor:
     """
 
     def __init__(
-        self, width: int, height: int, reactivity: Any = None, crossfade_ms: float = 400.0,
+        self, width: int, height: int, reactivity: Reactivity | None = None, crossfade_ms: float = 400.0,
         max_flashes_per_s: float = GUIDELINE_PER_S,
     ) -> None:
         self.width, self.height = int(width), int(height)
@@ -132,17 +138,34 @@ class Compositor:
         self._warped = pygame.Surface(size)
         self._has_output = False
         self.frames_pushed = 0
+        self._cut_from = pygame.Surface(size)  # the picture a soft cut fades out from
+        self._cut: tuple[float, float] | None = None  # (start, seconds) of the soft cut in progress
 
-    def configure(
-        self, reactivity: Any = None, crossfade_ms: float | None = None, max_flashes_per_s: float | None = None
-    ) -> None:
+    def configure(self, reactivity: Reactivity, crossfade_ms: float, max_flashes_per_s: float | None = None) -> Reconfigured:
         """Apply a new preset's knobs (hot reload) without losing the picture."""
-        if reactivity is not None:
-            self.reactivity = reactivity
-        if crossfade_ms is not None:
-            self.crossfade_ms = float(crossfade_ms)
-        if max_flashes_per_s is not None:
-            self.flash_limiter.configure(max_flashes_per_s)
+        flashes = max_flashes_per_s if max_flashes_per_s is not None else self.flash_limiter.max_per_s
+        applied = tuple(name for name, differs in (("reactivity", reactivity != self.reactivity),
+                                                   ("crossfade_ms", float(crossfade_ms) != self.crossfade_ms),
+                                                   ("max_flashes_per_s", flashes != self.flash_limiter.max_per_s)) if differs)
+        self.reactivity, self.crossfade_ms = reactivity, float(crossfade_ms)
+        self.flash_limiter.configure(flashes)
+        return Reconfigured(applied=applied)
+
+    def begin_cut(self, now: float, seconds: float) -> None:
+        """A soft cut to another preset: what is on screen now fades out over `seconds` while the new
+        look (its frames and knobs) takes over underneath. 0 seconds cuts at once."""
+        if seconds <= 0 or not self._has_output:
+            self._cut = None
+            return
+        self._cut_from.blit(self._out, (0, 0))
+        self._cut = (now, float(seconds))
+
+    def cut_progress(self, now: float) -> float | None:
+        """How far the soft cut has got (0..1), or None when none is running."""
+        if self._cut is None:
+            return None
+        start, seconds = self._cut
+        return _clamp((now - start) / seconds, 0.0, 1.0)
 
     # -- frames ---------------------------------------------------------------------------------
 
@@ -237,6 +260,14 @@ class Compositor:
         pygame.transform.smoothscale(self._out, self._fb_size, self._feedback)
         self._limit_flashes(now)
         self._has_output = True
+        progress = self.cut_progress(now)
+        if progress is not None:
+            if progress >= 1.0:
+                self._cut = None
+            else:  # after the feedback copy: the old look must not echo on in the trail
+                self._cut_from.set_alpha(int(round((1.0 - progress) * 255)))
+                self._out.blit(self._cut_from, (0, 0))
+                self._cut_from.set_alpha(None)
         return self._out
 
     def _limit_flashes(self, now: float) -> None:

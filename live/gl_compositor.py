@@ -22,7 +22,7 @@ import pygame
 
 from engine.render.shader.context import gpu_gl, make_context
 from engine.render.shader.renderer import glsl
-from engine.types import Features, Frame
+from engine.types import Features, Frame, Reconfigured
 from live.compositor import WARP_ZOOM, Reactivity, _clamp, effects
 from live.flash import GUIDELINE_PER_S, FlashLimiter, mean_luminance, srgb_gain
 
@@ -53,16 +53,33 @@ class GLCompositor:
         self._pushed_at: float | None = None
         self._has_output = False
         self._out_bytes = b""
+        self._cut: tuple[float, float] | None = None
+        self._cut_from: pygame.Surface | None = None
 
-    def configure(
-        self, reactivity: Any = None, crossfade_ms: float | None = None, max_flashes_per_s: float | None = None
-    ) -> None:
-        if reactivity is not None:
-            self.reactivity = reactivity
-        if crossfade_ms is not None:
-            self.crossfade_ms = float(crossfade_ms)
-        if max_flashes_per_s is not None:
-            self.flash_limiter.configure(max_flashes_per_s)
+    def configure(self, reactivity: Reactivity, crossfade_ms: float, max_flashes_per_s: float | None = None) -> Reconfigured:
+        """Apply a new preset's knobs (hot reload) without losing the picture."""
+        flashes = max_flashes_per_s if max_flashes_per_s is not None else self.flash_limiter.max_per_s
+        applied = tuple(name for name, differs in (("reactivity", reactivity != self.reactivity),
+                                                   ("crossfade_ms", float(crossfade_ms) != self.crossfade_ms),
+                                                   ("max_flashes_per_s", flashes != self.flash_limiter.max_per_s)) if differs)
+        self.reactivity, self.crossfade_ms = reactivity, float(crossfade_ms)
+        self.flash_limiter.configure(flashes)
+        return Reconfigured(applied=applied)
+
+    def begin_cut(self, now: float, seconds: float) -> None:
+        """A soft cut to another preset: the picture on screen now fades out over `seconds` (blended
+        on the read-back picture, as the numpy compositor does)."""
+        if seconds <= 0 or not self._has_output:
+            self._cut = None
+            return
+        self._cut_from = pygame.image.frombuffer(bytes(self._out_bytes), (self.width, self.height), "RGB")
+        self._cut = (now, float(seconds))
+
+    def cut_progress(self, now: float) -> float | None:
+        if self._cut is None:
+            return None
+        start, seconds = self._cut
+        return min(1.0, max(0.0, (now - start) / seconds))
 
     # -- GL objects --------------------------------------------------------------------------------
     def _setup(self) -> dict[str, Any]:
@@ -178,7 +195,16 @@ class GLCompositor:
         self.flash_limiter.record(lum, now)
         gl["ctx"].copy_framebuffer(gl["fbos"][2], gl["fbos"][src])  # the next frame's feedback
         self._has_output = True
-        return pygame.image.frombuffer(self._out_bytes, (self.width, self.height), "RGB")
+        picture = pygame.image.frombuffer(self._out_bytes, (self.width, self.height), "RGB")
+        progress = self.cut_progress(now)
+        if progress is not None and self._cut_from is not None:
+            if progress >= 1.0:
+                self._cut = None
+            else:
+                picture = picture.copy()
+                self._cut_from.set_alpha(int(round((1.0 - progress) * 255)))
+                picture.blit(self._cut_from, (0, 0))
+        return picture
 
     def _read(self, index: int) -> float:
         """Read output `index` back (what export and the window show); its mean luminance."""

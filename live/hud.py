@@ -23,6 +23,7 @@ class HudState:
 
     display_fps: float = 0.0
     render_fps: float = 0.0
+    skip_rate: float = 0.0  # renders skipped by the similarity filter (SDXL, steady music)
     latency_ms: float | None = None
     bpm: float = 0.0
     beat: bool = False
@@ -66,7 +67,8 @@ class Hud:
         white, grey, red, yellow = (240, 240, 240), (170, 170, 170), (255, 90, 80), (255, 210, 90)
         lat = f"{s.latency_ms:.0f} ms" if s.latency_ms is not None else "-"
         out = [
-            (f"display {s.display_fps:5.1f} fps   render {s.render_fps:5.2f} fps   audio-to-photon {lat}", white),
+            (f"display {s.display_fps:5.1f} fps   render {s.render_fps:5.2f} fps"
+             + (f" ({s.skip_rate:.0%} skipped)" if s.skip_rate > 0 else "") + f"   audio-to-photon {lat}", white),
             (f"{s.bpm:5.1f} BPM   valence {s.valence:+.2f}   arousal {s.arousal:+.2f}", white),
             (f"preset {s.preset}   renderer {s.renderer}" + ("   [frozen]" if s.frozen else ""), white),
         ]

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.audio.features import FeatureTracker  # noqa: E402
-from engine.demo import demo_track  # noqa: E402
+from engine.audio.demo import demo_track  # noqa: E402
 from engine.types import SAMPLE_RATE  # noqa: E402
 
 

@@ -54,7 +54,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
-    from engine.demo import ensure_demo_track
+    from engine.audio.demo import ensure_demo_track
     from live.cli import main as cli
     from live.flash import max_flashes_per_second, mean_luminance
 

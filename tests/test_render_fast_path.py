@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from engine.conditioning import blend
-from engine.profiles import _scheduler
+from engine.understanding.conditioning import blend
+from engine.models.profiles import _scheduler
 from engine.render.sdxl import SDXLRenderer
 from engine.render.similarity import SimilarityFilter
 from engine.types import Conditioning
@@ -167,10 +167,12 @@ def test_renderer_repeats_its_frame_when_skipping(tiny_components):
 
 def test_export_renders_every_frame(tiny_components, tmp_path):
     """Export never skips: its renderer has no similarity filter and every frame is rendered."""
-    from live.factory import build_export_stages
+    from live.factory import build_stages
     from live.presets.library import load_preset
+    from live.show import ShowOptions, resolve
 
-    renderer, _, _, _ = build_export_stages(load_preset("lightning-hd"), "sdxl", "tiny", 64, 64, seed=0)
+    opts = ShowOptions(renderer="sdxl", profile="tiny", size=(64, 64), allow_cpu_diffusion=True, device="cpu")
+    renderer = build_stages(resolve(load_preset("lightning-hd"), opts)).render.renderer
     assert renderer.similarity is None
     text = tiny_components[1]
     a = cond(text, 1)

@@ -24,21 +24,26 @@ from pythonosc.udp_client import SimpleUDPClient
 from audio_synth import click_track
 from engine.audio.features import FeatureTracker
 from live.display import Display
+from live.factory import Stages
+from live.presets.playlist import library_show
 from live.presets.schema import Preset
 from live.rig import Rig, RigOptions
 from live.session import Session, SessionConfig
-from live_fakes import FakeRenderer, FakeSource
+from live.show import ShowOptions, resolve
+from live_fakes import FakeBuilder, FakeRenderer, FakeSource, FakeStage
 
 
-class PresetAwareRenderer(FakeRenderer):
-    """Records every preset the session hands it (the session's `apply_preset` seam)."""
-
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.feedback_seen: list[float] = []
-
-    def apply_preset(self, preset):
-        self.feedback_seen.append(preset.motion.feedback)
+def new_session(renderer, source, seconds: float, show=None, **cfg):
+    """A session as `play` builds it (the library as its show, so presets switch by name), around a
+    fake render stage that records every spec the preset router hands it."""
+    config = SessionConfig(width=160, height=96, duration=seconds, hot_reload=False, hop_s=0.2, **cfg)
+    preset = Preset(name="test")
+    show = show or library_show(preset, None)
+    options = ShowOptions(renderer="procedural", canvas=(160, 96))
+    spec = resolve(show.presets[show.start], options)
+    stage = FakeStage(renderer, spec.render)
+    return Session(source, FeatureTracker(), Stages(stage, None, spec.reason), spec, Display(160, 96, vsync=False),
+                   show, options, config, FakeBuilder()), stage
 
 
 class Receiver:
@@ -63,14 +68,12 @@ class Receiver:
 
 def run_session(renderer, samples, options: RigOptions, seconds: float, actions=(), speed: float = 1.0):
     """Run a real session for `seconds` with a rig; `actions` are (at seconds, callable(rig))."""
-    source = FakeSource(samples, speed=speed)
-    config = SessionConfig(width=160, height=96, duration=seconds, hot_reload=False, hop_s=0.2)
-    session = Session(source, FeatureTracker(), renderer, Preset(name="test"), Display(160, 96, vsync=False),
-                      config=config)
+    session, stage = new_session(renderer, FakeSource(samples, speed=speed), seconds)
     rig = Rig(options)
     lines: list[str] = []
     rig.start(lambda: session.preset, say=lines.append)
-    session.rig = rig
+    session.attach_rig(rig)
+    session.stage = stage
     timers = [threading.Timer(at, fn, args=(rig,)) for at, fn in actions]
     for t in timers:
         t.start()
@@ -84,7 +87,7 @@ def run_session(renderer, samples, options: RigOptions, seconds: float, actions=
 
 
 def test_osc_client_sets_feedback_and_the_renderer_sees_it():
-    renderer = PresetAwareRenderer(width=32, height=32)
+    renderer = FakeRenderer(width=32, height=32)
 
     def send(rig):
         SimpleUDPClient(*rig.osc_in.address).send_message("/beatcanvas/motion/feedback", 0.4)
@@ -92,13 +95,13 @@ def test_osc_client_sets_feedback_and_the_renderer_sees_it():
     samples = np.zeros(48_000 * 4, np.float32)
     session, _, lines = run_session(renderer, samples, RigOptions(osc_port=0), 1.5, actions=[(0.4, send)])
     assert session.preset.motion.feedback == pytest.approx(0.4)
-    assert renderer.feedback_seen and renderer.feedback_seen[-1] == pytest.approx(0.4)
+    assert session.stage.configured and session.stage.configured[-1].feedback == pytest.approx(0.4)  # the render stage got it
     assert any("listening on 127.0.0.1:" in line for line in lines)
     assert "OSC :" in session.state.rig
 
 
 def test_a_bad_value_is_shown_in_the_hud_and_changes_nothing():
-    renderer = PresetAwareRenderer(width=32, height=32)
+    renderer = FakeRenderer(width=32, height=32)
 
     def send(rig):
         client = SimpleUDPClient(*rig.osc_in.address)
@@ -108,8 +111,8 @@ def test_a_bad_value_is_shown_in_the_hud_and_changes_nothing():
     samples = np.zeros(48_000 * 4, np.float32)
     session, report, _ = run_session(renderer, samples, RigOptions(osc_port=0), 1.2, actions=[(0.3, send)])
     assert session.preset == Preset(name="test")
-    assert renderer.feedback_seen == []
-    hud = "\n".join(text for text, _ in session.hud.lines(session.state))
+    assert session.stage.configured == []
+    hud = "\n".join(text for text, _ in session.display_loop.hud.lines(session.state))
     assert "nonsense" in hud or "7.5" in hud  # the newest refusal is on screen
     assert report.display_frames > 10  # the show went on
 
@@ -126,7 +129,7 @@ def test_osc_commands_reach_the_session():
     samples = np.zeros(48_000 * 4, np.float32)
     session, _, _ = run_session(FakeRenderer(width=32, height=32), samples, RigOptions(osc_port=0), 1.3,
                                 actions=[(0.3, send), (0.7, restyle)])
-    assert session._frozen is True
+    assert session.display_loop.frozen is True
     assert session.preset.name == "neon-noir"  # loaded from the library by name
     assert session.preset.conditioning.style == "neon rain"  # a knob of the preset now running
 
@@ -169,14 +172,10 @@ def test_video_senders_get_the_composed_picture_without_the_hud():
     backend = RecordingBackend()
 
     samples = np.zeros(48_000 * 3, np.float32)
-    source = FakeSource(samples)
-    renderer = FakeRenderer(width=32, height=32)
-    config = SessionConfig(width=160, height=96, duration=1.0, hot_reload=False)
-    session = Session(source, FeatureTracker(), renderer, Preset(name="test"), Display(160, 96, vsync=False),
-                      config=config)
+    session, _ = new_session(FakeRenderer(width=32, height=32), FakeSource(samples), 1.0)
     rig = Rig(RigOptions())
     rig.senders.append(SenderThread(backend))
-    session.rig = rig
+    session.attach_rig(rig)
     session.run()
     rig.stop()
     assert len(backend.frames) > 10
@@ -205,18 +204,15 @@ def test_link_moves_the_sessions_beat_phase():
 
     link = WallClockLink(133.0)
     samples, _ = click_track(100.0, seconds=6.0)  # the audio says 100 BPM; Link says 133
-    source = FakeSource(samples)
-    config = SessionConfig(width=160, height=96, duration=1.5, hot_reload=False)
-    session = Session(source, FeatureTracker(), FakeRenderer(width=32, height=32), Preset(name="test"),
-                      Display(160, 96, vsync=False), config=config)
+    session, _ = new_session(FakeRenderer(width=32, height=32), FakeSource(samples), 1.5)
     rig = Rig(RigOptions())
     rig.link = LinkFollower(link)
-    session.rig = rig
+    session.attach_rig(rig)
     phases = []
 
     def sample():
-        while not session._stop.is_set():
-            f = session.features.get()[1]
+        while not session.board.stop.is_set():
+            f = session.board.features.get()[1]
             if f is not None:
                 phases.append((f.tempo_bpm, f.beat_phase, (link.beat % 1.0)))
             time.sleep(0.02)

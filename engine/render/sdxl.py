@@ -38,7 +38,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from engine.conditioning import blend
+
 from engine.errors import BeatcanvasError
 from engine.render.denoise import MAX_FEEDBACK, Schedule, denoise, feedback_steps, make_schedule
 from engine.render.frame_inputs import FrameInputs, StaticInputs
@@ -49,6 +49,7 @@ from engine.render.similarity import SimilarityFilter
 from engine.render.stream_batch import StreamBatch, unsupported_reason
 from engine.streams import render_stream
 from engine.types import Conditioning, Features, Frame
+from engine.understanding.conditioning import blend
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ MAX_PROGRAMS = 8  # captured (batch, schedule) programs kept; each holds its gra
 class SDXLRenderer:
     """Renders `Conditioning` into frames with a few-step SDXL UNet and TAESDXL (or the full VAE).
 
-    `components` is an `engine.profiles.SDXLComponents`; the compile back-end named by `backend`
+    `components` is an `engine.models.profiles.SDXLComponents`; the compile back-end named by `backend`
     (engine/render/backends.py) prepares its UNet and decoder. Not thread-safe: one render worker owns
     one renderer. Settable between frames: `negative`, `feedback`, `seed_policy`, `reuse_noise`.
     """
@@ -176,6 +177,13 @@ class SDXLRenderer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.reset(self.seed)
+
+    def set_similarity(self, threshold: float) -> None:
+        """Turn the similarity filter on (threshold in (0, 1)), change it, or off (0)."""
+        if threshold <= 0:
+            self.similarity = None
+        elif self.similarity is None or self.similarity.threshold != threshold:
+            self.similarity = SimilarityFilter(threshold, seed=self.seed)
 
     def frame_seed(self, index: int, feedback_frame: bool) -> int:
         """`fixed`: every frame uses `seed`; `drift`: frame i uses `seed + i`. Feedback frames draw fresh

@@ -118,7 +118,7 @@ def _diffusion_choice(
 def weights_present(model: str = DEFAULT_MODEL, models_dir: str | Path | None = None) -> bool:
     """True when the registry finds `model` (and the models it depends on) on disk; never downloads."""
     try:
-        from engine import registry
+        from engine.models import registry
 
         names = [model]
         spec = getattr(registry, "MODELS", {}).get(model)

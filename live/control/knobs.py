@@ -265,5 +265,5 @@ def apply_change(preset: Preset, change: KnobChange) -> Preset:
     try:
         return type(preset).model_validate(data)
     except ValidationError as e:
-        reason = validation_error(e, "", f"{change.origin} {change.address}")
+        reason = validation_error(e, "", f"{change.origin} {change.address}", type(preset))
         raise ControlInputError(f"{reason}; kept {knob.read(preset)!r}") from None

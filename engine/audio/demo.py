@@ -16,13 +16,13 @@ loop) and a seeded generator for the noise, so one seed always gives the same sa
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from engine.cache import cache_dir
+from engine.files import atomic_write
+from engine.models.cache import cache_dir
 from engine.types import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -241,9 +241,8 @@ def write_demo_track(path: str | Path, seconds: float = 60.0, sample_rate: int =
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     audio = demo_track(seconds, sample_rate, seed)
-    tmp = path.with_name(path.name + ".part")
-    sf.write(str(tmp), audio, int(sample_rate), subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        sf.write(str(tmp), audio, int(sample_rate), subtype="PCM_16", format="WAV")
     log.info("wrote demo track %s (%.1f s)", path, seconds)
     return path
 

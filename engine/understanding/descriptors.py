@@ -3,7 +3,7 @@
 Two uses:
 - the zero-shot head's bank (CLAP text tower): genres, moods, energy, instruments, eras, each a phrase
   CLAP was trained on ("techno music", "a sad song");
-- the VAG prompt generator (engine/vag.py): per genre, visual words and settings; per mood region,
+- the VAG prompt generator (engine/understanding/vag.py): per genre, visual words and settings; per mood region,
   visual mood words; art styles; generic settings.
 
 Every genre has a family (for VAG's softer genre similarity), visual words and settings. Moods carry a

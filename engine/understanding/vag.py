@@ -7,7 +7,7 @@ Similarity of an image prompt I to a song S:  f(I|S) = α·d(I,S) + β·g(I,S)
   (default 0.5) is given to genres of the same family (techno vs house), 0 to the rest.
 
 The prompt generator turns (valence, arousal/energy, tempo, genre) into an image prompt from the
-tables in engine/descriptors.py. It is deterministic given a seed: the zero-shot head seeds it from
+tables in engine/understanding/descriptors.py. It is deterministic given a seed: the zero-shot head seeds it from
 the labels it heard, so the same music gives the same words (no hop-to-hop word flicker).
 """
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.descriptors import GENRE_BY_NAME, MOOD_WORDS, SETTINGS, STYLES, TEMPO_WORDS
+from engine.understanding.descriptors import GENRE_BY_NAME, MOOD_WORDS, SETTINGS, STYLES, TEMPO_WORDS
 
 SQRT2 = math.sqrt(2.0)
 

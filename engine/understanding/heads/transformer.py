@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from engine.errors import BeatcanvasError
+from engine.files import atomic_write
 from engine.types import Conditioning
 
 FORMAT = "beatcanvas-transformer-head"
@@ -46,8 +47,8 @@ class HeadConfig:
     @classmethod
     def for_profile(cls, profile: str, audio_dim: int, **kw) -> HeadConfig:
         """Widths read from a profile's shipped configs, without building the text encoders."""
-        from engine import tiny
-        from engine.profiles import load_config
+        from engine.models import tiny
+        from engine.models.profiles import load_config
 
         if profile == "tiny":
             return cls(audio_dim=int(audio_dim), widths=(tiny.TEXT_WIDTH, tiny.TEXT_WIDTH), pooled_dim=tiny.TEXT_WIDTH, **kw)
@@ -57,6 +58,40 @@ class HeadConfig:
     @property
     def prompt_dim(self) -> int:
         return sum(self.widths)
+
+    @classmethod
+    def from_metadata(cls, text: str) -> HeadConfig:
+        """The config stored in a checkpoint, checked against LIMITS before anything is allocated (a
+        file saying tokens=2e8 must not try a 25 GB positional embedding). ValueError says what is off."""
+        raw = json.loads(text)
+        if not isinstance(raw, dict):
+            raise ValueError("the config is not a JSON object")
+        unknown = sorted(set(raw) - set(LIMITS))
+        if unknown:
+            raise ValueError(f"unknown config keys {', '.join(unknown)}")
+        widths = raw.get("widths", cls.widths)
+        if not (isinstance(widths, (list, tuple)) and len(widths) == 2):
+            raise ValueError(f"widths={widths!r} must be two integers")
+        values = {**{k: v for k, v in raw.items() if k != "widths"}, "width": widths[0], "width_2": widths[1]}
+        for key, value in values.items():
+            lo, hi = LIMITS["widths" if key.startswith("width") else key]
+            kind = float if key == "dropout" else int
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+                raise ValueError(f"{key}={value!r} is not {'a number' if kind is float else 'an integer'}")
+            if not lo <= value <= hi:
+                raise ValueError(f"{key}={value!r} is outside {lo}..{hi}")
+        cfg = cls(**{k: (float(v) if k == "dropout" else int(v)) for k, v in raw.items() if k != "widths"},
+                  widths=(int(widths[0]), int(widths[1])))
+        if any(w % cfg.heads for w in cfg.widths):
+            raise ValueError(f"widths {cfg.widths} do not split into {cfg.heads} attention heads")
+        return cfg
+
+
+# What a checkpoint's config may say (inclusive ranges); the real models sit well inside them.
+LIMITS: dict[str, tuple[float, float]] = {
+    "audio_dim": (1, 8192), "widths": (1, 8192), "pooled_dim": (1, 8192), "tokens": (1, 1024),
+    "heads": (1, 64), "layers": (1, 64), "ff_mult": (1, 16), "dropout": (0.0, 1.0),
+}
 
 
 class Branch(nn.Module):
@@ -107,9 +142,8 @@ class TransformerHead(nn.Module):
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         meta = {"format": FORMAT, "version": str(VERSION), "config": json.dumps(asdict(self.config))}
         meta.update(extra or {})
-        tmp = path.with_name(path.name + ".tmp")
-        save_file(state, str(tmp), metadata=meta)
-        tmp.replace(path)
+        with atomic_write(path) as tmp:
+            save_file(state, str(tmp), metadata=meta)
         return path
 
     @classmethod
@@ -130,9 +164,7 @@ class TransformerHead(nn.Module):
         if meta.get("format") != FORMAT:
             raise BeatcanvasError(f"{path.name} is not a beatcanvas transformer head (format={meta.get('format')!r}) — {hint}")
         try:
-            raw = json.loads(meta["config"])
-            raw["widths"] = tuple(raw["widths"])
-            cfg = HeadConfig(**raw)
+            cfg = HeadConfig.from_metadata(meta["config"])
         except (KeyError, TypeError, ValueError) as e:
             raise BeatcanvasError(f"head file {path.name} has an unreadable config ({e}) — {hint}") from e
         head = cls(cfg)

@@ -1,14 +1,14 @@
 """The zero-shot head: no training, public weights, and labels that explain what it heard.
 
-1. A bank of musical descriptors (genre, mood, energy, instrument, era; engine/descriptors.py, with
+1. A bank of musical descriptors (genre, mood, energy, instrument, era; engine/understanding/descriptors.py, with
    preset overrides) is embedded once with CLAP's text tower and cached on disk as safetensors, keyed
    by the CLAP fingerprint (name + config + projection weights) and a hash of the bank.
 2. Per audio embedding: cosine similarities → softmax with a temperature, per category → top-k labels.
 3. Valence/arousal: the probability-weighted VA points of the moods (and the energy words' arousal).
-4. Each top genre gives a VAG prompt (engine/vag.py) built from the top mood/instrument labels and the
+4. Each top genre gives a VAG prompt (engine/understanding/vag.py) built from the top mood/instrument labels and the
    VA estimate, seeded by the labels so the words are stable while the music is; the preset's style
    text is joined to it.
-5. The prompts go through SDXL's text encoders (engine/prompt_encoding.py, LRU-cached) and their
+5. The prompts go through SDXL's text encoders (engine/understanding/prompt_encoding.py, LRU-cached) and their
    genre-weighted blend is the `Conditioning`.
 """
 
@@ -22,9 +22,10 @@ from pathlib import Path
 
 import torch
 
-from engine.descriptors import ENERGY, MOODS, bank_with_overrides
+from engine.files import atomic_write
 from engine.types import Conditioning
-from engine.vag import generate_prompt, mood_region, stable_seed
+from engine.understanding.descriptors import ENERGY, MOODS, bank_with_overrides
+from engine.understanding.vag import generate_prompt, mood_region, stable_seed
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +99,8 @@ class ZeroShotHead:
         emb = self.encoder.encode_text(phrases).float()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            save_file({"embeddings": emb.cpu().contiguous()}, str(tmp), metadata={"bank": bank_hash(self.bank)})
-            tmp.replace(path)
+            with atomic_write(path) as tmp:
+                save_file({"embeddings": emb.cpu().contiguous()}, str(tmp), metadata={"bank": bank_hash(self.bank)})
         return emb
 
     # ----------------------------------------------------------------------------------- listening

@@ -1,9 +1,9 @@
 """Component builders for the three model profiles.
 
-- `tiny`: the real classes with tiny configs and fixed seeds (engine/tiny.py); seconds on a CPU.
-- `random-full`: the real full-size configs shipped in engine/configs/ with random weights, for timing
+- `tiny`: the real classes with tiny configs and fixed seeds (engine/models/tiny.py); seconds on a CPU.
+- `random-full`: the real full-size configs shipped in engine/models/configs/ with random weights, for timing
   the true architecture on a GPU without downloads (speed does not depend on weight values).
-- `real`: the published weights, found through the registry (engine/registry.py); never downloads.
+- `real`: the published weights, found through the registry (engine/models/registry.py); never downloads.
 
 Each builder returns a small dataclass of components, in the spirit of diffusers' pipelines:
 components are passed in to whoever uses them, there are no hidden globals.
@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import torch
 
-from engine import tiny
+from engine.models import tiny
 from engine.errors import BeatcanvasError
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class SDXLComponents:
 
 
 def load_config(name: str) -> dict:
-    """A shipped full-size config (engine/configs/NAME.json), without `_`-prefixed comment keys."""
+    """A shipped full-size config (engine/models/configs/NAME.json), without `_`-prefixed comment keys."""
     path = CONFIG_DIR / f"{name}.json"
     try:
         data = json.loads(path.read_text())
@@ -142,7 +142,7 @@ def build_clap(
             model = _random(ClapModel, ClapConfig.from_dict(load_config("clap")), device)
         processor = ClapProcessor(feature_extractor=_clap_feature_extractor(), tokenizer=tiny.roberta_tokenizer())
     else:
-        from engine.registry import pretrained_kwargs, resolve
+        from engine.models.registry import pretrained_kwargs, resolve
 
         path = resolve("clap", models_dir)
         model = ClapModel.from_pretrained(path, **pretrained_kwargs("clap"))
@@ -172,7 +172,7 @@ def build_text_encoders(
         # Token ids from the tiny vocab are valid ids of the full-size embedding tables.
         tok, tok2 = tiny.clip_tokenizer(), tiny.clip_tokenizer()
     else:
-        from engine.registry import pretrained_kwargs, resolve
+        from engine.models.registry import pretrained_kwargs, resolve
 
         source = _text_model_source(model)
         path, kw = resolve(source, models_dir), pretrained_kwargs(source)
@@ -217,7 +217,7 @@ def build_sdxl(
         taesd = _random(AutoencoderTiny, load_config("taesdxl"), device)
         vae = _random(AutoencoderKL, load_config("sdxl_vae"), device) if with_vae else None
     else:
-        from engine.registry import pretrained_kwargs, resolve
+        from engine.models.registry import pretrained_kwargs, resolve
 
         if model == "sdxl-turbo":
             unet = UNet2DConditionModel.from_pretrained(
