@@ -82,13 +82,16 @@ class Builder:
             self._components = (key, build_sdxl(spec.profile, model=r.model, device=spec.device, dtype=dtype,
                                                 models_dir=spec.models_dir, with_vae=r.decoder == "vae",
                                                 lightning_steps=r.steps))
-        return SDXLRenderer(
+        renderer = SDXLRenderer(
             self._components[1], width=width, height=height, steps=r.steps, guidance_scale=r.guidance_scale,
             decoder=r.decoder, feedback=r.feedback, seed=r.seed, seed_policy=r.seed_policy,
             reuse_noise=r.reuse_noise, device=spec.device, dtype=dtype, backend=r.backend,
             transition_frames=r.transition_frames, stream_batch=r.stream_batch,
             similarity_threshold=r.similarity_threshold, pipelined=r.pipelined,
         )
+        if spec.device.startswith("cuda"):  # compile and capture every frame program now, not on stage
+            renderer.warm_up()
+        return renderer
 
 
 def procedural_stage(spec: ShowSpec, size: tuple[int, int]) -> RenderStage:
