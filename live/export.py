@@ -95,6 +95,7 @@ class ExportSettings:
     model_ids: dict[str, str] = field(default_factory=dict)
     reactivity: Any = None  # the compositor's knobs (preset.reactivity); None = defaults
     crossfade_ms: float = 400.0
+    direction: str = ""  # directing (issue 17): ShowDirection.fingerprint() of --schedule/--lyrics
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,7 @@ def fingerprint(settings: ExportSettings, plan: ExportPlan) -> dict[str, Any]:
         "renderer": s.renderer,
         "profile": s.profile,
         "model_ids": dict(sorted(s.model_ids.items())),
+        **({"direction": s.direction} if s.direction else {}),  # directing (issue 17)
     }
 
 
@@ -431,6 +433,7 @@ def run_export(
     force: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
     plan: ExportPlan | None = None,
+    direction: Any = None,  # directing (issue 17): a live.schedule.runtime.ShowDirection
 ) -> ExportResult:
     """Export `settings.track` to PNG frames in `settings.out_dir`, resuming if a matching export is
     there. `renderer` follows engine.render.base.Renderer; `understanding` has step(Window) ->
@@ -498,6 +501,9 @@ def run_export(
     audio = _AudioClock(Path(s.track), tracker, ring)
     compositor = Compositor(s.width, s.height, s.reactivity, s.crossfade_ms)
     renderer.reset(s.seed)
+    if direction is not None:  # directing (issue 17)
+        direction.attach(understanding)
+    directed_preset: Any = None
     hop_k = max(0, math.floor((plan.start - CONDITIONING_WARMUP_S) / s.hop_s + 1e-9))
     cond: Conditioning | None = None
     seed = s.seed
@@ -518,8 +524,13 @@ def run_export(
                     hop_k += 1
             audio.feed_to(target)
             feats = audio.take_features(t)
+            directed = direction.at(t) if direction is not None else None  # directing (issue 17)
+            if directed is not None and directed.preset is not directed_preset:
+                directed_preset = directed.preset
+                compositor.configure(directed.preset.reactivity, directed.preset.motion.crossfade_ms)
             if i % s.render_every == 0:
-                frame = renderer.render(cond, feats, t)
+                shown = direction.condition(cond, directed) if directed is not None else cond
+                frame = renderer.render(shown, feats, t)
                 seed = int(getattr(frame, "seed", seed))
                 compositor.push(frame, t)
             picture = compositor.compose(feats, t)
@@ -535,6 +546,9 @@ def run_export(
                     "features": _features_record(feats),
                     "labels": _labels(cond),
                 }
+                if directed is not None:  # directing (issue 17)
+                    rec["lyric"] = directed.sung
+                    rec["prompt"] = shown.prompt if shown is not None else ""
                 log_file.write((json.dumps(rec, sort_keys=True) + "\n").encode())
                 log_file.flush()
                 written += 1

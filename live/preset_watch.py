@@ -37,12 +37,14 @@ class PresetWatcher:
         on_error: Callable[[str], None],
         debounce_ms: int = 100,
         loader: Callable[[Path], Any] = _load,
+        what: str = "preset",  # what the file is, in messages ("schedule" for --schedule)
     ) -> None:
         self.path = Path(path).resolve()
         self.on_change = on_change
         self.on_error = on_error
         self.debounce_ms = debounce_ms
         self.loader = loader
+        self.what = what
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_text: str | None = None
@@ -81,13 +83,13 @@ class PresetWatcher:
                 if changes:
                     self.check()
         except Exception as e:  # the watcher must never take the show down
-            log.warning("preset hot-reload stopped: %s", e)
-            self.on_error(f"preset hot-reload stopped: {e}")
+            log.warning("%s hot-reload stopped: %s", self.what, e)
+            self.on_error(f"{self.what} hot-reload stopped: {e}")
 
     def check(self) -> None:
         """Reload now (the watcher calls this on every change)."""
         if not self.path.exists():
-            msg = f"preset file {self.path} was deleted; keeping the last good preset"
+            msg = f"{self.what} file {self.path} was deleted; keeping the last good {self.what}"
             log.warning(msg)
             self.on_error(msg)
             self._last_text = None
@@ -95,7 +97,7 @@ class PresetWatcher:
         try:
             text = self.path.read_text(encoding="utf-8")
         except OSError as e:
-            self.on_error(f"cannot read preset file {self.path}: {e}; keeping the last good preset")
+            self.on_error(f"cannot read {self.what} file {self.path}: {e}; keeping the last good {self.what}")
             return
         if text == self._last_text:
             return  # touched, not changed
@@ -103,9 +105,9 @@ class PresetWatcher:
         try:
             preset = self.loader(self.path)
         except BeatcanvasError as e:
-            msg = f"{e} (keeping the last good preset)"
-            log.warning("preset edit rejected: %s", msg)
+            msg = f"{e} (keeping the last good {self.what})"
+            log.warning("%s edit rejected: %s", self.what, msg)
             self.on_error(msg)
             return
-        log.info("preset %s reloaded from %s", getattr(preset, "name", "?"), self.path)
+        log.info("%s reloaded from %s", self.what, self.path)
         self.on_change(preset)

@@ -126,6 +126,7 @@ class Session:
         step_down: StepDown | None = None,
         rebuild: Rebuild | None = None,
         compositor: Compositor | None = None,
+        direction: Any = None,  # directing (issue 17): a live.schedule.runtime.ShowDirection
     ) -> None:
         self.source = source
         self.tracker = tracker
@@ -148,6 +149,10 @@ class Session:
             renderer_reason=cfg.renderer_reason,
         )
         self.report = SessionReport()
+        self.direction = direction  # directing (issue 17)
+        self._directed_preset: Any = None
+        if direction is not None:
+            direction.attach(understanding)
 
         self.features = LatestSlot[Features]()
         self.conditioning = LatestSlot[Conditioning]()
@@ -182,6 +187,8 @@ class Session:
             self._spawn("conditioning", self._conditioning_loop)
         if self.config.hot_reload and self.preset_path is not None:
             self._watch(self.preset_path)
+        if self.direction is not None and self.config.hot_reload:  # directing (issue 17)
+            self.direction.watch(self.state.set_error)
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         t = threading.Thread(target=target, name=f"beatcanvas-{name}", daemon=True)
@@ -196,6 +203,8 @@ class Session:
             slot.close()
         if self._watcher is not None:
             self._watcher.stop(timeout=0.2)
+        if self.direction is not None:  # directing (issue 17)
+            self.direction.stop()
         deadline = time.monotonic() + 0.5
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -258,6 +267,8 @@ class Session:
         old = self.preset
         self.preset = preset
         self.compositor.configure(getattr(preset, "reactivity", None), _crossfade_ms(preset))
+        if self.direction is not None:  # directing (issue 17): the schedule now directs this preset
+            self.direction.set_base(preset)
         self.state.preset = getattr(preset, "name", "")
         self.state.message = ""
         if path is not None and path != self.preset_path:
@@ -371,6 +382,8 @@ class Session:
         with self._tracker_lock:
             feats = self.tracker.process(block, window.t_end)
         self._last_feature_t = window.t_end
+        if self.direction is not None:  # directing (issue 17): live input grows the bar grid
+            self.direction.observe(feats)
         self.features.put(feats)
         self.report.overflows = self._skips + int(_stat(self.source, "overflows") or 0)
 
@@ -429,6 +442,8 @@ class Session:
             except Exception:  # noqa: BLE001 - a lost source; render on its features' time
                 t = features.t
             try:
+                if self.direction is not None:  # directing (issue 17): schedule + lyrics, exact per render
+                    cond = self.direction.condition(cond, self.direction.at(t))
                 frame = renderer.render(cond, features, t)
                 surface = self.compositor.prepare(frame)  # the costly scale, off the display loop
             except Exception as e:  # noqa: BLE001 - the show goes on
@@ -488,6 +503,8 @@ class Session:
             return
         self.renderer = renderer
         self.understanding = understanding
+        if self.direction is not None and understanding is not None:  # directing (issue 17)
+            self.direction.attach(understanding)
         self.state.renderer = getattr(renderer, "name", "")
         self.state.message = ""
         if understanding is not None and not any(t.name == "beatcanvas-conditioning" for t in self._threads):
@@ -508,6 +525,7 @@ class Session:
                 if action is not None:
                     self._act(action)
             self._apply_pending_preset()
+            self._direct()  # directing (issue 17)
 
             now = time.monotonic()
             if not self._frozen:
@@ -536,6 +554,21 @@ class Session:
                 fps_ema = 1.0 / dt if fps_ema == 0 else 0.9 * fps_ema + 0.1 / dt
             if self._should_end(t):
                 break
+
+    def _direct(self) -> None:
+        """Directing (issue 17): the schedule's compositor knobs and the HUD's lyric and cue, at the
+        playback (or input) clock; errors go to the HUD."""
+        if self.direction is None:
+            return
+        try:
+            d = self.direction.at(float(self.source.clock()))
+        except Exception as e:  # noqa: BLE001 - a lost source or a bad state must not stop the show
+            self.state.set_error(f"schedule: {e}")
+            return
+        if d.preset is not self._directed_preset:
+            self._directed_preset = d.preset
+            self.compositor.configure(d.preset.reactivity, d.preset.motion.crossfade_ms)
+        self.state.lyric, self.state.cue = d.sung, d.cue
 
     def _should_end(self, now: float) -> bool:
         cfg = self.config

@@ -30,7 +30,8 @@ from live.factory import PROFILES
 log = logging.getLogger(__name__)
 
 # Settings known before any model is built: checked against an existing export first.
-CHEAP_KEYS = ("format", "track", "fps", "size", "start", "render_every", "seed", "hop_s", "preset_hash", "profile")
+CHEAP_KEYS = ("format", "track", "fps", "size", "start", "render_every", "seed", "hop_s", "preset_hash", "profile",
+              "direction")
 
 
 def build_stages(preset: Any, renderer_choice: str | None, profile: str, width: int, height: int, seed: int) -> tuple[Any, Any, dict[str, str], str]:
@@ -70,6 +71,8 @@ def export(
     renderer: Optional[str] = typer.Option(None, "--renderer", help="auto | sdxl | procedural (default: the preset's)."),
     profile: str = typer.Option("real", "--profile", help="Model weights: real | tiny | random-full."),
     force: bool = typer.Option(False, "--force", help="Start over even if OUT holds an export with other settings."),
+    schedule: Optional[Path] = typer.Option(None, "--schedule", help="Schedule TOML: timed styles, knobs, presets."),
+    lyrics: Optional[Path] = typer.Option(None, "--lyrics", help="Timed lyrics (.lrc); default: TRACK.lrc if present."),
 ) -> None:
     """Render TRACK offline, frame by frame, deterministically; resumes where a previous run stopped."""
     from live.presets.library import load_preset
@@ -89,6 +92,11 @@ def export(
         preset_hash=preset_hash(preset), profile=profile,
     )
     plan = plan_export(settings)  # argument errors before any model loads
+    from live.schedule.runtime import direction_for_track  # directing (issue 17)
+
+    direction = direction_for_track(track, preset, schedule, lyrics, say=lambda m: console.print(m, highlight=False))
+    if direction is not None:
+        settings = dataclasses.replace(settings, direction=direction.fingerprint())
     check_resumable(settings, plan, force, keys=CHEAP_KEYS)
     rend, understanding, model_ids, rname = build_stages(
         preset, renderer, profile, width, height, seed_value
@@ -115,7 +123,8 @@ def export(
             bar.update(task, completed=p.index, description=desc, rate=f"{speed:.1f} frames/s" if speed else "")
 
         try:
-            result = run_export(settings, rend, understanding, force=force, on_progress=on_progress, plan=plan)
+            result = run_export(settings, rend, understanding, force=force, on_progress=on_progress, plan=plan,
+                                direction=direction)
         except KeyboardInterrupt:
             bar.stop()
             console.print(

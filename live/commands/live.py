@@ -26,6 +26,8 @@ def register(app: typer.Typer) -> None:
         size: str = typer.Option("1280x720", "--size", help="Composition size WIDTHxHEIGHT."),
         no_hud: bool = typer.Option(False, "--no-hud", help="Start with the HUD hidden (H toggles)."),
         screenshots: Path = typer.Option(Path("screenshots"), "--screenshots", help="Folder for S screenshots."),
+        schedule: Optional[Path] = typer.Option(None, "--schedule", help="Schedule TOML on the input's clock and bars (hot-reloaded)."),
+        lyrics: Optional[Path] = typer.Option(None, "--lyrics", help="Timed lyrics (.lrc) on the input's clock."),
     ) -> None:
         """Listen to an input device and show the picture it makes (keys: ? lists them)."""
         from live.commands.play import run_show
@@ -36,5 +38,5 @@ def register(app: typer.Typer) -> None:
             MicSource(device), preset=preset, renderer=renderer, profile=profile, backend=backend,
             fullscreen=fullscreen, display=display, duration=duration, allow_cpu_diffusion=allow_cpu_diffusion,
             models_dir=models_dir, fit=fit, size=size, hud=not no_hud, screenshots=screenshots,
-            stop_when_finished=False,
+            stop_when_finished=False, schedule=schedule, lyrics=lyrics,
         )

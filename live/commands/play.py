@@ -52,6 +52,9 @@ def run_show(
     screenshots: Path = Path("screenshots"),
     stop_when_finished: bool = True,
     tracker: Any = None,
+    track: Optional[Path] = None,  # directing (issue 17): the file being played, if any
+    schedule: Optional[Path] = None,
+    lyrics: Optional[Path] = None,
 ) -> Any:
     """Build everything from the preset and options, run the session, print a summary."""
     from engine.audio.features import FeatureTracker
@@ -61,6 +64,10 @@ def run_show(
 
     the_preset, path = load_show_preset(preset)
     width, height = parse_size(size)
+    from live.schedule.runtime import direction_for_track  # directing (issue 17)
+
+    direction = direction_for_track(track, the_preset, schedule, lyrics, live=track is None,
+                                    say=lambda m: console.print(m, highlight=False))
     opts = factory.RenderOptions(
         renderer=renderer, profile=profile, backend=backend, models_dir=models_dir,
         allow_cpu_diffusion=allow_cpu_diffusion, canvas=(width, height),
@@ -85,6 +92,7 @@ def run_show(
         preset_path=path,
         step_down=step_down,
         rebuild=factory.rebuild_for(opts),
+        direction=direction,
     )
     report = session.run()
     session.join_workers(5.0)
@@ -115,6 +123,8 @@ def register(app: typer.Typer) -> None:
         size: str = typer.Option("1280x720", "--size", help="Composition size WIDTHxHEIGHT (the window scales it)."),
         no_hud: bool = typer.Option(False, "--no-hud", help="Start with the HUD hidden (H toggles)."),
         screenshots: Path = typer.Option(Path("screenshots"), "--screenshots", help="Folder for S screenshots."),
+        schedule: Optional[Path] = typer.Option(None, "--schedule", help="Schedule TOML (hot-reloaded): timed styles, knobs, presets."),
+        lyrics: Optional[Path] = typer.Option(None, "--lyrics", help="Timed lyrics (.lrc); default: TRACK.lrc if present."),
     ) -> None:
         """Play a track and show the picture it makes (keys: ? lists them)."""
         from live.sources import FileSource
@@ -124,4 +134,5 @@ def register(app: typer.Typer) -> None:
             source, preset=preset, renderer=renderer, profile=profile, backend=backend, fullscreen=fullscreen,
             display=display, duration=duration, allow_cpu_diffusion=allow_cpu_diffusion, models_dir=models_dir,
             fit=fit, size=size, hud=not no_hud, screenshots=screenshots,
+            track=track, schedule=schedule, lyrics=lyrics,
         )

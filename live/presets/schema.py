@@ -95,6 +95,9 @@ class ConditioningSettings(_Group):
     audio_weight: float = Field(
         0.6, ge=0.0, le=1.0, description="how much the music (vs the style text) steers the picture"
     )
+    lyrics_weight: float = Field(  # directing (issue 17): the sung line's share (--lyrics)
+        0.3, ge=0.0, le=1.0, description="how much the line being sung (--lyrics FILE.lrc) steers the picture"
+    )
     smoothing_s: float = Field(
         2.0, ge=0.0, le=30.0, description="time constant of the conditioning smoother, seconds"
     )
