@@ -9,7 +9,8 @@
    block spreads cancel), so the matrix is never built: two moving averages per dimension.
 3. CLAP embeddings, when given, add a second novelty curve of the same kind (unit vectors, so it is
    cosine distance); each curve is scaled to its own peak before they are averaged.
-4. Peaks at least `min_gap_s` apart and higher than `threshold` of the highest are boundaries; each
+4. Peaks at least `min_gap_s` apart and higher than `threshold` of the highest (or of a floor, so a
+   steady track stays one section) are boundaries; each
    is refined on the 0.1 s features to where the sound changes most within half a second.
 
 Each section gets its loudness and, when it sounds like an earlier one (a returning chorus), that
@@ -28,7 +29,13 @@ FRAME_S = 0.1
 N_BANDS = 16
 BAND_LO_HZ, BAND_HI_HZ = 60.0, 16_000.0
 EDGE_S = 2.0  # no boundary this close to the start or the end of the track
-SIMILAR = 0.85  # cosine of two sections' mean features above which one is "like" the other
+SIMILAR = 0.85
+FLOOR_DB = 60.0
+# Novelty below these is no section change however flat the rest of the track is (curves are
+# scaled to their peak, or to this when the peak is lower): squared z-score distance summed over
+# the features, and squared distance between mean unit CLAP embeddings (≈ 2 × cosine distance).
+MIN_FEATURE_NOVELTY = 4.0
+MIN_EMBEDDING_NOVELTY = 0.05  # cosine of two sections' mean features above which one is "like" the other
 
 
 @dataclass(frozen=True)
@@ -72,11 +79,18 @@ def section_features(blocks: Iterable[np.ndarray], sample_rate: int) -> SectionF
             powers.append(power)
     if not rows:
         return SectionFeatures(np.zeros((0, 1 + N_BANDS)), np.zeros(0))
-    return SectionFeatures(np.concatenate(rows), np.concatenate(powers))
+    values = np.concatenate(rows)
+    # Nearly empty bands (a pure tone's far side, digital silence) wobble by tens of dB on rounding
+    # noise: nothing more than FLOOR_DB below the track's loudest is told apart.
+    values[:, 0] = np.maximum(values[:, 0], values[:, 0].max() - FLOOR_DB)
+    values[:, 1:] = np.maximum(values[:, 1:], values[:, 1:].max() - FLOOR_DB)
+    return SectionFeatures(values, np.concatenate(powers))
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:
-    return (x - x.mean(0)) / np.maximum(x.std(0), 1e-3 * (np.abs(x).max() + 1e-6) + 1e-6)
+    """Per-dimension z-scores; every feature is in dB, and a spread under 1 dB counts as 1 dB, so a
+    steady track's tiny wobbles are not blown up into changes."""
+    return (x - x.mean(0)) / np.maximum(x.std(0), 1.0)
 
 
 def _pool(x: np.ndarray, k: int) -> np.ndarray:
@@ -110,9 +124,8 @@ def novelty(x: np.ndarray, half_width: int) -> np.ndarray:
 
 
 def _peaks(curve: np.ndarray, hop_s: float, min_gap_s: float, threshold: float, duration: float) -> list[float]:
-    if curve.max() <= 0:
-        return []
-    idx, _ = find_peaks(curve, height=threshold * curve.max(), distance=max(1, int(min_gap_s / hop_s)))
+    """Boundaries: peaks of the (peak-scaled) curve above `threshold`, at least `min_gap_s` apart."""
+    idx, _ = find_peaks(curve, height=threshold, distance=max(1, int(min_gap_s / hop_s)))
     times = [i * hop_s for i in idx]
     return [t for t in times if EDGE_S <= t <= duration - EDGE_S]
 
@@ -129,7 +142,8 @@ def _refine(values: np.ndarray, t: float, reach_s: float = 0.6, half_s: float = 
 
 
 def _resample(times: np.ndarray, emb: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    idx = np.clip(np.searchsorted(times, grid), 0, len(times) - 1)
+    """Unit embeddings at the grid's times (the nearest embedding's)."""
+    idx = np.rint(np.interp(grid, times, np.arange(len(times)))).astype(int)
     unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-9)
     return unit[idx]
 
@@ -144,13 +158,16 @@ def find_sections(features: SectionFeatures, embeddings: tuple[np.ndarray, np.nd
     z = _standardise(features.values)
     pooled = _pool(z, max(1, int(round(hop_s / FRAME_S))))
     half = max(2, min(int(kernel_s / hop_s), len(pooled) // 4))
-    curve = novelty(pooled, half)
-    curve = curve / max(curve.max(), 1e-12)
+    feature_curve = novelty(pooled, half)
+    curve = feature_curve = feature_curve / max(feature_curve.max(), MIN_FEATURE_NOVELTY)
     if embeddings is not None and len(embeddings[0]):
         grid = (np.arange(len(pooled)) + 0.5) * hop_s
         e = novelty(_resample(np.asarray(embeddings[0]), np.asarray(embeddings[1], np.float64), grid), half)
-        curve = 0.5 * (curve + e / max(e.max(), 1e-12))
-    bounds = sorted({round(_refine(z, t), 3) for t in _peaks(curve, hop_s, min_gap_s, threshold, duration)})
+        curve = 0.5 * (curve + e / max(e.max(), MIN_EMBEDDING_NOVELTY))
+    peaks = _peaks(curve, hop_s, min_gap_s, threshold, duration)
+    # Refine on the 0.1 s features only where they see the change (not one only CLAP heard).
+    bounds = sorted({round(float(_refine(z, t) if feature_curve[int(round(t / hop_s))] >= threshold else t), 3)
+                     for t in peaks})
     starts = [0.0] + bounds
     ends = bounds + [duration]
     return _describe(features, z, starts, ends)
@@ -173,7 +190,7 @@ def _describe(features: SectionFeatures, z: np.ndarray, starts: list[float], end
                 like = j + 1
                 break
         means.append(mean)
-        out.append(Section(round(s, 3), round(e, 3), round(_loudness(features.power[a:b]), 1), like))
+        out.append(Section(round(float(s), 3), round(float(e), 3), round(_loudness(features.power[a:b]), 1), like))
     return out
 
 

@@ -61,12 +61,14 @@ def run_sections(track: Path, result: dict[str, Any], console: Console, out: Pat
     out = out or track.with_name(f"{track.stem}.schedule.toml")
     write_skeleton(out, skeleton_toml(sections, track.name, out.name), force=force)
     result["sections"] = [dataclasses.asdict(s) for s in sections]
-    table = Table(title=f"sections → {out}", title_justify="left")
+    table = Table(title="detected sections", title_justify="left")
     for col in ("#", "from", "to", "dBFS", "like"):
         table.add_column(col, justify="right")
     for i, s in enumerate(sections, start=1):
         table.add_row(str(i), format_time(s.start), format_time(s.end), f"{s.loudness_db:.0f}", str(s.like or ""))
     console.print(table)
+    console.print(f"wrote {out}: give each section a style, then play or export with --schedule {out}",
+                  soft_wrap=True, highlight=False)
 
 
 def _words(v: float, neg: str, mid: str, pos: str) -> str:
