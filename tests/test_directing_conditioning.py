@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -78,7 +77,7 @@ class Recording:
 
 def test_one_prompt_blend_for_the_head_schedules_and_lyrics(understanding):
     enc = understanding.prompt_encoder
-    (pa, qa), (pb, qb) = enc.encode("misty forest"), enc.encode("city on fire")
+    (pa, _), (pb, _) = enc.encode("misty forest"), enc.encode("city on fire")
     mixed = mix_prompts(enc, [("misty forest", 3.0), ("city on fire", 1.0)])
     torch.testing.assert_close(mixed.prompt_embeds, 0.75 * pa + 0.25 * pb, atol=1e-5, rtol=1e-5)
     assert mixed.prompt == "misty forest"

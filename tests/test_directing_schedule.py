@@ -221,3 +221,19 @@ def _wait(cond, timeout: float = 5.0) -> None:
     while not cond():
         assert time.monotonic() < end, "hot reload did not happen"
         time.sleep(0.02)
+
+
+def test_the_readme_examples_parse():
+    import re
+    from pathlib import Path
+
+    from engine.directing.lyrics import parse_lrc
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    toml = re.search(r"```toml\n(\[\[key\]\].*?)```", readme, re.S).group(1)
+    beats = BeatGrid.from_times([0.5 * i for i in range(400)])
+    tl = timeline(toml, grid=beats)
+    assert tl.times == [0.0, 64.0] and tl.at(62.0).style[1][0] == "the city on fire at night"
+    lrc = re.search(r"```\n(\[00:.*?)```", readme, re.S).group(1)
+    lyrics = parse_lrc(lrc)
+    assert len(lyrics.lines) == 2 and not lyrics.problems

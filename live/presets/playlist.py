@@ -15,13 +15,12 @@ Playlists live in `presets/playlists/` and in the user preset folder's `playlist
 from __future__ import annotations
 
 import random
-import tomllib
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from live.presets.library import BUILTIN_DIR, _looks_like_path, _scan, load_preset, user_presets_dir
-from live.presets.schema import NAME_PATTERN, Preset, PresetError, find_key_line, validation_error
+from live.presets.schema import NAME_PATTERN, Preset, PresetError, find_key_line, load_toml, validation_error
 from live.presets.transitions import Transitioner
 
 PLAYLIST_DIRNAME = "playlists"
@@ -67,15 +66,7 @@ def list_playlists() -> dict[str, Path]:
 
 
 def parse_playlist(text: str, source: str = "<string>", name: str | None = None) -> Playlist:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        from live.presets.schema import _toml_error_line, _toml_error_reason
-
-        line = _toml_error_line(e)
-        where = f"{source}, line {line}" if line else source
-        raise PresetError(f"{where}: TOML syntax error: {_toml_error_reason(e)}; fix the syntax there",
-                          file=source, line=line) from None
+    data = load_toml(text, source)
     if name is not None:
         data.setdefault("name", name)
     try:

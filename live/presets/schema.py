@@ -235,19 +235,25 @@ def preset_hash(preset: Preset) -> str:
 # --- parsing -------------------------------------------------------------------------------
 
 
-def parse_preset(text: str, source: str = "<string>", name: str | None = None) -> Preset:
-    """Parse and validate preset TOML. `source` names the file in errors; `name` (the file stem)
-    becomes the preset's name when the file has none."""
+def load_toml(text: str, source: str, error: type[PresetError] = PresetError) -> dict[str, Any]:
+    """TOML text → dict; a syntax error becomes one `error` line with the file and line (presets,
+    playlists and schedules all read their files through here)."""
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         line = _toml_error_line(e)
         where = f"{source}, line {line}" if line else source
-        raise PresetError(
+        raise error(
             f"{where}: TOML syntax error: {_toml_error_reason(e)}; fix the syntax there",
             file=source,
             line=line,
         ) from None
+
+
+def parse_preset(text: str, source: str = "<string>", name: str | None = None) -> Preset:
+    """Parse and validate preset TOML. `source` names the file in errors; `name` (the file stem)
+    becomes the preset's name when the file has none."""
+    data = load_toml(text, source)
     if name is not None:
         if "name" in data and data["name"] != name:
             line = find_key_line(text, ("name",))

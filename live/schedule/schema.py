@@ -22,7 +22,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
@@ -32,10 +31,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from engine.directing.keyframes import MODES
 from engine.directing.timecode import Span, parse_span, parse_time
 from live.presets.schema import (
-    GROUPS, Preset, PresetError, _toml_error_line, _toml_error_reason, find_key_line, validation_error,
+    GROUPS, Preset, PresetError, find_key_line, load_toml, validation_error,
 )
 
-Mode = Literal["linear", "ease", "hold", "cut"]
+Mode = Literal[MODES]  # type: ignore[valid-type]
 # The groups a schedule may change while the show runs; [model] picks and loads the weights.
 SCHEDULED = ("conditioning", "motion", "reactivity", "transitions")
 
@@ -168,13 +167,7 @@ def _check_names(data: dict, text: str, source: str) -> None:
 
 def parse_schedule(text: str, source: str = "<schedule>", load_preset=None) -> Schedule:
     """Parse and check a schedule. `load_preset(name) -> Preset` resolves `preset = "..."` keys."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        line = _toml_error_line(e)
-        where = f"{source}, line {line}" if line else source
-        raise ScheduleError(f"{where}: TOML syntax error: {_toml_error_reason(e)}; fix the syntax there",
-                            file=source, line=line) from None
+    data = load_toml(text, source, ScheduleError)
     _check_names(data, text, source)
     if "key" not in data:
         raise ScheduleError(f"{source}: no keyframes; add at least one [[key]] table with at = \"m:ss\" and a setting",
