@@ -196,7 +196,7 @@ def distinct_conditionings(conditioning, n: int = 4) -> list:
 def throughput(renderer, conds: list, frames: int, every: int, device: torch.device) -> dict:
     """`frames` frames as the render worker makes them (a new conditioning every `every` frames), one
     synchronisation at the end: images/s including readback, and per-frame device time (CUDA events)."""
-    warm = max(2, 2 * every)
+    warm = 2 * every if every <= frames else 3  # two full transitions, or a few frames
     for i in range(warm):
         renderer.render(conds[(i // every) % len(conds)])
     synchronize(device)
@@ -242,9 +242,9 @@ def throughput_with_understanding(renderer, understanding, window, conds, frames
 
 def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = None) -> dict:
     """Build the profile's components, time every stage, and return the result dict."""
-    from engine.profiles import build_clap, build_sdxl, build_text_encoders
+    from engine.models.profiles import build_clap, build_sdxl, build_text_encoders
     from engine.render.sdxl import SDXLRenderer
-    from engine.understanding import build_understanding
+    from engine.understanding.pipeline import build_understanding
 
     say = progress or (lambda msg: log.info("%s", msg))
     device = torch.device(settings.device)
@@ -261,7 +261,7 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
     t0 = time.perf_counter()
     say(f"building {settings.profile} components on {device} ({dtype_name})…")
     if settings.profile == "tiny" and device.type == "cpu" and dtype == torch.float32 and settings.model == "sdxl-turbo":
-        from engine.profiles import build_tiny_all
+        from engine.models.profiles import build_tiny_all
 
         clap, text, sdxl = build_tiny_all()  # built once per process (shared with the tests)
     else:
@@ -286,7 +286,7 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
         }
     conditioning = last[-1]
     notes.append(
-        f"clap_head = engine.understanding.Understanding.step ({settings.head} head; prompt encodings are "
+        f"clap_head = engine.understanding.pipeline.Understanding.step ({settings.head} head; prompt encodings are "
         "LRU-cached, as they are live when the music is steady)"
     )
 

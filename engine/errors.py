@@ -7,3 +7,9 @@ traceback and exits non-zero; the live loop shows it in the HUD and keeps runnin
 
 class BeatcanvasError(Exception):
     """A problem the user can fix: a bad file, a bad preset, a missing model, no audio device."""
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one line for a log or the HUD: its message's first line, or its type."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,11 +29,67 @@ class Window:
 
 
 @dataclass(frozen=True)
+class BeatGrid:
+    """A phase-locked beat grid: beats at `anchor + k·period`, bars of `beats_per_bar` beats.
+
+    Features carry the grid they were computed with, so a consumer can ask about any moment (the
+    compositor asks about the moment its frame will be seen, not the moment the audio was read).
+    `anchor_in_bar` is the anchor beat's position in its bar (0 = downbeat); it means something
+    only when `downbeat_confidence` > 0. An offline grid is local: its `period` is the exact gap
+    between the beats around `anchor`.
+    """
+
+    anchor: float | None = None  # time (s) of one beat on the grid; None: not locked yet
+    period: float = 0.5
+    beats_per_bar: int = 4
+    anchor_in_bar: int = 0
+    confidence: float = 0.0  # 0..1: how sure the tracker is of tempo and phase
+    downbeat_confidence: float = 0.0  # 0..1: how sure it is which beat starts the bar
+
+    @property
+    def locked(self) -> bool:
+        return self.anchor is not None
+
+    @property
+    def bpm(self) -> float:
+        return 60.0 / self.period
+
+    def beat_index(self, t: float) -> int:
+        """Index (from the anchor) of the last beat at or before t."""
+        assert self.anchor is not None, "an unlocked grid has no beats"
+        return math.floor((t - self.anchor) / self.period + 1e-9)
+
+    def last_beat(self, t: float) -> float | None:
+        return None if self.anchor is None else self.anchor + self.beat_index(t) * self.period
+
+    def next_beat(self, t: float) -> float | None:
+        """The first beat strictly after t: when to schedule the next pulse."""
+        return None if self.anchor is None else self.anchor + (self.beat_index(t) + 1) * self.period
+
+    def phase_at(self, t: float) -> float:
+        """0 on a beat, rising to just below 1 before the next one (0 when unlocked)."""
+        if self.anchor is None:
+            return 0.0
+        x = (t - self.anchor) / self.period + 1e-9
+        return min(max(x - math.floor(x), 0.0), 0.999999)
+
+    def position_at(self, t: float) -> int:
+        """Bar position (0 = downbeat) of the last beat at or before t; -1 if unknown."""
+        if self.anchor is None or self.downbeat_confidence <= 0:
+            return -1
+        return (self.anchor_in_bar + self.beat_index(t)) % self.beats_per_bar
+
+
+@dataclass(frozen=True)
 class Features:
     """Per-block scalars that move the picture between renders.
 
     Band energies use MilkDrop's convention: 1.0 means "typical for this track so far".
+    `spectrum` and `wave` are per-block snapshots (tuples, so Features stays immutable).
     `beat` is True for the block in which a beat landed; `beat_phase` runs 0→1 between beats.
+    `downbeat` marks a beat that starts a bar; `beat_confidence` (0..1) says how sure the tracker is
+    of the beat. `event` is a scene-level moment on a beat: "drop" (a sudden rise in energy) or
+    "break" (a sudden fall), else "". `grid` lets a consumer place beats at any other time.
     """
 
     t: float = 0.0
@@ -46,6 +103,13 @@ class Features:
     tempo_bpm: float = 120.0
     valence: float = 0.0  # -1 (negative) .. 1 (positive)
     arousal: float = 0.0  # -1 (calm) .. 1 (energetic)
+    # For renderers that draw the audio itself (the shader renderer's ribbons); empty when unknown.
+    spectrum: tuple[float, ...] = ()  # log-spaced bands, 1.0 = typical for this track so far
+    wave: tuple[float, ...] = ()  # the newest ~21 ms of samples, decimated to 64 points
+    downbeat: bool = False
+    beat_confidence: float = 0.0
+    event: str = ""
+    grid: BeatGrid = field(default_factory=BeatGrid)
 
 
 @dataclass(frozen=True)
@@ -79,3 +143,15 @@ class Frame:
     def size(self) -> tuple[int, int]:
         """(width, height)"""
         return self.image.shape[1], self.image.shape[0]
+
+
+@dataclass(frozen=True)
+class Reconfigured:
+    """What a stage did with new settings: knobs it applied in place, and knobs that need the stage
+    built anew (new weights, new static shapes). Empty when nothing it owns changed."""
+
+    applied: tuple[str, ...] = ()
+    rebuild: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.applied or self.rebuild)

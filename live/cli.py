@@ -12,6 +12,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from engine.errors import BeatcanvasError
 
@@ -36,6 +37,7 @@ COMMANDS = [
     "models",
     "bench",
     "train",
+    "osc_map",
 ]
 
 @app.callback()
@@ -61,6 +63,18 @@ def _register_all() -> None:
 _register_all()
 
 
+def _click_exceptions() -> dict[str, tuple[type, ...]]:
+    """Click's exception classes: typer ≥ 0.29 raises its vendored copy (typer._click), older
+    typer the click package's. Both, so a usage error prints its message, never a traceback."""
+    modules = []
+    for name in ("typer.exceptions", "typer._click.exceptions", "click.exceptions"):
+        try:
+            modules.append(importlib.import_module(name))
+        except ImportError:
+            continue
+    return {k: tuple(vars(m)[k] for m in modules if k in vars(m)) for k in ("Exit", "ClickException", "Abort")}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
@@ -70,20 +84,20 @@ def main(argv: list[str] | None = None) -> int:
     except BeatcanvasError as e:
         if debug:
             raise
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        # escaped: "[model]" in a message is a preset section, not rich markup
+        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         return 1
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
     except Exception as e:  # click usage errors and the like
-        import click
-
-        if isinstance(e, click.exceptions.Exit):
+        exceptions = _click_exceptions()
+        if isinstance(e, exceptions["Exit"]):
             return e.exit_code
-        if isinstance(e, click.ClickException):
+        if isinstance(e, exceptions["ClickException"]):
             e.show()
             return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
+        if isinstance(e, exceptions["Abort"]):
             err.print("aborted")
             return 1
         raise

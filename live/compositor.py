@@ -4,10 +4,12 @@ Renders arrive at any rate (one per 10 s on a CPU, 100/s on a GPU); the display 
 the compositor crossfades between the two newest frames and applies cheap, beat-reactive effects on
 every display frame:
 
-- zoom pulse on beats (`beat_zoom`),
+- zoom pulse on beats (`beat_zoom`; `live.pulse.beat_pulse`: downbeats strongest, off-beat
+  onsets smaller; give `compose` features re-timed to when the frame is seen, `PulseClock.at`),
 - brightness from the low band (`band_brightness`),
 - a hue tint that swings with the high/mid balance (`band_hue`),
-- a feedback warp: the previous output, slightly zoomed and rotated, shows through (`warp`).
+- a feedback warp: the previous output, slightly zoomed and rotated, shows through (`warp`),
+- a soft cut between presets: the picture at the cut fades out over the new look (`begin_cut`).
 
 Each effect is scaled by its sensitivity knob (0 = off, 1 = default, 2 = strong). Everything is
 pygame Surface work (smoothscale, rotozoom, BLEND_* fills, alpha blits) which runs in C, needs no
@@ -20,12 +22,12 @@ from __future__ import annotations
 import colorsys
 import math
 from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 import pygame
 
-from engine.types import Features, Frame
+from engine.types import Features, Frame, Reconfigured
+from live.flash import GUIDELINE_PER_S, FlashLimiter, exposure_lut, mean_luminance, srgb_gain
+from live.pulse import beat_pulse
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,47 @@ def _clamp(x: float, lo: float, hi: float) -> float:
     return lo if x < lo else hi if x > hi else x
 
 
+def _num(x: float, default: float) -> float:
+    """A feature value, or `default` when it is NaN or infinite (a glitch must not stop the display)."""
+    x = float(x)
+    return x if math.isfinite(x) else default
+
+
+@dataclass(frozen=True)
+class Effects:
+    """One display frame's effect amounts, shared by this compositor and the GPU one."""
+
+    zoom: float  # ≥ 1: scale of the centre crop
+    warp_alpha: float  # 0..0.8: how much of the turned previous output shows through
+    warp_angle: float  # degrees, counter-clockwise
+    gain: float  # brightness: a multiplier on the picture (an added constant would wash it out to grey)
+    tint: tuple[float, float, float]  # per-channel multiplier 0..1; (1, 1, 1) = none
+
+
+def effects(f: Features, r: Any, has_output: bool) -> Effects:
+    """The effect amounts for features `f` and sensitivities `r` (see the module docstring)."""
+    low, mid, high, onset = _num(f.low, 1.0), _num(f.mid, 1.0), _num(f.high, 1.0), _num(f.onset, 0.0)
+    # Zoom pulse (live.pulse.beat_pulse): downbeats hardest, onsets between beats a little.
+    zoom = 1.0 + ZOOM_AT_1 * float(r.beat_zoom) * _num(beat_pulse(f), 0.0)
+    warp = float(r.warp)
+    alpha = angle = 0.0
+    if warp > 0 and has_output:
+        alpha = _clamp(WARP_ALPHA_AT_1 * warp * (0.5 + 0.5 * _clamp(onset, 0.0, 2.0)), 0.0, 0.8)
+        angle = WARP_ROTATE_DEG * warp * (1.0 + onset)
+    # Brightness from the low band (1.0 = typical loudness for this track).
+    gain = 1.0 + BRIGHTNESS_AT_1 * float(r.band_brightness) * _clamp(low - 1.0, -1.0, 2.0)
+    gain = _clamp(gain, 0.3, 1.8)
+    # Hue: a tint whose hue swings with the high/mid balance; multiplies, so black stays black.
+    tint = (1.0, 1.0, 1.0)
+    amount = _clamp(TINT_AT_1 * float(r.band_hue), 0.0, 0.9)
+    if amount > 0:
+        swing = _clamp(high - mid, -1.5, 1.5)
+        hue = ((HUE_DEGREES_AT_1 * swing) % 360.0) / 360.0
+        strength = amount * min(1.0, abs(swing))
+        tint = tuple(1.0 - strength + strength * c for c in colorsys.hsv_to_rgb(hue, 1.0, 1.0))
+    return Effects(zoom, alpha, angle, gain, tint)
+
+
 def frame_to_surface(image: np.ndarray) -> pygame.Surface:
     """HxWx3 uint8 → a Surface (no display needed)."""
     h, w = image.shape[:2]
@@ -71,10 +114,14 @@ class Compositor:
     Both take `now` (seconds, any monotonic clock) so that export can drive them from a fixed clock.
     """
 
-    def __init__(self, width: int, height: int, reactivity: Any = None, crossfade_ms: float = 400.0) -> None:
+    def __init__(
+        self, width: int, height: int, reactivity: Reactivity | None = None, crossfade_ms: float = 400.0,
+        max_flashes_per_s: float = GUIDELINE_PER_S,
+    ) -> None:
         self.width, self.height = int(width), int(height)
         self.reactivity = reactivity if reactivity is not None else Reactivity()
         self.crossfade_ms = float(crossfade_ms)
+        self.flash_limiter = FlashLimiter(max_flashes_per_s)
         size = (self.width, self.height)
         self._prev = pygame.Surface(size)  # what we fade from
         self._cur = pygame.Surface(size)  # what we fade to
@@ -91,13 +138,34 @@ class Compositor:
         self._warped = pygame.Surface(size)
         self._has_output = False
         self.frames_pushed = 0
+        self._cut_from = pygame.Surface(size)  # the picture a soft cut fades out from
+        self._cut: tuple[float, float] | None = None  # (start, seconds) of the soft cut in progress
 
-    def configure(self, reactivity: Any = None, crossfade_ms: float | None = None) -> None:
+    def configure(self, reactivity: Reactivity, crossfade_ms: float, max_flashes_per_s: float | None = None) -> Reconfigured:
         """Apply a new preset's knobs (hot reload) without losing the picture."""
-        if reactivity is not None:
-            self.reactivity = reactivity
-        if crossfade_ms is not None:
-            self.crossfade_ms = float(crossfade_ms)
+        flashes = max_flashes_per_s if max_flashes_per_s is not None else self.flash_limiter.max_per_s
+        applied = tuple(name for name, differs in (("reactivity", reactivity != self.reactivity),
+                                                   ("crossfade_ms", float(crossfade_ms) != self.crossfade_ms),
+                                                   ("max_flashes_per_s", flashes != self.flash_limiter.max_per_s)) if differs)
+        self.reactivity, self.crossfade_ms = reactivity, float(crossfade_ms)
+        self.flash_limiter.configure(flashes)
+        return Reconfigured(applied=applied)
+
+    def begin_cut(self, now: float, seconds: float) -> None:
+        """A soft cut to another preset: what is on screen now fades out over `seconds` while the new
+        look (its frames and knobs) takes over underneath. 0 seconds cuts at once."""
+        if seconds <= 0 or not self._has_output:
+            self._cut = None
+            return
+        self._cut_from.blit(self._out, (0, 0))
+        self._cut = (now, float(seconds))
+
+    def cut_progress(self, now: float) -> float | None:
+        """How far the soft cut has got (0..1), or None when none is running."""
+        if self._cut is None:
+            return None
+        start, seconds = self._cut
+        return _clamp((now - start) / seconds, 0.0, 1.0)
 
     # -- frames ---------------------------------------------------------------------------------
 
@@ -124,7 +192,9 @@ class Compositor:
         if surf.get_size() != (self.width, self.height):
             surf = _cover(surf, self.width, self.height)
         fade = self._fade(now)
-        if fade < 1.0:
+        if self.frames_pushed == 0:
+            self._prev.blit(surf, (0, 0))  # the first picture shows at once: no fade from black
+        elif fade < 1.0:
             self._blend_into(self._prev, fade)  # bake the half-done fade into prev
         else:
             self._prev, self._cur = self._cur, self._prev
@@ -146,7 +216,7 @@ class Compositor:
         """The picture for this display frame. The returned Surface is reused by the next call:
         copy it if you keep it."""
         f = features if features is not None else Features()
-        r = self.reactivity
+        fx = effects(f, self.reactivity, self._has_output)
         w, h = self.width, self.height
 
         fade = self._fade(now)
@@ -156,9 +226,7 @@ class Compositor:
             self._blend_into(self._base, fade)
         src = self._base
 
-        # Zoom pulse: strongest on the beat, decays over the first third of the beat interval.
-        pulse = max(0.0, 1.0 - float(f.beat_phase) * 3.0) ** 2 if f.beat or f.beat_phase < 0.34 else 0.0
-        zoom = 1.0 + ZOOM_AT_1 * float(r.beat_zoom) * pulse
+        zoom = fx.zoom
         if zoom > 1.002:
             cw, ch = max(1, int(round(w / zoom))), max(1, int(round(h / zoom)))
             crop = src.subsurface(((w - cw) // 2, (h - ch) // 2, cw, ch))
@@ -167,42 +235,53 @@ class Compositor:
             self._out.blit(src, (0, 0))
 
         # Feedback warp: the previous output, pushed outwards and turned, shows through.
-        warp = float(r.warp)
-        if warp > 0 and self._has_output:
-            alpha = _clamp(WARP_ALPHA_AT_1 * warp * (0.5 + 0.5 * _clamp(float(f.onset), 0.0, 2.0)), 0.0, 0.8)
-            angle = WARP_ROTATE_DEG * warp * (1.0 + float(f.onset))
-            turned = pygame.transform.rotozoom(self._feedback, angle, WARP_ZOOM)
+        if fx.warp_alpha > 0:
+            turned = pygame.transform.rotozoom(self._feedback, fx.warp_angle, WARP_ZOOM)
             tw, th = turned.get_size()
             fw, fh = self._fb_size
             middle = turned.subsurface(((tw - fw) // 2, (th - fh) // 2, fw, fh))
             pygame.transform.smoothscale(middle, (w, h), self._warped)
-            self._warped.set_alpha(int(alpha * 255))
+            self._warped.set_alpha(int(fx.warp_alpha * 255))
             self._out.blit(self._warped, (0, 0))
 
-        # Brightness from the low band (1.0 = typical loudness for this track).
-        gain = 1.0 + BRIGHTNESS_AT_1 * float(r.band_brightness) * _clamp(float(f.low) - 1.0, -1.0, 2.0)
-        gain = _clamp(gain, 0.3, 1.8)
+        gain = fx.gain
         if gain < 0.995:
             v = int(round(gain * 255))
             self._out.fill((v, v, v), special_flags=pygame.BLEND_RGB_MULT)
-        elif gain > 1.005:
-            v = int(round((gain - 1.0) * 255))
-            self._out.fill((v, v, v), special_flags=pygame.BLEND_RGB_ADD)
+        elif gain > 1.005:  # multiply (c·gain, as c + c·(gain − 1)): brighter, and the contrast stays
+            extra = self._out.copy()
+            extra.fill((int(round((gain - 1.0) * 255)),) * 3, special_flags=pygame.BLEND_RGB_MULT)
+            self._out.blit(extra, (0, 0), special_flags=pygame.BLEND_RGB_ADD)
 
-        # Hue: a tint whose hue swings with the high/mid balance; multiplies, so black stays black.
-        amount = _clamp(TINT_AT_1 * float(r.band_hue), 0.0, 0.9)
-        if amount > 0:
-            swing = _clamp(float(f.high) - float(f.mid), -1.5, 1.5)
-            hue = ((HUE_DEGREES_AT_1 * swing) % 360.0) / 360.0
-            tr, tg, tb = colorsys.hsv_to_rgb(hue, 1.0, 1.0)
-            strength = amount * min(1.0, abs(swing))
-            tint = tuple(int(round(255 * (1.0 - strength + strength * c))) for c in (tr, tg, tb))
-            if tint != (255, 255, 255):
-                self._out.fill(tint, special_flags=pygame.BLEND_RGB_MULT)
+        tint = tuple(int(round(255 * c)) for c in fx.tint)
+        if tint != (255, 255, 255):
+            self._out.fill(tint, special_flags=pygame.BLEND_RGB_MULT)
 
         pygame.transform.smoothscale(self._out, self._fb_size, self._feedback)
+        self._limit_flashes(now)
         self._has_output = True
+        progress = self.cut_progress(now)
+        if progress is not None:
+            if progress >= 1.0:
+                self._cut = None
+            else:  # after the feedback copy: the old look must not echo on in the trail
+                self._cut_from.set_alpha(int(round((1.0 - progress) * 255)))
+                self._out.blit(self._cut_from, (0, 0))
+                self._cut_from.set_alpha(None)
         return self._out
+
+    def _limit_flashes(self, now: float) -> None:
+        """Hold the frame's mean luminance when a change would exceed the flash budget."""
+        thumb = to_array(self._out)
+        lum = mean_luminance(thumb)
+        gain = self.flash_limiter.gain(lum, now)
+        if gain != 1.0:
+            pixels = pygame.surfarray.pixels3d(self._out)
+            pixels[...] = exposure_lut(srgb_gain(gain))[pixels]
+            del pixels  # unlock the surface
+            pygame.transform.smoothscale(self._out, self._fb_size, self._feedback)
+            lum = mean_luminance(to_array(self._out))
+        self.flash_limiter.record(lum, now)
 
     def to_array(self, surface: pygame.Surface | None = None) -> np.ndarray:
         """The last composed picture (or `surface`) as HxWx3 uint8."""

@@ -23,6 +23,7 @@ class HudState:
 
     display_fps: float = 0.0
     render_fps: float = 0.0
+    skip_rate: float = 0.0  # renders skipped by the similarity filter (SDXL, steady music)
     latency_ms: float | None = None
     bpm: float = 0.0
     beat: bool = False
@@ -37,6 +38,7 @@ class HudState:
     error: str = ""
     error_at: float = 0.0
     frames_rendered: int = 0
+    rig: str = ""  # OSC / MIDI / Link / video out status (live/rig.py)
     lyric: str = ""  # directing (issue 17): the line being sung (--lyrics)
     cue: str = ""  # directing (issue 17): where the schedule is
 
@@ -65,14 +67,17 @@ class Hud:
     def lines(self, s: HudState) -> list[tuple[str, tuple[int, int, int]]]:
         """The HUD's text, line by line (also what tests read)."""
         white, grey, red, yellow = (240, 240, 240), (170, 170, 170), (255, 90, 80), (255, 210, 90)
-        lat = f"{s.latency_ms:.0f} ms" if s.latency_ms is not None else "–"
+        lat = f"{s.latency_ms:.0f} ms" if s.latency_ms is not None else "-"
         out = [
-            (f"display {s.display_fps:5.1f} fps   render {s.render_fps:5.2f} fps   audio→photon {lat}", white),
+            (f"display {s.display_fps:5.1f} fps   render {s.render_fps:5.2f} fps"
+             + (f" ({s.skip_rate:.0%} skipped)" if s.skip_rate > 0 else "") + f"   audio-to-photon {lat}", white),
             (f"{s.bpm:5.1f} BPM   valence {s.valence:+.2f}   arousal {s.arousal:+.2f}", white),
             (f"preset {s.preset}   renderer {s.renderer}" + ("   [frozen]" if s.frozen else ""), white),
         ]
         if s.renderer_reason:
             out.append((s.renderer_reason, grey))
+        if s.rig:
+            out.append((s.rig, grey))
         if s.labels:
             out.append(("heard: " + ", ".join(f"{k} {v:.2f}" for k, v in s.labels[:3]), grey))
         if s.cue:

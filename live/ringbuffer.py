@@ -4,6 +4,10 @@ One writer (the audio callback or a feeder thread) and any number of readers. Wr
 preallocated array and then publish `(samples written, t_end)` as one tuple assignment, which is
 atomic under the GIL: readers never take a lock, and a reader that was overtaken by the writer
 mid-copy notices (the count moved too far) and copies again.
+
+The ring is where audio enters the show, so it is where audio is made safe: NaN and ±Inf (a glitching
+interface, a float wav) become silence and are counted in `nonfinite`. Nothing downstream (features,
+CLAP, the picture) ever sees them.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ class RingBuffer:
             raise ValueError("ring buffer needs a positive capacity")
         self._buf = np.zeros(self.capacity, dtype=np.float32)
         self._head: tuple[int, float] = (0, 0.0)  # (total samples written, time of the last one)
+        self.nonfinite = 0  # NaN/Inf samples replaced by silence so far
 
     @property
     def written(self) -> int:
@@ -38,14 +43,20 @@ class RingBuffer:
         self._buf[:] = 0
         self._head = (0, 0.0)
 
-    def write(self, block: np.ndarray, t_end: float | None = None) -> None:
-        """Append a mono block. `t_end` is the time of its last sample (default: samples / rate).
+    def write(self, block: np.ndarray, t_end: float | None = None) -> np.ndarray:
+        """Append a mono block and return it as stored (non-finite samples zeroed). `t_end` is the
+        time of its last sample (default: samples / rate).
 
-        Allocation-free for 1-D float32 input, so it is safe to call from an audio callback.
+        Allocation-free for clean 1-D float32 input (one sum checks it), so it is safe to call from an
+        audio callback; only a block that holds NaN/Inf is copied.
         """
         n = len(block)
         if n == 0:
-            return
+            return block
+        if not np.isfinite(np.sum(block)):
+            bad = ~np.isfinite(block)
+            self.nonfinite += int(bad.sum())
+            block = np.where(bad, np.float32(0.0), block).astype(np.float32, copy=False)
         count, _ = self._head
         cap = self.capacity
         if n >= cap:
@@ -61,6 +72,7 @@ class RingBuffer:
                 self._buf[: n - first] = block[first:]
             count_after = count + n
         self._head = (count_after, float(t_end) if t_end is not None else count_after / self.sample_rate)
+        return block
 
     def latest(self, seconds: float | None = None) -> Window:
         """A copy of the newest `seconds` of audio, zero-padded at the start if not yet filled."""

@@ -4,13 +4,12 @@ Every source has the same surface: `start()`, `stop()`, `clock() -> float` (seco
 heard so far — the clock the picture follows), `.ring` (the RingBuffer the listeners read),
 `.finished` and `.stats` (overflow/underflow counters, never fatal).
 
-FileSource has three clocks:
+FileSource has two clocks:
 - "device" (default): plays through the output device; the clock is the playback position, so
   picture and sound stay in sync whatever the device latency.
 - "realtime" (`audio_out=False`, the CLI's `--no-audio-out`): silent, paced by the wall clock.
-- "fixed" (`fixed_clock=True`, for export): no device and no thread; the consumer calls
-  `advance_to(t)` and gets the new samples, as fast as it likes.
-Files are always streamed block by block, never loaded whole (a 3-hour mix is fine).
+Files are always streamed block by block, never loaded whole (a 3-hour mix is fine). Export and
+analyze need no source: they feed the ring from the file on the hop clock (live/hopclock.py).
 
 sounddevice is imported lazily: export and analyze never need PortAudio, and when it is missing
 the error says how to install it.
@@ -119,6 +118,9 @@ class SourceStats:
 class AudioSource(Protocol):
     ring: RingBuffer
     stats: SourceStats
+    # How far the sound the audience hears now is ahead of clock() (s): a live input's capture
+    # latency; 0 for a track, whose clock already follows the speaker (see FileSource.clock).
+    lead_s: float
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -144,7 +146,6 @@ class FileSource:
         path: str | Path,
         *,
         audio_out: bool = True,
-        fixed_clock: bool = False,
         device: int | str | None = None,
         block_size: int = 480,
         sample_rate: int = SAMPLE_RATE,
@@ -153,7 +154,7 @@ class FileSource:
         self.path = Path(path)
         self.info = probe(self.path)  # bad files fail here, before any device opens
         self.duration = self.info.duration
-        self.mode = "fixed" if fixed_clock else "device" if audio_out else "realtime"
+        self.mode = "device" if audio_out else "realtime"
         self.device = device
         self.fallback_reason: str | None = None  # set when no output device could be opened
         self.block_size = block_size
@@ -164,7 +165,6 @@ class FileSource:
         self._pending = np.zeros(0, dtype=np.float32)
         self._eof = False
         self._pos = 0  # samples delivered to the ring
-        self._t = 0.0  # fixed clock
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._t0 = 0.0
@@ -176,6 +176,8 @@ class FileSource:
         self._out_left = np.zeros(0, dtype=np.float32)
         self._done = False
         self.error: str | None = None  # set when playback stops before the track ends
+        self.lead_s = 0.0  # clock() is the position being heard: it already counts the output latency
+        self.output_latency = 0.0  # the output stream's reported latency (s), when the DAC time is not
 
     # -------------------------------------------------------------- decoding
     def _take(self, n: int) -> np.ndarray:
@@ -198,22 +200,18 @@ class FileSource:
             out = np.concatenate([out, np.zeros(n - len(out), dtype=np.float32)])
         return out
 
-    def advance_to(self, t: float) -> np.ndarray:
-        """Fixed/realtime clock: deliver the track up to time `t` into the ring; return the new samples."""
+    def _advance_to(self, t: float) -> None:
+        """Realtime clock: deliver the track up to time `t` into the ring."""
         target = max(int(round(t * self.sample_rate)), self._pos)
         new = self._take(target - self._pos)
         self._pos = target
-        self._t = max(self._t, t)
         if len(new):
             self.ring.write(new, t_end=self._pos / self.sample_rate)
             self.stats.frames += len(new)
-        return new
 
     # -------------------------------------------------------------- lifecycle
     def start(self) -> None:
         self._stop.clear()
-        if self.mode == "fixed":
-            return
         self._t0 = time.monotonic()
         if self.mode == "realtime":
             self._thread = threading.Thread(target=self._pace, name="beatcanvas-file-pace", daemon=True)
@@ -243,6 +241,7 @@ class FileSource:
                 callback=self._out_callback, finished_callback=self._on_finished, latency="low",
             )
             self._stream.start()
+            self.output_latency = float(self._stream.latency or 0.0)
         except (sd.PortAudioError, ValueError) as e:
             self._stop.set()
             raise _open_error("output", self.device, e) from e
@@ -261,8 +260,6 @@ class FileSource:
             self._thread = None
 
     def clock(self) -> float:
-        if self.mode == "fixed":
-            return self._t
         if self.mode == "realtime":
             return min(time.monotonic() - self._t0, self.duration) if self._t0 else 0.0
         frames_before, mono, dac_delay = self._cb_state
@@ -282,7 +279,7 @@ class FileSource:
         step = self.block_size / self.sample_rate
         while not self._stop.is_set():
             now = self.clock()
-            self.advance_to(now)
+            self._advance_to(now)
             if now >= self.duration:
                 break
             self._stop.wait(step)
@@ -334,6 +331,8 @@ class FileSource:
             dac_delay = max(0.0, float(time_info.outputBufferDacTime - time_info.currentTime))
         except (AttributeError, TypeError):
             dac_delay = 0.0
+        if dac_delay <= 0.0:  # some host APIs leave the DAC time at 0: use the stream's reported latency
+            dac_delay = self.output_latency
         self._cb_state = (self._out_frames, time.monotonic(), dac_delay)
         self._out_frames += filled
         self.stats.frames += filled
@@ -376,6 +375,7 @@ class MicSource:
         self._stream: Any = None
         self._stopped = False
         self.error: str | None = None  # set when the stream stops by itself (device unplugged)
+        self.lead_s = 0.0  # the input's reported latency, once open: the room is this far ahead of clock()
 
     def start(self) -> None:
         sd = import_sounddevice()
@@ -389,6 +389,7 @@ class MicSource:
                 finished_callback=self._on_finished,
             )
             self._stream.start()
+            self.lead_s = float(self._stream.latency or 0.0)
         except (sd.PortAudioError, ValueError) as e:
             self._stream = None
             raise _open_error("input", self.device, e) from e

@@ -9,7 +9,6 @@ original file (its channels, at 48 kHz), so the video and audio durations agree 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -21,6 +20,7 @@ import soundfile as sf
 import soxr
 
 from engine.errors import BeatcanvasError
+from engine.files import atomic_write, file_error, remove_stale_temps
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def _load_rgb(path: Path) -> np.ndarray:
         with open(path, "rb") as f:
             surf = pygame.image.load(f, "frame.png")
     except (pygame.error, OSError) as e:
-        raise BeatcanvasError(f"cannot read frame {path} ({e}) — rerun the export to redo it") from e
+        raise BeatcanvasError(f"cannot read frame {path} ({e}) — rerun the same export: it re-renders damaged frames") from e
     w, h = surf.get_size()
     return np.frombuffer(pygame.image.tobytes(surf, "RGB"), dtype=np.uint8).reshape(h, w, 3)
 
@@ -104,9 +104,9 @@ def encode_video(
         raise BeatcanvasError(f"H.264 (yuv420p) needs an even width and height, frames are {w}x{h} — export with an even --size")
     rate = fps_fraction(fps)
     seconds = n_frames / float(rate)
-    tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}.tmp.mp4")
+    remove_stale_temps(out_path.parent, out_path.name)  # left by a run killed mid-mux
     try:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
+        with atomic_write(out_path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
             vs = container.add_stream("libx264", rate=rate)
             vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
             vs.options = {"crf": str(crf), "preset": "medium"}
@@ -154,8 +154,6 @@ def encode_video(
                 mux_audio_until(float("inf"))
                 for packet in astream.encode():
                     container.mux(packet)
-        os.replace(tmp, out_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    except OSError as e:  # a full disk, a folder gone: PyAV's errors are OSErrors with an errno
+        raise file_error(e, out_path, "writing the video") from e
     return out_path

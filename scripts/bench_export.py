@@ -28,38 +28,37 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engine.demo import write_demo_track  # noqa: E402
+from engine.audio.demo import write_demo_track  # noqa: E402
 from live.export import ExportSettings, run_export  # noqa: E402
 
 
 def case(track: Path, work: Path, name: str, *, renderer: str, profile: str, size: tuple[int, int],
          fps: float, seconds: float, render_every: int = 1, trace: bool = False) -> dict:
-    from live import factory
+    from live.factory import build_stages
     from live.presets.library import load_preset
-    from live.presets.schema import preset_hash
+    from live.show import ShowOptions, resolve
 
-    preset = load_preset("default")
     w, h = size
     t0 = time.perf_counter()
-    opts = factory.RenderOptions(renderer=renderer, profile=profile, allow_cpu_diffusion=True)
-    kind, _ = factory.choose(preset, opts)
-    rend, und, ids, rname = factory.build_export_stages(preset, kind, profile, w, h, 0)
+    spec = resolve(load_preset("default"), ShowOptions(renderer=renderer, profile=profile, allow_cpu_diffusion=True,
+                                                       size=size, seed=0))
+    stages = build_stages(spec)
     build_s = time.perf_counter() - t0
     s = ExportSettings(
         track=track, out_dir=work / name, fps=fps, width=w, height=h, end=seconds, render_every=render_every,
-        preset_hash=preset_hash(preset), renderer=rname, profile=profile, model_ids=ids,
-        reactivity=preset.reactivity, crossfade_ms=preset.motion.crossfade_ms,
+        preset_hash=spec.preset_hash, renderer=stages.render.name, profile=profile, model_ids=stages.model_ids,
+        reactivity=spec.compositor.reactivity, crossfade_ms=spec.compositor.crossfade_ms,
     )
     if trace:
         tracemalloc.start()
     t0 = time.perf_counter()
-    r = run_export(s, rend, und, force=True)
+    r = run_export(s, stages.render, stages.understanding, force=True)
     dt = time.perf_counter() - t0
     peak = tracemalloc.get_traced_memory()[1] if trace else None
     if trace:
         tracemalloc.stop()
     out = {
-        "case": name, "renderer": rname, "profile": profile, "size": f"{w}x{h}", "fps": fps,
+        "case": name, "renderer": stages.render.name, "profile": profile, "size": f"{w}x{h}", "fps": fps,
         "render_every": render_every, "frames": r.n_frames, "seconds": round(dt, 3),
         "frames_per_s": round(r.n_frames / dt, 2), "x_realtime": round(r.n_frames / dt / fps, 3),
         "build_s": round(build_s, 2),

@@ -64,34 +64,34 @@ def bench_compositor(width: int, height: int, seconds: float, render_fps: float)
 
 def bench_session(renderer: str, seconds: float, width: int, height: int, max_fps: float) -> dict:
     from engine.audio.features import FeatureTracker
-    from engine.demo import write_demo_track
-    from live import factory
+    from engine.audio.demo import write_demo_track
     from live.display import Display
-    from live.presets.library import load_preset
-    from live.session import Session, SessionConfig
+    from live.presets.library import load_preset, preset_file
+    from live.presets.playlist import ShowList
+    from live.session import SessionConfig, build_session
+    from live.show import ShowOptions
     from live.sources import FileSource
 
     tmp = Path(tempfile.mkdtemp())
     track = write_demo_track(tmp / "bench.wav", max(seconds + 2, 10.0))
     preset = load_preset("default")
     if renderer == "tiny":
-        opts = factory.RenderOptions(renderer="sdxl", profile="tiny", width=256, height=256)
+        opts = ShowOptions(renderer="sdxl", profile="tiny", size=(256, 256))
     else:
-        opts = factory.RenderOptions(renderer="procedural")
-    t0 = time.perf_counter()
-    stages, step_down = factory.build_stages(preset, opts)
-    build_s = time.perf_counter() - t0
+        opts = ShowOptions(renderer="procedural", canvas=(width, height))
     config = SessionConfig(width=width, height=height, duration=seconds, max_fps=max_fps,
-                           screenshots_dir=tmp, hot_reload=False, renderer_reason=stages.reason)
-    session = Session(FileSource(track, audio_out=False), FeatureTracker(), stages.renderer, preset,
-                      Display(width, height, vsync=False), understanding=stages.understanding,
-                      config=config, step_down=step_down)
+                           screenshots_dir=tmp, hot_reload=False)
+    t0 = time.perf_counter()
+    session = build_session(FileSource(track, audio_out=False), FeatureTracker(),
+                            ShowList((preset,), (preset_file("default"),), (0.0,)), opts,
+                            Display(width, height, vsync=False), config)
+    build_s = time.perf_counter() - t0
     cpu0 = time.process_time()
     r = session.run()
     cpu_s = time.process_time() - cpu0
     session.join_workers(5.0)
     return {
-        "renderer": getattr(stages.renderer, "name", renderer), "reason": stages.reason,
+        "renderer": session.render_loop.stage.name, "reason": session.spec.reason,
         "build_s": build_s, "size": f"{width}x{height}", "frame_cap": max_fps, "seconds": r.seconds,
         "display_fps": r.display_fps, "render_fps": r.frames_rendered / r.seconds if r.seconds else 0.0,
         "frames_rendered": r.frames_rendered, "conditioning_steps": r.conditioning_steps,

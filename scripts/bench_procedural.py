@@ -1,8 +1,15 @@
-"""Benchmark: procedural renderer (and renderer + compositor) frames per second. Writes JSON.
+"""Benchmark: the weights-free renderers (and renderer + compositor) frames per second. Writes JSON.
 
     python scripts/bench_procedural.py                      # 1280x720, JSON to stdout
     python scripts/bench_procedural.py --frames 600 --out bench_procedural.json
+    python scripts/bench_procedural.py --shader-only --sizes 1280x720,1920x1080,3840x2160
 
+Shader path (`shader` in the JSON, one entry per --sizes): the GLSL renderer alone with one
+read-back per frame (what export and the live render worker do), the renderer without read-back
+(GPU time when the picture stays on the GPU), and the GPU compositor's compose. On a software
+rasteriser (llvmpipe) these are CPU numbers; the JSON names the GL device.
+
+Numpy path:
 Each display frame is a fresh render of an energetic, beat-heavy feature stream (the most expensive
 case: all field layers, the beat ring and the high-band shimmer are on), pushed into
 `live.compositor.Compositor` and composed, as the live display loop does when the procedural renderer
@@ -124,6 +131,30 @@ def pipelined(w: int, h: int, scale: int, fps: float, seconds: float, compositor
     }
 
 
+def bench_shader(w: int, h: int, fps: float, frames: int) -> dict:
+    """The shader renderer and the GPU compositor at w x h (see the module docstring)."""
+    from engine.render.shader import ShaderRenderer, gl_unavailable
+
+    why = gl_unavailable()
+    if why is not None:
+        return {"skipped": why}
+    from live.gl_compositor import GLCompositor
+
+    r = ShaderRenderer(w, h)
+    comp = GLCompositor(w, h, context=r.context)
+    out = {"device": r.context.info["GL_RENDERER"], "gl_version": r.context.info["GL_VERSION"]}
+    out["render_with_readback"] = time_loop(lambda i: r.render(None, features_at(i, fps), i / fps), frames, 5)
+
+    def gpu_only(i: int) -> None:
+        r.render_texture(None, features_at(i, fps), i / fps)
+        r.context.finish()  # wait for the GPU, or we would time only the command submission
+
+    out["render_gpu_only"] = time_loop(gpu_only, frames, 5)
+    comp.push(r.render(None, features_at(0, fps), 0.0), 0.0)
+    out["compositor_compose"] = time_loop(lambda i: comp.compose(features_at(i, fps), i / fps), frames, 5)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--width", type=int, default=1280)
@@ -133,8 +164,18 @@ def main() -> None:
     ap.add_argument("--fps", type=float, default=60.0, help="simulated display rate (sets t per frame)")
     ap.add_argument("--seconds", type=float, default=5.0, help="duration of the pipelined run")
     ap.add_argument("--out", type=Path, default=None, help="write JSON here (default: stdout)")
+    ap.add_argument("--sizes", default="1280x720,1920x1080", help="shader path sizes, comma-separated")
+    ap.add_argument("--shader-frames", type=int, default=60)
+    ap.add_argument("--shader-only", action="store_true", help="skip the numpy path")
     args = ap.parse_args()
     w, h, fps = args.width, args.height, args.fps
+    shader = {size: bench_shader(*map(int, size.split("x")), fps, args.shader_frames) for size in args.sizes.split(",")}
+    if args.shader_only:
+        text = json.dumps({"bench": "procedural-shader", "shader": shader}, indent=2)
+        if args.out:
+            args.out.write_text(text + "\n")
+        print(text)
+        return
 
     import torch
 
@@ -154,6 +195,7 @@ def main() -> None:
         "loadavg_1m_at_start": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     }
 
+    result["shader"] = shader
     r = ProceduralRenderer(w, h, scale=args.scale)
     result["renderer_render"] = (
         time_loop(lambda i: r.render(None, features_at(i, fps), i / fps), args.frames)

@@ -26,12 +26,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engine.heads.transformer import HeadConfig, TransformerHead  # noqa: E402
+from engine.understanding.heads.transformer import HeadConfig, TransformerHead  # noqa: E402
 from engine.train.loss import LossConfig, head_loss  # noqa: E402
 
 
 def head_config(profile: str, layers: int, heads: int) -> HeadConfig:
-    from engine.profiles import load_config
+    from engine.models.profiles import load_config
 
     if profile == "tiny":
         return HeadConfig.for_profile(profile, 16, layers=layers, heads=min(heads, 4))
@@ -77,8 +77,8 @@ def bench_steps(cfg: HeadConfig, device: torch.device, dtype, batch: int, negati
 
 
 def bench_audio(profile: str, device: torch.device, clips: int) -> dict:
-    from engine.clap import ClapEncoder
-    from engine.profiles import build_clap
+    from engine.understanding.clap import ClapEncoder
+    from engine.models.profiles import build_clap
     from engine.train.augment import augment
 
     rng = np.random.default_rng(0)

@@ -52,9 +52,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench_understanding.json"))
     args = ap.parse_args()
 
-    from engine.clap import ClapEncoder
-    from engine.heads.transformer import HeadConfig, TransformerHead
-    from engine.profiles import build_clap, build_text_encoders
+    from engine.understanding.clap import ClapEncoder
+    from engine.understanding.heads.transformer import HeadConfig, TransformerHead
+    from engine.models.profiles import build_clap, build_text_encoders
     from engine.types import Window
 
     dtype = getattr(torch, args.dtype) if args.dtype else None
@@ -78,8 +78,8 @@ def main() -> None:
     result["clap_plus_transformer_head_s"] = result["clap_encode"]["median_s"] + result["transformer_head"]["median_s"]
 
     if not args.no_zeroshot:
-        from engine.heads.zeroshot import ZeroShotHead
-        from engine.prompt_encoding import PromptEncoder
+        from engine.understanding.heads.zeroshot import ZeroShotHead
+        from engine.understanding.prompt_encoding import PromptEncoder
 
         t0 = time.perf_counter()
         text = build_text_encoders(args.profile, device=args.device, dtype=dtype)

@@ -17,6 +17,6 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 @pytest.fixture(scope="session")
 def tiny_components():
     """(ClapBundle, TextEncoders, SDXLComponents) of the tiny profile, built once per test run."""
-    from engine.profiles import build_tiny_all
+    from engine.models.profiles import build_tiny_all
 
     return build_tiny_all()

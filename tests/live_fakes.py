@@ -11,8 +11,12 @@ import time
 
 import numpy as np
 
-from engine.types import SAMPLE_RATE, Features, Frame
+from engine.render.stage import RenderSpec, RenderStage
+from engine.types import SAMPLE_RATE, Features, Frame, Reconfigured
+from live.factory import Builder
 from live.ringbuffer import RingBuffer
+from live.show import ShowSpec
+from live.sources import SourceStats
 
 
 def synth_track(seconds: float = 20.0, sr: int = SAMPLE_RATE, bpm: float = 120.0) -> np.ndarray:
@@ -48,7 +52,9 @@ class FakeSource:
         self.fail_reopens = fail_reopens
         self.burst_at = burst_at
         self.starts = 0
-        self.stats = {"overflows": 0}
+        self.stats = SourceStats()
+        self.nan_at: tuple[float, float] | None = None  # (start, seconds) of a NaN burst in the audio
+        self.lead_s = 0.0
         self._t0 = 0.0
         self._pos = 0
         self._stop = threading.Event()
@@ -93,10 +99,13 @@ class FakeSource:
                 chunk = np.resize(self.samples, n).astype(np.float32)
                 self._pos += n
                 self.ring.write(chunk, t_end=self._pos / sr)
-                self.stats["overflows"] += 1
+                self.stats.overflows += 1
             target = min(int(now * sr), len(self.samples))
             if target > self._pos:
-                new = self.samples[self._pos : target]
+                new = self.samples[self._pos : target].copy()
+                if self.nan_at is not None:
+                    a, b = (int(x * sr) - self._pos for x in (self.nan_at[0], sum(self.nan_at)))
+                    new[max(0, a) : max(0, b)] = np.nan
                 self._pos = target
                 self.ring.write(new, t_end=self._pos / sr)
             time.sleep(0.005)
@@ -134,3 +143,86 @@ class FakeRenderer:
 
     def reset(self, seed: int) -> None:
         self.calls = 0
+
+
+class FakeStage(RenderStage):
+    """A `RenderStage` around a FakeRenderer; records every spec it was configured with. It rebuilds
+    for what SDXL rebuilds for."""
+
+    rebuild_keys = ("kind", "model", "steps", "width", "height", "backend", "guidance_scale", "decoder")
+
+    def __init__(self, renderer: FakeRenderer, spec: RenderSpec) -> None:
+        super().__init__(spec)
+        self.renderer = renderer  # type: ignore[assignment]
+        self.configured: list[RenderSpec] = []
+
+    @property
+    def steps(self) -> int | None:
+        return self.renderer.steps  # type: ignore[union-attr]
+
+    def configure(self, spec: RenderSpec, negative=None) -> Reconfigured:
+        self.configured.append(spec)
+        self.negative = negative
+        return super().configure(spec, negative)
+
+
+class FakeBuilder(Builder):
+    """Builds FakeStages (at the size asked) and records what it was asked for."""
+
+    def __init__(self, fail: Exception | None = None) -> None:
+        super().__init__()
+        self.fail = fail
+        self.asked: list[tuple[ShowSpec, tuple[int, int] | None]] = []
+
+    def render_stage(self, spec: ShowSpec, size=None, negative=None) -> RenderStage:
+        self.asked.append((spec, size))
+        if self.fail is not None:
+            raise self.fail
+        w, h = size or (spec.render.width, spec.render.height)
+        return FakeStage(FakeRenderer(w, h, name=f"fake-{w}x{h}"), spec.render)
+
+
+class FakeUnderstanding:
+    """An understanding stage without CLAP: each step is a conditioning from the window's loudness;
+    records the settings it was configured with and the features it was stepped with."""
+
+    def __init__(self, fail: dict | None = None) -> None:
+        import torch
+
+        from engine.understanding.pipeline import UnderstandingSettings
+
+        self.torch = torch
+        self.settings = UnderstandingSettings()
+        self.configured: list = []
+        self.features_seen: list = []
+        self.steps = 0
+        self.fail = dict(fail or {})
+
+    def step(self, window, features=None):
+        from engine.types import Conditioning
+
+        self.steps += 1
+        if self.steps in self.fail:
+            raise self.fail[self.steps]
+        self.features_seen.append(features)
+        level = float(np.sqrt(np.mean(window.samples[-4800:] ** 2)))
+        return Conditioning(self.torch.full((1, 77, 2048), level), self.torch.zeros(1, 1280), t=window.t_end,
+                            labels={"loud": level})
+
+    def configure(self, settings):
+        from engine.types import Reconfigured
+
+        changed = settings.changed(self.settings)
+        self.settings = settings
+        self.configured.append(settings)
+        return Reconfigured(applied=changed)
+
+    def negative_conditioning(self):
+        return (self.torch.ones(1, 77, 2048), self.torch.ones(1, 1280))
+
+
+def kick_track(seconds: float, bpm: float = 120.0, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Kicks on every beat from the first second: a beat-gated hard cut has beats to land on."""
+    t = np.arange(int(seconds * sr)) / sr
+    phase = t % (60.0 / bpm)
+    return (0.9 * np.exp(-phase * 25) * np.sin(2 * np.pi * 55 * t) + 0.05 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)

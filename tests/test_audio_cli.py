@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from audio_synth import click_track
+from engine.audio.rhythms import clicks
 from live import sources
 from live.cli import main
 
@@ -20,15 +21,26 @@ def test_analyze_writes_the_documented_json(tmp_path: Path, capsys) -> None:
     out = tmp_path / "sub" / "a.json"
     assert main(["analyze", str(tmp_path / "click.wav"), "--json", str(out)]) == 0
     d = json.loads(out.read_text())
-    assert set(d) == {"tempo_bpm", "beats", "frames"}
+    assert set(d) == {"tempo_bpm", "beats", "beat_confidence", "downbeats", "downbeat_confidence", "frames"}
     assert abs(d["tempo_bpm"] - 120.0) < 2.0
-    assert all(min(abs(b - clicks)) < 0.03 for b in d["beats"]) and len(d["beats"]) >= 12
+    assert all(min(abs(b - clicks)) < 0.03 for b in d["beats"]) and len(d["beats"]) >= 19
+    assert len(d["beat_confidence"]) == len(d["beats"]) and min(d["beat_confidence"]) > 0.5
+    assert d["downbeats"] == [] and d["downbeat_confidence"] == 0  # equal clicks: no bar to find
     assert len(d["frames"]) == 100
     assert set(d["frames"][0]) == {"t", "rms", "onset", "low", "mid", "high", "arousal", "valence"}
     assert d["frames"][0]["t"] == pytest.approx(0.1) and d["frames"][-1]["t"] == pytest.approx(10.0)
     assert all(f["rms"] > 0.01 for f in d["frames"][::5])  # every 0.5 s frame holds a click
     printed = capsys.readouterr().out
     assert "120.0 BPM" in printed and "arousal" in printed
+
+
+def test_analyze_finds_the_downbeats_of_an_accented_metronome(tmp_path: Path) -> None:
+    r = clicks(120.0, 16.0, accent=2.0)  # every fourth click twice as loud
+    sf.write(tmp_path / "m.wav", r.samples, 48_000)
+    assert main(["analyze", str(tmp_path / "m.wav"), "--json", str(tmp_path / "m.json")]) == 0
+    d = json.loads((tmp_path / "m.json").read_text())
+    assert np.allclose(d["downbeats"], r.downbeats, atol=0.02)
+    assert d["downbeat_confidence"] > 0.1
 
 
 def test_analyze_bad_input_is_one_line_error_and_exit_1(tmp_path: Path, capsys) -> None:

@@ -14,7 +14,7 @@ def test_click_track_120_bpm_tempo_and_beats() -> None:
     x, clicks = click_track(120.0, seconds=20.0)
     tr, feats, beats = run_tracker(x)
     assert abs(tr.tempo_bpm - 120.0) < 2.0
-    late = beats[beats > 5.0]
+    late = beats[(beats > 5.0) & (beats < 19.9)]  # the grid's beat at 20.0 s falls on the track's end
     assert len(late) >= 25  # every click after lock-in gets a beat
     err = np.array([np.min(np.abs(b - clicks)) for b in late])
     assert err.max() < 0.030

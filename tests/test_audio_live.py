@@ -75,19 +75,32 @@ def _track(tmp_path: Path, seconds: float = 1.0, sr: int = 44_100) -> Path:
     return path
 
 
-def test_file_source_fixed_clock_is_deterministic_and_needs_no_device(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(sources, "import_sounddevice", lambda: pytest.fail("fixed clock touched PortAudio"))
+def test_audio_feed_is_deterministic_exact_to_the_sample_and_needs_no_device(tmp_path: Path, monkeypatch) -> None:
+    """Export and analyze feed the ring from the file on the hop clock, with no sound card."""
+    from engine.audio.io import iter_audio_blocks
+    from live.hopclock import AudioFeed, HopClock
+
+    monkeypatch.setattr(sources, "import_sounddevice", lambda: pytest.fail("the audio feed touched PortAudio"))
     path = _track(tmp_path, 1.0)
-    src = FileSource(path, fixed_clock=True)
-    src.start()
-    got = [src.advance_to(i / 30) for i in range(1, 31)]
-    assert src.clock() == pytest.approx(1.0) and src.finished
-    assert sum(len(g) for g in got) == 48_000
-    w = src.ring.latest(1.0)
-    assert w.t_end == pytest.approx(1.0) and np.abs(w.samples).max() > 0.25
-    src2 = FileSource(path, fixed_clock=True)
-    np.testing.assert_array_equal(np.concatenate([src2.advance_to(i / 30) for i in range(1, 31)]), np.concatenate(got))
-    assert len(src.advance_to(2.0)) == 48_000  # past the end: silence, no crash
+
+    def feed_frames() -> tuple[list[float], AudioFeed]:
+        feed = AudioFeed(iter_audio_blocks(path, 480))
+        ends = []
+        for i in range(1, 31):
+            feed.feed_to(round(i / 30 * 48_000))
+            ends.append(feed.ring.t_end)
+        return ends, feed
+
+    ends, feed = feed_frames()
+    assert ends == pytest.approx([i / 30 for i in range(1, 31)]) and feed.fed == 48_000
+    w = feed.ring.latest(1.0)
+    assert np.abs(w.samples).max() > 0.25
+    np.testing.assert_array_equal(feed_frames()[1].ring.latest(1.0).samples, w.samples)
+    feed.feed_to(96_000)  # past the end: stops there, no crash
+    assert feed.exhausted and feed.fed == 48_000
+    hops = HopClock(0.5)
+    assert list(hops.due(48_000)) == [0, 24_000, 48_000] and list(hops.due(48_000)) == []
+    assert HopClock(0.5).newest_due(1.2) == 1.0  # live runs only the newest due hop
 
 
 def test_file_source_no_audio_out_runs_at_real_time_pace(tmp_path: Path, monkeypatch) -> None:

@@ -14,7 +14,7 @@ def test_bench_tiny_cpu_writes_json_with_every_stage(tmp_path):
     from live.cli import main
 
     out = tmp_path / "out.json"
-    args = ["bench", "--profile", "tiny", "--device", "cpu", "--size", "64", "--warmup", "0", "--iters", "1"]
+    args = ["bench", "--profile", "tiny", "--device", "cpu", "--size", "64", "--warmup", "0", "--iters", "1", "--frames", "4"]
     assert main([*args, "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert set(result["stages"]) == {"clap_encode", "clap_head", "unet_step", "decode", "to_host", "end_to_end"}
@@ -26,7 +26,7 @@ def test_bench_tiny_cpu_writes_json_with_every_stage(tmp_path):
     assert result["versions"]["torch"] and result["versions"]["diffusers"]
     assert result["device"]["type"] == "cpu" and result["device"]["name"]
     assert result["peak_gpu_memory_bytes"] is None and result["host_rss_bytes"] > 0
-    assert result["images_per_s"] > 0
+    assert result["images_per_s"] > 0 and result["throughput"]["frames"] == 4
 
 
 def test_bench_rejects_cuda_without_gpu_and_bad_dtype():

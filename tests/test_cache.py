@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from engine.cache import cache_dir
+from engine.models.cache import cache_dir
 
 
 def test_cache_dir_order(monkeypatch, tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.demo import demo_sections, demo_track, ensure_demo_track, write_demo_track
+from engine.audio.demo import demo_sections, demo_track, ensure_demo_track, write_demo_track
 
 SR = 48_000
 

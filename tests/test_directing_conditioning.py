@@ -9,20 +9,20 @@ import pytest
 import soundfile as sf
 import torch
 
-from engine.conditioning import blend, blend_weighted, mix_prompts
+from engine.understanding.conditioning import blend, blend_weighted, mix_prompts
 from engine.directing.director import Direction, Director
 from engine.directing.lyrics import parse_lrc
 from engine.render.procedural import ProceduralRenderer
-from engine.understanding import build_understanding
-from live.display import Display
+from engine.understanding.pipeline import build_understanding
 from live.export import ExportSettings, frame_path, run_export
 from live.hud import Hud
 from live.presets.library import load_preset
 from live.presets.schema import Preset
 from live.schedule.runtime import ShowDirection
 from live.schedule.schema import parse_schedule
-from live.session import Session
-from live_fakes import FakeRenderer, synth_track
+from live.show import ShowOptions, resolve
+from live_fakes import FakeRenderer, FakeSource, synth_track
+from test_live_session import make_session
 
 FPS = 20  # hops every 0.5 s are frames 0, 10, 20, ...
 BASE = Preset(name="base")
@@ -52,8 +52,8 @@ class CachedClap:
 @pytest.fixture(scope="module")
 def understanding(tiny_components, tmp_path_factory):
     clap, text, _ = tiny_components
-    u = build_understanding("tiny", head="zeroshot", style=BASE.conditioning.style, clap=clap, text=text,
-                            cache_dir=tmp_path_factory.mktemp("bank"), audio_weight=BASE.conditioning.audio_weight)
+    settings = resolve(BASE, ShowOptions(renderer="procedural", directed=True)).understanding  # as play/export do
+    u = build_understanding("tiny", settings, clap=clap, text=text, cache_dir=tmp_path_factory.mktemp("bank"))
     u.encoder = CachedClap(u.encoder)
     return u
 
@@ -128,7 +128,8 @@ def test_export_with_a_schedule_changes_the_conditioning_exactly_at_its_key_fram
     schedule = parse_schedule(SCHEDULE, "show.toml", load_preset)
     first, records = export(track, tmp_path / "a", understanding, ShowDirection(BASE, schedule))
     seen = first.seen
-    assert understanding.audio_weight == 1.0  # the director took over the style share (set by attach)
+    # the director took over the style share: the directed show's head hears the music only
+    assert understanding.settings.audio_weight == 1.0 and understanding.settings.style == ""
     changes = [i for i in range(1, len(seen)) if not torch.equal(seen[i], seen[i - 1])]
     # every hop (frames 10, 20, ...) brings new music; the style key at 0.75 s is frame 15, nothing else
     assert changes == [10, 15, 20, 30, 40]
@@ -167,19 +168,12 @@ def test_lyrics_change_the_prompt_during_each_line_and_the_hud_shows_it(track, t
     assert records[46]["lyric"] == "" and records[4]["lyric"] == ""
 
     # The HUD, through the session's own hook, at the playback clock.
-    class Clock:
-        ring = None
-        t = 0.0
-
-        def clock(self):
-            return self.t
-
-    source = Clock()
-    session = Session(source, None, FakeRenderer(), BASE, Display(64, 64), config=None,
-                      direction=ShowDirection(BASE, lyrics=lyrics))
+    source = FakeSource(synth_track(3.0))
+    session, _ = make_session(tmp_path, FakeRenderer(), source, preset=BASE)
+    session.attach_direction(ShowDirection(BASE, lyrics=lyrics))
     hud = Hud()
     for t, line in ((0.2, None), (0.5, "Neon river"), (1.2, "Burning city lights"), (2.0, "Golden horizon"), (2.5, None)):
-        source.t = t
-        session._direct()
+        source.clock = lambda t=t: t
+        session.display_loop._direct()
         shown = [text for text, _ in hud.lines(session.state) if text.startswith("lyric: ")]
         assert shown == ([f"lyric: {line}"] if line else []), t

@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from engine.directing.grid import BeatGrid
+from engine.directing.grid import BarGrid
 from engine.directing.timecode import format_time, parse_time
 from live.presets.library import load_preset
 from live.presets.schema import Preset
-from live.schedule.runtime import ShowDirection, unapplied
+from live.schedule.runtime import ShowDirection, direction_for_track, unapplied
 from live.schedule.schema import ScheduleError, parse_schedule, read_schedule
 from live.schedule.timeline import Timeline
 
@@ -81,7 +81,7 @@ def test_overlapping_keyframes_are_refused_with_both_lines():
 
 
 def test_bar_and_section_keys_need_what_they_stand_on():
-    assert "none were found" in error('[[key]]\nbar = 3\nstyle = "a"\n', grid=BeatGrid())
+    assert "none were found" in error('[[key]]\nbar = 3\nstyle = "a"\n', grid=BarGrid())
     assert "analyze TRACK --sections" in error('[[key]]\nsection = 2\nstyle = "a"\n')
     assert "there are 2 sections" in error('sections = [0, 30]\n[[key]]\nsection = 3\nstyle = "a"\n')
 
@@ -135,13 +135,13 @@ def test_ease_is_gentle_at_both_ends_and_hold_switches_at_the_key():
 
 def test_fade_ramps_only_over_its_span():
     tl = timeline(RAMP.format(mode="linear").replace('interpolate = "linear"', 'interpolate = "linear"\nfade = "2 bars"'),
-                  grid=BeatGrid.from_times([0.5 * i for i in range(100)]))
+                  grid=BarGrid.from_times([0.5 * i for i in range(100)]))
     assert zoom(tl, 15.9) == 0.0  # 2 bars of 4 beats at 120 BPM = 4 s: the ramp starts at 16 s
     assert zoom(tl, 18.0) == pytest.approx(1.0)
 
 
 def test_cut_lands_on_the_first_beat_after_its_time():
-    beats = BeatGrid.from_times([0.3 + 0.5 * i for i in range(80)])
+    beats = BarGrid.from_times([0.3 + 0.5 * i for i in range(80)])
     tl = timeline(RAMP.format(mode="cut"), grid=beats)
     assert tl.times == [10.0, pytest.approx(20.3)]  # 20.0 is between beats 19.8 and 20.3
     assert zoom(tl, 20.29) == 0.0 and zoom(tl, 20.3) == 2.0
@@ -152,11 +152,11 @@ def test_cut_lands_on_the_first_beat_after_its_time():
 def test_bar_keys_follow_the_downbeats_or_count_beats():
     beats = [1.0 + 0.5 * i for i in range(200)]
     text = '[[key]]\nbar = 3\nstyle = "a"\n\n[[key]]\nbar = 5\nbeat = 3\nstyle = "b"\n'
-    assert timeline(text, grid=BeatGrid.from_times(beats)).times == [5.0, 10.0]
+    assert timeline(text, grid=BarGrid.from_times(beats)).times == [5.0, 10.0]
     # downbeats from the tracker (bar 1 = the first downbeat), and a 3/4 bar past the last one found
-    grid = BeatGrid.from_times(beats, downbeats=[1.5, 3.5, 5.5])
+    grid = BarGrid.from_times(beats, downbeats=[1.5, 3.5, 5.5])
     assert timeline(text, grid=grid).times == [5.5, 10.5]
-    waltz = timeline('beats_per_bar = 3\n' + text, grid=BeatGrid.from_times(beats))
+    waltz = timeline('beats_per_bar = 3\n' + text, grid=BarGrid.from_times(beats))
     assert waltz.times == [4.0, 8.0]
 
 
@@ -231,9 +231,26 @@ def test_the_readme_examples_parse():
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     toml = re.search(r"```toml\n(\[\[key\]\].*?)```", readme, re.S).group(1)
-    beats = BeatGrid.from_times([0.5 * i for i in range(400)])
+    beats = BarGrid.from_times([0.5 * i for i in range(400)])
     tl = timeline(toml, grid=beats)
     assert tl.times == [0.0, 64.0] and tl.at(62.0).style[1][0] == "the city on fire at night"
     lrc = re.search(r"```\n(\[00:.*?)```", readme, re.S).group(1)
     lyrics = parse_lrc(lrc)
     assert len(lyrics.lines) == 2 and not lyrics.problems
+
+
+def test_a_tracks_bar_keys_land_on_the_beats_the_offline_tracker_finds(tmp_path):
+    import soundfile as sf
+
+    from audio_synth import SR, click_track
+
+    audio, beat_times = click_track(bpm=120.0, seconds=12.0)
+    track = tmp_path / "clicks.wav"
+    sf.write(track, audio, SR)
+    sched = tmp_path / "show.toml"
+    sched.write_text('[[key]]\nbar = 3\ninterpolate = "hold"\nreactivity.warp = 2.0\n')
+    direction = direction_for_track(track, BASE, schedule_path=sched)
+    key_t = direction._timeline.times[0]
+    # bar 3 starts 8 beats after bar 1: on a beat of the clicks, about 4 s after the first bar
+    assert min(abs(key_t - b) for b in beat_times) < 0.03 and 3.5 < key_t - beat_times[0] < 8.5
+    assert direction.at(key_t - 0.05).preset.reactivity.warp != 2.0 and direction.at(key_t + 0.01).preset.reactivity.warp == 2.0

@@ -34,7 +34,7 @@ class FakeUnderstanding:
         self.ema = 0.0
         self.steps = 0
 
-    def step(self, window: Window) -> Conditioning:
+    def step(self, window: Window, features=None) -> Conditioning:
         assert len(window.samples) == 480_000  # always the full 10 s, zero-padded at the start
         level = float(np.sqrt(np.mean(window.samples[-24_000:] ** 2)))
         self.ema = 0.7 * self.ema + 0.3 * level
@@ -248,7 +248,7 @@ def test_out_dir_under_a_file_is_unwritable(track, tmp_path):
 def test_png_encoder_is_lossless(tmp_path):
     import pygame
 
-    from live.export import encode_png
+    from live.export_files import encode_png
 
     rgb = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
     rgb[10:20] = 255  # wrap-around in the Up filter

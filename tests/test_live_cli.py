@@ -33,7 +33,7 @@ def test_play_procedural_runs_and_reports(track, tmp_path, capsys):
                  "--size", "320x180", "--screenshots", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 0, err
-    assert "procedural renderer" in err  # select_renderer's reason is printed
+    assert "shader renderer" in err or "procedural renderer" in err  # select_renderer's reason is printed
     assert "display frames" in err and "renders" in err
 
 
@@ -66,7 +66,7 @@ def test_keys_freeze_blackout_hud_help(tmp_path):
     assert any(t > 0.95 for t, _ in pushes), "unfreeze did not resume"
     shot = pygame.image.load(str(session.report.screenshots[0]))
     assert pygame.surfarray.array3d(shot).max() == 0  # blackout shot is black
-    assert session.hud.visible is False and session.hud.show_help is True
+    assert session.display_loop.hud.visible is False and session.display_loop.hud.show_help is True
     assert_kept_showing(display, session)
 
 
@@ -75,7 +75,7 @@ def test_tap_tempo_sets_bpm(tmp_path):
     taps = [(0.2 + i * 0.4, key(pygame.K_t, "t")) for i in range(4)]  # 150 BPM
     session, display = make_session(tmp_path, FakeRenderer(delay=0.02), source, duration=1.9, script=taps)
     session.run()
-    assert abs(session.features.get()[1].tempo_bpm - 150) < 8
+    assert abs(session.board.features.get()[1].tempo_bpm - 150) < 8
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from engine.types import Features, Frame
+from engine.types import BeatGrid, Features, Frame
 from live.compositor import Compositor, Reactivity
 from live.slots import LatestSlot
 
@@ -51,7 +51,8 @@ def test_crossfade_goes_from_old_to_new_frame():
 def test_each_knob_changes_the_picture_and_zero_turns_it_off():
     rng = np.random.default_rng(0)
     img = rng.integers(0, 255, (90, 160, 3), dtype=np.uint8)
-    loud = Features(beat=True, beat_phase=0.0, low=2.0, mid=0.5, high=2.0, onset=1.0)
+    on_beat = BeatGrid(anchor=0.0, period=0.5, confidence=1.0)
+    loud = Features(beat=True, beat_phase=0.0, low=2.0, mid=0.5, high=2.0, onset=1.0, grid=on_beat)
     base = None
     for knob in ("beat_zoom", "band_brightness", "band_hue", "warp"):
         for level in (0.0, 1.0):

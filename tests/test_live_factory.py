@@ -1,19 +1,31 @@
-"""The factory builds what a show needs from a preset plus command-line options."""
+"""One seam from settings to stages: the resolver reads the preset once, the builder makes the stages."""
 
 from engine.types import Features
-from live.factory import RenderOptions, build_stages
+from live.factory import build_stages
 from live.presets.library import load_preset
+from live.show import ShowOptions, resolve
 
 
 def test_procedural_renderer_draws_at_the_composition_size_not_the_sdxl_size():
     preset = load_preset("default")  # an SDXL preset: 512x512
-    stages, _ = build_stages(preset, RenderOptions(renderer="procedural", canvas=(320, 180)))
-    assert (stages.renderer.width, stages.renderer.height) == (320, 180)
-    assert stages.renderer.render(None, Features(), 0.0).image.shape == (180, 320, 3)
+    stages = build_stages(resolve(preset, ShowOptions(renderer="procedural", canvas=(320, 180))))
+    assert (stages.render.width, stages.render.height) == (320, 180)
+    assert stages.render.render(None, Features(), 0.0).image.shape == (180, 320, 3)
 
 
 def test_explicit_size_wins_over_the_canvas_for_export():
     preset = load_preset("default")
-    opts = RenderOptions(renderer="procedural", canvas=(320, 180), width=128, height=64)
-    stages, _ = build_stages(preset, opts)
-    assert (stages.renderer.width, stages.renderer.height) == (128, 64)
+    spec = resolve(preset, ShowOptions(renderer="procedural", canvas=(320, 180), size=(128, 64)))
+    stages = build_stages(spec)
+    assert (stages.render.width, stages.render.height) == (128, 64)
+
+
+def test_each_preset_section_lands_in_the_part_of_the_spec_its_stage_reads():
+    preset = load_preset("default").model_copy(update={"name": "x"})
+    spec = resolve(preset, ShowOptions(renderer="procedural", seed=9))
+    assert spec.render.seed == 9  # the command line wins over [motion].seed
+    assert spec.render.feedback == preset.motion.feedback and spec.render.model == preset.model.model
+    assert spec.understanding.style == preset.conditioning.style
+    assert spec.compositor.crossfade_ms == preset.motion.crossfade_ms
+    assert spec.compositor.reactivity.beat_zoom == preset.reactivity.beat_zoom
+    assert spec.transitions == preset.transitions

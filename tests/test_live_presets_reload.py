@@ -13,6 +13,7 @@ import time
 
 from live.presets.library import to_toml
 from live.presets.schema import Preset
+from live.show import ShowOptions, resolve
 from live_fakes import FakeRenderer, FakeSource, synth_track
 from test_live_session import assert_kept_showing, make_session
 
@@ -55,7 +56,7 @@ def test_good_edit_applies_within_a_second_then_broken_edit_is_refused(tmp_path)
     session.run()
     assert applied_at, "the edit was never applied"
     assert applied_at[0] - edited_at[0] < 1.0
-    assert session.preset.reactivity.beat_zoom == 2.0  # the broken edit did not replace it
+    assert session.spec.compositor.reactivity.beat_zoom == 2.0  # the broken edit did not replace it
     assert "beat_zoom" in session.state.error and "keeping the last good preset" in session.state.error
     assert_kept_showing(display, session)
 
@@ -70,7 +71,7 @@ def test_deleted_preset_file_keeps_last_good_preset(tmp_path):
                                     preset_path=path, stop_when_finished=False)
     _edit_later(0.6, path.unlink)
     session.run()
-    assert session.preset == preset
+    assert session.spec.preset_hash == resolve(preset, ShowOptions(renderer="procedural", canvas=(320, 180))).preset_hash
     assert "deleted" in session.state.error
     assert renderer.rendered > 10
     assert_kept_showing(display, session)

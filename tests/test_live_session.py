@@ -22,10 +22,14 @@ import pytest
 import torch
 
 from engine.audio.features import FeatureTracker
+from engine.render.stage import RenderStage
 from live.display import Display
-from live.session import Session, SessionConfig
+from live.factory import Stages
+from live.presets.playlist import ShowList
 from live.presets.schema import Preset
-from live_fakes import FakeRenderer, FakeSource, synth_track
+from live.session import Session, SessionConfig
+from live.show import ShowOptions, resolve
+from live_fakes import FakeBuilder, FakeRenderer, FakeSource, FakeStage, synth_track
 
 
 class RecordingDisplay(Display):
@@ -61,14 +65,23 @@ class RecordingDisplay(Display):
         return float(np.max(np.diff(self.shown))) if len(self.shown) > 1 else float("inf")
 
 
-def make_session(tmp_path, renderer, source, *, script=None, preset=None, preset_path=None, **cfg):
+def make_session(tmp_path, renderer, source, *, script=None, preset=None, preset_path=None, builder=None,
+                 understanding=None, show=None, options=None, **cfg):
+    """A session as `play` builds it, around a fake (or real) render stage; `show` defaults to the one
+    preset (with `preset_path` hot-reloaded when given)."""
     display = RecordingDisplay(320, 180, script=script)
     config = SessionConfig(
         width=320, height=180, hop_s=0.2, backoff_s=0.05, backoff_max_s=0.2, reopen_every_s=0.2,
         screenshots_dir=tmp_path / "screenshots", hot_reload=preset_path is not None, **cfg,
     )
-    session = Session(source, FeatureTracker(), renderer, preset or Preset(name="test"), display,
-                      config=config, preset_path=preset_path)
+    preset = preset or Preset(name="test")
+    options = options or ShowOptions(renderer="procedural", canvas=(320, 180))
+    show = show or ShowList((preset,), (preset_path,), (0.0,))
+    spec = resolve(show.presets[show.start], options)
+    stage = renderer if isinstance(renderer, RenderStage) else FakeStage(renderer, spec.render)
+    stages = Stages(stage, understanding, spec.reason)
+    session = Session(source, FeatureTracker(), stages, spec, display, show, options, config,
+                      builder or FakeBuilder())
     return session, display
 
 
@@ -119,20 +132,15 @@ def test_render_exception_keeps_last_frame_and_retries(tmp_path):
 
 def test_cuda_oom_steps_down_and_says_so(tmp_path):
     source = FakeSource(synth_track(10.0))
-    big = FakeRenderer(width=128, height=128, fail={2: torch.cuda.OutOfMemoryError("CUDA out of memory. Tried")})
-    steps = []
-
-    def step_down(renderer, preset):
-        steps.append(renderer)
-        return FakeRenderer(width=renderer.width // 2, height=renderer.height // 2, name="fake-small")
-
-    session, display = make_session(tmp_path, big, source, duration=1.5)
-    session.step_down = step_down
+    big = FakeRenderer(width=512, height=512, fail={2: torch.cuda.OutOfMemoryError("CUDA out of memory. Tried")})
+    builder = FakeBuilder()
+    session, display = make_session(tmp_path, big, source, duration=1.5, builder=builder)
     report = session.run()
-    assert steps == [big]
-    assert session.renderer.width == 64
-    assert "out of memory" in session.state.message and "64x64" in session.state.message
-    assert session.renderer.rendered > 3  # the smaller renderer kept delivering
+    assert [size for _, size in builder.asked] == [(384, 384)]  # 3/4, in multiples of 64
+    smaller = session.render_loop.stage.renderer
+    assert smaller.width == 384
+    assert "out of memory" in session.state.message and "384x384" in session.state.message
+    assert smaller.rendered > 3  # the smaller renderer kept delivering
     assert_kept_showing(display, session)
 
 
@@ -140,10 +148,11 @@ def test_oom_as_runtime_error_without_downscale_allowed(tmp_path):
     source = FakeSource(synth_track(10.0))
     renderer = FakeRenderer(fail={2: RuntimeError("CUDA error: out of memory")})
     preset = Preset(name="fixed", model={"allow_downscale": False})
-    session, display = make_session(tmp_path, renderer, source, duration=1.0, preset=preset)
-    session.step_down = lambda r, p: pytest.fail("must not step down")
+    builder = FakeBuilder()
+    session, display = make_session(tmp_path, renderer, source, duration=1.0, preset=preset, builder=builder)
     session.run()
     assert "forbids" in session.state.message
+    assert builder.asked == []  # it did not step down
     assert renderer.rendered > 3
     assert_kept_showing(display, session)
 
@@ -158,7 +167,7 @@ def test_input_device_disappearing_is_reopened(tmp_path):
     assert "audio input lost" in session.state.error
     assert session.state.message == ""  # back to normal after the reopen
     # features flowed again after the reopen: the last features are recent
-    assert session.features.get()[1].t > 1.0
+    assert session.board.features.get()[1].t > 1.0
     assert_kept_showing(display, session)
 
 
@@ -168,7 +177,7 @@ def test_audio_overflow_skips_ahead(tmp_path):
     session, display = make_session(tmp_path, renderer, source, duration=1.5, stop_when_finished=False)
     report = session.run()
     assert report.overflows >= 1
-    assert session.features.get()[1].t > 12.0  # caught up with the newest audio
+    assert session.board.features.get()[1].t > 12.0  # caught up with the newest audio
     assert renderer.rendered > 5
     assert_kept_showing(display, session)
 

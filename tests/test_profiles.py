@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine import profiles
+from engine.models import profiles
 from engine.errors import BeatcanvasError
 
 

@@ -8,7 +8,8 @@ out as `beatcanvas models fetch` leaves it (fp16 variant files where the registr
 import pytest
 import torch
 
-from engine import profiles, tiny
+from engine.models import profiles
+from engine.models import tiny
 from engine.errors import BeatcanvasError
 
 

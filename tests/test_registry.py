@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import registry
+from engine.models import registry
 from engine.errors import BeatcanvasError
 
 CONFIGS = Path(registry.__file__).parent / "configs"

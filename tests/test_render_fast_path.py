@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from engine.conditioning import blend
-from engine.profiles import _scheduler
+from engine.understanding.conditioning import blend
+from engine.models.profiles import _scheduler
 from engine.render.sdxl import SDXLRenderer
 from engine.render.similarity import SimilarityFilter
 from engine.types import Conditioning
@@ -34,12 +34,12 @@ def comps_for(sdxl, model: str):
 # ------------------------------------------------------------------------------ stream batch
 
 
-@pytest.mark.parametrize("model,steps", [("sdxl-lightning", 2), ("sdxl-lightning", 4), ("sdxl-turbo", 2)])
+@pytest.mark.parametrize("model,steps", [("sdxl-lightning", 2), ("sdxl-turbo", 3)])
 def test_stream_batch_equals_sequential_renders(tiny_components, model, steps):
     """Frame i of the stream (entered with conditioning i) is the sequential render of conditioning i."""
     _, text, sdxl = tiny_components
     comps = comps_for(sdxl, model)
-    conds = [cond(text, 10 + i) for i in range(6)]
+    conds = [cond(text, 10 + i) for i in range(steps + 2)]
     stream = SDXLRenderer(comps, SIZE, SIZE, steps=steps, seed=4, stream_batch=True)
     assert stream._stream is not None
     streamed = [stream.render(c).image for c in conds]
@@ -123,6 +123,21 @@ def test_transition_ends_on_the_new_conditioning_and_a_new_change_restarts(tiny_
     assert len(r._queue) == 2
 
 
+@pytest.mark.parametrize("model,steps,kw", [("sdxl-turbo", 1, {"transition_frames": 3}), ("sdxl-lightning", 2, {"stream_batch": True})])
+def test_warm_up_builds_the_programs_and_leaves_no_trace(tiny_components, model, steps, kw):
+    _, text, sdxl = tiny_components
+    comps = comps_for(sdxl, model)
+    warmed = SDXLRenderer(comps, SIZE, SIZE, steps=steps, seed=2, feedback=0.5, **kw)
+    warmed.warm_up()
+    programs = len(warmed._programs) + (len(warmed._stream._programs) if warmed._stream else 0)
+    assert programs >= 2  # text-to-image and feedback (and the batch), built before the first frame
+    fresh = SDXLRenderer(comps, SIZE, SIZE, steps=steps, seed=2, feedback=0.5, **kw)
+    c = cond(text, 1)
+    for _ in range(3):
+        np.testing.assert_array_equal(warmed.render(c).image, fresh.render(c).image)
+    assert warmed.frame_index == fresh.frame_index
+
+
 # ------------------------------------------------------------------------------ similarity filter
 
 
@@ -152,10 +167,12 @@ def test_renderer_repeats_its_frame_when_skipping(tiny_components):
 
 def test_export_renders_every_frame(tiny_components, tmp_path):
     """Export never skips: its renderer has no similarity filter and every frame is rendered."""
-    from live.factory import build_export_stages
+    from live.factory import build_stages
     from live.presets.library import load_preset
+    from live.show import ShowOptions, resolve
 
-    renderer, _, _, _ = build_export_stages(load_preset("lightning-hd"), "sdxl", "tiny", 64, 64, seed=0)
+    opts = ShowOptions(renderer="sdxl", profile="tiny", size=(64, 64), allow_cpu_diffusion=True, device="cpu")
+    renderer = build_stages(resolve(load_preset("lightning-hd"), opts)).render.renderer
     assert renderer.similarity is None
     text = tiny_components[1]
     a = cond(text, 1)

@@ -12,7 +12,7 @@ from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipelin
 from diffusers.utils.torch_utils import randn_tensor
 
 from engine.errors import BeatcanvasError
-from engine.profiles import _scheduler
+from engine.models.profiles import _scheduler
 from engine.render.base import Renderer
 from engine.render.sdxl import SDXLRenderer, feedback_steps
 from engine.types import Conditioning, Features

@@ -1,4 +1,4 @@
-"""`--renderer auto|sdxl|procedural` picks as documented for every machine we can simulate."""
+"""`--renderer auto|sdxl|procedural|shader|numpy` picks as documented for every machine we can simulate."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from engine.errors import BeatcanvasError
 from engine.render import select
 from engine.render.select import choose_renderer, select_renderer
 
-# (weights, gpu, allow_cpu) -> what `auto` must pick
+NO_GL = "no OpenGL 3.3 context (egl: no display): install a GPU driver, or Mesa"
+# (weights, gpu, allow_cpu) -> what `auto` must pick when OpenGL works ("procedural" = weights-free)
 AUTO_TABLE = {
     (True, True, False): "sdxl",
     (True, True, True): "sdxl",
@@ -23,10 +24,15 @@ AUTO_TABLE = {
 }
 
 
+@pytest.mark.parametrize("gl", [None, NO_GL])
 @pytest.mark.parametrize("weights,gpu,allow", list(itertools.product([True, False], repeat=3)))
-def test_auto_truth_table(weights: bool, gpu: bool, allow: bool) -> None:
-    got = select_renderer("auto", weights_present=weights, gpu_present=gpu, allow_cpu_diffusion=allow)
-    assert got.kind == AUTO_TABLE[(weights, gpu, allow)]
+def test_auto_truth_table(weights: bool, gpu: bool, allow: bool, gl: str | None) -> None:
+    got = select_renderer("auto", weights_present=weights, gpu_present=gpu, allow_cpu_diffusion=allow,
+                          gl_unavailable=gl)
+    want = AUTO_TABLE[(weights, gpu, allow)]
+    if want == "procedural" and gl is None:
+        want = "shader"  # the weights-free look runs on OpenGL when a context can be made
+    assert got.kind == want
     assert got.reason.startswith(f"{got.kind} renderer")
     assert "\n" not in got.reason
     if not weights:  # the user is told how to get diffusion
@@ -36,9 +42,27 @@ def test_auto_truth_table(weights: bool, gpu: bool, allow: bool) -> None:
 
 
 @pytest.mark.parametrize("weights,gpu,allow", list(itertools.product([True, False], repeat=3)))
-def test_explicit_procedural_always_procedural(weights: bool, gpu: bool, allow: bool) -> None:
+def test_explicit_procedural_is_weights_free(weights: bool, gpu: bool, allow: bool) -> None:
     got = select_renderer("procedural", weights_present=weights, gpu_present=gpu, allow_cpu_diffusion=allow)
+    assert got.kind == "shader"
+    got = select_renderer("procedural", weights_present=weights, gpu_present=gpu, allow_cpu_diffusion=allow,
+                          gl_unavailable=NO_GL)
     assert got.kind == "procedural"
+
+
+def test_no_gl_falls_back_to_numpy_with_one_line_saying_why() -> None:
+    got = select_renderer("auto", weights_present=False, gpu_present=False, allow_cpu_diffusion=False,
+                          gl_unavailable=NO_GL)
+    assert got.kind == "procedural" and "\n" not in got.reason
+    assert "numpy" in got.reason and "no OpenGL 3.3" in got.reason and "Mesa" in got.reason
+
+
+def test_shader_and_numpy_pin_one_renderer() -> None:
+    kw = dict(weights_present=True, gpu_present=True, allow_cpu_diffusion=False)
+    assert select_renderer("numpy", **kw).kind == "procedural"
+    assert select_renderer("shader", **kw).kind == "shader"
+    with pytest.raises(BeatcanvasError, match="--renderer shader needs OpenGL 3.3.*--renderer numpy"):
+        select_renderer("shader", **kw, gl_unavailable=NO_GL)
 
 
 def test_explicit_sdxl_without_weights_names_fetch_command() -> None:
@@ -68,12 +92,28 @@ def test_probe_on_an_empty_models_dir_finds_no_weights(tmp_path, monkeypatch) ->
     assert select.weights_present("sdxl-turbo", models_dir=tmp_path) is False
     monkeypatch.setattr(select, "gpu_present", lambda: False)
     got = choose_renderer("auto", models_dir=tmp_path)
-    assert got.kind == "procedural" and "no SDXL weights" in got.reason
+    assert got.kind in ("shader", "procedural") and "no SDXL weights" in got.reason
 
 
 def test_choose_renderer_uses_probed_facts(monkeypatch) -> None:
     monkeypatch.setattr(select, "probe", lambda model, models_dir: (True, True))
     assert choose_renderer("auto").kind == "sdxl"
     monkeypatch.setattr(select, "probe", lambda model, models_dir: (True, False))
+    monkeypatch.setattr(select, "gl_unavailable", lambda: NO_GL)
     assert choose_renderer("auto").kind == "procedural"
+    monkeypatch.setattr(select, "gl_unavailable", lambda: None)
+    monkeypatch.setattr(select, "gl_software", lambda: False)
+    assert choose_renderer("auto").kind == "shader"
+    monkeypatch.setattr(select, "gl_software", lambda: True)
+    assert choose_renderer("auto").kind == "procedural" and choose_renderer("auto", live=False).kind == "shader"
     assert choose_renderer("auto", allow_cpu_diffusion=True).kind == "sdxl"
+
+
+def test_software_gl_runs_shaders_for_export_but_not_in_a_live_window():
+    """Mesa's llvmpipe makes the shader renderer starve a live window (3.7 fps seen); export can wait."""
+    facts = dict(weights_present=False, gpu_present=False, allow_cpu_diffusion=False, gl_unavailable=None, gl_software=True)
+    live = select_renderer("auto", **facts, live=True)
+    assert live.kind == "procedural" and "software rasteriser" in live.reason
+    assert select_renderer("auto", **facts, live=False).kind == "shader"
+    assert select_renderer("shader", **facts, live=True).kind == "shader"  # asked for: forced
+    assert select_renderer("auto", **{**facts, "gl_software": False}, live=True).kind == "shader"  # a GPU's GL

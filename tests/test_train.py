@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from engine.errors import BeatcanvasError
-from engine.heads.transformer import HeadConfig, TransformerHead
+from engine.understanding.heads.transformer import HeadConfig, TransformerHead
 from engine.train.data import PromptBank, TextInputs, TrainData, stratified_split
 from engine.train.loop import TrainConfig, lr_at, train
 from engine.train.loss import LossConfig, NegativeSampler, head_loss
-from engine.vag import vag_similarity
+from engine.understanding.vag import vag_similarity
 
 
 @pytest.fixture(autouse=True)
@@ -158,7 +158,7 @@ def test_resume_refuses_other_data(tiny_components, tmp_path):
 
 
 def test_saved_head_drives_the_live_understanding(tiny_components, tmp_path):
-    from engine.understanding import build_understanding
+    from engine.understanding.pipeline import build_understanding
 
     clap, text, _ = tiny_components
     data = synthetic_data(items_per_class=3)

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from engine.descriptors import GENRE_BY_NAME, GENRES
+from engine.understanding.descriptors import GENRE_BY_NAME, GENRES
 from engine.errors import BeatcanvasError
 from engine.train.augment import AugmentConfig, augment, pitch_shift, time_stretch
 from engine.train.data import middle_three_fifths, read_manifest, text_distill_pairs
@@ -142,7 +142,7 @@ def test_text_pairs_cover_the_genres_and_agree_with_their_prompts():
 
 def test_cli_trains_a_head_from_a_manifest(tmp_path, capsys):
     """End to end on audio: decode, middle 3/5, augment, tiny CLAP, train one epoch, loadable head."""
-    from engine.heads.transformer import TransformerHead
+    from engine.understanding.heads.transformer import TransformerHead
     from live.cli import main
 
     rows = []

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.clap import ClapEncoder, ClapMel, LaionClapEncoder, truncation_for
+from engine.understanding.clap import ClapEncoder, ClapMel, LaionClapEncoder, truncation_for
 from engine.errors import BeatcanvasError
 from engine.types import Window
 

@@ -5,10 +5,11 @@ import math
 import pytest
 import torch
 
-from engine.conditioning import SceneDetector, Smoother, blend
-from engine.descriptors import DEFAULT_BANK, GENRES, MOODS
+from engine.understanding.conditioning import blend
+from engine.understanding.smoother import SceneDetector, Smoother
+from engine.understanding.descriptors import DEFAULT_BANK, GENRES, MOODS
 from engine.types import Conditioning
-from engine.vag import generate_prompt, genre_similarity, va_distance_similarity, vag_similarity, vag_similarity_matrix
+from engine.understanding.vag import generate_prompt, genre_similarity, va_distance_similarity, vag_similarity, vag_similarity_matrix
 
 
 def _cond(value: float, t: float = 0.0, dims=(64, 32)) -> Conditioning:
@@ -90,7 +91,7 @@ def test_prompt_generator_is_deterministic_and_follows_the_music():
     texts = {generate_prompt(0.8, 0.8, 140, "techno", seed=s).text for s in range(10)}
     assert len(texts) > 3  # the seed varies the words
     calm_sad = generate_prompt(-0.8, -0.8, 70, "ambient", seed=1).text
-    from engine.descriptors import MOOD_WORDS
+    from engine.understanding.descriptors import MOOD_WORDS
 
     assert any(w in calm_sad for w in MOOD_WORDS["dark-calm"])
     assert any(w in calm_sad for w in ("still", "slow drifting", "suspended"))

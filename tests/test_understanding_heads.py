@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from engine.clap import ClapEncoder
+from engine.understanding.clap import ClapEncoder
 from engine.errors import BeatcanvasError
-from engine.heads.transformer import HeadConfig, TransformerHead
-from engine.heads.zeroshot import ZeroShotHead
-from engine.prompt_encoding import PromptEncoder
+from engine.understanding.heads.transformer import HeadConfig, TransformerHead
+from engine.understanding.heads.zeroshot import ZeroShotHead
+from engine.understanding.prompt_encoding import PromptEncoder
 
 
 @pytest.fixture(scope="module")

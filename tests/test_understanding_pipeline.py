@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from engine.errors import BeatcanvasError
-from engine.prompt_encoding import PromptEncoder
+from engine.understanding.prompt_encoding import PromptEncoder
 from engine.types import Window
-from engine.understanding import build_understanding
+from engine.understanding.pipeline import build_understanding
 
 
 @pytest.fixture(scope="module")
@@ -101,14 +101,16 @@ def test_unknown_head_is_a_user_error(tiny_components):
         build_understanding("tiny", head="magic", clap=tiny_components[0])
 
 
-def test_analyze_blocks_reports_each_window(tiny_components, tmp_path):
-    from engine.understanding import analyze_blocks
+def test_analyze_rows_report_each_window(tiny_components, tmp_path):
+    import soundfile as sf
+
+    from live.commands.analyze import head_rows
 
     clap, text, _ = tiny_components
     u = build_understanding("tiny", head="zeroshot", cache_dir=tmp_path, clap=clap, text=text)
-    audio = _window(12, 12.0, 440).samples
-    blocks = [audio[i : i + 4800] for i in range(0, len(audio), 4800)]
-    rows = analyze_blocks(u, blocks, hop_s=5.0)
+    path = tmp_path / "t.wav"
+    sf.write(str(path), _window(12, 12.0, 440).samples, 48_000)
+    rows = head_rows(u, path, hop_s=5.0)
     assert [r["t"] for r in rows] == [5.0, 10.0, 12.0]
     r = rows[0]
     assert set(r["labels"]) >= {"genre", "mood"} and len(r["labels"]["genre"]) == 3

@@ -1,10 +1,14 @@
 """Whole-track feature analysis, streamed: what `beatcanvas analyze` writes.
 
-The track is decoded block by block and fed to one FeatureTracker, so a 3-hour mix costs the
-same memory as a 3-minute song. Output format (also the JSON of `beatcanvas analyze --json`):
+The track is decoded block by block and fed to one FeatureTracker (the live features) and one
+BeatAnalyzer (the offline beat pass, which may look ahead: `engine.audio.beatmap`), so a 3-hour
+mix costs a few tens of MB. Output format (also the JSON of `beatcanvas analyze --json`):
 
-    {"tempo_bpm": float, "beats": [seconds, ...],
+    {"tempo_bpm": float, "beats": [seconds, ...], "beat_confidence": [0..1 per beat],
+     "downbeats": [seconds, ...], "downbeat_confidence": 0..1,
      "frames": [{"t", "rms", "onset", "low", "mid", "high", "arousal", "valence"}, ...]}
+
+`downbeats` is empty when the music has no accent pattern to tell the bar by (confidence 0).
 
 A frame summarises the `frame_every` seconds before its `t`: `rms` and the bands are averaged
 over that span, `onset` is its strongest onset (so a 10 ms click between two frame times is not
@@ -19,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from engine.audio.beatmap import BeatAnalyzer
 from engine.audio.features import FeatureTracker
 from engine.audio.io import iter_audio_blocks, probe
 from engine.types import SAMPLE_RATE
 
-WARMUP_S = 4.0  # the beat tracker needs a few seconds before its tempo means anything
 
 
 def analyze_track(
@@ -35,9 +39,8 @@ def analyze_track(
     """Run the features over a whole file; returns the analyze JSON dict (plus `duration`)."""
     info = probe(path)
     tracker = FeatureTracker(SAMPLE_RATE, block_size)
+    beat_pass = BeatAnalyzer(SAMPLE_RATE)
     frames: list[dict[str, float]] = []
-    beats: list[float] = []
-    tempi: list[float] = []
     next_frame = frame_every
     onset_max = 0.0
     acc = np.zeros(4)  # rms², low, mid, high summed over the frame's blocks
@@ -48,11 +51,10 @@ def analyze_track(
         pos += len(block)
         t = pos / SAMPLE_RATE
         f = tracker.process(block, t)
+        beat_pass.feed(block)
         onset_max = max(onset_max, f.onset)
         acc += (f.rms * f.rms, f.low, f.mid, f.high)
         n_acc += 1
-        if f.beat and tracker.last_beat_time is not None:
-            beats.append(round(tracker.last_beat_time, 4))
         if t + 1e-9 >= next_frame:
             frames.append(
                 {
@@ -66,8 +68,6 @@ def analyze_track(
                     "valence": round(f.valence, 4),
                 }
             )
-            if t > WARMUP_S and tracker.tempo_confidence > 0.2:
-                tempi.append(f.tempo_bpm)
             onset_max, n_acc = 0.0, 0
             acc[:] = 0
             next_frame += frame_every
@@ -76,10 +76,13 @@ def analyze_track(
             last_progress = t
     if on_progress is not None:
         on_progress(pos / SAMPLE_RATE)
-    tempo = float(np.median(tempi)) if tempi else float(tracker.tempo_bpm)
+    beats = beat_pass.finish()
     return {
-        "tempo_bpm": round(tempo, 2),
-        "beats": beats,
+        "tempo_bpm": round(beats.tempo_bpm, 2),
+        "beats": [round(float(b), 4) for b in beats.beats],
+        "beat_confidence": [round(float(c), 3) for c in beats.confidence],
+        "downbeats": [round(float(b), 4) for b in beats.downbeats],
+        "downbeat_confidence": round(beats.downbeat_confidence, 3),
         "frames": frames,
         "duration": round(pos / SAMPLE_RATE, 4) if pos else info.duration,
     }

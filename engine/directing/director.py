@@ -7,7 +7,7 @@ lyric must change the picture on the exact frame its time says, so the mix happe
     shown  = (1 − audio_weight)·style + audio_weight·music              (blend, as the preset's style)
     shown  = (1 − w)·shown + w·lyric,  w = lyrics_weight × emphasis     (blend)
 
-The functions are engine.conditioning's `blend` / `blend_weighted`, the ones the zero-shot head
+The functions are engine.understanding.conditioning's `blend` / `blend_weighted`, the ones the zero-shot head
 mixes its prompts with. Prompt encodings come from the shared `PromptEncoder` (LRU-cached) and are
 also kept here per text, so a song's style and lyric prompts are encoded once (`prepare` encodes
 them all before the show starts).
@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from engine.conditioning import blend, blend_weighted
+from engine.understanding.conditioning import blend, blend_weighted
 from engine.types import Conditioning
 
 

@@ -1,8 +1,8 @@
 """The beat grid that bar/beat keyframes and beat cuts are placed on.
 
-Any beat tracker will do: the grid is plain lists of beat times and (optionally) downbeat times,
-which is what `beatcanvas analyze --json` writes ("beats", and "downbeats" where the tracker finds
-bars). Bar 1 begins on the first downbeat; without downbeats, on the first beat, with
+The grid is plain lists of beat times and (optionally) downbeat times: a file's come from the
+offline beat tracker (engine/audio/beatmap.py, `from_beatmap`), live input's grow as beats are
+heard. Bar 1 begins on the first downbeat; without downbeats, on the first beat, with
 `beats_per_bar` beats to a bar. Past the last known beat the grid continues at the median beat
 period, so a keyframe at bar 97 of a live set is placed before the tracker has heard bar 97, and
 moves as the real beats arrive.
@@ -11,29 +11,31 @@ moves as the real beats arrive.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from engine.audio.beatmap import BeatMap
 
 DEFAULT_PERIOD_S = 0.5  # 120 BPM, when fewer than two beats are known
 EPS = 1e-3  # a beat within a millisecond of a time counts as at that time
 
 
 @dataclass(frozen=True)
-class BeatGrid:
+class BarGrid:
     beats: tuple[float, ...] = ()
     downbeats: tuple[float, ...] = ()
     beats_per_bar: int = 4
 
     @classmethod
-    def from_times(cls, beats: Sequence[float], downbeats: Sequence[float] = (), beats_per_bar: int = 4) -> "BeatGrid":
+    def from_times(cls, beats: Sequence[float], downbeats: Sequence[float] = (), beats_per_bar: int = 4) -> "BarGrid":
         return cls(tuple(sorted(float(b) for b in beats)), tuple(sorted(float(d) for d in downbeats)), beats_per_bar)
 
     @classmethod
-    def from_analysis(cls, data: Mapping, beats_per_bar: int = 4) -> "BeatGrid":
-        """From the dict `beatcanvas analyze --json` writes (needs "beats"; "downbeats" optional)."""
-        return cls.from_times(data.get("beats") or (), data.get("downbeats") or (), beats_per_bar)
+    def from_beatmap(cls, beats: BeatMap, beats_per_bar: int | None = None) -> "BarGrid":
+        """From the offline beat tracker's map of a track (engine/audio/beatmap.py)."""
+        return cls.from_times(beats.beats.tolist(), beats.downbeats.tolist(), beats_per_bar or beats.beats_per_bar)
 
     def __bool__(self) -> bool:
         return bool(self.beats)
@@ -86,8 +88,8 @@ class BeatGrid:
         k = np.ceil((t - EPS - self.beats[-1]) / p)
         return self.beats[-1] + max(1.0, float(k)) * p
 
-    def with_beat(self, t: float) -> "BeatGrid":
+    def with_beat(self, t: float) -> "BarGrid":
         """This grid plus a beat heard at `t` (a live tracker's beats arrive in order)."""
         if self.beats and t <= self.beats[-1] + EPS:
             return self
-        return BeatGrid(self.beats + (float(t),), self.downbeats, self.beats_per_bar)
+        return BarGrid(self.beats + (float(t),), self.downbeats, self.beats_per_bar)

@@ -33,23 +33,23 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict, deque
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Literal
 
 import numpy as np
 import torch
-from diffusers.utils.torch_utils import randn_tensor
 
-from engine.conditioning import blend
 from engine.errors import BeatcanvasError
 from engine.render.denoise import MAX_FEEDBACK, Schedule, denoise, feedback_steps, make_schedule
+from engine.render.frame_inputs import FrameInputs, StaticInputs
 from engine.render.graphs import FrameProgram
 from engine.render.readback import Readback
-from engine.render.shapes import TEXT_TOKENS, latent_shape, unet_pooled_dim
+from engine.render.shapes import latent_shape, unet_pooled_dim
 from engine.render.similarity import SimilarityFilter
 from engine.render.stream_batch import StreamBatch, unsupported_reason
 from engine.streams import render_stream
 from engine.types import Conditioning, Features, Frame
+from engine.understanding.conditioning import blend
 
 log = logging.getLogger(__name__)
 
@@ -58,27 +58,10 @@ SeedPolicy = Literal["fixed", "drift"]
 MAX_PROGRAMS = 8  # captured (batch, schedule) programs kept; each holds its graph's activations
 
 
-@dataclass
-class _Inputs:
-    """The static buffers one batch size's programs read (guidance doubles the conditioning rows,
-    negatives first)."""
-
-    embeds: torch.Tensor
-    pooled: torch.Tensor
-    time_ids: torch.Tensor
-    noise: torch.Tensor
-    step_noise: list[torch.Tensor]
-    prev: torch.Tensor  # the last frame's latents (feedback)
-    has_prev: bool = False
-    conds: tuple = ()  # the conditionings in the buffers (compared by identity)
-    seeds: tuple = ()
-    negative: object = None
-
-
 class SDXLRenderer:
     """Renders `Conditioning` into frames with a few-step SDXL UNet and TAESDXL (or the full VAE).
 
-    `components` is an `engine.profiles.SDXLComponents`; the compile back-end named by `backend`
+    `components` is an `engine.models.profiles.SDXLComponents`; the compile back-end named by `backend`
     (engine/render/backends.py) prepares its UNet and decoder. Not thread-safe: one render worker owns
     one renderer. Settable between frames: `negative`, `feedback`, `seed_policy`, `reuse_noise`.
     """
@@ -151,8 +134,11 @@ class SDXLRenderer:
         self._render_stream = render_stream(self.device)  # frames outrank background (conditioning) work
         self._pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
         self._programs: OrderedDict[tuple, FrameProgram] = OrderedDict()
-        self._inputs: dict[int, _Inputs] = {}
-        self._noise: OrderedDict[int, tuple[torch.Tensor, list[torch.Tensor]]] = OrderedDict()
+        self.buffers = StaticInputs(
+            self.device, dtype, self.latent_shape, self.unet_config.cross_attention_dim,
+            unet_pooled_dim(self.unet_config), self.add_time_ids, cfg=self.do_cfg,
+            ancestral_draws=steps if self._t2i.ancestral else 0,
+        )
         self._readback: Readback[tuple[float, int]] | None = Readback(self.device) if pipelined else None
         # In-between frames need a batch of B: not for multi-step models, nor for TensorRT's static batch.
         self.transition_frames = transition_frames if steps == 1 and self.backend != "tensorrt" else 1
@@ -168,14 +154,36 @@ class SDXLRenderer:
         """Forget the feedback latent, queued frames and the cached noise; count frames from 0."""
         self.seed = int(seed)
         self.frame_index = 0
-        for inputs in self._inputs.values():
-            inputs.has_prev, inputs.seeds = False, ()
-        self._noise.clear()
+        self.buffers.reset()
         self._queue: deque[Frame] = deque()
         self._target: Conditioning | None = None  # the conditioning the picture is heading for
         self._last_frame: Frame | None = None
         if self._stream is not None:
             self._stream.reset()
+
+    @torch.inference_mode()
+    def warm_up(self) -> None:
+        """Build (compile, capture) every frame program the show will use, before the show: the first
+        live frame then costs one frame, not a compile. Leaves the renderer as `reset` leaves it."""
+        with self.on_render_stream():
+            self._run([None])  # text-to-image
+            if self.feedback > 0:
+                self._run([None])  # the feedback schedule's program
+            if self.transition_frames > 1:
+                self._run([None] * self.transition_frames)
+            if self._stream is not None:
+                for _ in range(self.steps + 1):  # fill, then a feedback tick when feedback is on
+                    self._stream.tick(None, self.seed)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.reset(self.seed)
+
+    def set_similarity(self, threshold: float) -> None:
+        """Turn the similarity filter on (threshold in (0, 1)), change it, or off (0)."""
+        if threshold <= 0:
+            self.similarity = None
+        elif self.similarity is None or self.similarity.threshold != threshold:
+            self.similarity = SimilarityFilter(threshold, seed=self.seed)
 
     def frame_seed(self, index: int, feedback_frame: bool) -> int:
         """`fixed`: every frame uses `seed`; `drift`: frame i uses `seed + i`. Feedback frames draw fresh
@@ -184,21 +192,6 @@ class SDXLRenderer:
         if feedback_frame and not self.reuse_noise:
             return (base * 1_000_003 + index + 1) % (2**63)
         return base
-
-    def noise_for(self, seed: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """(starting noise, ancestral step noises) of one frame for `seed`, drawn from one generator in
-        the pipelines' order; cached for the last few seeds (noise fixed per seed)."""
-        if seed not in self._noise:
-            gen = torch.Generator(device=self.device).manual_seed(seed)
-            shape = (1, *self.latent_shape)
-            noise = randn_tensor(shape, generator=gen, device=self.device, dtype=self.dtype)
-            draws = [randn_tensor(shape, generator=gen, device=self.device, dtype=self.dtype)
-                     for _ in range(self.steps if self._t2i.ancestral else 0)]
-            self._noise[seed] = (noise, draws)
-            while len(self._noise) > 8:
-                self._noise.popitem(last=False)
-        self._noise.move_to_end(seed)
-        return self._noise[seed]
 
     def feedback_schedule(self, feedback: float) -> Schedule:
         n = feedback_steps(self.steps, min(feedback, MAX_FEEDBACK))
@@ -211,61 +204,14 @@ class SDXLRenderer:
         return self.guidance_scale > 1.0
 
     def zero_conditioning(self) -> Conditioning:
-        dim = self.unet_config.cross_attention_dim
-        return Conditioning(torch.zeros(1, TEXT_TOKENS, dim), torch.zeros(1, unet_pooled_dim(self.unet_config)))
+        return self.buffers.zero_conditioning()
 
-    # ------------------------------------------------------------------------------------ buffers
-
-    def inputs(self, batch: int) -> _Inputs:
-        if batch not in self._inputs:
-            rows = 2 * batch if self.do_cfg else batch
-            lat = (batch, *self.latent_shape)
-            new = lambda *shape: torch.zeros(shape, device=self.device, dtype=self.dtype)  # noqa: E731
-            self._inputs[batch] = _Inputs(
-                embeds=new(rows, TEXT_TOKENS, self.unet_config.cross_attention_dim),
-                pooled=new(rows, unet_pooled_dim(self.unet_config)),
-                time_ids=self.add_time_ids.expand(rows, -1).clone(),
-                noise=new(*lat), step_noise=[new(*lat) for _ in range(self.steps if self._t2i.ancestral else 0)],
-                prev=new(*lat),
-            )
-        return self._inputs[batch]
+    def inputs(self, batch: int) -> FrameInputs:
+        return self.buffers.batch(batch)
 
     def on_render_stream(self):
         """Context in which the renderer's GPU work is queued (the high-priority render stream)."""
         return torch.cuda.stream(self._render_stream) if self._render_stream is not None else nullcontext()
-
-    def write_conditioning(self, inputs: _Inputs, conds: list[Conditioning | None]) -> None:
-        """Upload the conditionings that changed (by identity) into the static buffers (async copies).
-        A source on the GPU was made on another stream: it is marked used here so that its memory is
-        not handed out again before the copy has read it."""
-        off = len(conds) if self.do_cfg else 0
-        if len(conds) != len(inputs.conds) or any(a is not b for a, b in zip(conds, inputs.conds)):
-            for j, cond in enumerate(conds):
-                cond = cond if cond is not None else self.zero_conditioning()
-                for dst, src in ((inputs.embeds[off + j], cond.prompt_embeds[0]), (inputs.pooled[off + j], cond.pooled_prompt_embeds[0])):
-                    dst.copy_(src, non_blocking=True)
-                    if src.is_cuda:
-                        src.record_stream(torch.cuda.current_stream(src.device))
-            inputs.conds = tuple(conds)  # held, so an identity is never reused by a new object
-        if self.do_cfg and inputs.negative is not self.negative:
-            neg = self.negative
-            if neg is None:
-                inputs.embeds[:off].zero_(), inputs.pooled[:off].zero_()
-            else:  # a Conditioning, or the (prompt_embeds, pooled) pair Understanding.negative_conditioning gives
-                e, p = (neg.prompt_embeds, neg.pooled_prompt_embeds) if isinstance(neg, Conditioning) else neg
-                inputs.embeds[:off].copy_(e[:1].expand(off, -1, -1), non_blocking=True)
-                inputs.pooled[:off].copy_(p[:1].expand(off, -1), non_blocking=True)
-            inputs.negative = neg
-
-    def write_noise(self, inputs: _Inputs, seeds: list[int]) -> None:
-        if tuple(seeds) == inputs.seeds:
-            return
-        for j, seed in enumerate(seeds):
-            noise, draws = self.noise_for(seed)
-            inputs.noise[j].copy_(noise[0])
-            for buf, draw in zip(inputs.step_noise, draws):
-                buf[j].copy_(draw[0])
-        inputs.seeds = tuple(seeds)
 
     # ------------------------------------------------------------------------------------ stages
 
@@ -347,8 +293,8 @@ class SDXLRenderer:
         feedback = self.feedback > 0 and single.has_prev
         if batch > 1 and feedback:
             inputs.prev.copy_(single.prev.expand_as(inputs.prev))
-        self.write_conditioning(inputs, conds)
-        self.write_noise(inputs, [self.frame_seed(self.frame_index + j, feedback) for j in range(batch)])
+        self.buffers.write_conditioning(inputs, conds, self.negative)
+        self.buffers.write_noise(inputs, [self.frame_seed(self.frame_index + j, feedback) for j in range(batch)])
         images = self.program(batch, feedback)()
         if batch > 1:
             single.prev.copy_(inputs.prev[-1:])

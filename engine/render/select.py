@@ -1,10 +1,14 @@
-"""`--renderer auto|sdxl|procedural`: which renderer runs, and one line saying why.
+"""`--renderer auto|sdxl|procedural|shader|numpy`: which renderer runs, and one line saying why.
 
-`select_renderer` is a pure decision over three facts (SDXL weights on disk, a GPU, the user's
-permission to diffuse on a CPU), so every combination is testable without hardware; `probe` finds the
-facts on this machine and `choose_renderer` does both. `auto` never fails: without weights or a GPU the
-procedural renderer runs and the reason tells the user how to get SDXL. An explicit `sdxl` that
-cannot run is a user error (BeatcanvasError naming the fix), never a silent fallback.
+`select_renderer` is a pure decision over four facts (SDXL weights on disk, a GPU, the user's
+permission to diffuse on a CPU, and whether an OpenGL 3.3 context can be made), so every combination
+is testable without hardware; `probe` finds the facts on this machine and `choose_renderer` does
+both. `auto` never fails: without weights or a GPU the weights-free look runs — the shader renderer
+when OpenGL works (any laptop GPU; for export also Mesa's software rasteriser, which is too slow for a
+live window: there the numpy renderer runs), else the numpy renderer — and the reason says why and how
+to get SDXL. `procedural` is the weights-free look, whichever of the two can
+run; `shader` and `numpy` pin one. An explicit choice that cannot run is a user error
+(BeatcanvasError naming the fix), never a silent fallback.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from engine.errors import BeatcanvasError
 
 log = logging.getLogger(__name__)
 
-RendererKind = Literal["sdxl", "procedural"]
-CHOICES = ("auto", "sdxl", "procedural")
+RendererKind = Literal["sdxl", "shader", "procedural"]  # "procedural" is the numpy renderer
+CHOICES = ("auto", "sdxl", "procedural", "shader", "numpy")
 DEFAULT_MODEL = "sdxl-turbo"
 
 
@@ -42,15 +46,45 @@ def select_renderer(
     gpu_present: bool,
     allow_cpu_diffusion: bool,
     model: str = DEFAULT_MODEL,
+    gl_unavailable: str | None = None,
+    gl_software: bool = False,
+    live: bool = True,
 ) -> RendererChoice:
     """Decide the renderer. `auto`: SDXL when its weights are present and it can render in
-    reasonable time (a GPU, or `allow_cpu_diffusion` for a patient export); otherwise procedural."""
+    reasonable time (a GPU, or `allow_cpu_diffusion` for a patient export); otherwise the
+    weights-free look. `gl_unavailable`: why no OpenGL 3.3 context can be made (None: one can);
+    `gl_software`: that context is a software rasteriser; `live`: a window, not an export."""
     choice = (choice or "auto").strip().lower()
     if choice not in CHOICES:
         raise BeatcanvasError(f"unknown renderer {choice!r}: use one of {', '.join(CHOICES)}")
+    if choice in ("procedural", "shader", "numpy"):
+        picked = RendererChoice("procedural", f"procedural renderer: chosen with --renderer {choice}")
+    else:
+        picked = _diffusion_choice(choice, weights_present, gpu_present, allow_cpu_diffusion, model)
+    if gl_unavailable is None and gl_software and live and choice in ("auto", "procedural"):
+        gl_unavailable = (
+            "OpenGL here is a software rasteriser, too slow for a live window: --renderer shader forces it; "
+            "export uses it"
+        )
+    return _weights_free(picked, choice, gl_unavailable)
 
-    if choice == "procedural":
-        return RendererChoice("procedural", "procedural renderer: chosen with --renderer procedural")
+
+def _weights_free(picked: RendererChoice, choice: str, gl_unavailable: str | None) -> RendererChoice:
+    """Which weights-free renderer a "procedural" decision runs: shaders when OpenGL works."""
+    if picked.kind != "procedural" or choice == "numpy":
+        return picked
+    rest = picked.reason.removeprefix("procedural renderer")
+    if gl_unavailable is None:
+        return RendererChoice("shader", "shader renderer" + rest)
+    if choice == "shader":
+        raise BeatcanvasError(f"--renderer shader needs OpenGL 3.3, but {gl_unavailable} (or use --renderer numpy)")
+    return RendererChoice("procedural", f"procedural renderer (numpy, {gl_unavailable})" + rest)
+
+
+def _diffusion_choice(
+    choice: str, weights_present: bool, gpu_present: bool, allow_cpu_diffusion: bool, model: str
+) -> RendererChoice:
+    """auto or sdxl: SDXL when it can run, else a "procedural" decision saying why not."""
 
     explicit = choice == "sdxl"  # an explicit sdxl that cannot run is an error; auto falls back
     if not weights_present:
@@ -84,7 +118,7 @@ def select_renderer(
 def weights_present(model: str = DEFAULT_MODEL, models_dir: str | Path | None = None) -> bool:
     """True when the registry finds `model` (and the models it depends on) on disk; never downloads."""
     try:
-        from engine import registry
+        from engine.models import registry
 
         names = [model]
         spec = getattr(registry, "MODELS", {}).get(model)
@@ -111,6 +145,20 @@ def gpu_present() -> bool:
         return False
 
 
+def gl_unavailable() -> str | None:
+    """Why no OpenGL 3.3 context can be made here (None: one can). Cached per process."""
+    from engine.render.shader.context import gl_unavailable as why
+
+    return why()
+
+
+def gl_software() -> bool:
+    """True when this machine's OpenGL contexts run on a software rasteriser (Mesa's llvmpipe)."""
+    from engine.render.shader.context import gpu_gl
+
+    return gl_unavailable() is None and not gpu_gl()
+
+
 def probe(model: str = DEFAULT_MODEL, models_dir: str | Path | None = None) -> tuple[bool, bool]:
     """(weights_present, gpu_present) on this machine."""
     return weights_present(model, models_dir), gpu_present()
@@ -122,14 +170,18 @@ def choose_renderer(
     allow_cpu_diffusion: bool = False,
     model: str = DEFAULT_MODEL,
     models_dir: str | Path | None = None,
+    live: bool = True,
 ) -> RendererChoice:
     """Probe this machine and decide; what `play`, `demo` and `export` call."""
     choice_l = (choice or "auto").strip().lower()
-    if choice_l == "procedural":  # no need to touch the disk or CUDA
-        return select_renderer(choice_l, weights_present=False, gpu_present=False, allow_cpu_diffusion=False)
-    weights, gpu = probe(model, models_dir)
+    if choice_l in ("procedural", "shader", "numpy"):  # no need to touch the disk or CUDA
+        weights, gpu = False, False
+    else:
+        weights, gpu = probe(model, models_dir)
     result = select_renderer(
-        choice_l, weights_present=weights, gpu_present=gpu, allow_cpu_diffusion=allow_cpu_diffusion, model=model
+        choice_l, weights_present=weights, gpu_present=gpu, allow_cpu_diffusion=allow_cpu_diffusion, model=model,
+        gl_unavailable=gl_unavailable() if choice_l != "numpy" else None,
+        gl_software=choice_l != "numpy" and gl_software(), live=live,
     )
     log.info(result.reason)
     return result

@@ -73,7 +73,7 @@ class StreamBatch:
         if n not in self._programs:
             schedule = r.feedback_schedule(r.feedback) if feedback else r._t2i
             t, scale_in, c_eps, c_noise = self._slot_constants(schedule)
-            ancestral = schedule.ancestral and bool((c_noise > 0).any())
+            ancestral = schedule.ancestral and any(s.c_noise > 0 for s in schedule.steps[-self.k:])
             inc = self.incoming
 
             def tick() -> torch.Tensor:
@@ -102,10 +102,10 @@ class StreamBatch:
         """Enter a frame, advance every slot one step, return the finished frame's pixels. The first
         call fills the pipeline (K − 1 extra ticks with the same input), so every call returns a frame."""
         r = self.r
-        r.write_conditioning(self.incoming, [conditioning])
-        r.write_noise(self.incoming, [seed])
+        r.buffers.write_conditioning(self.incoming, [conditioning])
+        r.buffers.write_noise(self.incoming, [seed])
         if self.ticks == 0:
-            _, draws = r.noise_for(seed)
+            _, draws = r.buffers.noise_for(seed)
             for k, draw in enumerate(draws[: self.k]):
                 self.step_noise[k].copy_(draw[0])
         feedback = r.feedback > 0 and self.ticks >= self.k

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import torch
 
-from engine import cache
+from engine.models import cache
 from engine.errors import BeatcanvasError
 from engine.render.shapes import TEXT_TOKENS, unet_pooled_dim
 

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.descriptors import ENERGY, GENRE_BY_NAME, GENRES, INSTRUMENTS, MOODS
+from engine.understanding.descriptors import ENERGY, GENRE_BY_NAME, GENRES, INSTRUMENTS, MOODS
 from engine.errors import BeatcanvasError
-from engine.vag import generate_prompt, stable_seed
+from engine.understanding.vag import generate_prompt, stable_seed
 
 REQUIRED = ("path", "valence", "energy", "genre")
 OPTIONAL = ("prompt", "tempo")

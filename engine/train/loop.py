@@ -28,7 +28,8 @@ from pathlib import Path
 import torch
 
 from engine.errors import BeatcanvasError
-from engine.heads.transformer import HeadConfig, TransformerHead
+from engine.files import atomic_write
+from engine.understanding.heads.transformer import HeadConfig, TransformerHead
 from engine.train.data import PromptBank, TrainData
 from engine.train.loss import LossConfig, NegativeSampler, head_loss
 
@@ -123,11 +124,10 @@ def prompt_targets(texts: list[str], prompt_encoder, cache: Path | None, fingerp
     if cache is not None and missing:
         cache.parent.mkdir(parents=True, exist_ok=True)
         allp = list(known)
-        tmp = cache.with_name(cache.name + ".tmp")
-        save_file({"token_mean": torch.stack([known[p][0] for p in allp]).contiguous(),
-                   "pooled": torch.stack([known[p][1] for p in allp]).contiguous()},
-                  str(tmp), metadata={"fingerprint": fingerprint, "prompts": json.dumps(allp)})
-        tmp.replace(cache)
+        with atomic_write(cache) as tmp:
+            save_file({"token_mean": torch.stack([known[p][0] for p in allp]).contiguous(),
+                       "pooled": torch.stack([known[p][1] for p in allp]).contiguous()},
+                      str(tmp), metadata={"fingerprint": fingerprint, "prompts": json.dumps(allp)})
     log.info("prompt targets: %d prompts, %d encoded now, %d from cache", len(texts), len(missing), len(texts) - len(missing))
     return tm, pp
 
@@ -168,9 +168,8 @@ def save_checkpoint(path: Path, head: TransformerHead, opt: torch.optim.Optimize
         "data": data_fp,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(path)  # atomic: a crash mid-write never leaves a half checkpoint
+    with atomic_write(path) as tmp:  # a crash mid-write never leaves a half checkpoint
+        save_file(tensors, str(tmp), metadata=meta)
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -256,7 +255,7 @@ def train(
     extra_meta: dict[str, str] | None = None,
 ) -> TrainResult:
     """Train a transformer head on `data` against the CLIP text encoders `text`; write it to `out`."""
-    from engine.prompt_encoding import PromptEncoder
+    from engine.understanding.prompt_encoding import PromptEncoder
 
     out = Path(out).expanduser()
     ckpt = checkpoint_path(out)

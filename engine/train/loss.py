@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.errors import BeatcanvasError
-from engine.vag import genre_table, va_unit, vag_pairs
+from engine.understanding.vag import genre_table, va_unit, vag_pairs
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class NegativeSampler:
     An item's own prompt is never a negative (the prompt bank is deduplicated, so its index is the
     only copy). Built for 10^4–10^5 items × prompts: per-item thresholds are found in row chunks and
     the allowed set is recomputed per batch, so no items × prompts matrix is ever kept. The similarity
-    is `engine.vag.vag_pairs` on inputs prepared once (tests hold it equal to `vag_similarity`).
+    is `engine.understanding.vag.vag_pairs` on inputs prepared once (tests hold it equal to `vag_similarity`).
     """
 
     def __init__(self, item_va: torch.Tensor, item_genres: list[str], item_prompt: torch.Tensor,

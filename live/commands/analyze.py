@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import typer
@@ -17,19 +17,21 @@ from engine.audio.analysis import analyze_track
 from engine.audio.io import probe
 from engine.errors import BeatcanvasError
 
+if TYPE_CHECKING:
+    from engine.understanding.pipeline import Understanding
+
 
 def run_head_analysis(head: str, track: Path, result: dict[str, Any], console: Console,
                       profile: str = "real", hop_s: float = 5.0) -> None:
-    """The understanding stage's part of `analyze` (owned by the understanding engineer): CLAP every
-    `hop_s` over the track → the head's top labels, valence/arousal and prompt, as `result["head"]`."""
-    from engine.audio.io import iter_audio_blocks
-    from engine.understanding import analyze_blocks, build_understanding
+    """The understanding stage's part of `analyze`: CLAP every `hop_s` over the track, with the tempo
+    the tracker measured → the head's top labels, valence/arousal and prompt, as `result["head"]`."""
+    from engine.understanding.pipeline import build_understanding
 
     if head != "zeroshot":
         raise BeatcanvasError(f"analyze --head supports 'zeroshot' (got '{head}'): the transformer head has no labels")
     with console.status(f"loading the {head} head ({profile} profile)"):
         u = build_understanding(profile, head=head)
-    rows = analyze_blocks(u, iter_audio_blocks(track, 48_000), hop_s=hop_s)
+    rows = head_rows(u, track, hop_s)
     result["head"] = {"name": head, "profile": profile, "hop_s": hop_s, "windows": rows}
     table = Table(title=f"{head} head, every {hop_s:g} s", title_justify="left")
     for col in ("t", "genre", "mood", "energy", "V", "A", "prompt"):
@@ -39,6 +41,28 @@ def run_head_analysis(head: str, track: Path, result: dict[str, Any], console: C
         table.add_row(f"{r['t']:.1f}", top.get("genre", ""), top.get("mood", ""), top.get("energy", ""),
                       f"{r['valence']:+.2f}", f"{r['arousal']:+.2f}", r["prompts"][0][0])
     console.print(table)
+
+
+def head_rows(understanding: Understanding, track: Path, hop_s: float) -> list[dict[str, Any]]:
+    """Per window (every hop, and the track's end): time, scene change, top labels per category with
+    weights, valence/arousal and the prompts — on the same hop clock and audio feed as export."""
+    from engine.audio.features import FeatureTracker
+    from engine.audio.io import iter_audio_blocks
+    from live.hopclock import FEATURE_BLOCK, AudioFeed, HopClock, hop_windows
+
+    feed = AudioFeed(iter_audio_blocks(track, FEATURE_BLOCK), tracker=FeatureTracker())
+    rows: list[dict[str, Any]] = []
+    for window in hop_windows(feed, HopClock(hop_s, start_k=1)):
+        understanding.step(window, feed.features)
+        info = understanding.info
+        row: dict[str, Any] = {"t": round(window.t_end, 3), "scene_change": info.scene_change}
+        if info.heard is not None:
+            row["labels"] = {c: [[lab, round(w, 3)] for lab, w in items] for c, items in info.heard.top.items()}
+            row["valence"], row["arousal"] = round(info.heard.valence, 3), round(info.heard.arousal, 3)
+            row["prompts"] = [[p, round(w, 3)] for p, w in info.heard.prompts]
+        rows.append(row)
+    feed.close()
+    return rows
 
 
 def run_sections(track: Path, result: dict[str, Any], console: Console, out: Path | None, force: bool,
@@ -51,8 +75,8 @@ def run_sections(track: Path, result: dict[str, Any], console: Console, out: Pat
 
     embeddings = None
     if clap:
-        from engine.clap import ClapEncoder
-        from engine.profiles import build_clap
+        from engine.understanding.clap import ClapEncoder
+        from engine.models.profiles import build_clap
 
         with console.status(f"CLAP embeddings for sections ({profile} profile)"):
             encoder = ClapEncoder(build_clap(profile))
@@ -77,7 +101,9 @@ def _words(v: float, neg: str, mid: str, pos: str) -> str:
 
 def _summary(console: Console, track: Path, r: dict[str, Any]) -> None:
     frames = r["frames"]
-    console.print(f"[bold]{track.name}[/]  {r['duration']:.1f} s  ·  tempo [bold]{r['tempo_bpm']:.1f} BPM[/]  ·  {len(r['beats'])} beats")
+    bars = f"{len(r['downbeats'])} bars" if r["downbeats"] else "bars not found"
+    console.print(f"[bold]{track.name}[/]  {r['duration']:.1f} s  ·  tempo [bold]{r['tempo_bpm']:.1f} BPM[/]  ·  "
+                  f"{len(r['beats'])} beats  ·  {bars}")
     if not frames:
         console.print("[yellow]the track is shorter than one frame; nothing to summarise[/]")
         return
@@ -116,7 +142,7 @@ def _summary(console: Console, track: Path, r: dict[str, Any]) -> None:
 
 def analyze(
     track: Path = typer.Argument(..., help="Audio file (wav, flac, ogg, mp3, aiff)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write tempo, beats and 0.1 s frames to this JSON file."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write tempo, beats (with confidence), downbeats and 0.1 s frames to this JSON file."),
     frame_every: float = typer.Option(0.1, "--frame-every", min=0.01, help="Seconds between JSON frames."),
     head: Optional[str] = typer.Option(None, "--head", help="Also run a conditioning head (e.g. zeroshot), when available."),
     profile: str = typer.Option("real", "--profile", help="Model profile for --head: real (published weights) or tiny."),
@@ -141,7 +167,7 @@ def analyze(
     if sections:  # directing (issue 17)
         run_sections(track, result, console, schedule_out, force, clap, profile)
     if json_out is not None:
-        payload = {k: result[k] for k in ("tempo_bpm", "beats", "frames")}
+        payload = {k: result[k] for k in ("tempo_bpm", "beats", "beat_confidence", "downbeats", "frames")}
         payload.update({k: v for k, v in result.items() if k not in payload and k != "duration"})
         try:
             json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,23 +9,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from engine.errors import BeatcanvasError
+from live.commands.options import ModelArgs, with_options
 from live.commands.play import parse_size
-from live.export import (
-    ExportSettings,
-    Progress as FrameProgress,
-    check_resumable,
-    frame_path,
-    plan_export,
-    run_export,
-)
-from live.factory import PROFILES
+
+if TYPE_CHECKING:
+    from live.export_plan import ExportSettings
 
 log = logging.getLogger(__name__)
 
@@ -34,86 +29,90 @@ CHEAP_KEYS = ("format", "track", "fps", "size", "start", "render_every", "seed",
               "direction")
 
 
-def build_stages(preset: Any, renderer_choice: str | None, profile: str, width: int, height: int, seed: int) -> tuple[Any, Any, dict[str, str], str]:
-    """(renderer, understanding or None, model ids, renderer name) from the shared factory, so an
-    export looks like `play` with the same preset. Export is patient: SDXL may diffuse on a CPU."""
-    from live import factory
-
-    opts = factory.RenderOptions(renderer=renderer_choice, profile=profile, allow_cpu_diffusion=True)
-    kind, reason = factory.choose(preset, opts)
-    log.info(reason)
-    renderer, understanding, ids, name = factory.build_export_stages(preset, kind, profile, width, height, seed)
-    return renderer, understanding, {**_published_ids(preset, kind, profile), **ids}, name
+# The weights-free look has no native size: export at the size `play` and `demo` show by default.
+WEIGHTS_FREE_SIZE = (1280, 720)
 
 
-def _published_ids(preset: Any, kind: str, profile: str) -> dict[str, str]:
-    """repo@revision of every published model the export uses (for the manifest), from the registry."""
-    if kind != "sdxl" or profile != "real":
-        return {}
-    from engine.registry import MODELS
+def export_size(size: str | None, preset: Any, kind: str) -> tuple[int, int, str]:
+    """(width, height, note for the progress line): --size, else SDXL's preset size, else what
+    `play` shows (the weights-free renderers draw at any size)."""
+    if size:
+        return (*parse_size(size, min_side=0), "")
+    if kind == "sdxl":
+        return preset.model.width, preset.model.height, " (the preset's size; --size changes it)"
+    return (*WEIGHTS_FREE_SIZE, " (play's size; --size changes it)")
 
-    names = [preset.model.model, "clap"] + (["taesdxl"] if preset.model.decoder == "taesd" else [])
-    names += [d for n in list(names) if n in MODELS for d in MODELS[n].depends_on]
-    return {n: f"{MODELS[n].repo_id}@{MODELS[n].revision}" for n in names if n in MODELS}
+
+def export_compositor(settings: ExportSettings, renderer: Any, kind: str) -> Any:
+    """The shader renderer's frames are composed on the GPU, in its context; others on the CPU."""
+    if kind != "shader":
+        return None  # run_export's numpy Compositor
+    from live.gl_compositor import GLCompositor
+
+    s = settings
+    return GLCompositor(s.width, s.height, s.reactivity, s.crossfade_ms, s.max_flashes_per_s, context=renderer.context)
 
 
+@with_options(model=ModelArgs)
 def export(
     track: Path = typer.Argument(..., help="Audio file (wav, flac, ogg, mp3, aiff)."),
     out: Path = typer.Option(..., "--out", help="Folder for frame_000001.png …, manifest.json and frames.jsonl."),
     fps: float = typer.Option(30.0, "--fps", help="Frames per second."),
     video: Optional[Path] = typer.Option(None, "--video", help="Also encode FILE.mp4 (H.264 + the track's audio)."),
-    size: Optional[str] = typer.Option(None, "--size", help="Output WIDTHxHEIGHT (default: the preset's size)."),
-    preset_name: str = typer.Option("default", "--preset", help="Preset name or .toml file."),
+    size: Optional[str] = typer.Option(None, "--size", help="Output WIDTHxHEIGHT (default: SDXL's preset size, or 1280x720 for the weights-free look)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Noise seed (default: the preset's)."),
     start: float = typer.Option(0.0, "--start", help="Start of the span, seconds."),
     end: Optional[float] = typer.Option(None, "--end", help="End of the span, seconds (default: the track's end)."),
     render_every: int = typer.Option(1, "--render-every", help="Render every K-th frame; the compositor fills the rest."),
-    renderer: Optional[str] = typer.Option(None, "--renderer", help="auto | sdxl | procedural (default: the preset's)."),
-    profile: str = typer.Option("real", "--profile", help="Model weights: real | tiny | random-full."),
     force: bool = typer.Option(False, "--force", help="Start over even if OUT holds an export with other settings."),
     schedule: Optional[Path] = typer.Option(None, "--schedule", help="Schedule TOML: timed styles, knobs, presets."),
     lyrics: Optional[Path] = typer.Option(None, "--lyrics", help="Timed lyrics (.lrc); default: TRACK.lrc if present."),
+    *,
+    model: ModelArgs,
 ) -> None:
     """Render TRACK offline, frame by frame, deterministically; resumes where a previous run stopped."""
+    from live.export import ExportSettings, Progress as FrameProgress, check_resumable, plan_export, run_export
+    from live.factory import build_stages, published_ids
     from live.presets.library import load_preset
-    from live.presets.schema import preset_hash
+    from live.schedule.runtime import direction_for_track
+    from live.show import choose, resolve
 
     console = Console()
-    if profile not in PROFILES:
-        raise BeatcanvasError(f"--profile {profile!r} is unknown — use one of {', '.join(PROFILES)}")
-    preset = load_preset(preset_name)
-    width, height = parse_size(size, min_side=0) if size else (preset.model.width, preset.model.height)
+    preset = load_preset(model.preset)
+    explicit = parse_size(size, min_side=0) if size else None
+    # Export is patient: SDXL may diffuse on a CPU; software OpenGL may draw the shader look.
+    opts = model.show_options(allow_cpu_diffusion=True, size=explicit, seed=seed, live=False)
+    kind = choose(preset, opts)
+    width, height, size_note = export_size(size, preset, kind[0])
     if video is not None and (width % 2 or height % 2):
         raise BeatcanvasError(f"--video needs an even width and height (H.264 yuv420p), not {width}x{height}")
-    seed_value = preset.motion.seed if seed is None else seed
+    spec = resolve(preset, opts, kind)
     settings = ExportSettings(
         track=track, out_dir=out, fps=fps, width=width, height=height, start=start, end=end,
-        render_every=render_every, seed=seed_value, preset_name=preset.name,
-        preset_hash=preset_hash(preset), profile=profile,
+        render_every=render_every, seed=spec.render.seed, preset_name=spec.name, preset_hash=spec.preset_hash,
+        profile=spec.profile, reactivity=spec.compositor.reactivity, crossfade_ms=spec.compositor.crossfade_ms,
+        max_flashes_per_s=spec.compositor.max_flashes_per_s,
     )
     plan = plan_export(settings)  # argument errors before any model loads
-    from live.schedule.runtime import direction_for_track  # directing (issue 17)
-
     direction = direction_for_track(track, preset, schedule, lyrics, say=lambda m: console.print(m, highlight=False))
-    if direction is not None:
+    if direction is not None:  # the director mixes the style per frame, so the head hears music only
+        spec = resolve(preset, dataclasses.replace(opts, directed=True), kind)
         settings = dataclasses.replace(settings, direction=direction.fingerprint())
     check_resumable(settings, plan, force, keys=CHEAP_KEYS)
-    rend, understanding, model_ids, rname = build_stages(
-        preset, renderer, profile, width, height, seed_value
-    )
-    settings = dataclasses.replace(
-        settings, renderer=rname, model_ids=model_ids,
-        reactivity=preset.reactivity, crossfade_ms=preset.motion.crossfade_ms,
-    )
+    log.info(spec.reason)
+    stages = build_stages(dataclasses.replace(spec, render=dataclasses.replace(spec.render, width=width, height=height)))
+    settings = dataclasses.replace(settings, renderer=stages.render.name,
+                                   model_ids={**published_ids(spec), **stages.model_ids})
+    compositor = export_compositor(settings, stages.render.renderer, spec.render.kind)
+    console.print(spec.reason, highlight=False)
     console.print(
         f"exporting [bold]{track.name}[/] {plan.start:g}–{plan.end:.2f} s → {plan.n_frames} frames "
-        f"at {fps:g} fps, {width}x{height}, {rname}, preset {preset.name}, seed {seed_value}"
+        f"at {fps:g} fps, {width}x{height}{size_note}, {stages.render.name}, preset {spec.name}, seed {spec.render.seed}"
     )
     columns = (
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
     )
-    result = None
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("frames", total=plan.n_frames, rate="")
 
@@ -123,27 +122,30 @@ def export(
             bar.update(task, completed=p.index, description=desc, rate=f"{speed:.1f} frames/s" if speed else "")
 
         try:
-            result = run_export(settings, rend, understanding, force=force, on_progress=on_progress, plan=plan,
-                                direction=direction)
+            result = run_export(settings, stages.render, stages.understanding, force=force, on_progress=on_progress,
+                                plan=plan, compositor=compositor, direction=direction)
         except KeyboardInterrupt:
             bar.stop()
-            console.print(
-                f"[yellow]stopped[/]: finished frames are kept in {out} — rerun the same command to resume"
-            )
+            console.print(f"[yellow]stopped[/]: finished frames are kept in {out} — rerun the same command to resume")
             raise typer.Exit(130) from None
     if result.resumed_from:
         console.print(f"resumed: kept {result.resumed_from} frames, wrote {result.written}")
+    if result.trimmed:
+        console.print(f"removed {result.trimmed} frames past the new end")
     console.print(f"[green]done[/]: {result.n_frames} frames in {out}")
     if video is not None:
-        from live.video import encode_video
+        _encode(console, out, plan.n_frames, fps, video, track, plan.start)
 
-        with Progress(TextColumn("encoding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
-            task = bar.add_task("video", total=plan.n_frames)
-            encode_video(
-                lambda i: frame_path(out, i), plan.n_frames, fps, video, track, plan.start,
-                on_frame=lambda n: bar.update(task, completed=n),
-            )
-        console.print(f"[green]wrote[/] {video}")
+
+def _encode(console: Console, out: Path, n_frames: int, fps: float, video: Path, track: Path, start: float) -> None:
+    from live.export import frame_path
+    from live.video import encode_video
+
+    with Progress(TextColumn("encoding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task("video", total=n_frames)
+        encode_video(lambda i: frame_path(out, i), n_frames, fps, video, track, start,
+                     on_frame=lambda n: bar.update(task, completed=n))
+    console.print(f"[green]wrote[/] {video}")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from engine import registry
+from engine.models import registry
 
 
 

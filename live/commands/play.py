@@ -3,15 +3,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
 from engine.errors import BeatcanvasError
+from live.commands.options import ModelArgs, ShowArgs, with_options
+from live.commands.rig_options import RigArgs
+
+if TYPE_CHECKING:  # the CLI starts without importing torch
+    from live.rig import Rig, RigOptions
+    from live.session import SessionReport
+    from live.stages import Source, Tracker
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -26,75 +34,51 @@ def parse_size(text: str, min_side: int = 64) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def load_show_preset(name_or_file: str) -> tuple[Any, Path | None]:
-    """The preset and the file to watch for hot reload."""
-    from live.presets.library import _looks_like_path, find_preset, load_preset
-
-    path = Path(name_or_file).expanduser() if _looks_like_path(name_or_file) else find_preset(str(name_or_file))
-    return load_preset(path), path
+def check_latency_ms(value: float) -> float:
+    if not -1000.0 <= value <= 1000.0:
+        raise BeatcanvasError(f"--latency-ms {value:g} is out of range — use -1000..1000 (typical: 0..150)")
+    return float(value)
 
 
-def run_show(
-    source: Any,
-    *,
-    preset: str,
-    renderer: Optional[str],
-    profile: str,
-    backend: Optional[str],
-    fullscreen: bool,
-    display: int,
-    duration: Optional[float],
-    allow_cpu_diffusion: bool,
-    models_dir: Optional[Path],
-    fit: str = "fill",
-    size: str = "1280x720",
-    hud: bool = True,
-    screenshots: Path = Path("screenshots"),
-    stop_when_finished: bool = True,
-    tracker: Any = None,
-    track: Optional[Path] = None,  # directing (issue 17): the file being played, if any
-    schedule: Optional[Path] = None,
-    lyrics: Optional[Path] = None,
-) -> Any:
-    """Build everything from the preset and options, run the session, print a summary."""
+def run_show(source: Source, model: ModelArgs, show: ShowArgs, *, rig: RigOptions | None = None,
+             stop_when_finished: bool = True, tracker: Tracker | None = None,
+             track: Path | None = None) -> SessionReport:
+    """Build everything from the preset (or playlist) and options, run the session, print a summary."""
     from engine.audio.features import FeatureTracker
-    from live import factory
     from live.display import Display
-    from live.session import Session, SessionConfig
+    from live.presets.library import preset_file
+    from live.presets.playlist import library_show, playlist_show
+    from live.presets.schema import read_preset_file
+    from live.schedule.runtime import direction_for_track
+    from live.session import SessionConfig, build_session
+    from live.show import resolve
 
-    the_preset, path = load_show_preset(preset)
-    width, height = parse_size(size)
-    from live.schedule.runtime import direction_for_track  # directing (issue 17)
-
-    direction = direction_for_track(track, the_preset, schedule, lyrics, live=track is None,
+    width, height = parse_size(show.size)
+    if show.playlist:
+        shows = playlist_show(show.playlist)
+    else:
+        path = preset_file(model.preset)
+        shows = library_show(read_preset_file(path), path)
+    opts = model.show_options(allow_cpu_diffusion=show.allow_cpu_diffusion, canvas=(width, height))
+    direction = direction_for_track(track, shows.presets[shows.start], show.schedule, show.lyrics, live=track is None,
                                     say=lambda m: console.print(m, highlight=False))
-    opts = factory.RenderOptions(
-        renderer=renderer, profile=profile, backend=backend, models_dir=models_dir,
-        allow_cpu_diffusion=allow_cpu_diffusion, canvas=(width, height),
-    )
-    kind, reason = factory.choose(the_preset, opts)
-    console.print(reason, highlight=False)
-    if kind == "sdxl":
+    if direction is not None:  # the director mixes the style per frame, so the head hears music only
+        opts = dataclasses.replace(opts, directed=True)
+    spec = resolve(shows.presets[shows.start], opts)
+    console.print(spec.reason, highlight=False)
+    if spec.render.kind == "sdxl":
         console.print("loading models…", highlight=False)
-    stages, step_down = factory.build_stages(the_preset, opts, kind=kind, reason=reason)
-    config = SessionConfig(
-        width=width, height=height, duration=duration, stop_when_finished=stop_when_finished,
-        screenshots_dir=screenshots, hud=hud, renderer_reason=reason,
-    )
-    session = Session(
-        source,
-        tracker or FeatureTracker(),
-        stages.renderer,
-        the_preset,
-        Display(width, height, fullscreen=fullscreen, display_index=display, fit=fit),
-        understanding=stages.understanding,
-        config=config,
-        preset_path=path,
-        step_down=step_down,
-        rebuild=factory.rebuild_for(opts),
-        direction=direction,
-    )
-    report = session.run()
+    config = SessionConfig(width=width, height=height, duration=show.duration, stop_when_finished=stop_when_finished,
+                           screenshots_dir=show.screenshots, hud=not show.no_hud,
+                           latency_ms=check_latency_ms(show.latency_ms))
+    display = Display(width, height, fullscreen=show.fullscreen, display_index=show.display, fit=show.fit)
+    session = build_session(source, tracker or FeatureTracker(), shows, opts, display, config, spec)
+    session.attach_rig(_start_rig(rig, lambda: session.preset))
+    session.attach_direction(direction)
+    try:
+        report = session.run()
+    finally:
+        session.stop_rig()
     session.join_workers(5.0)
     lat = f"{report.latency_ms_median:.0f} ms" if report.latency_ms_median is not None else "n/a"
     console.print(
@@ -105,34 +89,29 @@ def run_show(
     return report
 
 
+def _start_rig(options: RigOptions | None, current: Any) -> Rig | None:
+    """OSC / MIDI / Link / video out, when any is asked for; each part says one line."""
+    if options is None or not options.any:
+        return None
+    from live.rig import Rig
+
+    rig = Rig(options)
+    rig.start(current, say=lambda line: console.print(line, highlight=False))
+    return rig
+
+
 def register(app: typer.Typer) -> None:
     @app.command("play")
+    @with_options(model=ModelArgs, show=ShowArgs, rig=RigArgs)
     def play(
         track: Path = typer.Argument(..., help="Audio file (wav, flac, ogg, mp3, aiff)."),
-        preset: str = typer.Option("default", "--preset", help="Preset name or .toml file (hot-reloaded)."),
-        renderer: Optional[str] = typer.Option(None, "--renderer", help="auto | sdxl | procedural (default: the preset's)."),
-        profile: str = typer.Option("real", "--profile", help="Model weights: real | tiny | random-full."),
-        backend: Optional[str] = typer.Option(None, "--backend", help="auto | eager | inductor | tensorrt (default: the preset's)."),
-        fullscreen: bool = typer.Option(False, "--fullscreen", help="Start fullscreen (F toggles)."),
-        display: int = typer.Option(0, "--display", help="Monitor number for the window."),
         no_audio_out: bool = typer.Option(False, "--no-audio-out", help="Do not play the track; follow the wall clock."),
-        duration: Optional[float] = typer.Option(None, "--duration", help="Stop after S seconds."),
-        allow_cpu_diffusion: bool = typer.Option(False, "--allow-cpu-diffusion", help="Let SDXL run on a CPU (seconds per frame)."),
-        models_dir: Optional[Path] = typer.Option(None, "--models-dir", help="Folder with downloaded models."),
-        fit: str = typer.Option("fill", "--fit", help="fill (crop to the window) | letterbox."),
-        size: str = typer.Option("1280x720", "--size", help="Composition size WIDTHxHEIGHT (the window scales it)."),
-        no_hud: bool = typer.Option(False, "--no-hud", help="Start with the HUD hidden (H toggles)."),
-        screenshots: Path = typer.Option(Path("screenshots"), "--screenshots", help="Folder for S screenshots."),
-        schedule: Optional[Path] = typer.Option(None, "--schedule", help="Schedule TOML (hot-reloaded): timed styles, knobs, presets."),
-        lyrics: Optional[Path] = typer.Option(None, "--lyrics", help="Timed lyrics (.lrc); default: TRACK.lrc if present."),
+        *,
+        model: ModelArgs,
+        show: ShowArgs,
+        rig: RigArgs,
     ) -> None:
         """Play a track and show the picture it makes (keys: ? lists them)."""
         from live.sources import FileSource
 
-        source = FileSource(track, audio_out=not no_audio_out)
-        run_show(
-            source, preset=preset, renderer=renderer, profile=profile, backend=backend, fullscreen=fullscreen,
-            display=display, duration=duration, allow_cpu_diffusion=allow_cpu_diffusion, models_dir=models_dir,
-            fit=fit, size=size, hud=not no_hud, screenshots=screenshots,
-            track=track, schedule=schedule, lyrics=lyrics,
-        )
+        run_show(FileSource(track, audio_out=not no_audio_out), model, show, rig=rig.options(), track=track)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from live.presets.library import (
@@ -63,7 +64,7 @@ def validate_command(files: list[Path] = typer.Argument(..., help="preset .toml 
             preset = read_preset_file(path)
         except PresetError as e:
             failed += 1
-            console.print(f"[red]invalid[/] {e}", highlight=False, soft_wrap=True, markup=True)
+            console.print(f"[red]invalid[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             continue
         console.print(f"[green]ok[/]      {path}  ({preset.name}: {preset.description})",
                       highlight=False, soft_wrap=True)
@@ -88,17 +89,18 @@ def playlist_command(name: str = typer.Argument(..., help="playlist name or path
     from live.presets.playlist import load_playlist, resolve_playlist
 
     playlist, text = load_playlist(name)
-    presets, durations = resolve_playlist(playlist, text, name)
+    show = resolve_playlist(playlist, text, name)
     table = Table(box=None, header_style="bold", pad_edge=False)
     for col in ("#", "preset", "duration", "cut"):
         table.add_column(col)
-    for i, (preset, duration) in enumerate(zip(presets, durations), start=1):
+    for i, (preset, duration) in enumerate(zip(show.presets, show.durations), start=1):
         rules = preset.transitions
         d = rules.duration_s if duration is None else duration
         cut = f"soft {rules.soft_cut_s:g} s" + (", beat hard cuts" if rules.hard_cut else "")
         table.add_row(str(i), preset.name, "never" if d == 0 else f"{d:g} s", cut)
     console.print(f"{playlist.name}: {playlist.description}", highlight=False)
     console.print(table)
+    console.print(f"play it: beatcanvas play TRACK --playlist {name}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -56,7 +56,7 @@ def train_cmd(
     """Train the transformer head (thesis §4.3): InfoNCE against CLIP text embeddings, VAG negatives."""
     console = Console()
     if list_genres:
-        from engine.descriptors import GENRES
+        from engine.understanding.descriptors import GENRES
 
         console.print(", ".join(g.name for g in GENRES))
         return
@@ -64,16 +64,16 @@ def train_cmd(
         raise BeatcanvasError("--out HEAD.safetensors is required: where to write the trained head")
     if (data is None) == (not text_distill):
         raise BeatcanvasError("give exactly one of --data MANIFEST.csv or --text-distill")
-    from engine.profiles import PROFILES
+    from engine.models.profiles import PROFILES
 
     if profile not in PROFILES:
         raise BeatcanvasError(f"--profile {profile!r} is not one of {', '.join(PROFILES)}")
     if not out.name.endswith(".safetensors"):
         raise BeatcanvasError(f"--out {out}: the head is a .safetensors file — name it e.g. {out.with_suffix('.safetensors').name}")
 
-    from engine.clap import ClapEncoder
-    from engine.heads.transformer import HeadConfig
-    from engine.profiles import build_clap, build_text_encoders
+    from engine.understanding.clap import ClapEncoder
+    from engine.understanding.heads.transformer import HeadConfig
+    from engine.models.profiles import build_clap, build_text_encoders
     from engine.train.data import audio_data, read_manifest, text_data
     from engine.train.loop import TrainConfig, train
     from engine.train.loss import LossConfig

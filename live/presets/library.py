@@ -16,6 +16,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from engine.files import write_text
+
 from live.presets.schema import GROUPS, NAME_PATTERN, Preset, PresetError, preset_hash, read_preset_file
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "list_presets",
     "load_preset",
     "new_preset",
+    "preset_file",
     "preset_hash",
     "to_toml",
     "user_presets_dir",
@@ -105,14 +108,20 @@ def find_preset(name: str) -> Path:
     raise PresetError(f"no preset named '{name}'; {hint}", key=name)
 
 
-def load_preset(name_or_path: str | Path | None = None) -> Preset:
-    """Load a preset by name (user folder, then built-ins) or from a .toml path.
-    None loads `DEFAULT_PRESET`."""
+def preset_file(name_or_path: str | Path | None = None) -> Path:
+    """The file a preset name (user folder, then built-ins) or a .toml path refers to.
+    None means `DEFAULT_PRESET`."""
     if name_or_path is None or name_or_path == "":
         name_or_path = DEFAULT_PRESET
     if _looks_like_path(name_or_path):
-        return read_preset_file(Path(name_or_path).expanduser())
-    return read_preset_file(find_preset(str(name_or_path)))
+        return Path(name_or_path).expanduser()
+    return find_preset(str(name_or_path))
+
+
+def load_preset(name_or_path: str | Path | None = None) -> Preset:
+    """Load a preset by name (user folder, then built-ins) or from a .toml path.
+    None loads `DEFAULT_PRESET`."""
+    return read_preset_file(preset_file(name_or_path))
 
 
 # --- writing: `presets new` and `presets show` -------------------------------------------------
@@ -192,7 +201,5 @@ def new_preset(name: str, base: str = DEFAULT_PRESET, force: bool = False) -> Pa
     )
     folder.mkdir(parents=True, exist_ok=True)
     text = to_toml(preset, comments=True, header=header)
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_text(path, text)
     return path

@@ -15,12 +15,15 @@ Playlists live in `presets/playlists/` and in the user preset folder's `playlist
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from live.presets.library import BUILTIN_DIR, _looks_like_path, _scan, load_preset, user_presets_dir
-from live.presets.schema import NAME_PATTERN, Preset, PresetError, find_key_line, load_toml, validation_error
+from live.presets.library import BUILTIN_DIR, _looks_like_path, _scan, list_presets, preset_file, user_presets_dir
+from live.presets.schema import (
+    NAME_PATTERN, Preset, PresetError, find_key_line, load_toml, read_preset_file, validation_error,
+)
 from live.presets.transitions import Transitioner
 
 PLAYLIST_DIRNAME = "playlists"
@@ -91,26 +94,68 @@ def load_playlist(name_or_path: str | Path) -> tuple[Playlist, str]:
     return parse_playlist(text, source=str(path), name=path.stem), text
 
 
-def resolve_playlist(playlist: Playlist, text: str = "", source: str = "") -> tuple[list[Preset], list[float | None]]:
+def resolve_playlist(playlist: Playlist, text: str = "", source: str = "") -> ShowList:
     """Load every entry's preset, in play order; a missing preset is reported at its line."""
     presets: list[Preset] = []
+    paths: list[Path | None] = []
     durations: list[float | None] = []
     for entry in playlist.order():
         try:
-            presets.append(load_preset(entry.preset))
+            path = preset_file(entry.preset)
+            presets.append(read_preset_file(path))
         except PresetError as e:
             index = playlist.entry.index(entry)
             line = find_key_line(text, ("entry", index, "preset")) if text else None
             where = f"{source}, line {line}: " if source and line else (f"{source}: " if source else "")
             raise PresetError(f"{where}entry {index + 1}: {e}", file=source, line=line,
                               key=f"entry[{index}].preset") from None
+        paths.append(path)
         durations.append(entry.duration_s)
-    return presets, durations
+    return ShowList(tuple(presets), tuple(paths), tuple(durations), loop=playlist.loop, name=playlist.name)
+
+
+@dataclass(frozen=True)
+class ShowList:
+    """The presets a show steps through (a playlist, or the library for ←/→), with the file each
+    came from (for hot reload) and its duration override (None: the preset's own)."""
+
+    presets: tuple[Preset, ...]
+    paths: tuple[Path | None, ...]
+    durations: tuple[float | None, ...]
+    start: int = 0
+    loop: bool = True
+    name: str = ""  # the playlist's name; "" for the library
+
+    def transitioner(self, t0: float = 0.0) -> Transitioner:
+        return Transitioner(self.presets, durations=self.durations, start=self.start, t0=t0, loop=self.loop)
+
+
+def library_show(preset: Preset, path: Path | None) -> ShowList:
+    """The library in `list_presets` order (broken files left out), starting at `preset`: ←/→ and
+    the number keys walk it. Nothing auto-advances (durations 0): that is what a playlist is for."""
+    items: list[tuple[Preset, Path | None]] = []
+    for info in list_presets():
+        if info.error is None:
+            try:
+                items.append((read_preset_file(info.path), info.path))
+            except PresetError:
+                continue  # changed since it was listed
+    names = [p.name for p, _ in items]
+    if preset.name in names:
+        start = names.index(preset.name)
+        items[start] = (preset, path)
+    else:
+        items.append((preset, path))
+        start = len(items) - 1
+    return ShowList(tuple(p for p, _ in items), tuple(q for _, q in items), (0.0,) * len(items), start=start)
+
+
+def playlist_show(name_or_path: str | Path) -> ShowList:
+    """A playlist's presets, ready for a `Transitioner` (`ShowList.transitioner`)."""
+    playlist, text = load_playlist(name_or_path)
+    return resolve_playlist(playlist, text, str(name_or_path))
 
 
 def transitioner_for(name_or_path: str | Path, t0: float = 0.0) -> Transitioner:
     """A `Transitioner` over a playlist's presets, ready to `step(t, features)`."""
-    playlist, text = load_playlist(name_or_path)
-    source = str(name_or_path)
-    presets, durations = resolve_playlist(playlist, text, source)
-    return Transitioner(presets, durations=durations, t0=t0, loop=playlist.loop)
+    return playlist_show(name_or_path).transitioner(t0)

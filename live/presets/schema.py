@@ -8,19 +8,19 @@ line and the key, and suggest the nearest valid key for a typo.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from engine.errors import BeatcanvasError
+from live.presets.messages import PresetError, find_key_line, validation_error
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+MAX_PRESET_BYTES = 256 * 1024  # the largest built-in is ~2 KB; a big file is the wrong file
 
 # Few-step SDXL is distilled for very small step counts; more than 8 defeats the point.
 Steps = Annotated[int, Field(ge=1, le=8)]
@@ -44,8 +44,10 @@ class _Group(BaseModel):
 class ModelSettings(_Group):
     """Which image model renders, how many steps, at what size, on which back-end."""
 
-    renderer: Literal["auto", "sdxl", "procedural"] = Field(
-        "auto", description="auto: SDXL when its weights are present, else the procedural renderer"
+    renderer: Literal["auto", "sdxl", "procedural", "shader", "numpy"] = Field(
+        "auto",
+        description="auto: SDXL when its weights are present, else the weights-free look (procedural: "
+        "shaders when OpenGL works, else numpy; shader / numpy pin one)",
     )
     model: Literal["sdxl-turbo", "sdxl-lightning"] = Field(
         "sdxl-turbo", description="sdxl-turbo (512², 1-4 steps) or sdxl-lightning (1024², 1/2/4/8 steps)"
@@ -63,13 +65,30 @@ class ModelSettings(_Group):
     allow_downscale: bool = Field(
         True, description="let the live renderer lower the resolution to keep the frame rate"
     )
+    # The GPU path (docs/gpu.md); export ignores these and renders every frame one at a time.
+    transition_frames: int = Field(
+        0, ge=0, le=8, description="1-step models: in-between frames of each conditioning change, rendered in one "
+        "batched call (0 = auto: 4 on a GPU, 1 on a CPU)",
+    )
+    stream_batch: bool = Field(
+        True, description="multi-step models on a GPU: keep one frame in flight per step (one batched UNet call "
+        "per image; a frame or two more latency)",
+    )
+    similarity: float = Field(
+        0.0, ge=0.0, lt=1.0, description="skip a render when the conditioning is at least this similar to the "
+        "last rendered one (StreamDiffusion's filter, e.g. 0.98; 0 = off)",
+    )
+    max_render_fps: float = Field(
+        0.0, ge=0.0, le=240.0, description="cap on renders per second (0 = auto: 60 for SDXL on a GPU, else 30)"
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _model_defaults(cls, data: Any) -> Any:
         # Lightning wants 1024² and 4 steps; turbo 512² and 2: fill what the file left out.
         if isinstance(data, dict):
-            defaults = MODEL_DEFAULTS.get(data.get("model", "sdxl-turbo"), {})
+            model = data.get("model", "sdxl-turbo")
+            defaults = MODEL_DEFAULTS.get(model, {}) if isinstance(model, str) else {}  # a wrong type is reported below
             data = {**defaults, **data}
         return data
 
@@ -95,7 +114,7 @@ class ConditioningSettings(_Group):
     audio_weight: float = Field(
         0.6, ge=0.0, le=1.0, description="how much the music (vs the style text) steers the picture"
     )
-    lyrics_weight: float = Field(  # directing (issue 17): the sung line's share (--lyrics)
+    lyrics_weight: float = Field(
         0.3, ge=0.0, le=1.0, description="how much the line being sung (--lyrics FILE.lrc) steers the picture"
     )
     smoothing_s: float = Field(
@@ -155,6 +174,40 @@ class ReactivitySettings(_Group):
     warp: Sensitivity = Field(0.5, description="warp/ripple driven by onsets")
 
 
+MOTIF_NAMES = ("warp", "ink", "kaleidoscope", "tunnel", "ribbons", "particles")
+
+
+class ProceduralSettings(_Group):
+    """The weights-free look (the shader renderer): which motifs, which colours, how fine."""
+
+    motifs: dict[str, Sensitivity] = Field(
+        default_factory=lambda: {m: 1.0 for m in MOTIF_NAMES},
+        description="weight per motif (warp, ink, kaleidoscope, tunnel, ribbons, particles); 0 = never, "
+        "2 = favoured; motifs left out keep 1",
+    )
+    palette: Literal["auto", "ocean", "neon", "dusk", "ember", "mono"] = Field(
+        "auto", description="auto follows the music's valence and arousal; a name fixes the colours"
+    )
+    line_width: float = Field(2.0, ge=0.5, le=8.0, description="line width in pixels at 720 lines (scales up)")
+    symmetry: int = Field(6, ge=2, le=16, description="kaleidoscope mirror sectors")
+    trails: float = Field(1.0, ge=0.0, le=2.0, description="feedback trail length: 0 = none, 2 = long")
+    max_flashes_per_s: float = Field(
+        3.0, ge=0.5, le=10.0,
+        description="full-frame brightness flashes allowed per second (3 = the photosensitivity guideline; "
+        "more is allowed with a warning)",
+    )
+
+    @field_validator("motifs")
+    @classmethod
+    def _known_motifs(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = [m for m in v if m not in MOTIF_NAMES]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], MOTIF_NAMES, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"use {', '.join(MOTIF_NAMES)}"
+            raise ValueError(f"unknown motif '{unknown[0]}'; {hint}")
+        return {**{m: 1.0 for m in MOTIF_NAMES}, **v}
+
+
 class TransitionSettings(_Group):
     """projectM-style preset transitions; the settings of the preset being left govern."""
 
@@ -186,6 +239,7 @@ class Preset(BaseModel):
     conditioning: ConditioningSettings = Field(default_factory=ConditioningSettings)
     motion: MotionSettings = Field(default_factory=MotionSettings)
     reactivity: ReactivitySettings = Field(default_factory=ReactivitySettings)
+    procedural: ProceduralSettings = Field(default_factory=ProceduralSettings)
     transitions: TransitionSettings = Field(default_factory=TransitionSettings)
     commercial_safe: bool = Field(
         False, description="every model this preset uses allows commercial use (checked)"
@@ -197,7 +251,8 @@ class Preset(BaseModel):
         # SDXL-Turbo's licence restricts commercial use; SDXL-Lightning (openrail++) and the
         # procedural renderer do not. `auto` may pick SDXL, so it counts as the named model.
         model = info.data.get("model")
-        if v and model is not None and model.renderer != "procedural" and model.model == "sdxl-turbo":
+        weights_free = model is not None and model.renderer in ("procedural", "shader", "numpy")
+        if v and model is not None and not weights_free and model.model == "sdxl-turbo":
             raise ValueError(
                 "true needs model.model = 'sdxl-lightning' or model.renderer = 'procedural' "
                 "(SDXL-Turbo's licence restricts commercial use)"
@@ -210,18 +265,9 @@ GROUPS: dict[str, type[BaseModel]] = {
     "conditioning": ConditioningSettings,
     "motion": MotionSettings,
     "reactivity": ReactivitySettings,
+    "procedural": ProceduralSettings,
     "transitions": TransitionSettings,
 }
-
-
-class PresetError(BeatcanvasError):
-    """A preset that does not parse or validate; `file`, `line` and `key` say where."""
-
-    def __init__(self, message: str, file: str = "", line: int | None = None, key: str = "") -> None:
-        super().__init__(message)
-        self.file = file
-        self.line = line
-        self.key = key
 
 
 def preset_hash(preset: Preset) -> str:
@@ -233,21 +279,6 @@ def preset_hash(preset: Preset) -> str:
 
 
 # --- parsing -------------------------------------------------------------------------------
-
-
-def load_toml(text: str, source: str, error: type[PresetError] = PresetError) -> dict[str, Any]:
-    """TOML text → dict; a syntax error becomes one `error` line with the file and line (presets,
-    playlists and schedules all read their files through here)."""
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        line = _toml_error_line(e)
-        where = f"{source}, line {line}" if line else source
-        raise error(
-            f"{where}: TOML syntax error: {_toml_error_reason(e)}; fix the syntax there",
-            file=source,
-            line=line,
-        ) from None
 
 
 def parse_preset(text: str, source: str = "<string>", name: str | None = None) -> Preset:
@@ -268,13 +299,35 @@ def parse_preset(text: str, source: str = "<string>", name: str | None = None) -
     try:
         return Preset.model_validate(data)
     except ValidationError as e:
-        raise validation_error(e, text, source) from None
+        raise validation_error(e, text, source, Preset) from None
+    except (TypeError, ValueError, RecursionError) as e:  # a validator tripped on a shape nobody expected
+        raise PresetError(f"{source}: not a valid preset ({e}); compare it with `beatcanvas presets show default`",
+                          file=source) from None
+
+
+def load_toml(text: str, source: str, error: type[PresetError] = PresetError) -> dict[str, Any]:
+    """TOML text → a dict, or an `error` naming the line (nesting too deep for the parser included).
+    Presets, playlists and schedules all read their files through here."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        line = _toml_error_line(e)
+        where = f"{source}, line {line}" if line else source
+        raise error(f"{where}: TOML syntax error: {_toml_error_reason(e)}; fix the syntax there",
+                    file=source, line=line) from None
+    except RecursionError:
+        raise error(f"{source}: nested too deeply to be read (arrays or tables inside each other "
+                    "hundreds of levels deep); fix the file", file=source) from None
 
 
 def read_preset_file(path: str | Path) -> Preset:
-    """Read one preset file; its stem is its name."""
+    """Read one preset file; its stem is its name. A file over MAX_PRESET_BYTES is refused unread."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_PRESET_BYTES:
+            raise PresetError(f"{path} is {size / 1e6:.1f} MB; a preset is a few KB of TOML — is this the right file?",
+                              file=str(path))
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PresetError(f"{path}: no such preset file; check the path", file=str(path)) from None
@@ -294,171 +347,3 @@ def _toml_error_line(e: tomllib.TOMLDecodeError) -> int | None:
 def _toml_error_reason(e: tomllib.TOMLDecodeError) -> str:
     msg = getattr(e, "msg", None) or str(e)
     return re.sub(r"\s*\(at line \d+, column \d+\)", "", msg).strip()
-
-
-# --- error messages ------------------------------------------------------------------------
-
-_HEADER = re.compile(r"^\s*\[\[?\s*([^\[\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEYLINE = re.compile(r"^\s*([A-Za-z0-9_\-\.\"' ]+?)\s*=")
-
-
-def _split_key(key: str) -> tuple[str, ...]:
-    return tuple(part.strip().strip("\"'") for part in key.split("."))
-
-
-def find_key_line(text: str, loc: tuple[str | int, ...]) -> int | None:
-    """1-based line where the dotted key `loc` (or its longest defined prefix) is set.
-
-    tomllib keeps no positions, so scan the text: track the current [table] (counting
-    [[array]] tables, so `("entry", 2, "preset")` finds the third entry), match `key = ...` lines
-    (dotted keys included) and skip multi-line string bodies."""
-    want = tuple(str(p) for p in loc)
-    best: tuple[int, int] | None = None  # (prefix length, line)
-    table: tuple[str, ...] = ()
-    arrays: dict[tuple[str, ...], int] = {}
-    in_multiline: str | None = None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if in_multiline:
-            if line.count(in_multiline) % 2 == 1:
-                in_multiline = None
-            continue
-        header = _HEADER.match(line)
-        if header:
-            table = _split_key(header.group(1))
-            if line.lstrip().startswith("[["):
-                arrays[table] = arrays.get(table, -1) + 1
-                table = table + (str(arrays[table]),)
-            full = table
-        else:
-            m = _KEYLINE.match(line)
-            if not m:
-                continue
-            full = table + _split_key(m.group(1))
-            for quote in ('"""', "'''"):
-                if line.count(quote) % 2 == 1:
-                    in_multiline = quote
-        n = 0
-        while n < min(len(full), len(want)) and full[n] == want[n]:
-            n += 1
-        if n == len(full) and n > 0 and (best is None or n > best[0]):
-            best = (n, number)
-            if n == len(want):
-                break
-    return best[1] if best else None
-
-
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    """The pydantic model inside an annotation like `Model`, `list[Model]` or `Model | None`."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _model_of(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _owner(root: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:
-    """The model whose field `loc[-1]` is: walk `loc` from `root`, skipping list indices."""
-    owner: type[BaseModel] | None = root
-    for part in loc[:-1]:
-        if isinstance(part, int) or owner is None:
-            continue
-        field = owner.model_fields.get(part)
-        owner = _model_of(field.annotation) if field else None
-    return owner
-
-
-def _valid_keys(root: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
-    owner = _owner(root, loc)
-    return list(owner.model_fields) if owner else []
-
-
-def _allowed_range(root: type[BaseModel], loc: tuple[str | int, ...]) -> str:
-    """'allowed 1..8' from the field's own constraints, so the message shows the whole range."""
-    owner = _owner(root, loc)
-    field = owner.model_fields.get(str(loc[-1])) if owner else None
-    if field is None:
-        return ""
-    lo = hi = step = None
-    lo_open = hi_open = False
-    for m in field.metadata:
-        for attr in ("ge", "gt", "le", "lt", "multiple_of"):
-            v = getattr(m, attr, None)
-            if v is None:
-                continue
-            if attr in ("ge", "gt"):
-                lo, lo_open = v, attr == "gt"
-            elif attr in ("le", "lt"):
-                hi, hi_open = v, attr == "lt"
-            else:
-                step = v
-    if lo is None and hi is None:
-        return ""
-    low = f"more than {lo}" if lo_open else f"{lo}"
-    text = f"allowed {low} up to {hi}" if lo_open or hi_open else f"allowed {lo}..{hi}"
-    return text + (f" in steps of {step}" if step else "")
-
-
-def _dotted(loc: tuple[str | int, ...]) -> str:
-    out = ""
-    for p in loc:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
-
-
-def _describe(err: dict[str, Any], root: type[BaseModel]) -> str:
-    loc = tuple(err["loc"])
-    key = _dotted(loc)
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        valid = _valid_keys(root, loc)
-        bad = str(loc[-1])
-        close = difflib.get_close_matches(bad, valid, n=1, cutoff=0.5)
-        table = f"[{_dotted(loc[:-1])}]" if len(loc) > 1 else "the top level"
-        hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(valid)}"
-        what = "section" if isinstance(err.get("input"), dict) else "key"
-        if what == "section" and close:
-            hint = f"did you mean [{close[0]}]?"
-        return f"unknown {what} '{bad}' in {table}; {hint}"
-    value = err.get("input")
-    shown = f" = {value!r}" if not isinstance(value, dict) else ""
-    if kind == "literal_error":
-        options = re.findall(r"'([^']*)'", err.get("ctx", {}).get("expected", ""))
-        close = difflib.get_close_matches(str(value), options, n=1, cutoff=0.5)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        return f"{key}{shown}: must be one of {', '.join(repr(o) for o in options)}{hint}"
-    if kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "multiple_of"}:
-        allowed = _allowed_range(root, loc) or err["msg"].lower().replace("input should be ", "must be ")
-        return f"{key}{shown} is out of range: {allowed}"
-    if kind == "value_error" or kind == "assertion_error":
-        msg = re.sub(r"^(Value|Assertion) error, ", "", err["msg"])
-        return f"{key}: {msg}" if key else msg
-    if kind == "missing":
-        return f"{key}: required but missing"
-    # Wrong types and the rest: pydantic's wording is already clear ("Input should be a valid integer").
-    return f"{key}{shown}: wrong type or value: {err['msg'].replace('Input should be', 'should be')}"
-
-
-def validation_error(
-    e: ValidationError, text: str, source: str, root: type[BaseModel] | None = None
-) -> PresetError:
-    """One-line `PresetError` for a pydantic error on TOML `text` read from `source`; the first
-    problem leads, with file and line; the rest follow in brackets."""
-    root = root or Preset
-    parts: list[str] = []
-    first_line: int | None = None
-    first_key = ""
-    # A typo'd key also makes the real key "missing": lead with the typo, it explains both.
-    errors = sorted(e.errors(include_url=False), key=lambda err: err["type"] != "extra_forbidden")
-    for i, err in enumerate(errors):
-        loc = tuple(err["loc"])
-        line = find_key_line(text, loc) if loc else None
-        where = f"line {line}: " if line else ""
-        parts.append(where + _describe(err, root))
-        if i == 0:
-            first_line, first_key = line, _dotted(loc)
-    message = f"{source}, {parts[0]}" if parts else source
-    if len(parts) > 1:
-        message += f" (and {len(parts) - 1} more: " + "; ".join(parts[1:]) + ")"
-    return PresetError(message, file=source, line=first_line, key=first_key)

@@ -121,6 +121,12 @@ class Transitioner:
             immediate = self._state.preset.transitions.switch == "immediate"
         return self._switch(index % len(self.presets), t, hard=immediate, event="manual")
 
+    def update(self, index: int, preset: Preset) -> None:
+        """Replace preset `index` (its file was edited); the active one changes in place, no switch."""
+        self.presets[index] = preset
+        if self._state.index == index:
+            self._state = self._with_lock(replace(self._state, preset=preset))
+
     def next(self, t: float, immediate: bool | None = None) -> TransitionState:
         return self.switch_to(self._state.index + 1, t, immediate)
 

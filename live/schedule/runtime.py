@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.directing.director import Direction, Director
-from engine.directing.grid import BeatGrid
+from engine.directing.grid import BarGrid
 from engine.directing.imagery import LyricPrompter
 from engine.directing.lyrics import LyricLine, Lyrics, lyrics_beside, read_lrc
 from engine.errors import BeatcanvasError
 from engine.types import Conditioning, Features
 from live.presets.schema import Preset
+from live.stages import UnderstandingStage
 from live.schedule.schema import Schedule, read_schedule
 from live.schedule.timeline import Timeline
 
@@ -59,13 +60,13 @@ class Directed:
 
 class ShowDirection:
     def __init__(self, base: Preset, schedule: Schedule | None = None, lyrics: Lyrics | None = None,
-                 grid: BeatGrid | None = None, sections: tuple[float, ...] = (), live: bool = False,
+                 grid: BarGrid | None = None, sections: tuple[float, ...] = (), live: bool = False,
                  prompter: LyricPrompter | None = None, schedule_path: Path | None = None,
                  lyrics_path: Path | None = None) -> None:
         self.base = base
         self.schedule = schedule
         self.lyrics = lyrics
-        self.grid = grid if grid is not None else (BeatGrid() if live else None)
+        self.grid = grid if grid is not None else (BarGrid() if live else None)
         self.sections = tuple(sections)
         self.live = live
         self.prompter = prompter or LyricPrompter()
@@ -107,7 +108,7 @@ class ShowDirection:
 
     # -- wiring -----------------------------------------------------------------------------------
 
-    def attach(self, understanding: Any) -> None:
+    def attach(self, understanding: UnderstandingStage | None) -> None:
         """Use this understanding's prompt encoder and take over its style share (call again after
         a rebuild). Without text encoders, only the compositor's knobs follow the schedule."""
         if understanding is None or understanding.prompt_encoder is None:
@@ -115,7 +116,8 @@ class ShowDirection:
             log.warning("schedule/lyrics: no text encoders in this show, so style and lyrics do not reach the "
                         "picture (the SDXL renderer with a zero-shot head or a style text has them)")
             return
-        understanding.audio_weight = 1.0  # the director mixes the style in per frame instead
+        # The director mixes the style in per frame: the show was resolved with ShowOptions(directed=True),
+        # so the understanding's own style share is off (live/show.py).
         director = Director(understanding.prompt_encoder)
         director.prepare(self.texts())
         self.director = director
@@ -216,9 +218,9 @@ def direction_for_track(track: Path, base: Preset, schedule_path: Path | None = 
     grid, sections = None, ()
     if schedule is not None and track is not None and not live:
         if schedule.needs_grid:
-            from engine.audio.analysis import analyze_track
+            from engine.audio.beatmap import analyze_beats
 
-            grid = BeatGrid.from_analysis(analyze_track(track), schedule.beats_per_bar)
+            grid = BarGrid.from_beatmap(analyze_beats(track), schedule.beats_per_bar)
         if schedule.needs_sections:
             from engine.audio.io import iter_audio_blocks
             from engine.directing.sections import find_sections, section_features

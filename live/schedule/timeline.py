@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.directing.grid import BeatGrid
+from engine.directing.grid import BarGrid
 from engine.directing.keyframes import Keyframe, sample
 from engine.directing.timecode import format_time
 from live.presets.schema import GROUPS, Preset
@@ -56,7 +56,7 @@ NUMBERS, INTEGERS = _kinds()
 
 
 class Timeline:
-    def __init__(self, schedule: Schedule, base: Preset, grid: BeatGrid | None = None,
+    def __init__(self, schedule: Schedule, base: Preset, grid: BarGrid | None = None,
                  sections: tuple[float, ...] = (), live: bool = False) -> None:
         """`live`: bar keys the grid cannot place yet wait (live input grows its grid) instead of failing."""
         self.schedule = schedule
@@ -104,7 +104,7 @@ class Timeline:
 
     def _fade_s(self, key: KeySpec) -> float:
         span = key.fade
-        period = self.grid.period() if self.grid is not None else BeatGrid().period()
+        period = self.grid.period() if self.grid is not None else BarGrid().period()
         per = {"s": 1.0, "beats": period, "bars": period * self.schedule.beats_per_bar}[span.unit]
         return span.amount * per
 

@@ -1,0 +1,1 @@
+"""Model plumbing: the registry of published weights, the three profiles, tiny configs, the cache folder."""

@@ -1,0 +1,1 @@
+"""Understanding: an audio window → SDXL conditioning (CLAP encoder → head → conditioning → smoother)."""

@@ -1,0 +1,90 @@
+"""The command-line options several commands share, each defined once.
+
+`ModelArgs` (which preset, which renderer and weights) is shared by play, live, demo and export;
+`ShowArgs` (the window, the HUD, playlists) by play, live and demo. `@with_options(model=ModelArgs)`
+adds a group's options to a typer command and hands them to it as one object:
+
+    @with_options(model=ModelArgs, show=ShowArgs)
+    def play(track: Path = typer.Argument(...), *, model: ModelArgs, show: ShowArgs) -> None: ...
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, TypeVar, get_type_hints
+
+import typer
+
+if TYPE_CHECKING:  # the CLI starts without importing torch
+    from live.show import ShowOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def option(default: Any, *flags: str, help: str) -> Any:
+    """A dataclass field that is also a typer option."""
+    return field(default=default, metadata={"option": typer.Option(default, *flags, help=help)})
+
+
+@dataclass(frozen=True)
+class ModelArgs:
+    preset: str = option("default", "--preset", help="Preset name or .toml file (hot-reloaded in a show).")
+    renderer: Optional[str] = option(None, "--renderer", help="auto | sdxl | procedural (default: the preset's).")
+    profile: str = option("real", "--profile", help="Model weights: real | tiny | random-full.")
+    backend: Optional[str] = option(None, "--backend", help="auto | eager | inductor | tensorrt (default: the preset's).")
+    models_dir: Optional[Path] = option(None, "--models-dir", help="Folder with downloaded models.")
+
+    def show_options(self, **kw: Any) -> ShowOptions:
+        from live.show import ShowOptions
+
+        return ShowOptions(renderer=self.renderer, profile=self.profile, backend=self.backend,
+                           models_dir=self.models_dir, **kw)
+
+
+@dataclass(frozen=True)
+class ShowArgs:
+    playlist: Optional[str] = option(None, "--playlist", help="Play a playlist (name or .toml): auto-advance and cuts.")
+    fullscreen: bool = option(False, "--fullscreen", help="Start fullscreen (F toggles).")
+    display: int = option(0, "--display", help="Monitor number for the window.")
+    duration: Optional[float] = option(None, "--duration", help="Stop after S seconds.")
+    allow_cpu_diffusion: bool = option(False, "--allow-cpu-diffusion", help="Let SDXL run on a CPU (seconds per frame).")
+    fit: str = option("fill", "--fit", help="fill (crop to the window) | letterbox.")
+    size: str = option("1280x720", "--size", help="Composition size WIDTHxHEIGHT (the window scales it).")
+    no_hud: bool = option(False, "--no-hud", help="Start with the HUD hidden (H toggles).")
+    screenshots: Path = option(Path("screenshots"), "--screenshots", help="Folder for S screenshots.")
+    latency_ms: float = option(0.0, "--latency-ms", help="Beat pulses lead the audio by this much (ms): raise it "
+                               "if the picture lags the sound (L calibrates).")
+    schedule: Optional[Path] = option(None, "--schedule", help="Schedule TOML (hot-reloaded): timed styles, knobs, "
+                                      "presets, on the track's clock (or the input's bars).")
+    lyrics: Optional[Path] = option(None, "--lyrics", help="Timed lyrics (.lrc); default: TRACK.lrc if present.")
+
+
+def with_options(**groups: type) -> Callable[[F], F]:
+    """Add each group's fields to the command as options; the command gets one object per group."""
+
+    def decorate(fn: F) -> F:
+        sig = inspect.signature(fn, eval_str=True)
+        own = [p for p in sig.parameters.values() if p.name not in groups]
+        added = []
+        for cls in groups.values():
+            hints = get_type_hints(cls)
+            added += [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.metadata["option"],
+                                        annotation=hints[f.name]) for f in fields(cls)]
+
+        @functools.wraps(fn)
+        def command(**kwargs: Any) -> Any:
+            for name, cls in groups.items():
+                kwargs[name] = cls(**{f.name: kwargs.pop(f.name) for f in fields(cls)})
+            return fn(**kwargs)
+
+        params = own + added
+        command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        del command.__wrapped__  # typer must read the signature above, not fn's
+        return command  # type: ignore[return-value]
+
+    return decorate

@@ -1,0 +1,137 @@
+"""The house matches the flow: no import circles in `engine` and `live`, `engine` never imports
+`live`, every stage of the README's diagram is a module or package of that name, and the type checker
+passes on the stage modules."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("engine", "live")
+# Where the stages talk to each other: checked with no untyped definitions allowed.
+STAGE_MODULES = [
+    "engine/render/stage.py", "engine/understanding/pipeline.py", "engine/files.py", "engine/types.py",
+    "live/stages.py", "live/show.py", "live/factory.py", "live/hopclock.py", "live/session",
+]
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for pkg in PACKAGES:
+        for path in (ROOT / pkg).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def _type_checking(node: ast.If) -> bool:
+    return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+
+
+def imports(path: Path, name: str, known: dict[str, Path]) -> set[str]:
+    """The project modules `path` imports, at any depth of the file (lazy imports count: a circle
+    through a function is still a circle), except under `if TYPE_CHECKING:`."""
+    found: set[str] = set()
+    is_package = path.name == "__init__.py"
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _type_checking(node):
+            return
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                pkg = name.split(".") if is_package else name.split(".")[:-1]
+                base = ".".join(pkg[: len(pkg) - node.level + 1] + ([base] if base else []))
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+        for t in targets:
+            while t and t not in known:
+                t = t.rpartition(".")[0]
+            if t and t != name:
+                found.add(t)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
+    return found
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def strong(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in graph:
+        if v not in index:
+            strong(v)
+    return out
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    # A package's __init__ re-exporting its own modules is not a circle through them.
+    return {name: {m for m in imports(path, name, known) if not (path.name == "__init__.py" and m.startswith(name + "."))}
+            for name, path in known.items()}
+
+
+def test_no_import_circles_in_engine_and_live():
+    found = cycles(graph())
+    assert not found, "import circles: " + "; ".join(" → ".join(c) for c in found)
+
+
+def test_the_cycle_finder_finds_a_circle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_engine_never_imports_live():
+    bad = {name: sorted(m for m in deps if m.startswith("live")) for name, deps in graph().items()
+           if name.startswith("engine")}
+    assert not {k: v for k, v in bad.items() if v}
+
+
+def test_every_stage_of_the_flow_is_a_module_of_that_name():
+    for path in ("live/sources.py", "live/ringbuffer.py", "engine/audio/features.py", "engine/understanding/clap.py",
+                 "engine/understanding/heads", "engine/understanding/conditioning.py",
+                 "engine/understanding/smoother.py", "engine/render", "live/compositor.py", "live/display.py",
+                 "live/export.py"):
+        assert (ROOT / path).exists(), path
+    diagram = (ROOT / "README.md").read_text().split("```")[1]  # the flow diagram
+    for name in ("live/sources.py", "live/ringbuffer.py", "engine/audio/features.py", "clap.py", "heads/",
+                 "conditioning.py", "smoother.py", "engine/render/", "live/compositor.py", "live/display.py",
+                 "live/export.py"):
+        assert name in diagram, f"the README's diagram does not name {name}"
+
+
+def test_type_checker_passes_on_the_stage_modules():
+    api = pytest.importorskip("mypy.api", reason="mypy is a dev dependency: pip install -e '.[dev]'")
+    out, err, status = api.run([*(str(ROOT / m) for m in STAGE_MODULES), "--config-file", str(ROOT / "pyproject.toml")])
+    assert status == 0, out + err

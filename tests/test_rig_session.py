@@ -1,0 +1,269 @@
+"""The rig inside a running session, over real UDP sockets on 127.0.0.1.
+
+A python-osc client changes a knob and the session's renderer gets the new value; a bad value is
+refused with a HUD line; an OSC server in the test receives the feature broadcast of a click track
+with a plausible tempo; video senders get the composed picture without the HUD.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+from pythonosc.dispatcher import Dispatcher
+from pythonosc.osc_server import BlockingOSCUDPServer
+from pythonosc.udp_client import SimpleUDPClient
+
+from audio_synth import click_track
+from engine.audio.features import FeatureTracker
+from live.display import Display
+from live.factory import Stages
+from live.presets.playlist import library_show
+from live.presets.schema import Preset
+from live.rig import Rig, RigOptions
+from live.session import Session, SessionConfig
+from live.show import ShowOptions, resolve
+from live_fakes import FakeBuilder, FakeRenderer, FakeSource, FakeStage
+
+
+def new_session(renderer, source, seconds: float, show=None, **cfg):
+    """A session as `play` builds it (the library as its show, so presets switch by name), around a
+    fake render stage that records every spec the preset router hands it."""
+    config = SessionConfig(width=160, height=96, duration=seconds, hot_reload=False, hop_s=0.2, **cfg)
+    preset = Preset(name="test")
+    show = show or library_show(preset, None)
+    options = ShowOptions(renderer="procedural", canvas=(160, 96))
+    spec = resolve(show.presets[show.start], options)
+    stage = FakeStage(renderer, spec.render)
+    return Session(source, FeatureTracker(), Stages(stage, None, spec.reason), spec, Display(160, 96, vsync=False),
+                   show, options, config, FakeBuilder()), stage
+
+
+class Receiver:
+    """An OSC server on an ephemeral 127.0.0.1 port that records what arrives."""
+
+    def __init__(self):
+        self.messages: list[tuple[str, tuple]] = []
+        d = Dispatcher()
+        d.set_default_handler(lambda address, *args: self.messages.append((address, args)))
+        self.server = BlockingOSCUDPServer(("127.0.0.1", 0), d)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def values(self, address: str) -> list[tuple]:
+        return [args for a, args in list(self.messages) if a == address]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def run_session(renderer, samples, options: RigOptions, seconds: float, actions=(), speed: float = 1.0):
+    """Run a real session for `seconds` with a rig; `actions` are (at seconds, callable(rig))."""
+    session, stage = new_session(renderer, FakeSource(samples, speed=speed), seconds)
+    rig = Rig(options)
+    lines: list[str] = []
+    rig.start(lambda: session.preset, say=lines.append)
+    session.attach_rig(rig)
+    session.stage = stage
+    timers = [threading.Timer(at, fn, args=(rig,)) for at, fn in actions]
+    for t in timers:
+        t.start()
+    try:
+        report = session.run()
+    finally:
+        for t in timers:
+            t.cancel()
+        rig.stop()
+    return session, report, lines
+
+
+def test_osc_client_sets_feedback_and_the_renderer_sees_it():
+    renderer = FakeRenderer(width=32, height=32)
+
+    def send(rig):
+        SimpleUDPClient(*rig.osc_in.address).send_message("/beatcanvas/motion/feedback", 0.4)
+
+    samples = np.zeros(48_000 * 4, np.float32)
+    session, _, lines = run_session(renderer, samples, RigOptions(osc_port=0), 1.5, actions=[(0.4, send)])
+    assert session.preset.motion.feedback == pytest.approx(0.4)
+    assert session.stage.configured and session.stage.configured[-1].feedback == pytest.approx(0.4)  # the render stage got it
+    assert any("listening on 127.0.0.1:" in line for line in lines)
+    assert "OSC :" in session.state.rig
+
+
+def test_a_bad_value_is_shown_in_the_hud_and_changes_nothing():
+    renderer = FakeRenderer(width=32, height=32)
+
+    def send(rig):
+        client = SimpleUDPClient(*rig.osc_in.address)
+        client.send_message("/beatcanvas/motion/feedback", 7.5)
+        client.send_message("/beatcanvas/motion/nonsense", 1.0)
+
+    samples = np.zeros(48_000 * 4, np.float32)
+    session, report, _ = run_session(renderer, samples, RigOptions(osc_port=0), 1.2, actions=[(0.3, send)])
+    assert session.preset == Preset(name="test")
+    assert session.stage.configured == []
+    hud = "\n".join(text for text, _ in session.display_loop.hud.lines(session.state))
+    assert "nonsense" in hud or "7.5" in hud  # the newest refusal is on screen
+    assert report.display_frames > 10  # the show went on
+
+
+def test_osc_commands_reach_the_session():
+    def send(rig):
+        client = SimpleUDPClient(*rig.osc_in.address)
+        client.send_message("/beatcanvas/freeze", 1)
+        client.send_message("/beatcanvas/preset", "neon-noir")
+
+    def restyle(rig):
+        SimpleUDPClient(*rig.osc_in.address).send_message("/beatcanvas/style", "neon rain")
+
+    samples = np.zeros(48_000 * 4, np.float32)
+    session, _, _ = run_session(FakeRenderer(width=32, height=32), samples, RigOptions(osc_port=0), 1.3,
+                                actions=[(0.3, send), (0.7, restyle)])
+    assert session.display_loop.frozen is True
+    assert session.preset.name == "neon-noir"  # loaded from the library by name
+    assert session.preset.conditioning.style == "neon rain"  # a knob of the preset now running
+
+
+def test_feature_broadcast_of_a_click_track_has_a_plausible_tempo():
+    receiver = Receiver()
+    try:
+        samples, _ = click_track(120.0, seconds=12.0)
+        options = RigOptions(osc_out=f"127.0.0.1:{receiver.port}")
+        run_session(FakeRenderer(width=32, height=32), samples, options, 3.5, speed=3.0)
+        time.sleep(0.1)
+    finally:
+        receiver.close()
+    bpms = [args[0] for args in receiver.values("/beatcanvas/out/bpm")]
+    assert len(bpms) > 60  # per display frame
+    assert 115.0 <= float(np.median(bpms[-30:])) <= 125.0
+    beats = sum(args[0] for args in receiver.values("/beatcanvas/out/beat"))
+    # ~10 s of track at 2 beats/s once locked; the trigger fires once per beat, not per frame
+    assert 8 <= beats <= 24
+    assert receiver.values("/beatcanvas/out/bands") and len(receiver.values("/beatcanvas/out/bands")[-1]) == 3
+
+
+class RecordingBackend:
+    name = "Test"
+    sender_name = "beatcanvas"
+
+    def __init__(self):
+        self.frames = []
+
+    def send(self, frame):
+        self.frames.append(frame)
+
+    def close(self):
+        pass
+
+
+def test_video_senders_get_the_composed_picture_without_the_hud():
+    from live.outputs.sender import SenderThread
+
+    backend = RecordingBackend()
+
+    samples = np.zeros(48_000 * 3, np.float32)
+    session, _ = new_session(FakeRenderer(width=32, height=32), FakeSource(samples), 1.0)
+    rig = Rig(RigOptions())
+    rig.senders.append(SenderThread(backend))
+    session.attach_rig(rig)
+    session.run()
+    rig.stop()
+    assert len(backend.frames) > 10
+    frame = backend.frames[-1]
+    assert frame.size == (160, 96)
+    # The HUD draws a shaded box with white text at the top left of the window; the sent picture
+    # (a flat colour from the fake renderer) has none of it.
+    top_left = frame.pixels[6:40, 6:150, :3].astype(int)
+    assert np.abs(top_left - np.median(top_left, axis=(0, 1))).max() < 40
+
+
+class WallClockLink:
+    """aalink.Link's surface over the wall clock, at a tempo the audio does not have."""
+
+    def __init__(self, tempo=133.0):
+        self.tempo, self.quantum, self.num_peers, self.enabled = tempo, 4.0, 1, True
+        self.t0 = time.monotonic()
+
+    @property
+    def beat(self):
+        return (time.monotonic() - self.t0) * self.tempo / 60.0
+
+
+def test_link_moves_the_sessions_beat_phase():
+    from live.control.link import LinkFollower
+
+    link = WallClockLink(133.0)
+    samples, _ = click_track(100.0, seconds=6.0)  # the audio says 100 BPM; Link says 133
+    session, _ = new_session(FakeRenderer(width=32, height=32), FakeSource(samples), 1.5)
+    rig = Rig(RigOptions())
+    rig.link = LinkFollower(link)
+    session.attach_rig(rig)
+    phases = []
+
+    def sample():
+        while not session.board.stop.is_set():
+            f = session.board.features.get()[1]
+            if f is not None:
+                phases.append((f.tempo_bpm, f.beat_phase, (link.beat % 1.0)))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    session.run()
+    rig.stop()
+    assert len(phases) > 20
+    assert all(bpm == 133.0 for bpm, _, _ in phases)
+    # the grid is Link's: each block's phase is Link's phase when it was read (a block is a few
+    # ms old when sampled; 0.15 of a beat leaves room for a loaded machine)
+    lag = [min(abs(p - now), 1 - abs(p - now)) for _, p, now in phases]
+    assert float(np.median(lag)) < 0.15
+    assert "Link 133.0 BPM" in session.state.rig
+
+
+def test_a_failing_rig_part_is_reported_once_and_never_raises_into_the_loop():
+    from engine.types import Features
+
+    class Broken:
+        def features(self, f):
+            raise RuntimeError("socket gone")
+
+        def retime(self, f):
+            raise RuntimeError("link gone")
+
+        def close(self):
+            pass
+
+    rig = Rig(RigOptions())
+    rig.osc_out = Broken()
+    for _ in range(3):
+        rig.frame(None, Features())
+    d = rig.drain(Preset())
+    assert d.errors == ["rig output: socket gone"]  # once, not per frame
+    rig.link = Broken()
+    f = Features(t=1.0, tempo_bpm=99.0)
+    assert rig.features(f) is f  # the audio's own beat goes on
+
+
+def test_a_gl_compositor_hands_its_readback_straight_to_the_senders():
+    from live.outputs.sender import SenderThread, VideoFrame
+
+    backend = RecordingBackend()
+    rig = Rig(RigOptions())
+    rig.senders.append(SenderThread(backend))
+    frame = VideoFrame(np.zeros((4, 6, 4), np.uint8), "RGBA")
+    rig.frame(frame, None)
+    deadline = time.monotonic() + 2.0
+    while not backend.frames and time.monotonic() < deadline:
+        time.sleep(0.01)
+    rig.stop()
+    assert backend.frames == [frame]
