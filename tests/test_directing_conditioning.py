@@ -9,6 +9,8 @@ import pytest
 import soundfile as sf
 import torch
 
+from engine.errors import BeatcanvasError
+
 from engine.understanding.conditioning import blend, blend_weighted, mix_prompts
 from engine.directing.director import Direction, Director
 from engine.directing.lyrics import parse_lrc
@@ -52,7 +54,7 @@ class CachedClap:
 @pytest.fixture(scope="module")
 def understanding(tiny_components, tmp_path_factory):
     clap, text, _ = tiny_components
-    settings = resolve(BASE, ShowOptions(renderer="procedural", directed=True)).understanding  # as play/export do
+    settings = resolve(BASE, DIRECTED).understanding  # as play/export do
     u = build_understanding("tiny", settings, clap=clap, text=text, cache_dir=tmp_path_factory.mktemp("bank"))
     u.encoder = CachedClap(u.encoder)
     return u
@@ -114,12 +116,19 @@ reactivity.beat_zoom = 2.0
 """
 
 
+DIRECTED = ShowOptions(renderer="procedural", directed=True, size=(64, 64), live=False)
+
+
+def respec(preset):  # as `beatcanvas export` resolves a scheduled preset
+    return resolve(preset, DIRECTED)
+
+
 def export(track, out, understanding, direction, renderer=None):
     renderer = renderer or Recording()
     understanding.reset()  # run_export replays the renderer from its seed, not a reused understanding
     settings = ExportSettings(track=track, out_dir=out, fps=FPS, width=64, height=64, end=2.5,
                               direction=direction.fingerprint())
-    run_export(settings, renderer, understanding, direction=direction)
+    run_export(settings, renderer, understanding, direction=direction, respec=respec)
     records = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
     return renderer, records
 
@@ -177,3 +186,44 @@ def test_lyrics_change_the_prompt_during_each_line_and_the_hud_shows_it(track, t
         session.display_loop._direct()
         shown = [text for text, _ in hud.lines(session.state) if text.startswith("lyric: ")]
         assert shown == ([f"lyric: {line}"] if line else []), t
+
+
+def test_scheduled_motion_and_conditioning_knobs_reach_their_stages_in_export(track, tmp_path, understanding):
+    from engine.render.stage import ProceduralStage
+
+    def stage():
+        return ProceduralStage(ProceduralRenderer(64, 64), respec(BASE).render)
+
+    plain = '[[key]]\nat = "0:01.5"\ninterpolate = "hold"\nconditioning.smoothing_s = 0.5\n'
+    keyed = plain + 'motion.seed = 7\n'
+    for name, text in (("keyed", keyed), ("plain", plain)):
+        export(track, tmp_path / name, understanding, ShowDirection(BASE, parse_schedule(text, "s.toml", load_preset)),
+               renderer=stage())
+        if name == "keyed":  # the understanding took the scheduled smoothing in place
+            assert understanding.smoother.tau == 0.5
+    same = [frame_path(tmp_path / "keyed", i).read_bytes() == frame_path(tmp_path / "plain", i).read_bytes()
+            for i in range(50)]
+    assert all(same[:30]) and not any(same[31:])  # the seed key at 1.5 s (frame 30) reseeds the renderer
+
+
+def test_a_schedule_that_needs_other_weights_is_refused_by_export_in_one_line(track, tmp_path, understanding):
+    text = '[[key]]\nat = 1\nconditioning.head = "transformer"\n'
+    with pytest.raises(BeatcanvasError, match="needs other weights"):
+        export(track, tmp_path / "o", understanding, ShowDirection(BASE, parse_schedule(text, "s.toml", load_preset)))
+
+
+def test_play_routes_scheduled_knobs_to_the_stages_that_own_them(tmp_path):
+    source = FakeSource(synth_track(3.0))
+    session, _ = make_session(tmp_path, FakeRenderer(), source, preset=BASE)
+    text = '[[key]]\nat = 1\ninterpolate = "hold"\nmotion.feedback = 0.4\nconditioning.smoothing_s = 0.5\nreactivity.warp = 1.7\n'
+    session.attach_direction(ShowDirection(BASE, parse_schedule(text, "s.toml", load_preset)))
+    seen = session.board.specs.version
+    source.clock = lambda: 0.5
+    session.display_loop._direct()
+    assert session.board.specs.version == seen  # before the key nothing changed for the stages
+    source.clock = lambda: 1.2
+    session.display_loop._direct()
+    spec = session.board.specs.get()[1]
+    assert spec.render.feedback == 0.4 and spec.understanding.smoothing_s == 0.5
+    assert session.compositor.reactivity.warp == 1.7
+    assert session.report.presets_applied == 0  # a scheduled knob is not a preset change

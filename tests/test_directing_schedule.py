@@ -10,7 +10,7 @@ from engine.directing.grid import BarGrid
 from engine.directing.timecode import format_time, parse_time
 from live.presets.library import load_preset
 from live.presets.schema import Preset
-from live.schedule.runtime import ShowDirection, direction_for_track, unapplied
+from live.schedule.runtime import ShowDirection, direction_for_track
 from live.schedule.schema import ScheduleError, parse_schedule, read_schedule
 from live.schedule.timeline import Timeline
 
@@ -191,11 +191,6 @@ def test_live_bars_wait_for_beats_then_follow_them():
     # bar 3 = beat 8 after the first beat heard (10.0), extrapolated at the heard tempo
     assert d.at(13.99).preset.reactivity.warp == BASE.reactivity.warp
     assert d.at(14.0).preset.reactivity.warp == 2.0
-
-
-def test_knobs_not_yet_applied_are_reported():
-    s = schedule('[[key]]\nat = 1\nmotion.feedback = 0.5\nreactivity.warp = 1.0\nstyle = "x"\n')
-    assert unapplied(s) == ["line 1: motion.feedback"]
 
 
 def test_hot_reload_keeps_the_last_good_schedule(tmp_path):

@@ -21,6 +21,8 @@ from live.commands.play import parse_size
 
 if TYPE_CHECKING:
     from live.export_plan import ExportSettings
+    from live.presets.schema import Preset
+    from live.show import ShowSpec
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +97,14 @@ def export(
     )
     plan = plan_export(settings)  # argument errors before any model loads
     direction = direction_for_track(track, preset, schedule, lyrics, say=lambda m: console.print(m, highlight=False))
+    respec = None
     if direction is not None:  # the director mixes the style per frame, so the head hears music only
-        spec = resolve(preset, dataclasses.replace(opts, directed=True), kind)
+        directed = dataclasses.replace(opts, directed=True, size=(width, height))
+        spec = resolve(preset, directed, kind)
+
+        def respec(p: Preset) -> ShowSpec:  # a scheduled preset, resolved as the stages were
+            return resolve(p, directed, kind)
+
         settings = dataclasses.replace(settings, direction=direction.fingerprint())
     check_resumable(settings, plan, force, keys=CHEAP_KEYS)
     log.info(spec.reason)
@@ -123,7 +131,7 @@ def export(
 
         try:
             result = run_export(settings, stages.render, stages.understanding, force=force, on_progress=on_progress,
-                                plan=plan, compositor=compositor, direction=direction)
+                                plan=plan, compositor=compositor, direction=direction, respec=respec)
         except KeyboardInterrupt:
             bar.stop()
             console.print(f"[yellow]stopped[/]: finished frames are kept in {out} — rerun the same command to resume")

@@ -37,18 +37,6 @@ from live.schedule.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
-# Knobs a schedule changes in this build: the director's three and the compositor's. The others
-# validate, and reach their stages once a preset router hands them over (see `unapplied`).
-APPLIED = ("conditioning.style", "conditioning.audio_weight", "conditioning.lyrics_weight", "motion.crossfade_ms",
-           "reactivity.")
-
-
-def unapplied(schedule: Schedule) -> list[str]:
-    """"line 12: motion.feedback" for each knob a key writes that this build does not yet apply."""
-    return [f"{k.where}: {name}" for k in schedule.keys for name in sorted(k.written)
-            if not name.startswith(APPLIED)]
-
-
 @dataclass(frozen=True)
 class Directed:
     preset: Preset  # the base preset with the scheduled knobs at t
@@ -212,9 +200,6 @@ def direction_for_track(track: Path, base: Preset, schedule_path: Path | None = 
         return None
     for problem in lyrics.problems if lyrics else ():
         say(problem)
-    for knob in unapplied(schedule) if schedule else ():
-        say(f"schedule {knob} is checked but not applied yet (this build applies style, audio/lyrics weights, "
-            "reactivity and crossfade)")
     grid, sections = None, ()
     if schedule is not None and track is not None and not live:
         if schedule.needs_grid:

@@ -25,7 +25,6 @@ from live.session.feature_loop import FeatureLoop
 from live.session.render_loop import RenderLoop
 from live.session.router import PresetRouter
 from live.session.state import Board, SessionConfig
-from live.show import CompositorSpec, compositor_spec
 from live.stages import Output, Source, Tracker
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,7 @@ class DisplayLoop:
         self.started_at = time.monotonic()
         self._frame_seen = 0
         self._directed_base: Preset | None = None  # the preset the schedule directs (--schedule)
-        self._directed_compositor: CompositorSpec | None = None
+        self._directed: Preset | None = None  # the scheduled knobs last routed
         self.pulse_clock = PulseClock(config.latency_ms / 1000.0, 1.0 / max(1.0, config.max_fps))
 
     def run(self) -> None:
@@ -133,7 +132,8 @@ class DisplayLoop:
             self.pulse_clock.reset_calibration()
 
     def _direct(self) -> None:
-        """The schedule's compositor knobs, and the HUD's lyric and cue, at the playback (or input) clock."""
+        """The schedule's knobs (routed to their stages), and the HUD's lyric and cue, at the playback
+        (or input) clock."""
         direction = self.board.direction
         assert direction is not None
         base = self.router.preset
@@ -141,10 +141,9 @@ class DisplayLoop:
             self._directed_base = base
             direction.set_base(base)
         d = direction.at(float(self.source.clock()))
-        spec = compositor_spec(d.preset)
-        if spec != self._directed_compositor:
-            self._directed_compositor = spec
-            self.compositor.configure(spec.reactivity, spec.crossfade_ms, spec.max_flashes_per_s)
+        if d.preset is not self._directed:
+            self._directed = d.preset
+            self.router.direct(d.preset)
         self.board.state.lyric, self.board.state.cue = d.sung, d.cue
 
     def _drain_rig(self) -> None:
