@@ -41,11 +41,15 @@ from engine.audio.io import iter_audio_blocks
 from engine.errors import BeatcanvasError
 from engine.files import file_error, remove_stale_temps
 from engine.render.base import Renderer
-from engine.types import SAMPLE_RATE, WINDOW_SECONDS, Conditioning, Features, Window
+from engine.types import SAMPLE_RATE, WINDOW_SECONDS, Conditioning, Features, Reconfigured, Window
+from engine.understanding.pipeline import UnderstandingSettings
 from live.compositor import Compositor
 from live.export_files import FRAME_RE, FRAMES_LOG, OnDisk, frame_path, scan, write_manifest, write_png
+from live.show import ShowSpec
 from live.export_plan import FORMAT_VERSION, ExportPlan, ExportSettings, check_writable, check_resumable, fingerprint, plan_export
 from live.pulse import PulseClock
+from live.presets.schema import Preset
+from live.schedule.runtime import Directed, ShowDirection
 from live.hopclock import FEATURE_BLOCK, AudioFeed, HopClock
 from live.ringbuffer import RingBuffer
 
@@ -96,6 +100,7 @@ class Understands(Protocol):
     """What export needs of the understanding stage (the real one, or a test's stand-in)."""
 
     def step(self, window: Window, features: Features | None = None) -> Conditioning: ...
+    def configure(self, settings: UnderstandingSettings) -> Reconfigured: ...
 
 
 def run_export(
@@ -109,11 +114,16 @@ def run_export(
     plan: ExportPlan | None = None,
     compositor: Any = None,
     beats: BeatMap | None = None,
+    direction: ShowDirection | None = None,
+    respec: Callable[[Preset], ShowSpec] | None = None,
 ) -> ExportResult:
     """Export `settings.track` to PNG frames in `settings.out_dir`, resuming if a matching export is
     there. `understanding` None: the renderer gets no conditioning, as a procedural show.
     `compositor`: a fresh `Compositor` or `GLCompositor` at the export size (default: the numpy one).
     `beats`: the track's BeatMap when the caller already has it (else it is analysed here).
+    `direction`: the schedule and lyrics (--schedule/--lyrics), asked per frame on the fixed clock;
+    `respec` resolves a scheduled preset as the stages were resolved (`live.show.resolve`), so each
+    scheduled knob reaches the stage that owns it, as in `play`.
 
     KeyboardInterrupt (Ctrl-C) or any exception leaves every finished frame on disk and the log
     consistent; the same call later resumes. A full disk or another file error is one BeatcanvasError.
@@ -133,7 +143,9 @@ def run_export(
     feed = AudioFeed(iter_audio_blocks(s.track, FEATURE_BLOCK, SAMPLE_RATE), RingBuffer(WINDOW_SECONDS, SAMPLE_RATE), tracker)
     hops = HopClock.starting_at(plan.start - CONDITIONING_WARMUP_S, s.hop_s)
     compositor = compositor or Compositor(s.width, s.height, s.reactivity, s.crossfade_ms, s.max_flashes_per_s)
-    frames = _Frames(s, plan, feed, hops, renderer, understanding, compositor, beats or analyze_beats(s.track))
+    directing = _Directing(direction, respec, renderer, understanding, compositor) if direction else None
+    frames = _Frames(s, plan, feed, hops, renderer, understanding, compositor, beats or analyze_beats(s.track),
+                     directing)
     written = 0
     log_file = open(out / FRAMES_LOG, "ab")
     try:
@@ -161,9 +173,11 @@ class _Frames:
     """The stages of one export, stepped frame by frame on the fixed clock."""
 
     def __init__(self, s: ExportSettings, plan: ExportPlan, feed: AudioFeed, hops: HopClock, renderer: Renderer,
-                 understanding: Understands | None, compositor: Any, beats: BeatMap) -> None:
+                 understanding: Understands | None, compositor: Any, beats: BeatMap,
+                 directing: _Directing | None = None) -> None:
         self.s, self.plan, self.feed, self.hops = s, plan, feed, hops
         self.renderer, self.understanding, self.compositor, self.beats = renderer, understanding, compositor, beats
+        self.directing = directing
         self.pulse = PulseClock(display_s=0.5 / s.fps)
         self.cond: Conditioning | None = None
         self.seed = s.seed
@@ -173,6 +187,7 @@ class _Frames:
         s = self.s
         t = self.plan.frame_time(i, s.fps)
         target = int(round(t * SAMPLE_RATE))
+        directed = self.directing.at(t) if self.directing is not None else None  # before the hops it steers
         if self.understanding is not None:
             for hop in self.hops.due(target):  # every conditioning hop up to t, each on its own window
                 window = self.feed.window_at(hop)
@@ -182,14 +197,61 @@ class _Frames:
         exact = self.beats.grid_at(t + self.pulse.display_s)  # the offline beats, not the live tracker's
         feats = self.pulse.at(dataclasses.replace(feats, grid=exact, beat_confidence=exact.confidence), t)
         rendered = i % s.render_every == 0
+        cond = self.cond
         if rendered:
-            frame = self.renderer.render(self.cond, feats, t)
+            if self.directing is not None and directed is not None:
+                cond = self.directing.mix(self.cond, directed)
+            frame = self.renderer.render(cond, feats, t)
             self.seed = int(frame.seed)
             self.compositor.push(frame, t)
         picture = self.compositor.compose(feats, t)
         rec = {"i": i, "file": frame_path(s.out_dir, i).name, "t": round(t, 6), "rendered": rendered,
                "seed": self.seed, "features": _features_record(feats), "labels": _labels(self.cond)}
+        if directed is not None:
+            rec["lyric"] = directed.sung
+            rec["prompt"] = cond.prompt if rendered and cond is not None else ""
         return picture, rec
+
+
+class _Directing:
+    """A schedule and lyrics on export's fixed clock: each scheduled knob goes to the stage that owns
+    it (as the live preset router routes it), and the director mixes style and lyric per frame."""
+
+    def __init__(self, direction: ShowDirection, respec: Callable[[Preset], ShowSpec] | None, renderer: Any,
+                 understanding: Understands | None, compositor: Any) -> None:
+        if respec is None:
+            raise ValueError("a directed export needs `respec` to resolve its scheduled presets")
+        self.direction, self.respec = direction, respec
+        self.renderer, self.understanding, self.compositor = renderer, understanding, compositor
+        self.preset: Preset | None = None
+        self.spec = respec(direction.base)  # what the stages were built from
+        direction.attach(understanding)
+
+    def at(self, t: float) -> Directed:
+        d = self.direction.at(t)
+        if d.preset is not self.preset:
+            self.preset = d.preset
+            self._route(self.respec(d.preset), t)
+        return d
+
+    def mix(self, music: Conditioning | None, d: Directed) -> Conditioning | None:
+        return self.direction.condition(music, d)
+
+    def _route(self, spec: ShowSpec, t: float) -> None:
+        parts, old = spec.changed(self.spec), self.spec
+        self.spec = spec
+        if "compositor" in parts:
+            c = spec.compositor
+            self.compositor.configure(c.reactivity, c.crossfade_ms, c.max_flashes_per_s)
+        rebuild: tuple[str, ...] = ()
+        if "render" in parts:
+            rebuild += self.renderer.configure(spec.render).rebuild
+        if "understanding" in parts and self.understanding is not None:
+            rebuild += self.understanding.configure(spec.understanding).rebuild
+        if rebuild:
+            raise BeatcanvasError(
+                f"the schedule changes {', '.join(rebuild)} at {t:.2f} s ({old.name} → {spec.name}), which needs "
+                "other weights or shapes; an export keeps its models: set those in the preset, not the schedule")
 
 
 def _prepare(out: Path, size: tuple[int, int], n_frames: int, force: bool) -> tuple[OnDisk, int]:

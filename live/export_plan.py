@@ -47,6 +47,7 @@ class ExportSettings:
     reactivity: Reactivity | None = None  # the compositor's knobs; None = defaults
     crossfade_ms: float = 400.0
     max_flashes_per_s: float = 3.0  # preset.procedural.max_flashes_per_s
+    direction: str = ""  # ShowDirection.fingerprint() of --schedule/--lyrics (live/schedule/runtime.py)
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ def fingerprint(settings: ExportSettings, plan: ExportPlan) -> dict[str, Any]:
         "renderer": s.renderer,
         "profile": s.profile,
         "model_ids": dict(sorted(s.model_ids.items())),
+        **({"direction": s.direction} if s.direction else {}),
     }
 
 

@@ -39,6 +39,8 @@ class HudState:
     error_at: float = 0.0
     frames_rendered: int = 0
     rig: str = ""  # OSC / MIDI / Link / video out status (live/rig.py)
+    lyric: str = ""  # directing (issue 17): the line being sung (--lyrics)
+    cue: str = ""  # directing (issue 17): where the schedule is
 
     def set_error(self, text: str) -> None:
         self.error = text
@@ -78,6 +80,10 @@ class Hud:
             out.append((s.rig, grey))
         if s.labels:
             out.append(("heard: " + ", ".join(f"{k} {v:.2f}" for k, v in s.labels[:3]), grey))
+        if s.cue:
+            out.append(("schedule: " + s.cue, grey))
+        if s.lyric:
+            out.append(("lyric: " + s.lyric, (180, 220, 255)))
         if s.message:
             out.append((s.message, yellow))
         if s.error and time.monotonic() - s.error_at < ERROR_SHOW_S:

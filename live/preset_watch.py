@@ -1,4 +1,4 @@
-"""Hot-reload: watch the running preset's TOML file and hand over every good edit.
+"""Hot-reload: watch the running preset's TOML file (or a schedule or lyrics file) and hand over every good edit.
 
 A thread runs watchfiles on the file's folder (editors often save by writing a new file and
 renaming it over the old one, and a deleted file may come back). An edit is taken only once the file
@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import watchfiles
 
@@ -38,11 +39,12 @@ class PresetWatcher:
     def __init__(
         self,
         path: str | Path,
-        on_change: Callable[[Preset], None],
+        on_change: Callable[[Any], None],
         on_error: Callable[[str], None],
         debounce_ms: int = 100,
-        loader: Callable[[Path], Preset] = load_preset,
+        loader: Callable[[Path], Any] = load_preset,
         current: Preset | None = None,
+        what: str = "preset",  # what the file is, in messages ("schedule" for --schedule)
     ) -> None:
         self.path = Path(path).resolve()
         self.on_change = on_change
@@ -50,6 +52,7 @@ class PresetWatcher:
         self.debounce_ms = debounce_ms
         self.loader = loader
         self.current = current
+        self.what = what
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_text: str | None = None
@@ -75,8 +78,8 @@ class PresetWatcher:
             try:
                 self._watch()
             except Exception as e:  # noqa: BLE001 - the watcher must never take the show down
-                log.warning("preset hot-reload failed (%s); watching again", one_line(e))
-                self.on_error(f"preset hot-reload failed ({one_line(e)}); watching again")
+                log.warning("%s hot-reload failed (%s); watching again", self.what, one_line(e))
+                self.on_error(f"{self.what} hot-reload failed ({one_line(e)}); watching again")
                 self._stop.wait(RESTART_S)
 
     def _watch(self) -> None:
@@ -120,9 +123,9 @@ class PresetWatcher:
 
     def check(self) -> None:
         """Reload now (the watcher calls this on every change)."""
-        keep = "keeping the last good preset"
+        keep = f"keeping the last good {self.what}"
         if not self.path.exists():
-            msg = f"preset file {self.path} was deleted; {keep}"
+            msg = f"{self.what} file {self.path} was deleted; {keep}"
             log.warning(msg)
             self.on_error(msg)
             self._last_text = None
@@ -130,20 +133,20 @@ class PresetWatcher:
         try:
             text = self._settled_text()
         except (OSError, UnicodeDecodeError) as e:
-            self.on_error(f"cannot read preset file {self.path}: {one_line(e)}; {keep}")
+            self.on_error(f"cannot read {self.what} file {self.path}: {one_line(e)}; {keep}")
             return
         if text == self._last_text:
             return  # touched, not changed
         self._last_text = text
         if not text.strip():
-            self.on_error(f"preset file {self.path} is empty (a save in progress?); {keep}")
+            self.on_error(f"{self.what} file {self.path} is empty (a save in progress?); {keep}")
             return
         try:
             preset = self.loader(self.path)
         except Exception as e:  # noqa: BLE001 - whatever the file holds, the show goes on
             msg = f"{one_line(e)} ({keep})"
-            log.warning("preset edit rejected: %s", msg)
+            log.warning("%s edit rejected: %s", self.what, msg)
             self.on_error(msg)
             return
-        log.info("preset %s reloaded from %s", preset.name, self.path)
+        log.info("%s reloaded from %s", self.what, self.path)
         self.on_change(preset)

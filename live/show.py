@@ -45,6 +45,7 @@ class ShowOptions:
     device: str | None = None  # default: cuda when available
     canvas: tuple[int, int] | None = None  # the composition size; the procedural renderer draws at it
     live: bool = True  # a window (play/live/demo) rather than an export: no software-GL shaders
+    directed: bool = False  # a schedule/lyrics mix the style in per frame (live/schedule): the head hears music only
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,13 @@ class CompositorSpec:
     reactivity: Reactivity
     crossfade_ms: float
     max_flashes_per_s: float = 3.0
+
+
+def compositor_spec(preset: Preset) -> CompositorSpec:
+    """The compositor's part of a preset (also what a schedule changes frame by frame)."""
+    r = preset.reactivity
+    reactivity = Reactivity(beat_zoom=r.beat_zoom, band_brightness=r.band_brightness, band_hue=r.band_hue, warp=r.warp)
+    return CompositorSpec(reactivity, preset.motion.crossfade_ms, preset.procedural.max_flashes_per_s)
 
 
 @dataclass(frozen=True)
@@ -139,14 +147,14 @@ def resolve(preset: Preset, opts: ShowOptions, kind: tuple[RendererKind, str] | 
         pipelined=gpu and live,
     )
     understanding = UnderstandingSettings(
-        head=c.head, head_path=c.head_path, style=c.style, negative=c.negative, audio_weight=c.audio_weight,
+        # A directed show mixes the style text itself, per frame (engine/directing/director.py).
+        head=c.head, head_path=c.head_path, style="" if opts.directed else c.style, negative=c.negative,
+        audio_weight=1.0 if opts.directed else c.audio_weight,
         smoothing_s=c.smoothing_s, on_scene_change=c.on_scene_change, scene_threshold=c.scene_threshold,
         top_k=c.top_k, temperature=c.temperature, descriptors=tuple(sorted(c.descriptors.items())),
     )
-    r = preset.reactivity
-    reactivity = Reactivity(beat_zoom=r.beat_zoom, band_brightness=r.band_brightness, band_hue=r.band_hue, warp=r.warp)
     return ShowSpec(
         name=preset.name, preset_hash=preset_hash(preset), render=render, understanding=understanding,
-        compositor=CompositorSpec(reactivity, motion.crossfade_ms, p.max_flashes_per_s), transitions=preset.transitions,
+        compositor=compositor_spec(preset), transitions=preset.transitions,
         reason=reason, profile=profile_of(opts), device=device, models_dir=opts.models_dir,
     )

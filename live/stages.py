@@ -12,7 +12,7 @@ has them is a stage (tests use that), and a type checker sees every call.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pygame
@@ -58,6 +58,8 @@ class Tracker(Protocol):
 
 class UnderstandingStage(Protocol):
     """Audio window → conditioning (engine.understanding.pipeline.Understanding); owns [conditioning]."""
+
+    prompt_encoder: Any  # SDXL's text encoders (None without them): schedules and lyrics encode with it
 
     def step(self, window: Window, features: Features | None = None) -> Conditioning: ...
     def configure(self, settings: UnderstandingSettings) -> Reconfigured: ...

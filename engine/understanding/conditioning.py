@@ -1,6 +1,9 @@
 """Conditioning: what SDXL needs, and the one function that mixes two of them.
 
 - `blend(a, b, w)`: lerp (or per-token slerp) of two conditionings.
+- `blend_weighted([(c, w), ...])`: many conditionings by weight, as a fold of `blend`; `mix_prompts`
+  encodes prompts (cached) and blends them with it. The zero-shot head mixes its top prompts with
+  `mix_prompts`, and schedules and lyrics (engine/directing) mix theirs with the same two functions.
 - `cosine_distance(a, b)`: how far apart two embeddings point (scene changes, similarity).
 - `is_finite(c)`: whether a conditioning holds only finite numbers (a NaN must never reach a frame).
 
@@ -8,6 +11,9 @@ Smoothing over time and scene changes are the next stage: engine/understanding/s
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 
@@ -46,6 +52,33 @@ def blend(a: Conditioning, b: Conditioning, w: float, slerp: bool = False) -> Co
         prompt=main.prompt,
         audio_embedding=emb,
     )
+
+
+def blend_weighted(parts: Sequence[tuple[Conditioning, float]], slerp: bool = False) -> Conditioning:
+    """Σ wᵢ·cᵢ / Σ wᵢ, folded pairwise with `blend`: after item k the running mix holds the first k
+    with their relative weights, so with lerp this is exactly the weighted mean, and with slerp two
+    parts are an exact slerp (more are a chain of slerps, in the order given). Zero weights are
+    skipped; labels, prompt and time follow the heaviest part."""
+    parts = [(c, float(w)) for c, w in parts if w > 0]
+    if not parts:
+        raise ValueError("blend_weighted needs at least one part with a positive weight")
+    out, total = parts[0]
+    for cond, w in parts[1:]:
+        total += w
+        out = blend(out, cond, w / total, slerp)
+    heaviest = max(parts, key=lambda p: p[1])[0]
+    return replace(out, t=heaviest.t, labels=heaviest.labels, prompt=heaviest.prompt,
+                   audio_embedding=heaviest.audio_embedding)
+
+
+def mix_prompts(encoder, prompts: Sequence[tuple[str, float]], slerp: bool = False, t: float = 0.0) -> Conditioning:
+    """Encode `prompts` ((text, weight) pairs) with a `PromptEncoder` (LRU-cached) and blend them by
+    weight with `blend_weighted`. `prompt` is the heaviest text."""
+    texts = [p for p, _ in prompts]
+    pe, pooled = encoder.encode(texts)
+    parts = [(Conditioning(pe[i : i + 1], pooled[i : i + 1], t=t, prompt=text), float(w))
+             for i, (text, w) in enumerate(prompts)]
+    return blend_weighted(parts, slerp)
 
 
 def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -7,12 +7,14 @@ encoder (`CLIPTextModelWithProjection`). Negative prompts follow the pipeline to
 `force_zeros_for_empty_prompt` (SDXL's default) an empty negative is all zeros.
 
 Prompts repeat from hop to hop (the zero-shot head's vocabulary is finite), so encodings are kept in
-a small LRU cache; a hit costs a dict lookup instead of two transformer passes.
+a small LRU cache; a hit costs a dict lookup instead of two transformer passes. A lock makes
+`encode` safe to call from two threads (the conditioning worker and a schedule's hot reload).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 
 import torch
@@ -37,6 +39,7 @@ class PromptEncoder:
         self._cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self.hits = 0
         self.misses = 0
+        self._lock = threading.RLock()
 
     @property
     def prompt_dim(self) -> int:
@@ -67,6 +70,10 @@ class PromptEncoder:
     def encode(self, prompts: str | list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompts → (prompt_embeds (B, 77, D), pooled (B, P)), served from the LRU cache where possible."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        with self._lock:
+            return self._encode_locked(prompts)
+
+    def _encode_locked(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         missing = [p for p in dict.fromkeys(prompts) if p not in self._cache]
         self.hits += len(prompts) - len(missing)
         self.misses += len(missing)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -64,6 +65,36 @@ def head_rows(understanding: Understanding, track: Path, hop_s: float) -> list[d
     return rows
 
 
+def run_sections(track: Path, result: dict[str, Any], console: Console, out: Path | None, force: bool,
+                 clap: bool, profile: str) -> None:
+    """Directing (issue 17): section boundaries → `result["sections"]` and a schedule skeleton."""
+    from engine.audio.io import iter_audio_blocks
+    from engine.directing.sections import clap_embeddings, find_sections, section_features
+    from engine.directing.timecode import format_time
+    from live.schedule.skeleton import skeleton_toml, write_skeleton
+
+    embeddings = None
+    if clap:
+        from engine.understanding.clap import ClapEncoder
+        from engine.models.profiles import build_clap
+
+        with console.status(f"CLAP embeddings for sections ({profile} profile)"):
+            encoder = ClapEncoder(build_clap(profile))
+            embeddings = clap_embeddings(encoder, iter_audio_blocks(track, 48_000), 48_000)
+    sections = find_sections(section_features(iter_audio_blocks(track, 48_000), 48_000), embeddings)
+    out = out or track.with_name(f"{track.stem}.schedule.toml")
+    write_skeleton(out, skeleton_toml(sections, track.name, out.name), force=force)
+    result["sections"] = [dataclasses.asdict(s) for s in sections]
+    table = Table(title="detected sections", title_justify="left")
+    for col in ("#", "from", "to", "dBFS", "like"):
+        table.add_column(col, justify="right")
+    for i, s in enumerate(sections, start=1):
+        table.add_row(str(i), format_time(s.start), format_time(s.end), f"{s.loudness_db:.0f}", str(s.like or ""))
+    console.print(table)
+    console.print(f"wrote {out}: give each section a style, then play or export with --schedule {out}",
+                  soft_wrap=True, highlight=False)
+
+
 def _words(v: float, neg: str, mid: str, pos: str) -> str:
     return neg if v < -0.33 else pos if v > 0.33 else mid
 
@@ -116,6 +147,10 @@ def analyze(
     head: Optional[str] = typer.Option(None, "--head", help="Also run a conditioning head (e.g. zeroshot), when available."),
     profile: str = typer.Option("real", "--profile", help="Model profile for --head: real (published weights) or tiny."),
     head_hop: float = typer.Option(5.0, "--head-hop", min=0.1, help="Seconds between --head windows."),
+    sections: bool = typer.Option(False, "--sections", help="Find section boundaries and write a schedule skeleton."),
+    schedule_out: Optional[Path] = typer.Option(None, "--schedule-out", help="Skeleton file (default: TRACK.schedule.toml)."),
+    clap: bool = typer.Option(False, "--clap", help="--sections also compares CLAP embeddings (slow on a CPU)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing skeleton."),
 ) -> None:
     """Beats, tempo, loudness, bands and valence/arousal of a track (streamed; any length)."""
     console = Console()
@@ -129,6 +164,8 @@ def analyze(
                                on_progress=lambda t: progress.update(task, completed=t))
     if head:
         run_head_analysis(head, track, result, console, profile=profile, hop_s=head_hop)
+    if sections:  # directing (issue 17)
+        run_sections(track, result, console, schedule_out, force, clap, profile)
     if json_out is not None:
         payload = {k: result[k] for k in ("tempo_bpm", "beats", "beat_confidence", "downbeats", "frames")}
         payload.update({k: v for k, v in result.items() if k not in payload and k != "duration"})

@@ -33,4 +33,5 @@ def register(app: typer.Typer) -> None:
         from live.commands.play import run_show
         from live.sources import FileSource
 
-        run_show(FileSource(ensure_demo_track(seconds), audio_out=not no_audio_out), model, show, rig=rig.options())
+        track = ensure_demo_track(seconds)
+        run_show(FileSource(track, audio_out=not no_audio_out), model, show, rig=rig.options(), track=track)

@@ -21,11 +21,14 @@ from live.commands.play import parse_size
 
 if TYPE_CHECKING:
     from live.export_plan import ExportSettings
+    from live.presets.schema import Preset
+    from live.show import ShowSpec
 
 log = logging.getLogger(__name__)
 
 # Settings known before any model is built: checked against an existing export first.
-CHEAP_KEYS = ("format", "track", "fps", "size", "start", "render_every", "seed", "hop_s", "preset_hash", "profile")
+CHEAP_KEYS = ("format", "track", "fps", "size", "start", "render_every", "seed", "hop_s", "preset_hash", "profile",
+              "direction")
 
 
 # The weights-free look has no native size: export at the size `play` and `demo` show by default.
@@ -64,6 +67,8 @@ def export(
     end: Optional[float] = typer.Option(None, "--end", help="End of the span, seconds (default: the track's end)."),
     render_every: int = typer.Option(1, "--render-every", help="Render every K-th frame; the compositor fills the rest."),
     force: bool = typer.Option(False, "--force", help="Start over even if OUT holds an export with other settings."),
+    schedule: Optional[Path] = typer.Option(None, "--schedule", help="Schedule TOML: timed styles, knobs, presets."),
+    lyrics: Optional[Path] = typer.Option(None, "--lyrics", help="Timed lyrics (.lrc); default: TRACK.lrc if present."),
     *,
     model: ModelArgs,
 ) -> None:
@@ -71,6 +76,7 @@ def export(
     from live.export import ExportSettings, Progress as FrameProgress, check_resumable, plan_export, run_export
     from live.factory import build_stages, published_ids
     from live.presets.library import load_preset
+    from live.schedule.runtime import direction_for_track
     from live.show import choose, resolve
 
     console = Console()
@@ -90,6 +96,16 @@ def export(
         max_flashes_per_s=spec.compositor.max_flashes_per_s,
     )
     plan = plan_export(settings)  # argument errors before any model loads
+    direction = direction_for_track(track, preset, schedule, lyrics, say=lambda m: console.print(m, highlight=False))
+    respec = None
+    if direction is not None:  # the director mixes the style per frame, so the head hears music only
+        directed = dataclasses.replace(opts, directed=True, size=(width, height))
+        spec = resolve(preset, directed, kind)
+
+        def respec(p: Preset) -> ShowSpec:  # a scheduled preset, resolved as the stages were
+            return resolve(p, directed, kind)
+
+        settings = dataclasses.replace(settings, direction=direction.fingerprint())
     check_resumable(settings, plan, force, keys=CHEAP_KEYS)
     log.info(spec.reason)
     stages = build_stages(dataclasses.replace(spec, render=dataclasses.replace(spec.render, width=width, height=height)))
@@ -115,7 +131,7 @@ def export(
 
         try:
             result = run_export(settings, stages.render, stages.understanding, force=force, on_progress=on_progress,
-                                plan=plan, compositor=compositor)
+                                plan=plan, compositor=compositor, direction=direction, respec=respec)
         except KeyboardInterrupt:
             bar.stop()
             console.print(f"[yellow]stopped[/]: finished frames are kept in {out} — rerun the same command to resume")

@@ -58,6 +58,9 @@ class ShowArgs:
     screenshots: Path = option(Path("screenshots"), "--screenshots", help="Folder for S screenshots.")
     latency_ms: float = option(0.0, "--latency-ms", help="Beat pulses lead the audio by this much (ms): raise it "
                                "if the picture lags the sound (L calibrates).")
+    schedule: Optional[Path] = option(None, "--schedule", help="Schedule TOML (hot-reloaded): timed styles, knobs, "
+                                      "presets, on the track's clock (or the input's bars).")
+    lyrics: Optional[Path] = option(None, "--lyrics", help="Timed lyrics (.lrc); default: TRACK.lrc if present.")
 
 
 def with_options(**groups: type) -> Callable[[F], F]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from pathlib import Path
@@ -40,13 +41,15 @@ def check_latency_ms(value: float) -> float:
 
 
 def run_show(source: Source, model: ModelArgs, show: ShowArgs, *, rig: RigOptions | None = None,
-             stop_when_finished: bool = True, tracker: Tracker | None = None) -> SessionReport:
+             stop_when_finished: bool = True, tracker: Tracker | None = None,
+             track: Path | None = None) -> SessionReport:
     """Build everything from the preset (or playlist) and options, run the session, print a summary."""
     from engine.audio.features import FeatureTracker
     from live.display import Display
     from live.presets.library import preset_file
     from live.presets.playlist import library_show, playlist_show
     from live.presets.schema import read_preset_file
+    from live.schedule.runtime import direction_for_track
     from live.session import SessionConfig, build_session
     from live.show import resolve
 
@@ -57,6 +60,10 @@ def run_show(source: Source, model: ModelArgs, show: ShowArgs, *, rig: RigOption
         path = preset_file(model.preset)
         shows = library_show(read_preset_file(path), path)
     opts = model.show_options(allow_cpu_diffusion=show.allow_cpu_diffusion, canvas=(width, height))
+    direction = direction_for_track(track, shows.presets[shows.start], show.schedule, show.lyrics, live=track is None,
+                                    say=lambda m: console.print(m, highlight=False))
+    if direction is not None:  # the director mixes the style per frame, so the head hears music only
+        opts = dataclasses.replace(opts, directed=True)
     spec = resolve(shows.presets[shows.start], opts)
     console.print(spec.reason, highlight=False)
     if spec.render.kind == "sdxl":
@@ -67,6 +74,7 @@ def run_show(source: Source, model: ModelArgs, show: ShowArgs, *, rig: RigOption
     display = Display(width, height, fullscreen=show.fullscreen, display_index=show.display, fit=show.fit)
     session = build_session(source, tracker or FeatureTracker(), shows, opts, display, config, spec)
     session.attach_rig(_start_rig(rig, lambda: session.preset))
+    session.attach_direction(direction)
     try:
         report = session.run()
     finally:
@@ -106,4 +114,4 @@ def register(app: typer.Typer) -> None:
         """Play a track and show the picture it makes (keys: ? lists them)."""
         from live.sources import FileSource
 
-        run_show(FileSource(track, audio_out=not no_audio_out), model, show, rig=rig.options())
+        run_show(FileSource(track, audio_out=not no_audio_out), model, show, rig=rig.options(), track=track)

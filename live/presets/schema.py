@@ -114,6 +114,9 @@ class ConditioningSettings(_Group):
     audio_weight: float = Field(
         0.6, ge=0.0, le=1.0, description="how much the music (vs the style text) steers the picture"
     )
+    lyrics_weight: float = Field(
+        0.3, ge=0.0, le=1.0, description="how much the line being sung (--lyrics FILE.lrc) steers the picture"
+    )
     smoothing_s: float = Field(
         2.0, ge=0.0, le=30.0, description="time constant of the conditioning smoother, seconds"
     )
@@ -302,18 +305,19 @@ def parse_preset(text: str, source: str = "<string>", name: str | None = None) -
                           file=source) from None
 
 
-def load_toml(text: str, source: str) -> dict[str, Any]:
-    """TOML text → a dict, or a PresetError naming the line (nesting too deep for the parser included)."""
+def load_toml(text: str, source: str, error: type[PresetError] = PresetError) -> dict[str, Any]:
+    """TOML text → a dict, or an `error` naming the line (nesting too deep for the parser included).
+    Presets, playlists and schedules all read their files through here."""
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         line = _toml_error_line(e)
         where = f"{source}, line {line}" if line else source
-        raise PresetError(f"{where}: TOML syntax error: {_toml_error_reason(e)}; fix the syntax there",
-                          file=source, line=line) from None
+        raise error(f"{where}: TOML syntax error: {_toml_error_reason(e)}; fix the syntax there",
+                    file=source, line=line) from None
     except RecursionError:
-        raise PresetError(f"{source}: nested too deeply to be a preset (arrays or tables inside each other "
-                          "hundreds of levels deep); fix the file", file=source) from None
+        raise error(f"{source}: nested too deeply to be read (arrays or tables inside each other "
+                    "hundreds of levels deep); fix the file", file=source) from None
 
 
 def read_preset_file(path: str | Path) -> Preset:

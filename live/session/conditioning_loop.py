@@ -88,6 +88,8 @@ class ConditioningLoop:
                 b.state.set_error(f"could not load the understanding: {built[1]}")
             else:
                 self.understanding = built[1]
+                if b.direction is not None:  # the schedule encodes with the new text encoders
+                    b.direction.attach(self.understanding)
                 self._apply(self.spec, fresh=True)
         got = b.specs.get_newer(self._seen_spec)
         if got is not None:

@@ -19,6 +19,7 @@ from engine.types import Features
 from live.compositor import Compositor
 from live.hud import Hud
 from live.keys import Action, action_for
+from live.presets.schema import Preset
 from live.pulse import PulseClock
 from live.session.feature_loop import FeatureLoop
 from live.session.render_loop import RenderLoop
@@ -41,6 +42,8 @@ class DisplayLoop:
         self.latencies: list[float] = []
         self.started_at = time.monotonic()
         self._frame_seen = 0
+        self._directed_base: Preset | None = None  # the preset the schedule directs (--schedule)
+        self._directed: Preset | None = None  # the scheduled knobs last routed
         self.pulse_clock = PulseClock(config.latency_ms / 1000.0, 1.0 / max(1.0, config.max_fps))
 
     def run(self) -> None:
@@ -56,6 +59,9 @@ class DisplayLoop:
             now = time.monotonic()
             with b.faults.guard("preset"):
                 self.router.apply_pending(now)
+            if b.direction is not None:
+                with b.faults.guard("schedule"):
+                    self._direct()
             self.render.watchdog(now)
             with b.faults.guard("display"):
                 self._show(now, fps_ema)
@@ -124,6 +130,21 @@ class DisplayLoop:
                          else f"beat pulses now lead by {offset * 1000:+.0f} ms (L to re-measure)")
         if offset is not None:
             self.pulse_clock.reset_calibration()
+
+    def _direct(self) -> None:
+        """The schedule's knobs (routed to their stages), and the HUD's lyric and cue, at the playback
+        (or input) clock."""
+        direction = self.board.direction
+        assert direction is not None
+        base = self.router.preset
+        if base is not self._directed_base:  # a preset switch or edit: the schedule now directs that one
+            self._directed_base = base
+            direction.set_base(base)
+        d = direction.at(float(self.source.clock()))
+        if d.preset is not self._directed:
+            self._directed = d.preset
+            self.router.direct(d.preset)
+        self.board.state.lyric, self.board.state.cue = d.sung, d.cue
 
     def _drain_rig(self) -> None:
         """OSC / MIDI knobs and commands, applied through the preset router like any edit."""

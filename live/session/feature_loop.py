@@ -114,6 +114,10 @@ class FeatureLoop:
         if rig is not None:  # Ableton Link's tempo and phase, when it leads
             with self.board.faults.guard("Link"):
                 feats = rig.features(feats)
+        direction = self.board.direction
+        if direction is not None:  # live input: the beats heard grow the schedule's bar grid
+            with self.board.faults.guard("schedule"):
+                direction.observe(feats)
         self.board.features.put(feats)
         self.board.report.overflows = self._skips + self.source.stats.overflows
         if self.on_features is not None:

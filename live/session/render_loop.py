@@ -89,6 +89,8 @@ class RenderLoop:
             t = features.t
         self.busy_since = start = time.monotonic()
         try:
+            if b.direction is not None:  # the schedule and lyrics, exact at this render's time
+                cond = b.direction.condition(cond, b.direction.at(t))
             frame = stage.render(cond, features, t)
             # A frame the similarity filter kept needs no new picture: the compositor still shows it.
             surface = None if frame.reused else self.compositor.prepare(frame)  # the costly scale, off the display loop

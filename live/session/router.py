@@ -137,6 +137,19 @@ class PresetRouter:
                  f"; changed: {', '.join(parts)}" if parts else "; nothing changed")
         self.watch(self.paths[pending.index], pending.preset)
 
+    def direct(self, preset: Preset) -> None:
+        """A schedule's knobs at this instant (display loop, every frame of a directed show): each part
+        that changed goes to the stage that owns it, as an edit's would, without counting as a preset
+        change (live/schedule/runtime.py)."""
+        spec = resolve(preset, self.options)
+        parts = spec.changed(self.spec)
+        self.spec = spec
+        if "compositor" in parts:
+            self.compositor.configure(spec.compositor.reactivity, spec.compositor.crossfade_ms,
+                                      spec.compositor.max_flashes_per_s)
+        if "render" in parts or "understanding" in parts:
+            self.board.specs.put(spec)
+
     def watch(self, path: Path | None, current: Preset | None = None) -> None:
         """Hot-reload the file of the preset on show (none for a preset without a file)."""
         if not self.config.hot_reload or path is None:

@@ -41,6 +41,7 @@ from live.stages import Output, Source, Tracker
 
 if TYPE_CHECKING:
     from live.rig import Rig
+    from live.schedule.runtime import ShowDirection
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,13 @@ class Session:
         """OSC / MIDI / Link / video out (live/rig.py): the loops call it where it hooks in."""
         self.board.rig = rig
 
+    def attach_direction(self, direction: ShowDirection | None) -> None:
+        """--schedule / --lyrics (live/schedule/runtime.py): style, lyrics and knobs over time."""
+        self.board.direction = direction
+        if direction is not None:
+            direction.attach(self.conditioning_loop.understanding)
+            direction.set_base(self.router.preset)
+
     def stop_rig(self) -> None:
         if self.board.rig is not None:
             self.board.rig.stop()
@@ -109,6 +117,8 @@ class Session:
         self.render_loop.start()
         self.rebuilder.start()
         self.router.watch(self.router.paths[self.router.transitions.state.index])
+        if self.board.direction is not None and self.config.hot_reload:
+            self.board.direction.watch(self.board.state.set_error)
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         t = threading.Thread(target=target, name=f"beatcanvas-{name}", daemon=True)
@@ -124,6 +134,8 @@ class Session:
         self.board.close()
         self.rebuilder.wake()
         self.router.stop_watching()
+        if self.board.direction is not None:
+            self.board.direction.stop()
         deadline = time.monotonic() + 0.5
         for t in self._workers():
             t.join(max(0.0, deadline - time.monotonic()))

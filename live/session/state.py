@@ -28,6 +28,7 @@ from live.slots import LatestSlot
 
 if TYPE_CHECKING:
     from live.rig import Rig
+    from live.schedule.runtime import ShowDirection
 
 
 @dataclass
@@ -96,6 +97,7 @@ class Board:
     negatives: LatestSlot[Negative | None] = field(default_factory=LatestSlot)
     stop: threading.Event = field(default_factory=threading.Event)
     rig: Rig | None = None  # OSC / MIDI / Link / video out (live/rig.py), when the show has one
+    direction: ShowDirection | None = None  # --schedule / --lyrics (live/schedule/runtime.py)
     faults: Faults = field(init=False)
 
     def __post_init__(self) -> None:

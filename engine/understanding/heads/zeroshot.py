@@ -9,7 +9,7 @@
    VA estimate, seeded by the labels so the words are stable while the music is; the preset's style
    text is joined to it.
 5. The prompts go through SDXL's text encoders (engine/understanding/prompt_encoding.py, LRU-cached) and their
-   genre-weighted blend is the `Conditioning`.
+   genre-weighted blend (`engine.understanding.conditioning.mix_prompts`) is the `Conditioning`.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from engine.files import atomic_write
+from engine.understanding.conditioning import mix_prompts
 from engine.types import Conditioning
 from engine.understanding.descriptors import ENERGY, MOODS, bank_with_overrides
 from engine.understanding.vag import generate_prompt, mood_region, stable_seed
@@ -158,10 +159,5 @@ class ZeroShotHead:
             raise RuntimeError("ZeroShotHead needs a PromptEncoder to produce conditioning")
         heard = self.hear(audio_emb[:1], tempo_bpm)[0]
         self.last = heard
-        texts = [p for p, _ in heard.prompts]
-        pe, pooled = self.prompts.encode(texts)
-        w = torch.tensor([x for _, x in heard.prompts], dtype=torch.float32, device=pe.device)
-        w = (w / w.sum()).to(pe.dtype)
-        pe = (pe * w[:, None, None]).sum(0, keepdim=True)
-        pooled = (pooled * w[:, None].to(pooled.dtype)).sum(0, keepdim=True)
-        return Conditioning(pe, pooled, t=t, labels=heard.labels, prompt=texts[0], audio_embedding=audio_emb[:1])
+        mixed = mix_prompts(self.prompts, heard.prompts, t=t)  # the one prompt mixer (also schedules, lyrics)
+        return replace(mixed, labels=heard.labels, prompt=heard.prompts[0][0], audio_embedding=audio_emb[:1])
