@@ -97,15 +97,21 @@ class Hud:
             return
         font = self._font_()
         y = 8
+        width = surface.get_width() - 16
         for text, colour in self.lines(s):
-            img = font.render(text, True, colour)
-            shade = pygame.Surface((img.get_width() + 8, img.get_height() + 2))
-            shade.set_alpha(140)
-            surface.blit(shade, (4, y - 1))
-            surface.blit(img, (8, y))
-            y += img.get_height() + 2
+            for part in _wrap(font, text, width):
+                y = self._line(surface, font, part, colour, y)
         if s.beat:  # beat flash: a dot in the top-right corner
             pygame.draw.circle(surface, (255, 255, 255), (surface.get_width() - 24, 24), 12)
+
+    @staticmethod
+    def _line(surface: pygame.Surface, font: pygame.font.Font, text: str, colour: tuple[int, int, int], y: int) -> int:
+        img = font.render(text, True, colour)
+        shade = pygame.Surface((img.get_width() + 8, img.get_height() + 2))
+        shade.set_alpha(140)
+        surface.blit(shade, (4, y - 1))
+        surface.blit(img, (8, y))
+        return y + img.get_height() + 2
 
     def _draw_help(self, surface: pygame.Surface) -> None:
         font = self._font_()
@@ -120,3 +126,18 @@ class Hud:
         for r in rows:
             surface.blit(r, (x + 16, y))
             y += r.get_height() + 4
+
+
+def _wrap(font: pygame.font.Font, text: str, width: int) -> list[str]:
+    """`text` in lines no wider than `width` pixels, broken at spaces (a long reason or error line
+    stays readable on a small window)."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        candidate = f"{line} {word}" if line else word
+        if line and font.size(candidate)[0] > width:
+            lines.append(line)
+            line = word
+        else:
+            line = candidate
+    return lines + [line]
