@@ -1,3 +1,4 @@
+"""The HUD as drawn on the window."""
 
 
 def test_a_long_hud_line_wraps_inside_the_window():
