@@ -107,7 +107,25 @@ def to_array(surface: pygame.Surface) -> np.ndarray:
     return np.frombuffer(pygame.image.tobytes(surface, "RGB"), dtype=np.uint8).reshape(h, w, 3).copy()
 
 
-class Compositor:
+class Knobs:
+    """The compositor's preset knobs, shared by the numpy and the GPU compositor."""
+
+    reactivity: Reactivity
+    crossfade_ms: float
+    flash_limiter: FlashLimiter
+
+    def configure(self, reactivity: Reactivity, crossfade_ms: float, max_flashes_per_s: float | None = None) -> Reconfigured:
+        """Apply a new preset's knobs (hot reload) without losing the picture."""
+        flashes = max_flashes_per_s if max_flashes_per_s is not None else self.flash_limiter.max_per_s
+        applied = tuple(name for name, differs in (("reactivity", reactivity != self.reactivity),
+                                                   ("crossfade_ms", float(crossfade_ms) != self.crossfade_ms),
+                                                   ("max_flashes_per_s", flashes != self.flash_limiter.max_per_s)) if differs)
+        self.reactivity, self.crossfade_ms = reactivity, float(crossfade_ms)
+        self.flash_limiter.configure(flashes)
+        return Reconfigured(applied=applied)
+
+
+class Compositor(Knobs):
     """Crossfade + beat effects at a fixed output size.
 
     `push` hands over a newly rendered frame; `compose` makes the picture for one display frame.
@@ -140,16 +158,6 @@ class Compositor:
         self.frames_pushed = 0
         self._cut_from = pygame.Surface(size)  # the picture a soft cut fades out from
         self._cut: tuple[float, float] | None = None  # (start, seconds) of the soft cut in progress
-
-    def configure(self, reactivity: Reactivity, crossfade_ms: float, max_flashes_per_s: float | None = None) -> Reconfigured:
-        """Apply a new preset's knobs (hot reload) without losing the picture."""
-        flashes = max_flashes_per_s if max_flashes_per_s is not None else self.flash_limiter.max_per_s
-        applied = tuple(name for name, differs in (("reactivity", reactivity != self.reactivity),
-                                                   ("crossfade_ms", float(crossfade_ms) != self.crossfade_ms),
-                                                   ("max_flashes_per_s", flashes != self.flash_limiter.max_per_s)) if differs)
-        self.reactivity, self.crossfade_ms = reactivity, float(crossfade_ms)
-        self.flash_limiter.configure(flashes)
-        return Reconfigured(applied=applied)
 
     def begin_cut(self, now: float, seconds: float) -> None:
         """A soft cut to another preset: what is on screen now fades out over `seconds` while the new

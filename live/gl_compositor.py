@@ -22,8 +22,8 @@ import pygame
 
 from engine.render.shader.context import gpu_gl, make_context
 from engine.render.shader.renderer import glsl
-from engine.types import Features, Frame, Reconfigured
-from live.compositor import WARP_ZOOM, Reactivity, _clamp, effects
+from engine.types import Features, Frame
+from live.compositor import WARP_ZOOM, Knobs, Reactivity, _clamp, effects
 from live.flash import GUIDELINE_PER_S, FlashLimiter, mean_luminance, srgb_gain
 
 def _frag(name: str) -> str:
@@ -36,7 +36,7 @@ def cover_scale(src: tuple[int, int], dst: tuple[int, int]) -> tuple[float, floa
     return (da / sa, 1.0) if sa > da else (1.0, sa / da)
 
 
-class GLCompositor:
+class GLCompositor(Knobs):
     """Crossfade + beat effects on the GPU at a fixed output size. See the module docstring."""
 
     def __init__(
@@ -55,16 +55,6 @@ class GLCompositor:
         self._out_bytes = b""
         self._cut: tuple[float, float] | None = None
         self._cut_from: pygame.Surface | None = None
-
-    def configure(self, reactivity: Reactivity, crossfade_ms: float, max_flashes_per_s: float | None = None) -> Reconfigured:
-        """Apply a new preset's knobs (hot reload) without losing the picture."""
-        flashes = max_flashes_per_s if max_flashes_per_s is not None else self.flash_limiter.max_per_s
-        applied = tuple(name for name, differs in (("reactivity", reactivity != self.reactivity),
-                                                   ("crossfade_ms", float(crossfade_ms) != self.crossfade_ms),
-                                                   ("max_flashes_per_s", flashes != self.flash_limiter.max_per_s)) if differs)
-        self.reactivity, self.crossfade_ms = reactivity, float(crossfade_ms)
-        self.flash_limiter.configure(flashes)
-        return Reconfigured(applied=applied)
 
     def begin_cut(self, now: float, seconds: float) -> None:
         """A soft cut to another preset: the picture on screen now fades out over `seconds` (blended
