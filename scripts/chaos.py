@@ -162,6 +162,7 @@ def child(args: argparse.Namespace) -> int:
         ring = property(lambda self: self.inner.ring)
         stats = property(lambda self: self.inner.stats)
         finished = property(lambda self: self.inner.finished)
+        lead_s = property(lambda self: self.inner.lead_s)
 
         def clock(self) -> float:
             return self.inner.clock()
