@@ -99,6 +99,8 @@ def _features_record(f: Features) -> dict[str, Any]:
 class Understands(Protocol):
     """What export needs of the understanding stage (the real one, or a test's stand-in)."""
 
+    prompt_encoder: Any  # SDXL's text encoders, or None (a schedule's style and lyrics encode with them)
+
     def step(self, window: Window, features: Features | None = None) -> Conditioning: ...
     def configure(self, settings: UnderstandingSettings) -> Reconfigured: ...
 

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from engine.directing.director import Direction, Director
 from engine.directing.grid import BarGrid
@@ -31,11 +31,16 @@ from engine.directing.lyrics import LyricLine, Lyrics, lyrics_beside, read_lrc
 from engine.errors import BeatcanvasError
 from engine.types import Conditioning, Features
 from live.presets.schema import Preset
-from live.stages import UnderstandingStage
 from live.schedule.schema import Schedule, read_schedule
 from live.schedule.timeline import Timeline
 
 log = logging.getLogger(__name__)
+
+class Encodes(Protocol):
+    """An understanding stage, as the director needs it: SDXL's text encoders, or None."""
+
+    prompt_encoder: Any
+
 
 @dataclass(frozen=True)
 class Directed:
@@ -96,7 +101,7 @@ class ShowDirection:
 
     # -- wiring -----------------------------------------------------------------------------------
 
-    def attach(self, understanding: UnderstandingStage | None) -> None:
+    def attach(self, understanding: Encodes | None) -> None:
         """Use this understanding's prompt encoder and take over its style share (call again after
         a rebuild). Without text encoders, only the compositor's knobs follow the schedule."""
         if understanding is None or understanding.prompt_encoder is None:
@@ -152,11 +157,13 @@ class ShowDirection:
     def watch(self, on_error: Callable[[str], None]) -> None:
         from live.preset_watch import PresetWatcher
 
-        for what, path, loader, apply in (("schedule", self.paths["schedule"], read_schedule, self._new_schedule),
-                                          ("lyrics", self.paths["lyrics"], read_lrc, self._new_lyrics)):
+        watched: list[tuple[str, Path | None, Callable[[Path], Any], Callable[[Any], None]]] = [
+            ("schedule", self.paths["schedule"], read_schedule, lambda new: self._new_schedule(new, on_error)),
+            ("lyrics", self.paths["lyrics"], read_lrc, lambda new: self._new_lyrics(new, on_error)),
+        ]
+        for what, path, loader, apply in watched:
             if path is not None:
-                watcher = PresetWatcher(path, lambda new, a=apply, e=on_error: a(new, e), on_error,
-                                        loader=loader, what=what)
+                watcher = PresetWatcher(path, apply, on_error, loader=loader, what=what)
                 watcher.start()
                 self._watchers.append(watcher)
 
@@ -167,7 +174,7 @@ class ShowDirection:
 
     def _new_schedule(self, schedule: Schedule, on_error: Callable[[str], None]) -> None:
         try:
-            timeline = self._resolve(schedule, self.base)
+            timeline = Timeline(schedule, self.base, self.grid, self.sections, live=self.live)
         except BeatcanvasError as e:  # it parsed but does not fit this track
             on_error(f"{e} (keeping the last good schedule)")
             return
@@ -200,7 +207,8 @@ def direction_for_track(track: Path, base: Preset, schedule_path: Path | None = 
         return None
     for problem in lyrics.problems if lyrics else ():
         say(problem)
-    grid, sections = None, ()
+    grid: BarGrid | None = None
+    sections: tuple[float, ...] = ()
     if schedule is not None and track is not None and not live:
         if schedule.needs_grid:
             from engine.audio.beatmap import analyze_beats

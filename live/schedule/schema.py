@@ -196,7 +196,7 @@ def parse_schedule(text: str, source: str = "<schedule>", load_preset=None) -> S
 def _key_spec(i: int, key: Key, model: ScheduleFile, text: str, source: str, load_preset,
               presets: dict[str, Preset]) -> KeySpec:
     loc = ("key", i)
-    placed = [n for n in ("at", "bar", "section") if getattr(key, n) is not None]
+    placed = [n for n, v in (("at", key.at), ("bar", key.bar), ("section", key.section)) if v is not None]
     if len(placed) != 1:
         what = "none" if not placed else " and ".join(placed)
         raise _fail(source, text, loc, f"[[key]] {i + 1} has {what}; give it exactly one of at = \"m:ss\", bar = N "
