@@ -124,6 +124,9 @@ class Knobs:
         self.flash_limiter.configure(flashes)
         return Reconfigured(applied=applied)
 
+    def release(self) -> None:
+        """Free what the compositor holds outside Python's memory (GPU objects); numpy: nothing."""
+
 
 class Compositor(Knobs):
     """Crossfade + beat effects at a fixed output size.

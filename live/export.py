@@ -1,64 +1,50 @@
 """Offline export: the live stages driven by a fixed clock, written to PNG frames (and an MP4).
 
-Frame i is at t = start + i / fps. Before frame i is drawn, the audio up to sample round(t·48000)
-has been fed — in the same ≤10 ms blocks the live feature thread sees — to the `FeatureTracker`
-and the 10 s `RingBuffer` (live/hopclock.py's `AudioFeed`); the conditioning ran on every hop of the
-`HopClock` ≤ t (its window is the 10 s ending there, zero-padded at the track start; its tempo the
-tracker's); every K-th frame (`render_every`) is rendered and pushed to the `Compositor`, and every
-frame is composed, exactly as the display loop would. Nothing waits on a wall clock, so every stage
-runs to completion and two runs with one seed give byte-identical PNGs.
+Frame i is at t = start + i / fps. The timeline is cut into chunks (live/export_chunks.py), each
+run from a warm-up of its own (live/export_frames.py), so the frames are a function of the settings
+alone: one process (here) and N Ray workers (live/cluster.py) write the same bytes.
 
-Beats come from the offline pass (`engine.audio.beatmap`, run over the track before the first
-frame), not the live tracker: frame i is re-timed to the middle of its time on screen,
-t + ½/fps (`live.pulse.PulseClock`), so the pulse peaks in the frame nearest each beat (≤ ½ frame).
-
-The files (frames, `frames.jsonl`, `manifest.json`) and their checks are live/export_files.py.
+The files (frames, `frames.jsonl`, `manifest.json`) and their checks are live/export_files.py;
+`ExportRun` owns them for a run: whoever renders a frame, the per-frame log is written here, in frame
+order.
 
 Resume: rerunning the same export checks every logged frame against the size and CRC its log line
-recorded, then replays every stateful stage — tracker, conditioning, renderer, compositor — from the
-start, writing only the frames that are missing or damaged, so the result equals an uninterrupted
-run. Renderers expose no state to save (`engine.render.base.Renderer` has only `render` and
-`reset`), so the replay re-renders; cheap for the procedural renderer, the cost of the frames done
-for SDXL. A changed setting that would change old frames is refused (or `force`); a shorter `--end`
-trims the frames past it.
+recorded and re-runs only the chunks with a frame missing or damaged, writing only those frames, so
+the result equals an uninterrupted run. A changed setting that would change old frames (the chunk
+length included) is refused (or `force`); a shorter `--end` trims the frames past it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO
 
 import pygame
 
 from engine.audio.beatmap import BeatMap, analyze_beats
 from engine.audio.features import FeatureTracker
-from engine.audio.io import iter_audio_blocks
-from engine.errors import BeatcanvasError
 from engine.files import file_error, remove_stale_temps
 from engine.render.base import Renderer
-from engine.types import SAMPLE_RATE, WINDOW_SECONDS, Conditioning, Features, Reconfigured, Window
-from engine.understanding.pipeline import UnderstandingSettings
+from engine.render.stage import RenderStage
 from live.compositor import Compositor
+from live.export_chunks import Chunk, plan_chunks
 from live.export_files import FRAME_RE, FRAMES_LOG, OnDisk, frame_path, scan, write_manifest, write_png
-from live.show import ShowSpec
-from live.export_plan import FORMAT_VERSION, ExportPlan, ExportSettings, check_writable, check_resumable, fingerprint, plan_export
-from live.pulse import PulseClock
+from live.export_frames import Composes, Stages, Understands, render_chunk
+from live.export_plan import (
+    FORMAT_VERSION, ExportPlan, ExportSettings, check_resumable, check_writable, fingerprint, plan_export,
+)
 from live.presets.schema import Preset
-from live.schedule.runtime import Directed, ShowDirection
-from live.hopclock import FEATURE_BLOCK, AudioFeed, HopClock
-from live.ringbuffer import RingBuffer
+from live.schedule.runtime import ShowDirection
+from live.show import ShowSpec
+
+__all__ = ["ExportResult", "ExportRun", "ExportSettings", "Progress", "check_resumable", "frame_path", "plan_export",
+           "run_export"]
 
 log = logging.getLogger(__name__)
-
-# With --start far into a track, the conditioning starts this long before `start` (not at 0): its
-# smoother forgets its start within a few time constants, and a 3-hour set need not encode 2 h
-# of hops to begin at 2:00:00. Features always run from 0: they are hundreds of times real time.
-CONDITIONING_WARMUP_S = 30.0
 
 
 @dataclass
@@ -81,179 +67,108 @@ class Progress:
     resumed_from: int
 
 
-# --- the fixed-clock driver ------------------------------------------------------------------------
-
-
-def _labels(cond: Conditioning | None, top: int = 5) -> dict[str, float]:
-    labels = cond.labels if cond is not None else {}
-    best = sorted(labels.items(), key=lambda kv: -float(kv[1]))[:top]
-    return {str(k): round(float(v), 4) for k, v in best}
-
-
-def _features_record(f: Features) -> dict[str, Any]:
-    """The scalars (the spectrum and waveform snapshots would make the log 20x bigger)."""
-    skip = ("spectrum", "wave")
-    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in dataclasses.asdict(f).items() if k not in skip}
-
-
-class Understands(Protocol):
-    """What export needs of the understanding stage (the real one, or a test's stand-in)."""
-
-    prompt_encoder: Any  # SDXL's text encoders, or None (a schedule's style and lyrics encode with them)
-
-    def step(self, window: Window, features: Features | None = None) -> Conditioning: ...
-    def configure(self, settings: UnderstandingSettings) -> Reconfigured: ...
-
-
 def run_export(
     settings: ExportSettings,
-    renderer: Renderer,
+    renderer: Renderer | RenderStage,
     understanding: Understands | None = None,
     *,
     tracker_factory: Callable[[], FeatureTracker] | None = None,
     force: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
     plan: ExportPlan | None = None,
-    compositor: Any = None,
+    make_compositor: Callable[[], Composes] | None = None,
     beats: BeatMap | None = None,
     direction: ShowDirection | None = None,
     respec: Callable[[Preset], ShowSpec] | None = None,
 ) -> ExportResult:
-    """Export `settings.track` to PNG frames in `settings.out_dir`, resuming if a matching export is
-    there. `understanding` None: the renderer gets no conditioning, as a procedural show.
-    `compositor`: a fresh `Compositor` or `GLCompositor` at the export size (default: the numpy one).
-    `beats`: the track's BeatMap when the caller already has it (else it is analysed here).
-    `direction`: the schedule and lyrics (--schedule/--lyrics), asked per frame on the fixed clock;
-    `respec` resolves a scheduled preset as the stages were resolved (`live.show.resolve`), so each
-    scheduled knob reaches the stage that owns it, as in `play`.
+    """Export `settings.track` to PNG frames in `settings.out_dir` in this process, chunk after chunk,
+    resuming if a matching export is there. `understanding` None: the renderer gets no conditioning,
+    as a procedural show. `make_compositor`: a fresh compositor at the export size per chunk (default:
+    the numpy one). `beats`: the track's BeatMap when the caller already has it. `direction`: the
+    schedule and lyrics (--schedule/--lyrics), asked per frame on the fixed clock; `respec` resolves a
+    scheduled preset as the stages were resolved (`live.show.resolve`). Ray workers: live/cluster.py.
 
     KeyboardInterrupt (Ctrl-C) or any exception leaves every finished frame on disk and the log
     consistent; the same call later resumes. A full disk or another file error is one BeatcanvasError.
     """
+    run = ExportRun(settings, plan, force, beats, on_progress)
+    if run.finished:
+        return run.finish()
     s = settings
-    plan = plan or plan_export(s)
-    out = Path(s.out_dir)
-    check_writable(out)
-    check_resumable(s, plan, force)
-    disk, trimmed = _prepare(out, (s.width, s.height), plan.n_frames, force)
-    manifest = _manifest(s, plan, disk.done)
-    _save_manifest(out, manifest)
-    if disk.done >= plan.n_frames:
-        return _finish(out, manifest, ExportResult(out, plan.n_frames, disk.done, 0, True, trimmed))
+    stages = Stages(renderer, understanding, tracker_factory or FeatureTracker,
+                    make_compositor or (lambda: Compositor(s.width, s.height, s.reactivity, s.crossfade_ms,
+                                                           s.max_flashes_per_s)),
+                    direction, respec)
+    with run:
+        for chunk in run.todo():
+            render_chunk(s, run.plan, run.beats, chunk, stages, run.frame, run.wanted, run.seen)
+    return run.finish()
 
-    tracker = tracker_factory() if tracker_factory else FeatureTracker(SAMPLE_RATE, FEATURE_BLOCK)
-    feed = AudioFeed(iter_audio_blocks(s.track, FEATURE_BLOCK, SAMPLE_RATE), RingBuffer(WINDOW_SECONDS, SAMPLE_RATE), tracker)
-    hops = HopClock.starting_at(plan.start - CONDITIONING_WARMUP_S, s.hop_s)
-    compositor = compositor or Compositor(s.width, s.height, s.reactivity, s.crossfade_ms, s.max_flashes_per_s)
-    directing = _Directing(direction, respec, renderer, understanding, compositor) if direction else None
-    frames = _Frames(s, plan, feed, hops, renderer, understanding, compositor, beats or analyze_beats(s.track),
-                     directing)
-    written = 0
-    log_file = open(out / FRAMES_LOG, "ab")
-    try:
-        for i in range(plan.n_frames):
-            picture, rec = frames.next(i)
-            if i >= disk.logged or i in disk.bad:
-                _write_frame(out, i, picture, rec, log_file if i >= disk.logged else None)
-                written += 1
-            if on_progress is not None:
-                on_progress(Progress(i + 1, plan.n_frames, i < disk.logged and i not in disk.bad, disk.done))
-    except BaseException as e:
-        manifest.update(frames_done=disk.done + written, status="interrupted")
-        log_file.close()
-        feed.close()
-        _save_manifest(out, manifest, quiet=True)
+
+class ExportRun:
+    """An export's files, owned by one process: the checks before the first frame, the PNGs and the
+    per-frame log (always in frame order, so a resume finds a whole prefix), the manifest, progress."""
+
+    def __init__(self, s: ExportSettings, plan: ExportPlan | None = None, force: bool = False,
+                 beats: BeatMap | None = None, on_progress: Callable[[Progress], None] | None = None) -> None:
+        self.s, self.plan, self.out = s, plan or plan_export(s), Path(s.out_dir)
+        check_writable(self.out)
+        check_resumable(s, self.plan, force)
+        self.disk, self.trimmed = _prepare(self.out, (s.width, s.height), self.plan.n_frames, force)
+        self.manifest = _manifest(s, self.plan, self.disk.done)
+        _save_manifest(self.out, self.manifest)
+        self.on_progress = on_progress
+        self.written = 0
+        self._log: BinaryIO | None = None
+        self.beats = beats if beats is not None or self.finished else analyze_beats(s.track)
+        self.chunks = plan_chunks(self.plan.n_frames, self.plan.start, s.fps, s.chunk_s, self.beats)
+
+    @property
+    def finished(self) -> bool:
+        return self.disk.done >= self.plan.n_frames
+
+    def todo(self) -> list[Chunk]:
+        """The chunks with a frame to write: past the logged prefix, or damaged on disk."""
+        return [c for c in self.chunks if c.stop > self.disk.logged or any(c.first <= i < c.stop for i in self.disk.bad)]
+
+    def wanted(self, i: int) -> bool:
+        return i >= self.disk.logged or i in self.disk.bad
+
+    def frame(self, i: int, picture: pygame.Surface, rec: dict[str, Any]) -> None:
+        """A frame made here: the PNG, then (for a new frame) its log line."""
+        written = write_png(picture, frame_path(self.out, i))
+        self.record(i, {**rec, "bytes": written.bytes, "crc": written.crc})
+
+    def record(self, i: int, rec: dict[str, Any]) -> None:
+        """Frame i's PNG is in place (written here or by a worker): log it, if it is new."""
+        if i >= self.disk.logged:
+            assert self._log is not None, "ExportRun.record outside `with run:`"
+            self._log.write((json.dumps(rec, sort_keys=True) + "\n").encode())
+            self._log.flush()
+        self.written += 1
+
+    def seen(self, i: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(Progress(i + 1, self.plan.n_frames, not self.wanted(i), self.disk.done))
+
+    def __enter__(self) -> ExportRun:
+        self._log = open(self.out / FRAMES_LOG, "ab")
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, e: BaseException | None, tb: Any) -> None:
+        assert self._log is not None
+        self._log.close()
+        if e is None:
+            return
+        self.manifest.update(frames_done=self.disk.done + self.written, status="interrupted")
+        _save_manifest(self.out, self.manifest, quiet=True)
         if isinstance(e, OSError):
-            raise file_error(e, out, "writing frames to") from e
-        raise
-    log_file.close()
-    feed.close()
-    return _finish(out, manifest, ExportResult(out, plan.n_frames, disk.done, written, True, trimmed))
+            raise file_error(e, self.out, "writing frames to") from e
 
-
-class _Frames:
-    """The stages of one export, stepped frame by frame on the fixed clock."""
-
-    def __init__(self, s: ExportSettings, plan: ExportPlan, feed: AudioFeed, hops: HopClock, renderer: Renderer,
-                 understanding: Understands | None, compositor: Any, beats: BeatMap,
-                 directing: _Directing | None = None) -> None:
-        self.s, self.plan, self.feed, self.hops = s, plan, feed, hops
-        self.renderer, self.understanding, self.compositor, self.beats = renderer, understanding, compositor, beats
-        self.directing = directing
-        self.pulse = PulseClock(display_s=0.5 / s.fps)
-        self.cond: Conditioning | None = None
-        self.seed = s.seed
-        renderer.reset(s.seed)
-
-    def next(self, i: int) -> tuple[pygame.Surface, dict[str, Any]]:
-        s = self.s
-        t = self.plan.frame_time(i, s.fps)
-        target = int(round(t * SAMPLE_RATE))
-        directed = self.directing.at(t) if self.directing is not None else None  # before the hops it steers
-        if self.understanding is not None:
-            for hop in self.hops.due(target):  # every conditioning hop up to t, each on its own window
-                window = self.feed.window_at(hop)
-                self.cond = self.understanding.step(window, self.feed.features)
-        self.feed.feed_to(target)
-        feats = self.feed.take_features(t)
-        exact = self.beats.grid_at(t + self.pulse.display_s)  # the offline beats, not the live tracker's
-        feats = self.pulse.at(dataclasses.replace(feats, grid=exact, beat_confidence=exact.confidence), t)
-        rendered = i % s.render_every == 0
-        cond = self.cond
-        if rendered:
-            if self.directing is not None and directed is not None:
-                cond = self.directing.mix(self.cond, directed)
-            frame = self.renderer.render(cond, feats, t)
-            self.seed = int(frame.seed)
-            self.compositor.push(frame, t)
-        picture = self.compositor.compose(feats, t)
-        rec = {"i": i, "file": frame_path(s.out_dir, i).name, "t": round(t, 6), "rendered": rendered,
-               "seed": self.seed, "features": _features_record(feats), "labels": _labels(self.cond)}
-        if directed is not None:
-            rec["lyric"] = directed.sung
-            rec["prompt"] = cond.prompt if rendered and cond is not None else ""
-        return picture, rec
-
-
-class _Directing:
-    """A schedule and lyrics on export's fixed clock: each scheduled knob goes to the stage that owns
-    it (as the live preset router routes it), and the director mixes style and lyric per frame."""
-
-    def __init__(self, direction: ShowDirection, respec: Callable[[Preset], ShowSpec] | None, renderer: Any,
-                 understanding: Understands | None, compositor: Any) -> None:
-        if respec is None:
-            raise ValueError("a directed export needs `respec` to resolve its scheduled presets")
-        self.direction, self.respec = direction, respec
-        self.renderer, self.understanding, self.compositor = renderer, understanding, compositor
-        self.preset: Preset | None = None
-        self.spec = respec(direction.base)  # what the stages were built from
-        direction.attach(understanding)
-
-    def at(self, t: float) -> Directed:
-        d = self.direction.at(t)
-        if d.preset is not self.preset:
-            self.preset = d.preset
-            self._route(self.respec(d.preset), t)
-        return d
-
-    def mix(self, music: Conditioning | None, d: Directed) -> Conditioning | None:
-        return self.direction.condition(music, d)
-
-    def _route(self, spec: ShowSpec, t: float) -> None:
-        parts, old = spec.changed(self.spec), self.spec
-        self.spec = spec
-        if "compositor" in parts:
-            c = spec.compositor
-            self.compositor.configure(c.reactivity, c.crossfade_ms, c.max_flashes_per_s)
-        rebuild: tuple[str, ...] = ()
-        if "render" in parts:
-            rebuild += self.renderer.configure(spec.render).rebuild
-        if "understanding" in parts and self.understanding is not None:
-            rebuild += self.understanding.configure(spec.understanding).rebuild
-        if rebuild:
-            raise BeatcanvasError(
-                f"the schedule changes {', '.join(rebuild)} at {t:.2f} s ({old.name} → {spec.name}), which needs "
-                "other weights or shapes; an export keeps its models: set those in the preset, not the schedule")
+    def finish(self) -> ExportResult:
+        d = self.disk
+        return _finish(self.out, self.manifest,
+                       ExportResult(self.out, self.plan.n_frames, d.done, self.written, True, self.trimmed))
 
 
 def _prepare(out: Path, size: tuple[int, int], n_frames: int, force: bool) -> tuple[OnDisk, int]:
@@ -275,15 +190,6 @@ def _prepare(out: Path, size: tuple[int, int], n_frames: int, force: bool) -> tu
     if trimmed:
         log.info("removed %d frames past the new end", trimmed)
     return disk, trimmed
-
-
-def _write_frame(out: Path, i: int, picture: pygame.Surface, rec: dict[str, Any], log_file: BinaryIO | None) -> None:
-    """The PNG first, then (for a new frame) its log line: a line always names a whole file."""
-    written = write_png(picture, frame_path(out, i))
-    if log_file is not None:
-        rec.update(bytes=written.bytes, crc=written.crc)
-        log_file.write((json.dumps(rec, sort_keys=True) + "\n").encode())
-        log_file.flush()
 
 
 def _manifest(s: ExportSettings, plan: ExportPlan, done: int) -> dict[str, Any]:

@@ -13,10 +13,11 @@ from typing import Any
 from engine.audio.io import probe
 from engine.errors import BeatcanvasError
 from live.compositor import Reactivity
+from live.export_chunks import DEFAULT_CHUNK_S, RENDER_WARMUP_S, WARMUP_S
 from live.export_files import FRAME_RE, MANIFEST, read_manifest
 from live.hopclock import HOP_S
 
-FORMAT_VERSION = 2  # 2: pulses from the offline beat pass (frames differ from version 1)
+FORMAT_VERSION = 3  # 2: pulses from the offline beat pass; 3: chunks with warm-ups (frames differ from 2)
 MAX_FRAMES = 999_999  # frame_000001.png … frame_999999.png
 MIN_SIDE, MAX_SIDE = 16, 8192
 
@@ -47,6 +48,7 @@ class ExportSettings:
     reactivity: Reactivity | None = None  # the compositor's knobs; None = defaults
     crossfade_ms: float = 400.0
     max_flashes_per_s: float = 3.0  # preset.procedural.max_flashes_per_s
+    chunk_s: float = DEFAULT_CHUNK_S  # export's chunks (live/export_chunks.py): part of what the frames are
     direction: str = ""  # ShowDirection.fingerprint() of --schedule/--lyrics (live/schedule/runtime.py)
 
 
@@ -90,6 +92,8 @@ def plan_export(settings: ExportSettings) -> ExportPlan:
         raise BeatcanvasError(
             f"--size {s.width}x{s.height} is out of range: each side must be {MIN_SIDE}..{MAX_SIDE} pixels"
         )
+    if not (s.chunk_s == 0 or (math.isfinite(s.chunk_s) and s.chunk_s >= 1)):
+        raise BeatcanvasError(f"--chunk-seconds must be 0 (one chunk) or at least 1 second, not {s.chunk_s:g} — try 10")
     if s.render_every < 1:
         raise BeatcanvasError(f"--render-every must be 1 or more (1 = render every frame), not {s.render_every}")
     if not math.isfinite(s.start) or s.start < 0:
@@ -139,6 +143,7 @@ def fingerprint(settings: ExportSettings, plan: ExportPlan) -> dict[str, Any]:
         "renderer": s.renderer,
         "profile": s.profile,
         "model_ids": dict(sorted(s.model_ids.items())),
+        "chunks": {"seconds": float(s.chunk_s), "warmup_s": WARMUP_S, "render_warmup_s": RENDER_WARMUP_S},
         **({"direction": s.direction} if s.direction else {}),
     }
 

@@ -56,6 +56,16 @@ class GLCompositor(Knobs):
         self._cut: tuple[float, float] | None = None
         self._cut_from: pygame.Surface | None = None
 
+    def release(self) -> None:
+        """Free the GL objects (an export makes a compositor per chunk in one context)."""
+        gl, self._gl = self._gl, None
+        if gl is None:
+            return
+        for key in ("compose", "expose", "compose_prog", "expose_prog", "quad"):
+            gl[key].release()
+        for obj in (*gl["fbos"], *gl["outs"], *{id(t): t for t in (gl["prev"], gl["cur"])}.values()):
+            obj.release()
+
     def begin_cut(self, now: float, seconds: float) -> None:
         """A soft cut to another preset: the picture on screen now fades out over `seconds` (blended
         on the read-back picture, as the numpy compositor does)."""

@@ -66,14 +66,15 @@ class AudioFeed:
     split at the target so each read sees precisely the audio before its time."""
 
     def __init__(self, blocks: Iterator[np.ndarray], ring: RingBuffer | None = None,
-                 tracker: FeatureTracker | None = None, sample_rate: int = SAMPLE_RATE) -> None:
+                 tracker: FeatureTracker | None = None, sample_rate: int = SAMPLE_RATE, start: int = 0) -> None:
+        """`start`: the sample the blocks begin at (a feed that seeked into the track)."""
         self.sr = sample_rate
         self.ring = ring or RingBuffer(WINDOW_SECONDS, sample_rate)
         self.tracker = tracker
         self._blocks = blocks
         self._buf = np.zeros(0, dtype=np.float32)
         self._pos = 0
-        self.fed = 0  # samples fed so far
+        self.fed = int(start)  # the sample fed up to
         self.exhausted = False
         self._features: Features | None = None
         self._beat = False

@@ -34,6 +34,9 @@ class FakeUnderstanding:
         self.ema = 0.0
         self.steps = 0
 
+    def reset(self) -> None:  # each chunk of an export starts its stages fresh
+        self.ema = 0.0
+
     def step(self, window: Window, features=None) -> Conditioning:
         assert len(window.samples) == 480_000  # always the full 10 s, zero-padded at the start
         level = float(np.sqrt(np.mean(window.samples[-24_000:] ** 2)))

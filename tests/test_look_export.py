@@ -53,10 +53,10 @@ def export_look(track: Path, out: Path, gl: bool, reactivity=None):
         from live.gl_compositor import GLCompositor
 
         renderer = ShaderRenderer(W, H, seed=0)
-        compositor = GLCompositor(W, H, s.reactivity, s.crossfade_ms, context=renderer.context)
+        compositor = lambda: GLCompositor(W, H, s.reactivity, s.crossfade_ms, context=renderer.context)  # noqa: E731
     else:
         renderer, compositor = ProceduralRenderer(W, H, seed=0), None
-    run_export(s, renderer, compositor=compositor)
+    run_export(s, renderer, make_compositor=compositor)
     log = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
     return read_frames(out, len(log)), log
 

@@ -113,9 +113,10 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int = SAMPLE_RATE) ->
 
 
 def iter_audio_blocks(
-    path: str | Path, block_size: int, sample_rate: int = SAMPLE_RATE
+    path: str | Path, block_size: int, sample_rate: int = SAMPLE_RATE, start_s: float = 0.0
 ) -> Iterator[np.ndarray]:
-    """Yield float32 mono blocks of exactly `block_size` samples at `sample_rate`, streaming.
+    """Yield float32 mono blocks of exactly `block_size` samples at `sample_rate`, streaming, from
+    `start_s` seconds into the file (a seek: a chunk of a long export does not decode what is before it).
 
     The last block is shorter if the track does not divide evenly (never empty). Raises
     BeatcanvasError for files that cannot be opened or that break off mid-way (truncated/corrupt).
@@ -124,6 +125,8 @@ def iter_audio_blocks(
         raise ValueError("block_size must be positive")
     p, f = _open(path)
     with f:
+        if start_s > 0:
+            f.seek(min(int(round(start_s * f.samplerate)), max(0, f.frames)))
         rs = None if f.samplerate == sample_rate else soxr.ResampleStream(
             f.samplerate, sample_rate, 1, dtype="float32", quality="HQ"
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Optional
 
 import typer
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Settings known before any model is built: checked against an existing export first.
-CHEAP_KEYS = ("format", "track", "fps", "size", "start", "render_every", "seed", "hop_s", "preset_hash", "profile",
+CHEAP_KEYS = ("format", "track", "fps", "size", "start", "render_every", "seed", "hop_s", "preset_hash", "profile", "chunks",
               "direction")
 
 
@@ -45,14 +46,16 @@ def export_size(size: str | None, preset: Any, kind: str) -> tuple[int, int, str
     return (*WEIGHTS_FREE_SIZE, " (play's size; --size changes it)")
 
 
-def export_compositor(settings: ExportSettings, renderer: Any, kind: str) -> Any:
-    """The shader renderer's frames are composed on the GPU, in its context; others on the CPU."""
+def export_compositor(settings: ExportSettings, renderer: Any, kind: str) -> Callable[[], Any] | None:
+    """What makes each chunk's compositor: the shader renderer's frames are composed on the GPU, in its
+    context; others on the CPU (None: run_export's numpy Compositor)."""
     if kind != "shader":
-        return None  # run_export's numpy Compositor
+        return None
     from live.gl_compositor import GLCompositor
 
     s = settings
-    return GLCompositor(s.width, s.height, s.reactivity, s.crossfade_ms, s.max_flashes_per_s, context=renderer.context)
+    return lambda: GLCompositor(s.width, s.height, s.reactivity, s.crossfade_ms, s.max_flashes_per_s,
+                                context=renderer.context)
 
 
 @with_options(model=ModelArgs)
@@ -131,7 +134,7 @@ def export(
 
         try:
             result = run_export(settings, stages.render, stages.understanding, force=force, on_progress=on_progress,
-                                plan=plan, compositor=compositor, direction=direction, respec=respec)
+                                plan=plan, make_compositor=compositor, direction=direction, respec=respec)
         except KeyboardInterrupt:
             bar.stop()
             console.print(f"[yellow]stopped[/]: finished frames are kept in {out} — rerun the same command to resume")

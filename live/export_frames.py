@@ -1,0 +1,210 @@
+"""One chunk of an export, frame by frame on the fixed clock (live/export_chunks.py says where each
+chunk's stages start).
+
+Before frame i is drawn, the audio up to sample round(t·48000) has been fed — in the same ≤10 ms
+blocks the live feature thread sees — to the `FeatureTracker` and the 10 s `RingBuffer`
+(live/hopclock.py's `AudioFeed`); the conditioning ran on every hop of the `HopClock` ≤ t (its window
+is the 10 s ending there; its tempo the tracker's); every K-th frame (`render_every`) is rendered and
+pushed to the compositor, and every frame is composed, exactly as the display loop would. Nothing
+waits on a wall clock, so a chunk's frames are a function of the settings alone.
+
+Beats come from the offline pass (`engine.audio.beatmap`, run over the whole track once), not the
+live tracker: frame i is re-timed to the middle of its time on screen, t + ½/fps
+(`live.pulse.PulseClock`), so the pulse peaks in the frame nearest each beat (≤ ½ frame).
+
+`Stages` are built once per process (or Ray worker) and reused for every chunk it renders: the
+renderer and the understanding are reset at each chunk's warm-up, the tracker and the compositor
+made fresh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pygame
+
+from engine.audio.beatmap import BeatMap
+from engine.audio.features import FeatureTracker
+from engine.audio.io import iter_audio_blocks
+from engine.errors import BeatcanvasError
+from engine.render.base import Renderer
+from engine.render.stage import RenderStage
+from engine.types import SAMPLE_RATE, WINDOW_SECONDS, Conditioning, Features, Reconfigured, Window
+from engine.understanding.pipeline import UnderstandingSettings
+from live.export_chunks import Chunk, warmup
+from live.export_files import frame_path
+from live.export_plan import ExportPlan, ExportSettings
+from live.hopclock import FEATURE_BLOCK, AudioFeed, HopClock
+from live.presets.schema import Preset
+from live.pulse import PulseClock
+from live.ringbuffer import RingBuffer
+from live.schedule.runtime import Directed, ShowDirection
+from live.show import ShowSpec
+
+
+def _labels(cond: Conditioning | None, top: int = 5) -> dict[str, float]:
+    labels = cond.labels if cond is not None else {}
+    best = sorted(labels.items(), key=lambda kv: -float(kv[1]))[:top]
+    return {str(k): round(float(v), 4) for k, v in best}
+
+
+def _features_record(f: Features) -> dict[str, Any]:
+    """The scalars (the spectrum and waveform snapshots would make the log 20x bigger)."""
+    skip = ("spectrum", "wave")
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in dataclasses.asdict(f).items() if k not in skip}
+
+
+
+class Understands(Protocol):
+    """What export needs of the understanding stage (the real one, or a test's stand-in)."""
+
+    prompt_encoder: Any  # SDXL's text encoders, or None (a schedule's style and lyrics encode with them)
+
+    def step(self, window: Window, features: Features | None = None) -> Conditioning: ...
+    def configure(self, settings: UnderstandingSettings) -> Reconfigured: ...
+    def reset(self) -> None: ...
+
+
+class Composes(Protocol):
+    """A compositor (live.compositor.Compositor, or live.gl_compositor.GLCompositor in a GL context)."""
+
+    def push(self, frame: Any, now: float) -> None: ...
+    def compose(self, features: Features | None, now: float) -> pygame.Surface: ...
+    def configure(self, reactivity: Any, crossfade_ms: float, max_flashes_per_s: float | None = None) -> Reconfigured: ...
+    def release(self) -> None: ...
+
+
+@dataclass
+class Stages:
+    """What one process renders chunks with (built once; see the module docstring)."""
+
+    renderer: Renderer | RenderStage
+    understanding: Understands | None
+    make_tracker: Callable[[], FeatureTracker]
+    make_compositor: Callable[[], Composes]
+    direction: ShowDirection | None = None
+    respec: Callable[[Preset], ShowSpec] | None = None  # a scheduled preset, resolved as the stages were
+
+
+Emit = Callable[[int, pygame.Surface, dict[str, Any]], None]
+
+
+def render_chunk(s: ExportSettings, plan: ExportPlan, beats: BeatMap, chunk: Chunk, stages: Stages, emit: Emit,
+                 wanted: Callable[[int], bool] = lambda i: True, seen: Callable[[int], None] = lambda i: None) -> None:
+    """Run `chunk` from its warm-up and hand each of its wanted frames to `emit(i, picture, record)`;
+    `seen(i)` after each of its frames (progress)."""
+    w = warmup(chunk, plan.start, s.fps)
+    start = int(round(w.audio_s * SAMPLE_RATE))
+    blocks = iter_audio_blocks(s.track, FEATURE_BLOCK, SAMPLE_RATE, start_s=start / SAMPLE_RATE)
+    feed = AudioFeed(blocks, RingBuffer(WINDOW_SECONDS, SAMPLE_RATE), stages.make_tracker(), start=start)
+    compositor = stages.make_compositor()
+    if stages.understanding is not None:
+        stages.understanding.reset()
+    try:
+        directing = None
+        if stages.direction is not None:
+            directing = _Directing(stages.direction, stages.respec, stages.renderer, stages.understanding, compositor)
+        frames = _Frames(s, plan, feed, HopClock.starting_at(w.hops_s, s.hop_s), stages.renderer,
+                         stages.understanding, compositor, beats, directing)
+        for i in range(w.first_frame, chunk.stop):
+            picture, rec = frames.next(i)
+            if i >= chunk.first:
+                if wanted(i):
+                    emit(i, picture, rec)
+                seen(i)
+    finally:
+        feed.close()
+        compositor.release()
+
+
+
+class _Frames:
+    """The stages of one export, stepped frame by frame on the fixed clock."""
+
+    def __init__(self, s: ExportSettings, plan: ExportPlan, feed: AudioFeed, hops: HopClock, renderer: Renderer,
+                 understanding: Understands | None, compositor: Any, beats: BeatMap,
+                 directing: _Directing | None = None) -> None:
+        self.s, self.plan, self.feed, self.hops = s, plan, feed, hops
+        self.renderer, self.understanding, self.compositor, self.beats = renderer, understanding, compositor, beats
+        self.directing = directing
+        self.pulse = PulseClock(display_s=0.5 / s.fps)
+        self.cond: Conditioning | None = None
+        self.seed = s.seed
+        renderer.reset(s.seed)
+
+    def next(self, i: int) -> tuple[pygame.Surface, dict[str, Any]]:
+        s = self.s
+        t = self.plan.frame_time(i, s.fps)
+        target = int(round(t * SAMPLE_RATE))
+        directed = self.directing.at(t) if self.directing is not None else None  # before the hops it steers
+        if self.understanding is not None:
+            for hop in self.hops.due(target):  # every conditioning hop up to t, each on its own window
+                window = self.feed.window_at(hop)
+                self.cond = self.understanding.step(window, self.feed.features)
+        self.feed.feed_to(target)
+        feats = self.feed.take_features(t)
+        exact = self.beats.grid_at(t + self.pulse.display_s)  # the offline beats, not the live tracker's
+        feats = self.pulse.at(dataclasses.replace(feats, grid=exact, beat_confidence=exact.confidence), t)
+        rendered = i % s.render_every == 0
+        cond = self.cond
+        if rendered:
+            if self.directing is not None and directed is not None:
+                cond = self.directing.mix(self.cond, directed)
+            frame = self.renderer.render(cond, feats, t)
+            self.seed = int(frame.seed)
+            self.compositor.push(frame, t)
+        picture = self.compositor.compose(feats, t)
+        rec = {"i": i, "file": frame_path(s.out_dir, i).name, "t": round(t, 6), "rendered": rendered,
+               "seed": self.seed, "features": _features_record(feats), "labels": _labels(self.cond)}
+        if directed is not None:
+            rec["lyric"] = directed.sung
+            rec["prompt"] = cond.prompt if rendered and cond is not None else ""
+        return picture, rec
+
+
+class _Directing:
+    """A schedule and lyrics on export's fixed clock: each scheduled knob goes to the stage that owns
+    it (as the live preset router routes it), and the director mixes style and lyric per frame."""
+
+    def __init__(self, direction: ShowDirection, respec: Callable[[Preset], ShowSpec] | None, renderer: Any,
+                 understanding: Understands | None, compositor: Any) -> None:
+        if respec is None:
+            raise ValueError("a directed export needs `respec` to resolve its scheduled presets")
+        self.direction, self.respec = direction, respec
+        self.renderer, self.understanding, self.compositor = renderer, understanding, compositor
+        self.preset: Preset | None = None
+        self.spec = respec(direction.base)  # what the stages were built from: a chunk starts there
+        if isinstance(renderer, RenderStage):
+            renderer.configure(self.spec.render)
+        if understanding is not None:
+            understanding.configure(self.spec.understanding)
+        direction.attach(understanding)
+
+    def at(self, t: float) -> Directed:
+        d = self.direction.at(t)
+        if d.preset is not self.preset:
+            self.preset = d.preset
+            self._route(self.respec(d.preset), t)
+        return d
+
+    def mix(self, music: Conditioning | None, d: Directed) -> Conditioning | None:
+        return self.direction.condition(music, d)
+
+    def _route(self, spec: ShowSpec, t: float) -> None:
+        parts, old = spec.changed(self.spec), self.spec
+        self.spec = spec
+        if "compositor" in parts:
+            c = spec.compositor
+            self.compositor.configure(c.reactivity, c.crossfade_ms, c.max_flashes_per_s)
+        rebuild: tuple[str, ...] = ()
+        if "render" in parts:
+            rebuild += self.renderer.configure(spec.render).rebuild
+        if "understanding" in parts and self.understanding is not None:
+            rebuild += self.understanding.configure(spec.understanding).rebuild
+        if rebuild:
+            raise BeatcanvasError(
+                f"the schedule changes {', '.join(rebuild)} at {t:.2f} s ({old.name} → {spec.name}), which needs "
+                "other weights or shapes; an export keeps its models: set those in the preset, not the schedule")
