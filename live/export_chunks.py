@@ -2,7 +2,8 @@
 
 An export's frames are a function of its settings alone, never of how many workers made them or
 where a run was resumed: the timeline is cut into chunks of about `chunk_s` seconds (each cut moved
-to the nearest downbeat, else beat, within half a chunk, so a seam falls where the music turns),
+to half a beat before the nearest downbeat, else beat, within half a chunk: the chunk opens on the
+bar, and the seam falls between two beats, where the picture moves least),
 and every chunk starts its stateful stages fresh from a warm-up before its first frame that is run
 but not written:
 
@@ -10,8 +11,8 @@ but not written:
   so the feature tracker has settled and the first conditioning hop sees a whole 10 s window;
 - conditioning hops from `WARMUP_S` before it (the smoother forgets its start: 8 s is four of the
   default 2 s time constants);
-- renderer and compositor frames from `RENDER_WARMUP_S` before it (feedback latents, crossfades and
-  the flash limiter's memory last well under a second).
+- renderer and compositor frames from `RENDER_WARMUP_S` before it (the renderers' mood smoothing has a
+  1.2–1.5 s time constant; feedback latents, crossfades and the flash limiter forget faster).
 
 One process exporting alone uses exactly these chunks, so one worker and N workers write the same
 bytes, and a resume restarts only the chunks that are not finished.
@@ -28,7 +29,7 @@ from engine.audio.beatmap import BeatMap
 from engine.types import WINDOW_SECONDS
 
 WARMUP_S = 8.0  # conditioning hops run this long before a chunk's first frame
-RENDER_WARMUP_S = 1.0  # frames rendered and composed (not written) before it
+RENDER_WARMUP_S = 4.0  # frames rendered and composed (not written) before it
 DEFAULT_CHUNK_S = 10.0
 
 
@@ -83,10 +84,13 @@ def _marks(beats: BeatMap | None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _snap(target: float, marks: tuple[np.ndarray, np.ndarray], reach: float) -> float:
-    """The downbeat nearest `target` within `reach`, else the nearest beat, else `target`."""
+    """Half a beat before the downbeat nearest `target` within `reach`, else before the nearest beat,
+    else `target`."""
+    beats = marks[1]
     for times in marks:
         if len(times):
-            near = times[np.argmin(np.abs(times - target))]
+            near = float(times[np.argmin(np.abs(times - target))])
             if abs(near - target) <= reach:
-                return float(near)
+                before = beats[beats < near - 1e-6]
+                return near - 0.5 * (near - before[-1]) if len(before) else near
     return target

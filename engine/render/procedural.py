@@ -9,6 +9,9 @@ How the music drives it (the seed thesis found the colour/valence link, so valen
 - valence  → palette: warm (crimson, orange, gold) when positive, cool (navy, teal, ice) when negative,
   a violet in between;
 - arousal  → motion speed, contrast and complexity (how many finer layers of the field are mixed in);
+  the speed is a blend of a slow and a fast animation of the same field, each a fixed rate times the
+  track time, so the picture at t does not depend on where rendering started (an export's chunks
+  start from short warm-ups and must meet without a seam);
 - beat     → a brightness pulse and a ring that expands from the centre;
 - low band → warp depth; high band → fine shimmer; mid band → a small palette shift;
 - `conditioning.labels` (when CLAP is running) → motif: flowing bands, pulsing rings or soft cells.
@@ -59,6 +62,7 @@ _LAYER_FREQS = (1.0, 1.7, 2.9, 4.6, 7.3)  # relative spatial frequencies, coarse
 _SMOOTH_S = 1.2  # time constant of the mood smoothing (s): palette and speed glide, never jump
 _MOTIF_SMOOTH_S = 2.5
 _BEAT_DECAY_S = 0.18
+_SLOW_RATE, _FAST_RATE = 0.16, 1.0  # animation phase per second of track, calm and energetic
 _MAX_DT = 0.25  # a seek or a stall must not fling the animation forward
 
 
@@ -137,7 +141,6 @@ class ProceduralRenderer:
         self._base_k = float(rng.uniform(1.6, 2.4))
         self._cells = rng.uniform(0.5, 1.6, (5, 4)).astype(np.float32)  # Lissajous rates/phases
         self._last_t: float | None = None
-        self._phase = 0.0
         self._beat_env = 0.0
         self._mood: np.ndarray | None = None  # smoothed valence, arousal, low, mid, high
         self._motif = motif_weights(None)
@@ -159,7 +162,6 @@ class ProceduralRenderer:
                 1.0 - math.exp(-dt / _MOTIF_SMOOTH_S)
             )
         arousal01 = float(np.clip((self._mood[1] + 1) / 2, 0, 1))
-        self._phase += dt * (0.10 + 1.1 * arousal01**1.4)
         self._beat_env *= math.exp(-dt / _BEAT_DECAY_S)
         if features.beat:
             self._beat_env = 1.0
@@ -172,7 +174,31 @@ class ProceduralRenderer:
         c = self._advance(features, labels, t)
         valence, _, low, mid, high = (float(v) for v in self._mood)
         low, mid, high = (float(np.clip(b, 0.0, 3.0)) for b in (low, mid, high))
-        ph, o = self._phase, self._offsets
+        # Energetic music shows the fast animation, calm music the slow one, in between a blend.
+        fast = float(np.clip((c - 0.2) / 0.6, 0.0, 1.0))
+        fast = fast * fast * (3.0 - 2.0 * fast)
+        field = self._field(t * _SLOW_RATE, c, low) if fast < 0.99 else 0.0
+        if fast > 0.01:
+            field = (1.0 - fast) * field + fast * self._field(t * _FAST_RATE, c, low)
+        value = 0.5 + 0.5 * np.tanh((1.1 + 1.6 * c) * field)
+        # Brightness: vignette, energy, the beat pulse and its expanding ring, high-band shimmer.
+        # Beats accent energetic music; a pad's occasional "beat" should only glimmer.
+        beat = self._beat_env * (0.3 + 0.7 * c)
+        shade = self._vignette * (0.62 + 0.28 * c + 0.30 * beat)
+        if beat > 0.02:
+            radius = 0.15 + 1.6 * (1.0 - self._beat_env)
+            shade = shade + 0.45 * beat * np.exp(-(((self._radius - radius) / 0.09) ** 2))
+        if high > 1.05:
+            shade = shade * (1.0 + 0.12 * min(high - 1.0, 1.5) * np.sin(9.0 * (self._x - self._y) + 5.0 * _FAST_RATE * t))
+
+        lut = _palette_lut(valence, 0.05 * (mid - 1.0))
+        idx = (value * 255.0).astype(np.uint8)
+        rgb = lut[idx] * shade[..., None]
+        return np.clip(rgb * 255.0, 0, 255).astype(np.uint8)
+
+    def _field(self, ph: float, c: float, low: float) -> np.ndarray:
+        """The pattern (about -1..1) at animation phase `ph`: domain-warped plane waves and the motif."""
+        o = self._offsets
         x, y = self._x, self._y
 
         # Two-level domain warp: the first level is separable (1-D sines, broadcast), the second 2-D.
@@ -206,22 +232,7 @@ class ProceduralRenderer:
                 cy = 0.7 * math.sin(b * ph * 0.6 + q * 3)
                 blobs += np.exp(-((u2 - cx) ** 2 + (v2 - cy) ** 2) * (3.0 + 2.0 * c))
             field += mw[2] * (2.0 * np.tanh(blobs) - 1.0)
-
-        value = 0.5 + 0.5 * np.tanh((1.1 + 1.6 * c) * field)
-        # Brightness: vignette, energy, the beat pulse and its expanding ring, high-band shimmer.
-        # Beats accent energetic music; a pad's occasional "beat" should only glimmer.
-        beat = self._beat_env * (0.3 + 0.7 * c)
-        shade = self._vignette * (0.62 + 0.28 * c + 0.30 * beat)
-        if beat > 0.02:
-            radius = 0.15 + 1.6 * (1.0 - self._beat_env)
-            shade = shade + 0.45 * beat * np.exp(-(((self._radius - radius) / 0.09) ** 2))
-        if high > 1.05:
-            shade = shade * (1.0 + 0.12 * min(high - 1.0, 1.5) * np.sin(9.0 * (u2 - v2) + 5.0 * ph))
-
-        lut = _palette_lut(valence, 0.05 * (mid - 1.0))
-        idx = (value * 255.0).astype(np.uint8)
-        rgb = lut[idx] * shade[..., None]
-        return np.clip(rgb * 255.0, 0, 255).astype(np.uint8)
+        return field
 
     def render(self, conditioning: Conditioning | None, features: Features, t: float) -> Frame:
         """The full-size frame (`height`×`width`×3 uint8) for time `t`."""
