@@ -41,8 +41,8 @@ from live.presets.schema import Preset
 from live.schedule.runtime import ShowDirection
 from live.show import ShowSpec
 
-__all__ = ["ExportResult", "ExportRun", "ExportSettings", "Progress", "check_resumable", "frame_path", "plan_export",
-           "run_export"]
+__all__ = ["ExportResult", "ExportRun", "ExportSettings", "Progress", "check_resumable", "export_stages", "frame_path",
+           "plan_export", "run_export"]
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +91,23 @@ def run_export(
     KeyboardInterrupt (Ctrl-C) or any exception leaves every finished frame on disk and the log
     consistent; the same call later resumes. A full disk or another file error is one BeatcanvasError.
     """
-    run = ExportRun(settings, plan, force, beats, on_progress)
-    if run.finished:
-        return run.finish()
     s = settings
     stages = Stages(renderer, understanding, tracker_factory or FeatureTracker,
                     make_compositor or (lambda: Compositor(s.width, s.height, s.reactivity, s.crossfade_ms,
                                                            s.max_flashes_per_s)),
                     direction, respec)
+    return export_stages(settings, stages, force=force, on_progress=on_progress, plan=plan, beats=beats)
+
+
+def export_stages(settings: ExportSettings, stages: Stages, *, force: bool = False, plan: ExportPlan | None = None,
+                  on_progress: Callable[[Progress], None] | None = None, beats: BeatMap | None = None) -> ExportResult:
+    """`run_export` with its stages already gathered (live/export_recipe.py builds them)."""
+    run = ExportRun(settings, plan, force, beats, on_progress)
+    if run.finished:
+        return run.finish()
     with run:
         for chunk in run.todo():
-            render_chunk(s, run.plan, run.beats, chunk, stages, run.frame, run.wanted, run.seen)
+            render_chunk(settings, run.plan, run.beats, chunk, stages, run.frame, run.wanted, run.seen)
     return run.finish()
 
 

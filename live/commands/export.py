@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Optional
 
 import typer
@@ -21,9 +20,9 @@ from live.commands.options import ModelArgs, with_options
 from live.commands.play import parse_size
 
 if TYPE_CHECKING:
-    from live.export_plan import ExportSettings
-    from live.presets.schema import Preset
-    from live.show import ShowSpec
+    from live.export import ExportResult
+    from live.export_plan import ExportPlan
+    from live.export_recipe import Recipe
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +45,6 @@ def export_size(size: str | None, preset: Any, kind: str) -> tuple[int, int, str
     return (*WEIGHTS_FREE_SIZE, " (play's size; --size changes it)")
 
 
-def export_compositor(settings: ExportSettings, renderer: Any, kind: str) -> Callable[[], Any] | None:
-    """What makes each chunk's compositor: the shader renderer's frames are composed on the GPU, in its
-    context; others on the CPU (None: run_export's numpy Compositor)."""
-    if kind != "shader":
-        return None
-    from live.gl_compositor import GLCompositor
-
-    s = settings
-    return lambda: GLCompositor(s.width, s.height, s.reactivity, s.crossfade_ms, s.max_flashes_per_s,
-                                context=renderer.context)
-
-
 @with_options(model=ModelArgs)
 def export(
     track: Path = typer.Argument(..., help="Audio file (wav, flac, ogg, mp3, aiff)."),
@@ -72,17 +59,28 @@ def export(
     force: bool = typer.Option(False, "--force", help="Start over even if OUT holds an export with other settings."),
     schedule: Optional[Path] = typer.Option(None, "--schedule", help="Schedule TOML: timed styles, knobs, presets."),
     lyrics: Optional[Path] = typer.Option(None, "--lyrics", help="Timed lyrics (.lrc); default: TRACK.lrc if present."),
+    chunk_seconds: float = typer.Option(10.0, "--chunk-seconds", help="Chunk length (s): each chunk starts from its own "
+                                        "warm-up, so workers and resumes need no earlier frames; 0 = one chunk."),
+    workers: int = typer.Option(1, "--workers", help="Render chunks on N Ray workers (pip install -e '.[cluster]')."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="An existing Ray cluster (auto | HOST:PORT); "
+                                              "default: a local one with --workers slots."),
     *,
     model: ModelArgs,
 ) -> None:
     """Render TRACK offline, frame by frame, deterministically; resumes where a previous run stopped."""
-    from live.export import ExportSettings, Progress as FrameProgress, check_resumable, plan_export, run_export
-    from live.factory import build_stages, published_ids
+    from live.export import ExportSettings, check_resumable, plan_export
+    from live.export_recipe import Recipe
     from live.presets.library import load_preset
     from live.schedule.runtime import direction_for_track
     from live.show import choose, resolve
 
     console = Console()
+    if workers < 1:
+        raise BeatcanvasError(f"--workers must be 1 or more, not {workers}")
+    if workers > 1 or ray_address:
+        from live.cluster import _ray
+
+        _ray()  # the install hint before anything is loaded
     preset = load_preset(model.preset)
     explicit = parse_size(size, min_side=0) if size else None
     # Export is patient: SDXL may diffuse on a CPU; software OpenGL may draw the shader look.
@@ -93,52 +91,29 @@ def export(
         raise BeatcanvasError(f"--video needs an even width and height (H.264 yuv420p), not {width}x{height}")
     spec = resolve(preset, opts, kind)
     settings = ExportSettings(
-        track=track, out_dir=out, fps=fps, width=width, height=height, start=start, end=end,
+        track=track.resolve(), out_dir=out.resolve(), fps=fps, width=width, height=height, start=start, end=end,
         render_every=render_every, seed=spec.render.seed, preset_name=spec.name, preset_hash=spec.preset_hash,
         profile=spec.profile, reactivity=spec.compositor.reactivity, crossfade_ms=spec.compositor.crossfade_ms,
-        max_flashes_per_s=spec.compositor.max_flashes_per_s,
+        max_flashes_per_s=spec.compositor.max_flashes_per_s, chunk_s=chunk_seconds,
     )
     plan = plan_export(settings)  # argument errors before any model loads
     direction = direction_for_track(track, preset, schedule, lyrics, say=lambda m: console.print(m, highlight=False))
-    respec = None
     if direction is not None:  # the director mixes the style per frame, so the head hears music only
-        directed = dataclasses.replace(opts, directed=True, size=(width, height))
-        spec = resolve(preset, directed, kind)
-
-        def respec(p: Preset) -> ShowSpec:  # a scheduled preset, resolved as the stages were
-            return resolve(p, directed, kind)
-
+        opts = dataclasses.replace(opts, directed=True, size=(width, height))
+        spec = resolve(preset, opts, kind)
         settings = dataclasses.replace(settings, direction=direction.fingerprint())
     check_resumable(settings, plan, force, keys=CHEAP_KEYS)
     log.info(spec.reason)
-    stages = build_stages(dataclasses.replace(spec, render=dataclasses.replace(spec.render, width=width, height=height)))
-    settings = dataclasses.replace(settings, renderer=stages.render.name,
-                                   model_ids={**published_ids(spec), **stages.model_ids})
-    compositor = export_compositor(settings, stages.render.renderer, spec.render.kind)
+    recipe = Recipe(settings, dataclasses.replace(spec, render=dataclasses.replace(spec.render, width=width, height=height)),
+                    preset, schedule.resolve() if schedule else None, _lyrics_path(direction),
+                    opts, kind)
     console.print(spec.reason, highlight=False)
+    where = f", {workers} Ray workers" if workers > 1 else ""
     console.print(
         f"exporting [bold]{track.name}[/] {plan.start:g}–{plan.end:.2f} s → {plan.n_frames} frames "
-        f"at {fps:g} fps, {width}x{height}{size_note}, {stages.render.name}, preset {spec.name}, seed {spec.render.seed}"
+        f"at {fps:g} fps, {width}x{height}{size_note}, preset {spec.name}, seed {spec.render.seed}{where}"
     )
-    columns = (
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("frames", total=plan.n_frames, rate="")
-
-        def on_progress(p: FrameProgress) -> None:
-            desc = "fast-forward" if p.replaying else "frames"
-            speed = bar.tasks[0].speed
-            bar.update(task, completed=p.index, description=desc, rate=f"{speed:.1f} frames/s" if speed else "")
-
-        try:
-            result = run_export(settings, stages.render, stages.understanding, force=force, on_progress=on_progress,
-                                plan=plan, make_compositor=compositor, direction=direction, respec=respec)
-        except KeyboardInterrupt:
-            bar.stop()
-            console.print(f"[yellow]stopped[/]: finished frames are kept in {out} — rerun the same command to resume")
-            raise typer.Exit(130) from None
+    result = _run(console, recipe, plan, workers, ray_address, force)
     if result.resumed_from:
         console.print(f"resumed: kept {result.resumed_from} frames, wrote {result.written}")
     if result.trimmed:
@@ -146,6 +121,45 @@ def export(
     console.print(f"[green]done[/]: {result.n_frames} frames in {out}")
     if video is not None:
         _encode(console, out, plan.n_frames, fps, video, track, plan.start)
+
+
+def _lyrics_path(direction: Any) -> Path | None:
+    """--lyrics, or the track's own .lrc that `direction_for_track` found (workers read it by path)."""
+    if direction is None or direction.paths["lyrics"] is None:
+        return None
+    return Path(direction.paths["lyrics"]).resolve()
+
+
+def _run(console: Console, recipe: Recipe, plan: ExportPlan, workers: int, address: str | None, force: bool) -> ExportResult:
+    """The frames: in this process (the models load here), or on Ray workers; one progress bar."""
+    from live.export import Progress as FrameProgress, export_stages
+    from live.export_recipe import build
+
+    columns = (
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("frames" if workers == 1 else "loading models on the workers", total=plan.n_frames, rate="")
+
+        def on_progress(p: FrameProgress) -> None:
+            desc = "fast-forward" if p.replaying else "frames"
+            speed = bar.tasks[0].speed
+            bar.update(task, completed=p.index, description=desc, rate=f"{speed:.1f} frames/s" if speed else "")
+
+        try:
+            if workers > 1 or address:
+                from live.cluster import run_cluster
+
+                return run_cluster(recipe, workers, address, force=force, plan=plan, on_progress=on_progress)
+            built = build(recipe)
+            settings = dataclasses.replace(recipe.settings, renderer=built.renderer, model_ids=built.model_ids)
+            return export_stages(settings, built.stages, force=force, on_progress=on_progress, plan=plan)
+        except KeyboardInterrupt:
+            bar.stop()
+            console.print(f"[yellow]stopped[/]: finished frames are kept in {recipe.settings.out_dir} — "
+                          "rerun the same command to resume")
+            raise typer.Exit(130) from None
 
 
 def _encode(console: Console, out: Path, n_frames: int, fps: float, video: Path, track: Path, start: float) -> None:
