@@ -17,6 +17,7 @@ mounted bucket on a cluster): workers write the PNGs there themselves (docs/clus
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
@@ -137,9 +138,9 @@ def _connect(ray: Any, workers: int, address: str | None) -> bool:
         return False
     try:
         if address:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise BeatcanvasError(f"cannot start {where}: {str(e).splitlines()[0]} — check the address "
