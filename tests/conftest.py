@@ -20,3 +20,16 @@ def tiny_components():
     from engine.models.profiles import build_tiny_all
 
     return build_tiny_all()
+
+
+@pytest.fixture(scope="session")
+def clicks_wav(tmp_path_factory):
+    """A 6 s, 120 BPM click track on disk (export and cluster tests)."""
+    import soundfile as sf
+
+    from audio_synth import SR, click_track
+
+    path = tmp_path_factory.mktemp("clicks") / "clicks.wav"
+    audio, _ = click_track(bpm=120.0, seconds=6.0)
+    sf.write(path, audio, SR)
+    return path

@@ -12,9 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-import soundfile as sf
 
-from audio_synth import SR, click_track
 from engine.errors import BeatcanvasError
 from live.export import ExportSettings, export_stages
 from live.export_recipe import Recipe, build
@@ -37,12 +35,9 @@ def local_ray():
     ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def track(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("cluster") / "clicks.wav"
-    audio, _ = click_track(bpm=120.0, seconds=6.0)
-    sf.write(path, audio, SR)
-    return path
+@pytest.fixture
+def track(clicks_wav) -> Path:
+    return clicks_wav
 
 
 def recipe(track: Path, out: Path, renderer: str = "procedural", size=(48, 32), fps: float = 10, **kw) -> Recipe:

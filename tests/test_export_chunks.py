@@ -34,12 +34,9 @@ def test_cuts_fall_half_a_beat_before_the_nearest_downbeat():
     assert [(c.first, c.stop) for c in plan_chunks(300, 0.0, 10.0, 0.0, None)] == [(0, 300)]  # 0: one chunk
 
 
-@pytest.fixture(scope="module")
-def clicks(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("chunks") / "clicks.wav"
-    audio, _ = click_track(bpm=120.0, seconds=6.0)
-    sf.write(path, audio, SR)
-    return path
+@pytest.fixture
+def clicks(clicks_wav) -> Path:
+    return clicks_wav
 
 
 def settings(track: Path, out: Path, **kw) -> ExportSettings:
