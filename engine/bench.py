@@ -31,12 +31,14 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, get_args
 
 import numpy as np
 import torch
 
 from engine.errors import BeatcanvasError
+from engine.models.profiles import as_profile
+from engine.render.sdxl import Decoder
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,15 @@ class BenchSettings:
     stream_batch: bool = False  # multi-step: K frames in flight, one batched UNet call per image
     transitions: int = 1  # 1-step: B in-between frames of each conditioning change in one call
     with_understanding: bool = False  # throughput again with the conditioning worker running
+
+    def __post_init__(self) -> None:
+        as_profile(self.profile)  # one-line errors before any model loads
+        if self.decoder not in get_args(Decoder):
+            raise BeatcanvasError(f"--decoder {self.decoder!r}: use {' or '.join(get_args(Decoder))}")
+
+    @property
+    def decoder_kind(self) -> Decoder:
+        return "vae" if self.decoder == "vae" else "taesd"
 
     def resolved_dtype(self) -> str:
         if self.dtype == "auto":
@@ -265,15 +276,16 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
 
         clap, text, sdxl = build_tiny_all()  # built once per process (shared with the tests)
     else:
-        clap = build_clap(settings.profile, device=device, dtype=dtype)
-        text = build_text_encoders(settings.profile, device=device, dtype=dtype, model=settings.model)
-        sdxl = build_sdxl(settings.profile, settings.model, device=device, dtype=dtype, with_vae=settings.decoder == "vae")
+        profile = as_profile(settings.profile)
+        clap = build_clap(profile, device=device, dtype=dtype)
+        text = build_text_encoders(profile, device=device, dtype=dtype, model=settings.model)
+        sdxl = build_sdxl(profile, settings.model, device=device, dtype=dtype, with_vae=settings.decoder == "vae")
     build_s = time.perf_counter() - t0
 
     notes: list[str] = []
     cache_dir = tempfile.TemporaryDirectory()
     understanding = build_understanding(
-        settings.profile, head=settings.head, device=device, dtype=dtype, clap=clap, text=text,
+        as_profile(settings.profile), head=settings.head, device=device, dtype=dtype, clap=clap, text=text,
         cache_dir=cache_dir.name, sdxl_model=settings.model,
     )
     window = bench_window()
@@ -293,7 +305,7 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
     say(f"preparing the renderer (backend {settings.backend})…")
     t1 = time.perf_counter()
     make = lambda **kw: SDXLRenderer(  # noqa: E731
-        sdxl, settings.size, settings.size, steps=settings.steps, decoder=settings.decoder, device=device,
+        sdxl, settings.size, settings.size, steps=settings.steps, decoder=settings.decoder_kind, device=device,
         dtype=dtype, backend=settings.backend, cuda_graphs=settings.graphs, progress=say, **kw,
     )
     latency = make()  # one frame at a time, waiting for each: the latency path (export's)

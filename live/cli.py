@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -92,11 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as e:  # click usage errors and the like
         exceptions = _click_exceptions()
+        click_error: Any = e  # click's classes, found at run time (see _click_exceptions)
         if isinstance(e, exceptions["Exit"]):
-            return e.exit_code
+            return int(click_error.exit_code)
         if isinstance(e, exceptions["ClickException"]):
-            e.show()
-            return e.exit_code
+            click_error.show()
+            return int(click_error.exit_code)
         if isinstance(e, exceptions["Abort"]):
             err.print("aborted")
             return 1

@@ -22,6 +22,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from engine.audio.beatmap import BeatMap
 from engine.errors import BeatcanvasError
 from live.export import ExportResult, ExportRun, Progress
 from live.export_chunks import Chunk
@@ -45,7 +46,7 @@ class ChunkWorker:
         """The renderer's name and model ids, for the export's fingerprint."""
         return self.built.renderer, self.built.model_ids
 
-    def render(self, plan: ExportPlan, beats: Any, chunk: Chunk, wanted: frozenset[int]) -> list[tuple[int, dict[str, Any]]]:
+    def render(self, plan: ExportPlan, beats: BeatMap, chunk: Chunk, wanted: frozenset[int]) -> list[tuple[int, dict[str, Any]]]:
         s = self.recipe.settings
         out: list[tuple[int, dict[str, Any]]] = []
 
@@ -90,7 +91,7 @@ def run_cluster(recipe: Recipe, workers: int, address: str | None = None, *, for
 
 def _drive(ray: Any, run: ExportRun, pool: list[Any]) -> None:
     todo = run.todo()
-    beats = ray.put(run.beats)
+    beats = ray.put(run.track_beats)
     pending = {}
     queue = list(todo)
     for a in pool[: len(queue)]:  # one chunk in flight per worker; the next to whichever finishes first

@@ -71,7 +71,7 @@ class Effects:
     tint: tuple[float, float, float]  # per-channel multiplier 0..1; (1, 1, 1) = none
 
 
-def effects(f: Features, r: Any, has_output: bool) -> Effects:
+def effects(f: Features, r: Reactivity, has_output: bool) -> Effects:
     """The effect amounts for features `f` and sensitivities `r` (see the module docstring)."""
     low, mid, high, onset = _num(f.low, 1.0), _num(f.mid, 1.0), _num(f.high, 1.0), _num(f.onset, 0.0)
     # Zoom pulse (live.pulse.beat_pulse): downbeats hardest, onsets between beats a little.
@@ -91,7 +91,8 @@ def effects(f: Features, r: Any, has_output: bool) -> Effects:
         swing = _clamp(high - mid, -1.5, 1.5)
         hue = ((HUE_DEGREES_AT_1 * swing) % 360.0) / 360.0
         strength = amount * min(1.0, abs(swing))
-        tint = tuple(1.0 - strength + strength * c for c in colorsys.hsv_to_rgb(hue, 1.0, 1.0))
+        red, green, blue = (1.0 - strength + strength * c for c in colorsys.hsv_to_rgb(hue, 1.0, 1.0))
+        tint = (red, green, blue)
     return Effects(zoom, alpha, angle, gain, tint)
 
 

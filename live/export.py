@@ -107,7 +107,7 @@ def export_stages(settings: ExportSettings, stages: Stages, *, force: bool = Fal
         return run.finish()
     with run:
         for chunk in run.todo():
-            render_chunk(settings, run.plan, run.beats, chunk, stages, run.frame, run.wanted, run.seen)
+            render_chunk(settings, run.plan, run.track_beats, chunk, stages, run.frame, run.wanted, run.seen)
     return run.finish()
 
 
@@ -126,8 +126,15 @@ class ExportRun:
         self.on_progress = on_progress
         self.written = 0
         self._log: BinaryIO | None = None
-        self.beats = beats if beats is not None or self.finished else analyze_beats(s.track)
+        self.beats: BeatMap | None = beats if beats is not None or self.finished else analyze_beats(s.track)
         self.chunks = plan_chunks(self.plan.n_frames, self.plan.start, s.fps, s.chunk_s, self.beats)
+
+    @property
+    def track_beats(self) -> BeatMap:
+        """The track's beats (analysed on the first call when the run began with nothing to do)."""
+        if self.beats is None:
+            self.beats = analyze_beats(self.s.track)
+        return self.beats
 
     @property
     def finished(self) -> bool:

@@ -124,8 +124,8 @@ def render_chunk(s: ExportSettings, plan: ExportPlan, beats: BeatMap, chunk: Chu
 class _Frames:
     """The stages of one export, stepped frame by frame on the fixed clock."""
 
-    def __init__(self, s: ExportSettings, plan: ExportPlan, feed: AudioFeed, hops: HopClock, renderer: Renderer,
-                 understanding: Understands | None, compositor: Any, beats: BeatMap,
+    def __init__(self, s: ExportSettings, plan: ExportPlan, feed: AudioFeed, hops: HopClock,
+                 renderer: Renderer | RenderStage, understanding: Understands | None, compositor: Any, beats: BeatMap,
                  directing: _Directing | None = None) -> None:
         self.s, self.plan, self.feed, self.hops = s, plan, feed, hops
         self.renderer, self.understanding, self.compositor, self.beats = renderer, understanding, compositor, beats

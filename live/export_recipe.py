@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.audio.features import FeatureTracker
+from engine.render.select import RendererKind
 from live.export_frames import Stages
 from live.export_plan import ExportSettings
 from live.presets.schema import Preset
@@ -27,7 +28,7 @@ class Recipe:
     schedule: Path | None = None
     lyrics: Path | None = None
     options: ShowOptions | None = None  # how a scheduled preset is resolved (directed)
-    kind: tuple[str, str] | None = None
+    kind: tuple[RendererKind, str] | None = None
 
 
 @dataclass

@@ -56,6 +56,13 @@ class GLCompositor(Knobs):
         self._cut: tuple[float, float] | None = None
         self._cut_from: pygame.Surface | None = None
 
+    @property
+    def _objects(self) -> dict[str, Any]:
+        """The GL objects: programs, quad, textures, framebuffers (made on first use)."""
+        if self._gl is None:
+            self._gl = self._setup()
+        return self._gl
+
     def release(self) -> None:
         """Free the GL objects (an export makes a compositor per chunk in one context)."""
         gl, self._gl = self._gl, None
@@ -101,7 +108,7 @@ class GLCompositor(Knobs):
 
     def _texture(self, image: np.ndarray) -> Any:
         h, w = image.shape[:2]
-        tex = self._gl["ctx"].texture((w, h), 3, np.ascontiguousarray(image[..., :3]).tobytes(), alignment=1)
+        tex = self._objects["ctx"].texture((w, h), 3, np.ascontiguousarray(image[..., :3]).tobytes(), alignment=1)
         tex.repeat_x = tex.repeat_y = False
         return tex
 
@@ -117,7 +124,7 @@ class GLCompositor(Knobs):
 
     def push(self, frame: Frame | np.ndarray | pygame.Surface, now: float) -> None:
         """A new rendered frame: fade to it from whatever shows now (the first one shows at once)."""
-        gl = self._gl = self._gl or self._setup()
+        gl = self._objects
         if isinstance(frame, pygame.Surface):
             w, h = frame.get_size()
             image = np.frombuffer(pygame.image.tobytes(frame, "RGB"), np.uint8).reshape(h, w, 3)
@@ -140,15 +147,16 @@ class GLCompositor(Knobs):
 
     def _bake(self, fade: float) -> Any:
         """prev·(1 - fade) + cur·fade as a new output-sized texture (no effects)."""
-        gl = self._gl
+        gl = self._objects
         tex = gl["ctx"].texture((self.width, self.height), 4)
         fbo = gl["ctx"].framebuffer([tex])
-        self._draw(fbo, fade, effects(Features(beat_phase=0.9), _Still, False))
+        self._draw(fbo, fade, effects(Features(beat_phase=0.9), _STILL, False))
         fbo.release()
         return tex
 
     def _draw(self, fbo: Any, fade: float, fx: Any) -> None:
-        gl, prog = self._gl, self._gl["compose_prog"]
+        gl = self._objects
+        prog = gl["compose_prog"]
         size = (self.width, self.height)
         gl["prev"].use(0)
         gl["cur"].use(1)
@@ -174,7 +182,7 @@ class GLCompositor(Knobs):
     def compose(self, features: Features | None, now: float) -> pygame.Surface:
         """The picture for this display frame, read back once (twice when the flash limiter acts).
         Reused by the next call: copy it if you keep it."""
-        gl = self._gl = self._gl or self._setup()
+        gl = self._objects
         f = features if features is not None else Features()
         self._draw(gl["fbos"][0], self._fade(now), effects(f, self.reactivity, self._has_output))
         lum = self._read(0)
@@ -208,7 +216,7 @@ class GLCompositor(Knobs):
 
     def _read(self, index: int) -> float:
         """Read output `index` back (what export and the window show); its mean luminance."""
-        self._out_bytes = self._gl["fbos"][index].read(components=3, alignment=1)
+        self._out_bytes = self._objects["fbos"][index].read(components=3, alignment=1)
         return mean_luminance(np.frombuffer(self._out_bytes, np.uint8).reshape(self.height, self.width, 3))
 
     def to_array(self, surface: pygame.Surface | None = None) -> np.ndarray:
@@ -219,10 +227,7 @@ class GLCompositor(Knobs):
         return np.frombuffer(self._out_bytes, np.uint8).reshape(self.height, self.width, 3).copy()
 
 
-class _Still:
-    """Sensitivities that leave a picture as it is (for baking a crossfade)."""
-
-    beat_zoom = band_brightness = band_hue = warp = 0.0
+_STILL = Reactivity(beat_zoom=0.0, band_brightness=0.0, band_hue=0.0, warp=0.0)  # for baking a crossfade
 
 
 def make_compositor(

@@ -81,6 +81,8 @@ class PulseClock:
             return None
         heard = clock + lead_s  # where the grid thinks the heard audio is, before any offset
         nearest = grid.last_beat(heard + grid.period / 2)
+        if nearest is None:
+            return None
         self._taps.append(nearest - heard)
         if len(self._taps) < CALIBRATION_TAPS:
             return None

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import BeatcanvasError
-from engine.models.profiles import PROFILES, Profile
+from engine.models.profiles import PROFILES, Profile, as_profile
 from engine.render.shader.director import Look
 from engine.render.stage import RendererKind, RenderSpec
 from engine.understanding.pipeline import UnderstandingSettings
@@ -96,10 +96,10 @@ def device_for(opts: ShowOptions) -> str:
 
 
 def profile_of(opts: ShowOptions) -> Profile:
-    for p in ("tiny", "random-full", "real"):
-        if opts.profile == p:
-            return p
-    raise BeatcanvasError(f"--profile {opts.profile!r} is unknown — use one of {', '.join(PROFILES)}")
+    try:
+        return as_profile(opts.profile)
+    except BeatcanvasError:
+        raise BeatcanvasError(f"--profile {opts.profile!r} is unknown — use one of {', '.join(PROFILES)}") from None
 
 
 def choose(preset: Preset, opts: ShowOptions) -> tuple[RendererKind, str]:

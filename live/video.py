@@ -9,7 +9,7 @@ original file (its channels, at 48 kHz), so the video and audio durations agree 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -44,7 +44,7 @@ def _load_rgb(path: Path) -> np.ndarray:
     return np.frombuffer(pygame.image.tobytes(surf, "RGB"), dtype=np.uint8).reshape(h, w, 3)
 
 
-def _audio_chunks(track: Path, start: float, seconds: float) -> tuple[int, object]:
+def _audio_chunks(track: Path, start: float, seconds: float) -> tuple[int, Iterator[np.ndarray]]:
     """(channels, iterator of (channels, n) float32 chunks at 48 kHz) for `seconds` from `start`."""
     f = sf.SoundFile(str(track))
     channels = min(f.channels, 2)
@@ -52,7 +52,7 @@ def _audio_chunks(track: Path, start: float, seconds: float) -> tuple[int, objec
     first = int(round(start * sr))
     total_out = int(round(seconds * AUDIO_RATE))
 
-    def gen():
+    def gen() -> Iterator[np.ndarray]:
         with f:
             f.seek(min(first, f.frames))
             rs = None if sr == AUDIO_RATE else soxr.ResampleStream(sr, AUDIO_RATE, channels, dtype="float32")
@@ -122,7 +122,7 @@ def encode_video(
             def mux_audio_until(t_s: float) -> None:
                 # Keep the audio a step ahead of the video so the muxer interleaves as it goes.
                 nonlocal audio_pts
-                while astream is not None and audio_pts < t_s * AUDIO_RATE:
+                while astream is not None and chunks is not None and audio_pts < t_s * AUDIO_RATE:
                     chunk = next(chunks, None)
                     if chunk is None:
                         return

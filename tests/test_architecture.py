@@ -15,6 +15,8 @@ PACKAGES = ("engine", "live")
 STAGE_MODULES = [
     "engine/render/stage.py", "engine/understanding/pipeline.py", "engine/files.py", "engine/types.py",
     "live/stages.py", "live/show.py", "live/factory.py", "live/hopclock.py", "live/session",
+    "live/compositor.py", "live/export.py", "live/export_frames.py", "live/export_chunks.py", "live/export_plan.py",
+    "live/export_recipe.py", "live/cluster.py", "live/schedule", "live/control", "live/outputs",
 ]
 
 

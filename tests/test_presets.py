@@ -115,6 +115,11 @@ def test_unknown_section_and_dotted_key_suggestions() -> None:
     assert e.line == 1 and "did you mean 'feedback'" in str(e)
 
 
+def test_a_misspelt_motif_is_a_preset_error_with_a_suggestion() -> None:
+    e = _error("[procedural]\nmotifs = { ribon = 1.0 }\n")
+    assert e.line == 2 and "unknown motif 'ribon'; did you mean 'ribbons'?" in str(e)
+
+
 @pytest.mark.parametrize(
     "text, key, allowed",
     [

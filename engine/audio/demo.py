@@ -16,6 +16,7 @@ loop) and a seeded generator for the noise, so one seed always gives the same sa
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +70,8 @@ def _lowpass_gain(freq: float, cutoff: np.ndarray | float) -> np.ndarray | float
     return 1.0 / (1.0 + (freq / cutoff) ** 2)
 
 
-def _pad(out: np.ndarray, sr: int, start: float, end: float, notes, cutoff, gain: float, partials: int = 6) -> None:
+def _pad(out: np.ndarray, sr: int, start: float, end: float, notes: Sequence[int],
+         cutoff: float | Callable[[np.ndarray], np.ndarray], gain: float, partials: int = 6) -> None:
     """Add a soft chord (detuned additive saw-ish tones) from `start` to `end` with overlapping fades.
     `cutoff` is a scalar or a function of absolute time (array → array)."""
     fade = 0.45
@@ -182,8 +184,8 @@ def demo_track(seconds: float = 60.0, sample_rate: int = SAMPLE_RATE, seed: int 
         s0 = build.start + step * third
         k = 0
         while (at := s0 + k * BEAT_S / div) < min(s0 + third, build.end - 1e-6):
-            x = (at - build.start) / span
-            _place(drums, snare, at, sr, 0.12 + 0.5 * x * x)
+            into = (at - build.start) / span
+            _place(drums, snare, at, sr, 0.12 + 0.5 * into * into)
             k += 1
     i0, i1 = int(build.start * sr), int(build.end * sr)
     tb = np.arange(i1 - i0) / sr

@@ -21,9 +21,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from engine.understanding.conditioning import blend, blend_weighted
 from engine.types import Conditioning
+
+if TYPE_CHECKING:
+    from engine.understanding.prompt_encoding import PromptEncoder
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ class Direction:
 
 
 class Director:
-    def __init__(self, prompt_encoder) -> None:
+    def __init__(self, prompt_encoder: PromptEncoder) -> None:
         self.prompts = prompt_encoder
         self._encoded: dict[str, Conditioning] = {}
         self._lock = threading.Lock()
@@ -72,6 +76,7 @@ class Director:
     def _mix(self, music: Conditioning | None, d: Direction) -> Conditioning | None:
         styles = [(self.encode(text), w) for text, w in d.style if text and w > 0]
         style = blend_weighted(styles, slerp=d.slerp) if styles else None
+        shown: Conditioning | None
         if style is not None and music is not None:
             shown = blend(style, music, d.audio_weight)
         else:

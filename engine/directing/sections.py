@@ -21,9 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from scipy.signal import find_peaks
+
+if TYPE_CHECKING:
+    import torch
+
+    from engine.types import Window
 
 FRAME_S = 0.1
 N_BANDS = 16
@@ -54,6 +60,12 @@ class SectionFeatures:
     @property
     def duration(self) -> float:
         return len(self.values) * FRAME_S
+
+
+class EncodesAudio(Protocol):
+    """A CLAP encoder (engine.understanding.clap.ClapEncoder): one window → a (1, D) embedding."""
+
+    def encode_audio(self, audio: Window) -> torch.Tensor: ...
 
 
 def section_features(blocks: Iterable[np.ndarray], sample_rate: int) -> SectionFeatures:
@@ -179,7 +191,7 @@ def _loudness(power: np.ndarray) -> float:
 
 def _describe(features: SectionFeatures, z: np.ndarray, starts: list[float], ends: list[float]) -> list[Section]:
     out: list[Section] = []
-    means = []
+    means: list[np.ndarray] = []
     for s, e in zip(starts, ends):
         a, b = int(round(s / FRAME_S)), max(int(round(e / FRAME_S)), int(round(s / FRAME_S)) + 1)
         mean = z[a:b].mean(0)
@@ -194,7 +206,7 @@ def _describe(features: SectionFeatures, z: np.ndarray, starts: list[float], end
     return out
 
 
-def clap_embeddings(encoder, blocks: Iterable[np.ndarray], sample_rate: int, hop_s: float = 1.0,
+def clap_embeddings(encoder: EncodesAudio, blocks: Iterable[np.ndarray], sample_rate: int, hop_s: float = 1.0,
                     window_s: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
     """(times, embeddings) of CLAP windows *centred* every `hop_s` (a window ending at t would put
     every boundary half a window late); `encoder` has encode_audio(Window) -> (1, D)."""

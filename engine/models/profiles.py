@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
 
 import torch
 
@@ -87,9 +87,13 @@ def load_config(name: str) -> dict:
     return {k: v for k, v in data.items() if not k.startswith("_") or k in ("_class_name",)}
 
 
-def _check_profile(profile: str) -> None:
-    if profile not in PROFILES:
-        raise BeatcanvasError(f"unknown profile '{profile}': choose one of {', '.join(PROFILES)}")
+def as_profile(name: str) -> Profile:
+    """`name` as a Profile, or a one-line error listing the profiles."""
+    for p in get_args(Profile):
+        if name == p:
+            return cast(Profile, p)
+    raise BeatcanvasError(f"unknown profile '{name}': choose one of {', '.join(PROFILES)}")
+
 
 
 def _place(module: torch.nn.Module, device: str | torch.device, dtype: torch.dtype | None):
@@ -132,7 +136,7 @@ def build_clap(
     dtype: torch.dtype | None = None,
     models_dir: Path | None = None,
 ) -> ClapBundle:
-    _check_profile(profile)
+    as_profile(profile)
     from transformers import ClapConfig, ClapModel, ClapProcessor
 
     if profile != "real":
@@ -160,7 +164,7 @@ def build_text_encoders(
     models_dir: Path | None = None,
     model: str = "sdxl-turbo",
 ) -> TextEncoders:
-    _check_profile(profile)
+    as_profile(profile)
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     if profile == "tiny":
@@ -201,7 +205,7 @@ def build_sdxl(
     lightning_steps: int = 4,
 ) -> SDXLComponents:
     """UNet + scheduler + TAESDXL (+ the full fp16-fix VAE when `with_vae`)."""
-    _check_profile(profile)
+    as_profile(profile)
     from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
 
     scheduler = _scheduler(model)

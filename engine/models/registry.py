@@ -296,8 +296,8 @@ def locate(name: str, models_dir: str | Path | None = None) -> ModelStatus:
         if _has_files(path, s):
             return ModelStatus(s, path.resolve(), source)
         log.debug("%s not complete in %s", name, path)
-    path = _from_hf_cache(s)
-    return ModelStatus(s, path, "hf-cache" if path else None)
+    cached = _from_hf_cache(s)
+    return ModelStatus(s, cached, "hf-cache" if cached else None)
 
 
 def resolve(name: str, models_dir: str | Path | None = None) -> Path:
@@ -347,7 +347,7 @@ def fetch(name: str, models_dir: str | Path | None = None, progress: bool = True
     except BeatcanvasError:
         raise
     except Exception as e:
-        if created and target.is_dir() and not any(target.iterdir()):
+        if created and target is not None and target.is_dir() and not any(target.iterdir()):
             target.rmdir()  # leave no empty folder that looks like a half-fetched model
         raise BeatcanvasError(
             f"could not download '{s.name}' ({s.repo_id}@{s.revision}): {type(e).__name__}: {_short(e)} "

@@ -25,12 +25,15 @@ import importlib.util
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
 from engine.errors import BeatcanvasError
 from engine.render.tensorrt import INSTALL_HINT as TENSORRT_HINT
+
+if TYPE_CHECKING:
+    from engine.models.profiles import SDXLComponents
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +101,12 @@ def inductor_mode() -> str:
 class CompiledDecoder:
     """A decoder whose `decode` is compiled; keeps the original's `config`."""
 
-    def __init__(self, module, decode: Callable):
+    def __init__(self, module: Any, decode: Callable) -> None:
         self.module, self.config, self.decode = module, module.config, decode
 
 
-def compile_inductor(unet, decoder, device: torch.device, mode: str | None = None, fullgraph: bool = True):
+def compile_inductor(unet: Any, decoder: Any, device: torch.device, mode: str | None = None,
+                     fullgraph: bool = True) -> tuple[Callable, CompiledDecoder]:
     """(compiled UNet, compiled decoder). Compilation itself happens lazily, on the first call."""
     if device.type == "cuda":
         configure_inductor()
@@ -118,7 +122,7 @@ def compile_inductor(unet, decoder, device: torch.device, mode: str | None = Non
 
 
 def prepare_backend(
-    components,
+    components: SDXLComponents,
     backend: str,
     *,
     device: str | torch.device,
@@ -127,7 +131,7 @@ def prepare_backend(
     height: int,
     decoder: str = "taesd",
     unet_batch: int = 1,
-    cache_dir=None,
+    cache_dir: str | os.PathLike[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> PreparedBackend:
     """Select a back-end and apply it to the components' UNet and decoder."""

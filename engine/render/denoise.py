@@ -15,7 +15,7 @@ The update is the scheduler's own `step` written out (diffusers' `EulerDiscreteS
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -51,7 +51,8 @@ class Schedule:
         return [s.t for s in self.steps]
 
 
-def make_schedule(scheduler, num_inference_steps: int, strength: float = 1.0, device=None) -> Schedule:
+def make_schedule(scheduler: Any, num_inference_steps: int, strength: float = 1.0,
+                  device: str | torch.device | None = None) -> Schedule:
     """Steps of `scheduler` for a step count and img2img strength, as the pipelines pick them.
 
     Mirrors `retrieve_timesteps` + `StableDiffusionXLImg2ImgPipeline.get_timesteps`: with strength < 1
@@ -82,7 +83,8 @@ def feedback_steps(steps: int, feedback: float) -> int:
     return max(steps, int(round(steps / (1.0 - feedback))))
 
 
-def euler_update(x: torch.Tensor, eps: torch.Tensor, c_eps, noise: torch.Tensor | None = None, c_noise=0.0) -> torch.Tensor:
+def euler_update(x: torch.Tensor, eps: torch.Tensor, c_eps: float | torch.Tensor, noise: torch.Tensor | None = None,
+                 c_noise: float | torch.Tensor = 0.0) -> torch.Tensor:
     """One (ancestral) Euler update in float32, returned in the model's dtype. `c_eps`/`c_noise` are
     floats, or (B, 1, 1, 1) tensors when the batch holds frames at different steps (stream batch)."""
     sample = x.to(torch.float32) + eps * c_eps

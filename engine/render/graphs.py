@@ -16,7 +16,7 @@ they are restored before the first real replay.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -37,7 +37,7 @@ class FrameProgram:
         *,
         use_graph: bool = True,
         state: tuple[torch.Tensor, ...] = (),
-        pool=None,
+        pool: Any = None,
         warmup: int = 2,
         name: str = "frame",
     ):

@@ -146,7 +146,7 @@ class ProceduralRenderer:
         self._motif = motif_weights(None)
 
     # --- state -------------------------------------------------------------------------------
-    def _advance(self, features: Features, labels: dict[str, float] | None, t: float) -> float:
+    def _advance(self, features: Features, labels: dict[str, float] | None, t: float) -> tuple[float, np.ndarray]:
         dt = 0.0 if self._last_t is None else float(np.clip(t - self._last_t, 0.0, _MAX_DT))
         self._last_t = t
         target = np.array(
@@ -154,25 +154,26 @@ class ProceduralRenderer:
         )
         target = np.nan_to_num(target, nan=0.0, posinf=4.0, neginf=-4.0)
         if self._mood is None:  # the first frame starts at the music, not at a neutral default
-            self._mood = target
+            mood = target
             self._motif = motif_weights(labels)
         else:
-            self._mood = self._mood + (target - self._mood) * (1.0 - math.exp(-dt / _SMOOTH_S))
+            mood = self._mood + (target - self._mood) * (1.0 - math.exp(-dt / _SMOOTH_S))
             self._motif = self._motif + (motif_weights(labels) - self._motif) * (
                 1.0 - math.exp(-dt / _MOTIF_SMOOTH_S)
             )
-        arousal01 = float(np.clip((self._mood[1] + 1) / 2, 0, 1))
+        self._mood = mood
+        arousal01 = float(np.clip((mood[1] + 1) / 2, 0, 1))
         self._beat_env *= math.exp(-dt / _BEAT_DECAY_S)
         if features.beat:
             self._beat_env = 1.0
-        return arousal01
+        return arousal01, mood
 
     # --- drawing -----------------------------------------------------------------------------
     def render_small(self, conditioning: Conditioning | None, features: Features, t: float) -> np.ndarray:
         """The frame at the internal resolution (`internal_size`), HxWx3 uint8; advances the state."""
         labels = conditioning.labels if conditioning is not None else None
-        c = self._advance(features, labels, t)
-        valence, _, low, mid, high = (float(v) for v in self._mood)
+        c, mood = self._advance(features, labels, t)
+        valence, _, low, mid, high = (float(v) for v in mood)
         low, mid, high = (float(np.clip(b, 0.0, 3.0)) for b in (low, mid, high))
         # Energetic music shows the fast animation, calm music the slow one, in between a blend.
         fast = float(np.clip((c - 0.2) / 0.6, 0.0, 1.0))

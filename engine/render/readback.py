@@ -43,7 +43,7 @@ class Readback(Generic[Meta]):
 
     def submit(self, images: torch.Tensor, meta: Meta) -> None:
         """Queue the copy of `images` (read now, on the current stream: it may be overwritten next)."""
-        if not self.cuda:
+        if self._stream is None:  # CPU: nothing to overlap
             self._ready = (images.numpy().copy(), meta)
             return
         shape = tuple(images.shape)
@@ -53,8 +53,9 @@ class Readback(Generic[Meta]):
         main = torch.cuda.current_stream(self.device)
         main.wait_event(done)  # the copy that used this slot `slots` frames ago has finished
         staging.copy_(images)  # on the render stream: ordered before the next frame overwrites `images`
-        self._stream.wait_stream(main)
-        with torch.cuda.stream(self._stream):
+        side = self._stream
+        side.wait_stream(main)
+        with torch.cuda.stream(side):
             host.copy_(staging, non_blocking=True)
             done.record()
         self._pending = [p for p in self._pending if p[0] != k] + [(k, shape, meta)]

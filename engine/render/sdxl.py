@@ -31,10 +31,12 @@ Equivalence with diffusers' pipelines on the tiny profile is tested in tests/tes
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable
 from collections import OrderedDict, deque
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -50,6 +52,9 @@ from engine.render.stream_batch import StreamBatch, unsupported_reason
 from engine.streams import render_stream
 from engine.types import Conditioning, Features, Frame
 from engine.understanding.conditioning import blend
+
+if TYPE_CHECKING:
+    from engine.models.profiles import SDXLComponents
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +73,7 @@ class SDXLRenderer:
 
     def __init__(
         self,
-        components,
+        components: SDXLComponents,
         width: int = 512,
         height: int = 512,
         steps: int = 1,
@@ -87,9 +92,9 @@ class SDXLRenderer:
         transition_frames: int = 1,
         stream_batch: bool = False,
         similarity_threshold: float = 0.0,
-        cache_dir=None,
-        progress=None,
-    ):
+        cache_dir: str | os.PathLike[str] | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
         from engine.render.backends import prepare_backend
 
         factor = components.vae_scale_factor
@@ -112,10 +117,14 @@ class SDXLRenderer:
         self.unet_config = components.unet.config
         self.latent_shape = latent_shape(self.unet_config, width, height, factor)
         self._scheduler = components.scheduler
-        self._vae_config = (components.taesd if decoder == "taesd" else components.vae).config
+        vae = components.vae
+        if decoder == "vae" and vae is None:
+            raise BeatcanvasError('decoder = "vae" needs the full SDXL VAE: build the components with '
+                                  'build_sdxl(..., with_vae=True), or use decoder = "taesd"')
+        self._vae_config = components.taesd.config if vae is None or decoder == "taesd" else vae.config
         self._upcast_vae = decoder == "vae" and dtype == torch.float16 and bool(getattr(self._vae_config, "force_upcast", False))
-        if self._upcast_vae:  # the original SDXL VAE overflows in fp16 (the fp16-fix VAE does not): keep it fp32
-            components.vae.to(torch.float32)
+        if self._upcast_vae and vae is not None:  # the original SDXL VAE overflows in fp16 (the fp16-fix
+            vae.to(torch.float32)  # VAE does not): keep it fp32
         self._t2i = make_schedule(self._scheduler, steps, device=self.device)
         stream_reason = unsupported_reason(self) if stream_batch and steps > 1 else "off"
         rows = (steps if not stream_reason else 1) * (2 if guidance_scale > 1 else 1)  # static-shape engines
@@ -209,13 +218,14 @@ class SDXLRenderer:
     def inputs(self, batch: int) -> FrameInputs:
         return self.buffers.batch(batch)
 
-    def on_render_stream(self):
+    def on_render_stream(self) -> AbstractContextManager[object]:
         """Context in which the renderer's GPU work is queued (the high-priority render stream)."""
         return torch.cuda.stream(self._render_stream) if self._render_stream is not None else nullcontext()
 
     # ------------------------------------------------------------------------------------ stages
 
-    def unet_eps(self, x_in: torch.Tensor, t: torch.Tensor, embeds, pooled, time_ids) -> torch.Tensor:
+    def unet_eps(self, x_in: torch.Tensor, t: torch.Tensor, embeds: torch.Tensor, pooled: torch.Tensor,
+                 time_ids: torch.Tensor) -> torch.Tensor:
         """One UNet evaluation on already-scaled latents, with guidance when it is on."""
         latent_in = torch.cat([x_in] * 2) if self.do_cfg else x_in
         noise_pred = self.unet(
@@ -341,7 +351,9 @@ class SDXLRenderer:
         if self._readback is None:
             return self._remember(Frame(image=self.to_host(images)[0], t=t, seed=seed, renderer=self.name))
         self._readback.submit(images, (t, seed))
-        image, (t_done, seed_done) = self._readback.newest()
+        done = self._readback.newest()  # waits for this frame when none has completed yet
+        assert done is not None
+        image, (t_done, seed_done) = done
         return self._remember(Frame(image=image[0], t=t_done, seed=seed_done, renderer=self.name))
 
     def _remember(self, frame: Frame) -> Frame:

@@ -16,6 +16,7 @@ import torch
 
 from engine.errors import BeatcanvasError
 from engine.render.procedural import ProceduralRenderer
+from engine.render.select import RendererKind
 from engine.types import Conditioning, Features, Frame, Reconfigured
 from engine.understanding.conditioning import is_finite
 
@@ -25,7 +26,6 @@ if TYPE_CHECKING:  # importing diffusers costs seconds; a procedural show never 
     from engine.render.sdxl import SDXLRenderer
     from engine.render.shader.renderer import ShaderRenderer
 
-RendererKind = Literal["sdxl", "shader", "procedural"]  # "procedural" is the numpy renderer
 Negative = tuple[torch.Tensor, torch.Tensor]
 
 

@@ -210,7 +210,10 @@ class PromptBank:
     def from_items(cls, prompts: list[str], va: list[tuple[float, float]], genres: list[str]) -> tuple[PromptBank, torch.Tensor]:
         """Returns the bank and, per item, the index of its prompt in it."""
         index: dict[str, int] = {}
-        texts, bva, bg, item_idx = [], [], [], []
+        texts: list[str] = []
+        bva: list[tuple[float, float]] = []
+        bg: list[str] = []
+        item_idx: list[int] = []
         for p, v, g in zip(prompts, va, genres):
             if p not in index:
                 index[p] = len(texts)
@@ -231,7 +234,7 @@ class TrainData:
     genres: list[str]
     train: list[int]
     val: list[int]
-    inputs: object  # an InputSource: .embed(indices, epoch, train) -> (len, D)
+    inputs: TextInputs | AudioInputs  # .embed(indices, epoch, train) -> (len, D)
     names: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:

@@ -281,7 +281,8 @@ def train(
     gen = torch.Generator().manual_seed(cfg.seed)
     data_fp = data_fingerprint(data)
 
-    start_epoch, step, history = 0, 0, []
+    start_epoch, step = 0, 0
+    history: list[EpochInfo] = []
     if resume:
         tensors, meta = load_checkpoint(ckpt)
         if meta.get("data") != data_fp:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import torch
@@ -24,12 +25,15 @@ import torch
 from engine.errors import BeatcanvasError
 from engine.types import SAMPLE_RATE, Window
 
+if TYPE_CHECKING:
+    from engine.models.profiles import ClapBundle
+
 log = logging.getLogger(__name__)
 
-AudioBatch = Window | Sequence[Window] | np.ndarray | torch.Tensor | Sequence[np.ndarray]
+AudioBatch: TypeAlias = Window | Sequence[Window] | np.ndarray | torch.Tensor | Sequence[np.ndarray]
 
 
-def truncation_for(model) -> str:
+def truncation_for(model: Any) -> str:
     """The extractor truncation mode that matches the model's audio tower (fusion or not)."""
     return "fusion" if getattr(model.config.audio_config, "enable_fusion", False) else "rand_trunc"
 
@@ -40,7 +44,7 @@ class ClapMel(torch.nn.Module):
     C is 4 for fusion models (the extractor stacks 4 copies for audio ≤ 10 s), else 1.
     """
 
-    def __init__(self, extractor, fusion: bool):
+    def __init__(self, extractor: Any, fusion: bool):
         super().__init__()
         self.n_fft = int(extractor.fft_window_size)
         self.hop = int(extractor.hop_length)
@@ -112,7 +116,7 @@ def _as_clips(audio: AudioBatch) -> list[np.ndarray]:
 class ClapEncoder:
     """transformers `ClapModel` → unit-norm audio and text embeddings, batched, on any device/dtype."""
 
-    def __init__(self, bundle, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
+    def __init__(self, bundle: ClapBundle, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
         self.bundle = bundle
         self.device = torch.device(device)
         self.model = bundle.model.to(device=self.device, dtype=dtype) if dtype else bundle.model.to(self.device)
@@ -121,7 +125,7 @@ class ClapEncoder:
         self.processor = bundle.processor
         self.truncation = truncation_for(self.model)
         self.mel = ClapMel(self.processor.feature_extractor, fusion=self.truncation == "fusion").to(self.device)
-        self.name = getattr(bundle, "name", "clap")
+        self.name = bundle.name
 
     @property
     def embed_dim(self) -> int:
@@ -171,7 +175,7 @@ class ClapEncoder:
         return h.hexdigest()[:16]
 
 
-def _pooled(out) -> torch.Tensor:
+def _pooled(out: Any) -> torch.Tensor:
     # transformers ≥ 5 returns BaseModelOutputWithPooling (normalized projection in pooler_output).
     return out if isinstance(out, torch.Tensor) else out.pooler_output
 

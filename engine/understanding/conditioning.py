@@ -14,10 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import torch
 
 from engine.types import Conditioning
+
+if TYPE_CHECKING:
+    from engine.understanding.prompt_encoding import PromptEncoder
 
 
 def _slerp(a: torch.Tensor, b: torch.Tensor, w: float, eps: float = 1e-7) -> torch.Tensor:
@@ -71,7 +75,7 @@ def blend_weighted(parts: Sequence[tuple[Conditioning, float]], slerp: bool = Fa
                    audio_embedding=heaviest.audio_embedding)
 
 
-def mix_prompts(encoder, prompts: Sequence[tuple[str, float]], slerp: bool = False, t: float = 0.0) -> Conditioning:
+def mix_prompts(encoder: PromptEncoder, prompts: Sequence[tuple[str, float]], slerp: bool = False, t: float = 0.0) -> Conditioning:
     """Encode `prompts` ((text, weight) pairs) with a `PromptEncoder` (LRU-cached) and blend them by
     weight with `blend_weighted`. `prompt` is the heaviest text."""
     texts = [p for p, _ in prompts]

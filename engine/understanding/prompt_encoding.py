@@ -16,8 +16,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from engine.models.profiles import TextEncoders
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +29,7 @@ log = logging.getLogger(__name__)
 class PromptEncoder:
     """Two CLIP text encoders → (prompt_embeds (B, 77, prompt_dim), pooled (B, pooled_dim))."""
 
-    def __init__(self, text, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
+    def __init__(self, text: TextEncoders, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
                  cache_size: int = 256):
         self.text = text
         self.tokenizers = [text.tokenizer, text.tokenizer_2]

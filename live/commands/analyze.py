@@ -25,12 +25,13 @@ def run_head_analysis(head: str, track: Path, result: dict[str, Any], console: C
                       profile: str = "real", hop_s: float = 5.0) -> None:
     """The understanding stage's part of `analyze`: CLAP every `hop_s` over the track, with the tempo
     the tracker measured → the head's top labels, valence/arousal and prompt, as `result["head"]`."""
+    from engine.models.profiles import as_profile
     from engine.understanding.pipeline import build_understanding
 
     if head != "zeroshot":
         raise BeatcanvasError(f"analyze --head supports 'zeroshot' (got '{head}'): the transformer head has no labels")
     with console.status(f"loading the {head} head ({profile} profile)"):
-        u = build_understanding(profile, head=head)
+        u = build_understanding(as_profile(profile), head=head)
     rows = head_rows(u, track, hop_s)
     result["head"] = {"name": head, "profile": profile, "hop_s": hop_s, "windows": rows}
     table = Table(title=f"{head} head, every {hop_s:g} s", title_justify="left")
@@ -76,10 +77,10 @@ def run_sections(track: Path, result: dict[str, Any], console: Console, out: Pat
     embeddings = None
     if clap:
         from engine.understanding.clap import ClapEncoder
-        from engine.models.profiles import build_clap
+        from engine.models.profiles import as_profile, build_clap
 
         with console.status(f"CLAP embeddings for sections ({profile} profile)"):
-            encoder = ClapEncoder(build_clap(profile))
+            encoder = ClapEncoder(build_clap(as_profile(profile)))
             embeddings = clap_embeddings(encoder, iter_audio_blocks(track, 48_000), 48_000)
     sections = find_sections(section_features(iter_audio_blocks(track, 48_000), 48_000), embeddings)
     out = out or track.with_name(f"{track.stem}.schedule.toml")

@@ -20,8 +20,8 @@ def devices() -> None:
         )
         return
     table = Table(title="audio devices", title_justify="left")
-    for col, just in (("#", "right"), ("name", "left"), ("host API", "left"), ("in", "right"), ("out", "right"), ("rate", "right"), ("default", "left")):
-        table.add_column(col, justify=just)
+    for col in ("#", "name", "host API", "in", "out", "rate", "default"):
+        table.add_column(col, justify="right" if col in ("#", "in", "out", "rate") else "left")
     for d in devs:
         default = ", ".join(k for k, on in (("input", d["default_input"]), ("output", d["default_output"])) if on)
         looks_loopback = any(w in d["name"].lower() for w in ("monitor", "loopback", "blackhole", "stereo mix"))

@@ -64,10 +64,9 @@ def train_cmd(
         raise BeatcanvasError("--out HEAD.safetensors is required: where to write the trained head")
     if (data is None) == (not text_distill):
         raise BeatcanvasError("give exactly one of --data MANIFEST.csv or --text-distill")
-    from engine.models.profiles import PROFILES
+    from engine.models.profiles import as_profile
 
-    if profile not in PROFILES:
-        raise BeatcanvasError(f"--profile {profile!r} is not one of {', '.join(PROFILES)}")
+    profile_ = as_profile(profile)
     if not out.name.endswith(".safetensors"):
         raise BeatcanvasError(f"--out {out}: the head is a .safetensors file — name it e.g. {out.with_suffix('.safetensors').name}")
 
@@ -75,7 +74,7 @@ def train_cmd(
     from engine.understanding.heads.transformer import HeadConfig
     from engine.models.profiles import build_clap, build_text_encoders
     from engine.train.data import audio_data, read_manifest, text_data
-    from engine.train.loop import TrainConfig, train
+    from engine.train.loop import EpochInfo, StepInfo, TrainConfig, train
     from engine.train.loss import LossConfig
 
     dev = _device(device)
@@ -85,9 +84,9 @@ def train_cmd(
         torch.set_float32_matmul_precision("high")  # TF32 matmuls for the fp32 parts
     songs = read_manifest(data) if data is not None else None  # validate before loading any model
     with console.status(f"loading {profile} CLAP and text encoders on {dev}…"):
-        clap = ClapEncoder(build_clap(profile, device=dev, models_dir=models_dir), device=dev)
-        text = build_text_encoders(profile, device=dev, models_dir=models_dir, model=model)
-    if songs is not None:
+        clap = ClapEncoder(build_clap(profile_, device=dev, models_dir=models_dir), device=dev)
+        text = build_text_encoders(profile_, device=dev, models_dir=models_dir, model=model)
+    if songs is not None and data is not None:
         with console.status(f"decoding {len(songs)} songs…"):
             td = audio_data(songs, clap, val_fraction, seed, views=views)
         source = f"manifest {data.name}"
@@ -112,10 +111,10 @@ def train_cmd(
     )
     task = progress.add_task("train", total=None, epoch=0, loss=float("nan"), acc=float("nan"), lr=lr)
 
-    def on_step(s) -> None:
+    def on_step(s: StepInfo) -> None:
         progress.update(task, total=s.batches, completed=s.batch, epoch=s.epoch + 1, loss=s.loss, acc=s.accuracy, lr=s.lr)
 
-    def on_epoch(e) -> None:
+    def on_epoch(e: EpochInfo) -> None:
         val = (f"val loss {e.val_loss:.4f}  val top-1 {e.val_accuracy:.3f}" if e.val_accuracy is not None else "no validation set")
         progress.console.print(f"epoch {e.epoch}: train loss {e.train_loss:.4f}  train top-1 {e.train_accuracy:.3f}  "
                                f"{val}  (chance {e.chance:.3f})")

@@ -75,13 +75,13 @@ class LinkFollower:
 
     def retime(self, features: Features) -> Features:
         """`features` with Link's tempo and phase; `beat` is True in the first block of each beat
-        and `downbeat` (where Features has it) on the first beat of each bar."""
+        and `downbeat` on the first beat of each bar."""
         s = self.state()
         index = math.floor(s.beat)
         landed = self._last_beat is not None and index > self._last_beat
         self._last_beat = index
-        return _replace(features, tempo_bpm=s.bpm, beat_phase=s.phase, beat=landed,
-                        downbeat=landed and s.bar_position == 0)
+        return dataclasses.replace(features, tempo_bpm=s.bpm, beat_phase=s.phase, beat=landed,
+                                   downbeat=landed and s.bar_position == 0)
 
     def push(self, sink: TempoSink, at_time: float) -> LinkState:
         s = self.state()
@@ -107,13 +107,6 @@ class LinkFollower:
         if self._closer is not None:
             self._closer()
             self._closer = None
-
-
-def _replace(features: Features, **values: object) -> Features:
-    """dataclasses.replace, skipping fields this Features does not have (downbeat arrives with
-    the beat-grid work)."""
-    known = {f.name for f in dataclasses.fields(features)}
-    return dataclasses.replace(features, **{k: v for k, v in values.items() if k in known})
 
 
 def open_link(bpm: float = 120.0, quantum: int = 4, timeout: float = 5.0) -> LinkFollower:

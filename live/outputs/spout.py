@@ -26,7 +26,9 @@ class SpoutBackend:
             raise BeatcanvasError("Spout is Windows-only: use --syphon on macOS or --ndi anywhere")
         if module is None:
             try:
-                import SpoutGL as module  # noqa: N813
+                import SpoutGL
+
+                module = SpoutGL
             except ImportError:
                 raise BeatcanvasError(f"Spout out needs SpoutGL: {INSTALL_HINT}") from None
         self.sender_name = sender_name

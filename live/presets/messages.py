@@ -8,6 +8,7 @@ import re
 from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from engine.errors import BeatcanvasError
 
@@ -133,7 +134,7 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
     return out
 
 
-def _describe(err: dict[str, Any], root: type[BaseModel]) -> str:
+def _describe(err: ErrorDetails, root: type[BaseModel]) -> str:
     loc = tuple(err["loc"])
     key = _dotted(loc)
     kind = err["type"]

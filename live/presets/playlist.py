@@ -83,10 +83,11 @@ def load_playlist(name_or_path: str | Path) -> tuple[Playlist, str]:
     if _looks_like_path(name_or_path):
         path = Path(name_or_path).expanduser()
     else:
-        path = next((d / f"{name_or_path}.toml" for d in playlist_dirs() if (d / f"{name_or_path}.toml").is_file()),
-                    None)
-        if path is None:
+        found = next((d / f"{name_or_path}.toml" for d in playlist_dirs() if (d / f"{name_or_path}.toml").is_file()),
+                     None)
+        if found is None:
             raise PresetError(f"no playlist named '{name_or_path}'; put it in {playlist_dirs()[0]}")
+        path = found
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:

@@ -8,6 +8,7 @@ line and the key, and suggest the nearest valid key for a typo.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re

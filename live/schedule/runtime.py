@@ -191,7 +191,7 @@ class ShowDirection:
         self.lyrics = lyrics
 
 
-def direction_for_track(track: Path, base: Preset, schedule_path: Path | None = None,
+def direction_for_track(track: Path | None, base: Preset, schedule_path: Path | None = None,
                         lyrics_path: Path | None = None, say: Callable[[str], None] = log.warning,
                         live: bool = False) -> ShowDirection | None:
     """The show's direction from --schedule / --lyrics (or `track.lrc` beside the track); None when

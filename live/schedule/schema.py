@@ -24,7 +24,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, Optional, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -53,6 +53,15 @@ def _partial(group: type[BaseModel]) -> type[BaseModel]:
 
 
 _PARTIAL = {g: _partial(GROUPS[g]) for g in SCHEDULED}
+if TYPE_CHECKING:  # built at import time from the preset's groups; to the type checker, models
+    ConditioningKnobs: TypeAlias = BaseModel
+    MotionKnobs: TypeAlias = BaseModel
+    ReactivityKnobs: TypeAlias = BaseModel
+    TransitionKnobs: TypeAlias = BaseModel
+else:
+    ConditioningKnobs, MotionKnobs, ReactivityKnobs, TransitionKnobs = (
+        _PARTIAL[g] for g in ("conditioning", "motion", "reactivity", "transitions"))
+LoadPreset = Callable[[str], Preset]
 
 
 class Key(BaseModel):
@@ -66,10 +75,10 @@ class Key(BaseModel):
     fade: Any = Field(None, description='linear/ease only: ramp over this long before the key ("2 bars")')
     preset: Optional[str] = Field(None, description="take every knob of this preset")
     style: Optional[str] = Field(None, description="the style text (conditioning.style)")
-    conditioning: Optional[_PARTIAL["conditioning"]] = None  # type: ignore[valid-type]
-    motion: Optional[_PARTIAL["motion"]] = None  # type: ignore[valid-type]
-    reactivity: Optional[_PARTIAL["reactivity"]] = None  # type: ignore[valid-type]
-    transitions: Optional[_PARTIAL["transitions"]] = None  # type: ignore[valid-type]
+    conditioning: Optional[ConditioningKnobs] = None
+    motion: Optional[MotionKnobs] = None
+    reactivity: Optional[ReactivityKnobs] = None
+    transitions: Optional[TransitionKnobs] = None
 
 
 class ScheduleFile(BaseModel):
@@ -165,7 +174,7 @@ def _check_names(data: dict, text: str, source: str) -> None:
                                     f"unknown knob '{name}.{knob}' in [[key]] {i + 1}; {_suggest(knob, knobs, {})}")
 
 
-def parse_schedule(text: str, source: str = "<schedule>", load_preset=None) -> Schedule:
+def parse_schedule(text: str, source: str = "<schedule>", load_preset: LoadPreset | None = None) -> Schedule:
     """Parse and check a schedule. `load_preset(name) -> Preset` resolves `preset = "..."` keys."""
     data = load_toml(text, source, ScheduleError)
     _check_names(data, text, source)
@@ -193,7 +202,7 @@ def parse_schedule(text: str, source: str = "<schedule>", load_preset=None) -> S
                     {name: p.model for name, p in presets.items()})
 
 
-def _key_spec(i: int, key: Key, model: ScheduleFile, text: str, source: str, load_preset,
+def _key_spec(i: int, key: Key, model: ScheduleFile, text: str, source: str, load_preset: LoadPreset | None,
               presets: dict[str, Preset]) -> KeySpec:
     loc = ("key", i)
     placed = [n for n, v in (("at", key.at), ("bar", key.bar), ("section", key.section)) if v is not None]
@@ -240,7 +249,7 @@ def _key_spec(i: int, key: Key, model: ScheduleFile, text: str, source: str, loa
                    values, key.preset, frozenset(written))
 
 
-def read_schedule(path: str | Path, load_preset=None) -> Schedule:
+def read_schedule(path: str | Path, load_preset: LoadPreset | None = None) -> Schedule:
     path = Path(path)
     if load_preset is None:
         from live.presets.library import load_preset

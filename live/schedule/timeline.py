@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from engine.directing.grid import BarGrid
 from engine.directing.keyframes import Keyframe, sample
-from engine.directing.timecode import format_time
+from engine.directing.timecode import Span, format_time
 from live.presets.schema import GROUPS, Preset
 from live.schedule.schema import SCHEDULED, KeySpec, Schedule, ScheduleError
 
@@ -91,6 +91,7 @@ class Timeline:
                                       "place this key with at = \"m:ss\" instead")
             t = placed
         else:
+            assert key.section is not None  # the schema places every key by exactly one of at, bar, section
             if not self.sections:
                 raise self._fail(key, f"section = {key.section} needs the track's sections: run "
                                       "`beatcanvas analyze TRACK --sections` and keep its `sections` list in this file")
@@ -102,8 +103,7 @@ class Timeline:
             t = self.grid.next_beat(t)  # without beats (yet), a cut happens at its own time
         return max(0.0, t)
 
-    def _fade_s(self, key: KeySpec) -> float:
-        span = key.fade
+    def _fade_s(self, span: Span) -> float:
         period = self.grid.period() if self.grid is not None else BarGrid().period()
         per = {"s": 1.0, "beats": period, "bars": period * self.schedule.beats_per_bar}[span.unit]
         return span.amount * per
@@ -120,7 +120,7 @@ class Timeline:
                                           "move one of the two keys or merge them")
                 start = None
                 if key.mode in ("linear", "ease"):
-                    start = t - self._fade_s(key) if key.fade is not None else prev_t
+                    start = t - self._fade_s(key.fade) if key.fade is not None else prev_t
                     if track and start < prev_t - 1e-6:
                         raise self._fail(key, f"its fade starts at {format_time(start)}, before the key at "
                                               f"{owners[name].where} ({format_time(prev_t)}) that also sets {name}; "

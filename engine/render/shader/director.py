@@ -199,8 +199,8 @@ class Director:
     def step(self, features: Features, labels: dict[str, float] | None, t: float, downbeat: bool | None = None) -> Scene:
         """The scene for time `t`. `downbeat`: the caller's bar line when it knows one; otherwise
         every 4th beat counts as one."""
-        first = self._last_t is None
-        dt = 0.0 if first else float(np.clip(t - self._last_t, 0.0, _MAX_DT))
+        last, first = self._last_t, self._last_t is None
+        dt = 0.0 if last is None else float(np.clip(t - last, 0.0, _MAX_DT))
         self._last_t = t
         f = features
         mood = np.nan_to_num(np.array([f.valence, f.arousal], float), nan=0.0).clip(-1, 1)

@@ -36,11 +36,11 @@ def audio_rows(features: Features) -> np.ndarray:
     """2×64 float32: the waveform normalised to ±1 (lightly smoothed), and the spectrum bands
     resampled to 64 points (1.0 = typical for the track). Empty inputs give flat rows."""
     rows = np.zeros((2, AUDIO_POINTS), np.float32)
-    wave = np.nan_to_num(np.asarray(features.wave, np.float32))
-    if wave.size >= 2:
-        wave = np.convolve(np.pad(wave, 1, mode="edge"), [0.25, 0.5, 0.25], mode="valid")
-        x = np.linspace(0, len(wave) - 1, AUDIO_POINTS)
-        wave = np.interp(x, np.arange(len(wave)), wave)
+    raw = np.nan_to_num(np.asarray(features.wave, np.float32))
+    if raw.size >= 2:
+        smooth = np.convolve(np.pad(raw, 1, mode="edge"), [0.25, 0.5, 0.25], mode="valid")
+        x = np.linspace(0, len(smooth) - 1, AUDIO_POINTS)
+        wave = np.interp(x, np.arange(len(smooth)), smooth)
         rows[0] = wave / max(float(np.abs(wave).max()), 0.02) * min(1.0, 6.0 * float(features.rms) + 0.15)
     spec = np.nan_to_num(np.asarray(features.spectrum, np.float32), posinf=4.0)
     if spec.size >= 2:
@@ -89,6 +89,13 @@ class ShaderRenderer:
             self._ctx = make_context()
         return self._ctx
 
+    @property
+    def _objects(self) -> dict[str, Any]:
+        """The GL context's program, textures and framebuffer (made on first use)."""
+        if self._gl is None:
+            self._gl = self._setup()
+        return self._gl
+
     def _setup(self) -> dict[str, Any]:
         ctx = self.context
         self.device = describe(ctx)
@@ -113,7 +120,7 @@ class ShaderRenderer:
     def render_texture(self, conditioning: Conditioning | None, features: Features, t: float) -> Any:
         """Draw the frame for `t`; returns the 8-bit RGBA texture (row 0 = the top of the picture),
         valid until the next call."""
-        gl = self._gl = self._gl or self._setup()
+        gl = self._objects
         labels = conditioning.labels if conditioning is not None else None
         scene = self.director.step(features, labels, t)
         gl["audio"].write(audio_rows(features).tobytes())
@@ -156,5 +163,5 @@ class ShaderRenderer:
 
     def read(self, texture: Any = None) -> np.ndarray:
         """The last frame as HxWx3 uint8 (one read-back; the driver drops the alpha)."""
-        data = self._gl["out_fbo"].read(components=3, alignment=1)
+        data = self._objects["out_fbo"].read(components=3, alignment=1)
         return np.frombuffer(data, np.uint8).reshape(self.height, self.width, 3)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -22,6 +23,9 @@ from torch import nn
 from engine.errors import BeatcanvasError
 from engine.files import atomic_write
 from engine.types import Conditioning
+
+if TYPE_CHECKING:
+    from engine.models.profiles import TextEncoders
 
 FORMAT = "beatcanvas-transformer-head"
 VERSION = 1
@@ -39,13 +43,13 @@ class HeadConfig:
     dropout: float = 0.0
 
     @classmethod
-    def for_components(cls, audio_dim: int, text, **kw) -> HeadConfig:
+    def for_components(cls, audio_dim: int, text: TextEncoders, **kw: Any) -> HeadConfig:
         """Widths read from the text encoders (32/32 on the tiny profile), never hard-coded."""
         widths = (int(text.text_encoder.config.hidden_size), int(text.text_encoder_2.config.hidden_size))
         return cls(audio_dim=int(audio_dim), widths=widths, pooled_dim=int(text.pooled_dim), **kw)
 
     @classmethod
-    def for_profile(cls, profile: str, audio_dim: int, **kw) -> HeadConfig:
+    def for_profile(cls, profile: str, audio_dim: int, **kw: Any) -> HeadConfig:
         """Widths read from a profile's shipped configs, without building the text encoders."""
         from engine.models import tiny
         from engine.models.profiles import load_config
@@ -80,8 +84,8 @@ class HeadConfig:
                 raise ValueError(f"{key}={value!r} is not {'a number' if kind is float else 'an integer'}")
             if not lo <= value <= hi:
                 raise ValueError(f"{key}={value!r} is outside {lo}..{hi}")
-        cfg = cls(**{k: (float(v) if k == "dropout" else int(v)) for k, v in raw.items() if k != "widths"},
-                  widths=(int(widths[0]), int(widths[1])))
+        numbers: dict[str, Any] = {k: float(v) if k == "dropout" else int(v) for k, v in raw.items() if k != "widths"}
+        cfg = cls(**numbers, widths=(int(widths[0]), int(widths[1])))
         if any(w % cfg.heads for w in cfg.widths):
             raise ValueError(f"widths {cfg.widths} do not split into {cfg.heads} attention heads")
         return cfg
@@ -127,7 +131,7 @@ class TransformerHead(nn.Module):
         return torch.cat(outs, dim=-1), pooled
 
     @torch.inference_mode()
-    def condition(self, audio_emb: torch.Tensor, t: float = 0.0, **_) -> Conditioning:
+    def condition(self, audio_emb: torch.Tensor, t: float = 0.0, **_: object) -> Conditioning:
         p = next(self.parameters())
         pe, pooled = self(audio_emb.to(device=p.device, dtype=p.dtype))
         return Conditioning(pe, pooled, t=t, audio_embedding=audio_emb)

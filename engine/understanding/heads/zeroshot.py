@@ -19,6 +19,7 @@ import json
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -27,6 +28,10 @@ from engine.understanding.conditioning import mix_prompts
 from engine.types import Conditioning
 from engine.understanding.descriptors import ENERGY, MOODS, bank_with_overrides
 from engine.understanding.vag import generate_prompt, mood_region, stable_seed
+
+if TYPE_CHECKING:
+    from engine.understanding.clap import ClapEncoder, LaionClapEncoder
+    from engine.understanding.prompt_encoding import PromptEncoder
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +61,8 @@ def bank_hash(bank: dict[str, dict[str, str]]) -> str:
 class ZeroShotHead:
     def __init__(
         self,
-        encoder,
-        prompt_encoder=None,
+        encoder: ClapEncoder | LaionClapEncoder,
+        prompt_encoder: PromptEncoder | None = None,
         descriptors: dict[str, tuple[str, ...] | list[str]] | None = None,
         cache_dir: str | Path | None = None,
         top_k: int = 3,
@@ -137,7 +142,7 @@ class ZeroShotHead:
             a = 0.5 * a + 0.5 * float(probs["energy"].float() @ ea)
         return float(v), float(a)
 
-    def _prompts(self, top, valence: float, arousal: float, tempo_bpm: float) -> list[tuple[str, float]]:
+    def _prompts(self, top: dict[str, list[tuple[str, float]]], valence: float, arousal: float, tempo_bpm: float) -> list[tuple[str, float]]:
         mood = top["mood"][0][0] if "mood" in top else ""
         extra = tuple(top[c][0][0] for c in ("instrument", "era") if c in top)
         anchors = top.get("genre") or next(iter(top.values()))
