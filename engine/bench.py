@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, get_args
+from typing import TYPE_CHECKING, Callable, get_args
 
 import numpy as np
 import torch
@@ -39,6 +39,12 @@ import torch
 from engine.errors import BeatcanvasError
 from engine.models.profiles import as_profile
 from engine.render.sdxl import Decoder
+
+if TYPE_CHECKING:
+    from engine.render.graphs import FrameProgram
+    from engine.render.sdxl import SDXLRenderer
+    from engine.types import Conditioning, Window
+    from engine.understanding.pipeline import Understanding
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +179,7 @@ def host_rss() -> dict[str, int]:
     return {"host_rss_bytes": current, "host_peak_rss_bytes": peak}
 
 
-def bench_window(seconds: float = 10.0):
+def bench_window(seconds: float = 10.0) -> Window:
     """A deterministic 10 s window of music-like audio (a chord with a pulse)."""
     from engine.types import SAMPLE_RATE, Window
 
@@ -184,14 +190,14 @@ def bench_window(seconds: float = 10.0):
     return Window(samples=samples, t_end=seconds)
 
 
-def stage_program(fn: Callable[[], torch.Tensor], renderer):
+def stage_program(fn: Callable[[], torch.Tensor], renderer: SDXLRenderer) -> FrameProgram:
     """`fn` as the renderer would run it: a CUDA graph when the renderer uses graphs."""
     from engine.render.graphs import FrameProgram
 
     return FrameProgram(fn, renderer.device, use_graph=renderer.use_graphs, name="bench stage")
 
 
-def distinct_conditionings(conditioning, n: int = 4) -> list:
+def distinct_conditionings(conditioning: Conditioning, n: int = 4) -> list:
     """`n` different conditionings around `conditioning` (new objects, as the conditioning worker
     hands over each hop) to drive the transition batches and a realistic upload rate."""
     from engine.types import Conditioning
@@ -204,7 +210,7 @@ def distinct_conditionings(conditioning, n: int = 4) -> list:
     return out
 
 
-def throughput(renderer, conds: list, frames: int, every: int, device: torch.device) -> dict:
+def throughput(renderer: SDXLRenderer, conds: list, frames: int, every: int, device: torch.device) -> dict:
     """`frames` frames as the render worker makes them (a new conditioning every `every` frames), one
     synchronisation at the end: images/s including readback, and per-frame device time (CUDA events)."""
     warm = 2 * every if every <= frames else 3  # two full transitions, or a few frames
@@ -226,13 +232,14 @@ def throughput(renderer, conds: list, frames: int, every: int, device: torch.dev
     }
 
 
-def throughput_with_understanding(renderer, understanding, window, conds, frames, every, device) -> dict:
+def throughput_with_understanding(renderer: SDXLRenderer, understanding: Understanding, window: Window, conds: list,
+                                  frames: int, every: int, device: torch.device) -> dict:
     """Throughput while a thread runs `Understanding.step` back to back on a low-priority stream."""
     from engine.streams import BackgroundStream
 
     background, stop, hops = BackgroundStream(device), threading.Event(), []
 
-    def work():
+    def work() -> None:
         with torch.inference_mode():
             while not stop.is_set():
                 with background():

@@ -70,11 +70,15 @@ class Written:
     crc: int
 
 
-def write_png(surface: pygame.Surface, path: Path) -> Written:
-    """Save a Surface as PNG atomically; returns its size and CRC-32 for the log."""
+def png_of(surface: pygame.Surface) -> bytes:
+    """A Surface as the PNG file an export writes."""
     w, h = surface.get_size()
-    rgb = np.frombuffer(pygame.image.tobytes(surface, "RGB"), dtype=np.uint8).reshape(h, w, 3)
-    data = encode_png(rgb)
+    return encode_png(np.frombuffer(pygame.image.tobytes(surface, "RGB"), dtype=np.uint8).reshape(h, w, 3))
+
+
+def write_png(surface: pygame.Surface | bytes, path: Path) -> Written:
+    """Save a Surface (or its `png_of` bytes) as PNG atomically; returns its size and CRC-32 for the log."""
+    data = surface if isinstance(surface, bytes) else png_of(surface)
     write_bytes(path, data)
     return Written(len(data), zlib.crc32(data))
 

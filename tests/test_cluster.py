@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from engine.errors import BeatcanvasError
-from live.export import ExportSettings, export_stages
+from live.export import ExportSettings, export_stages, frame_path
 from live.export_recipe import Recipe, build
 from live.presets.schema import Preset
 from live.show import ShowOptions, resolve
 
 ray = pytest.importorskip("ray", reason="the cluster export needs Ray: pip install -e '.[cluster]'")
 
-from live.cluster import run_cluster  # noqa: E402
+from live.cluster import ChunkWorker, _inputs, run_cluster  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -72,6 +72,36 @@ def test_two_workers_with_tiny_sdxl_write_the_bytes_one_process_writes(track, tm
     one_process(recipe(track, tmp_path / "one", **kw))
     r = run_cluster(recipe(track, tmp_path / "two", **kw), workers=2)
     assert r.written == 12 and files(tmp_path / "two") == files(tmp_path / "one")
+
+
+def test_without_shared_storage_the_inputs_and_frames_travel_through_ray(track, tmp_path):
+    one_process(recipe(track, tmp_path / "one"))
+    r = run_cluster(recipe(track, tmp_path / "two"), workers=2, shared_storage=False)
+    assert r.written == 60 and files(tmp_path / "two") == files(tmp_path / "one")
+
+
+def test_a_worker_without_shared_storage_touches_none_of_the_drivers_paths(track, tmp_path):
+    """The worker renders from its own copy of the track and hands the PNGs back; the driver's
+    track may be gone and its output folder may not exist on the worker's machine."""
+    from engine.audio.beatmap import analyze_beats
+    from live.export import plan_export
+    from live.export_chunks import plan_chunks
+
+    copy = tmp_path / "set.wav"
+    copy.write_bytes(track.read_bytes())
+    r = recipe(copy, tmp_path / "nowhere")
+    files_, plan = _inputs(r), plan_export(r.settings)  # what the driver sends
+    copy.unlink()  # only the bytes remain
+    worker = ChunkWorker(r)
+    beats = analyze_beats(track)
+    chunk = plan_chunks(plan.n_frames, plan.start, r.settings.fps, r.settings.chunk_s, beats)[1]
+    rendered = worker.render(plan, beats, chunk, frozenset(range(chunk.first, chunk.stop)), files_)
+    worker.close()
+    assert not (tmp_path / "nowhere").exists() and worker._dir is None
+    one_process(recipe(track, tmp_path / "one"))
+    expected = files(tmp_path / "one")
+    assert [i for i, _, _ in rendered] == list(range(chunk.first, chunk.stop))
+    assert all(data == expected[frame_path(Path(), i).name] for i, _, data in rendered)
 
 
 def _chunk_workers() -> list[int]:

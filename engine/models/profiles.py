@@ -96,14 +96,14 @@ def as_profile(name: str) -> Profile:
 
 
 
-def _place(module: torch.nn.Module, device: str | torch.device, dtype: torch.dtype | None):
+def _place(module: torch.nn.Module, device: str | torch.device, dtype: torch.dtype | None) -> torch.nn.Module:
     # Cast only when needed: diffusers warns on every `.to(dtype)`, even a no-op one.
     if dtype is not None and next(module.parameters()).dtype != dtype:
         module = module.to(dtype=dtype)
     return module.to(device).eval().requires_grad_(False)
 
 
-def _random(cls, config, device):
+def _random(cls: Any, config: Any, device: str | torch.device) -> Any:
     """A full-size model with random weights, created directly on `device` (fast on a GPU).
     `config` is a dict for diffusers classes, a config object for transformers ones."""
     torch.manual_seed(tiny.SEED)
@@ -111,7 +111,7 @@ def _random(cls, config, device):
         return cls.from_config(config) if hasattr(cls, "from_config") else cls(config)
 
 
-def _scheduler(model: str):
+def _scheduler(model: str) -> Any:
     from diffusers import EulerAncestralDiscreteScheduler, EulerDiscreteScheduler
 
     if model not in SDXL_MODELS:
@@ -121,7 +121,7 @@ def _scheduler(model: str):
     return EulerDiscreteScheduler.from_config(load_config("scheduler_lightning"))
 
 
-def _clap_feature_extractor():
+def _clap_feature_extractor() -> Any:
     from transformers import ClapFeatureExtractor
 
     return ClapFeatureExtractor(**load_config("clap_feature_extractor"))
@@ -243,7 +243,7 @@ def build_sdxl(
     )
 
 
-def _lightning_unet(base_dir: Path, lightning_dir: Path, steps: int):
+def _lightning_unet(base_dir: Path, lightning_dir: Path, steps: int) -> Any:
     """SDXL-Lightning: the base UNet architecture with a distilled N-step checkpoint loaded into it."""
     from diffusers import UNet2DConditionModel
     from safetensors.torch import load_file

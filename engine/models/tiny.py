@@ -11,7 +11,10 @@ dimensions from the components, never from constants.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -74,7 +77,7 @@ def _learn_merges(words: list[tuple[str, ...]], n_merges: int) -> list[tuple[str
 
 
 def _bpe_vocab(
-    decorate, specials_first: list[str], specials_last: list[str], n_merges: int
+    decorate: Callable[[str], tuple[str, ...]], specials_first: list[str], specials_last: list[str], n_merges: int
 ) -> tuple[dict[str, int], list[tuple[str, str]]]:
     alphabet = list(bytes_to_unicode().values())
     words = [decorate(w) for w in _CORPUS.split()]
@@ -88,7 +91,7 @@ def _bpe_vocab(
 
 
 @lru_cache(maxsize=None)
-def _clip_vocab():
+def _clip_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
     # CLIP: lower-cased words, last symbol carries "</w>", specials at the end of the vocab.
     return _bpe_vocab(
         lambda w: tuple(w[:-1]) + (w[-1] + "</w>",),
@@ -99,31 +102,30 @@ def _clip_vocab():
 
 
 @lru_cache(maxsize=None)
-def _roberta_vocab():
+def _roberta_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
     # RoBERTa / GPT-2: "Ġ" marks a leading space.
     return _bpe_vocab(
         lambda w: ("Ġ",) + tuple(w), ["<s>", "<pad>", "</s>", "<unk>"], ["<mask>"], 300
     )
 
 
-def clip_tokenizer(pad_token: str = "<|endoftext|>"):
+def clip_tokenizer(pad_token: str = "<|endoftext|>") -> Any:
     from transformers import CLIPTokenizer
 
     vocab, merges = _clip_vocab()
     return CLIPTokenizer(vocab=dict(vocab), merges=list(merges), pad_token=pad_token, model_max_length=77)
 
 
-def roberta_tokenizer():
+def roberta_tokenizer() -> Any:
     from transformers import RobertaTokenizer
 
     vocab, merges = _roberta_vocab()
     return RobertaTokenizer(vocab=dict(vocab), merges=list(merges), model_max_length=512)
 
 
-def write_vocab_files(directory, kind: str = "clip") -> None:
+def write_vocab_files(directory: str | Path, kind: str = "clip") -> None:
     """Write vocab.json and merges.txt as the published CLIP / RoBERTa tokenizer folders have them."""
     import json
-    from pathlib import Path
 
     vocab, merges = _clip_vocab() if kind == "clip" else _roberta_vocab()
     directory = Path(directory)
@@ -135,7 +137,7 @@ def write_vocab_files(directory, kind: str = "clip") -> None:
 TEXT_WIDTH = 32  # hidden size of each tiny CLIP text encoder; prompt_embeds are 2 × 32 = 64 wide
 
 
-def clip_text_config(projection: bool):
+def clip_text_config(projection: bool) -> Any:
     from transformers import CLIPTextConfig
 
     vocab, _ = _clip_vocab()
@@ -154,7 +156,7 @@ def clip_text_config(projection: bool):
     )
 
 
-def text_encoders():
+def text_encoders() -> tuple[Any, Any]:
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     torch.manual_seed(SEED)
@@ -164,7 +166,7 @@ def text_encoders():
     return te, te2
 
 
-def unet():
+def unet() -> Any:
     from diffusers import UNet2DConditionModel
 
     torch.manual_seed(SEED)
@@ -187,7 +189,7 @@ def unet():
     ).eval()
 
 
-def vae():
+def vae() -> Any:
     """A full AutoencoderKL with SDXL's 8× downsampling (4 blocks), tiny channels."""
     from diffusers import AutoencoderKL
 
@@ -206,7 +208,7 @@ def vae():
     ).eval()
 
 
-def taesd():
+def taesd() -> Any:
     from diffusers import AutoencoderTiny
 
     torch.manual_seed(SEED)
@@ -219,7 +221,7 @@ def taesd():
     ).eval()
 
 
-def clap():
+def clap() -> Any:
     """A tiny `ClapModel` that accepts the real `ClapFeatureExtractor`'s output (64 mel × 1001 frames,
     reshaped by HTSAT to a 256² "image"), so preprocessing is exercised exactly as in production."""
     from transformers import ClapAudioConfig, ClapConfig, ClapModel, ClapTextConfig

@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,7 +39,7 @@ INSTALL_HINT = "pip install 'beatcanvas[tensorrt]'"
 PRECISION = "fp16"
 
 
-def import_torch_tensorrt():
+def import_torch_tensorrt() -> Any:
     try:
         import torch_tensorrt
     except ImportError as e:
@@ -46,7 +47,7 @@ def import_torch_tensorrt():
     return torch_tensorrt
 
 
-def library_versions(torch_tensorrt) -> dict[str, str]:
+def library_versions(torch_tensorrt: Any) -> dict[str, str]:
     try:
         import tensorrt
 
@@ -74,11 +75,12 @@ def weights_fingerprint(module: torch.nn.Module) -> str:
 class UNetForExport(torch.nn.Module):
     """The UNet with positional tensor inputs and one tensor output, as TensorRT wants it."""
 
-    def __init__(self, unet):
+    def __init__(self, unet: Any) -> None:
         super().__init__()
         self.unet = unet
 
-    def forward(self, sample, timestep, encoder_hidden_states, text_embeds, time_ids):
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor,
+                text_embeds: torch.Tensor, time_ids: torch.Tensor) -> torch.Tensor:
         return self.unet(
             sample,
             timestep,
@@ -91,10 +93,11 @@ class UNetForExport(torch.nn.Module):
 class TensorRTUNet:
     """Calls a TensorRT UNet module like diffusers' `UNet2DConditionModel` (what the renderer expects)."""
 
-    def __init__(self, module, config, dtype: torch.dtype = torch.float16):
+    def __init__(self, module: Any, config: Any, dtype: torch.dtype = torch.float16) -> None:
         self.module, self.config, self.dtype = module, config, dtype
 
-    def __call__(self, sample, timestep, encoder_hidden_states, added_cond_kwargs, return_dict=False):
+    def __call__(self, sample: torch.Tensor, timestep: torch.Tensor | float, encoder_hidden_states: torch.Tensor,
+                 added_cond_kwargs: dict[str, torch.Tensor], return_dict: bool = False) -> tuple[torch.Tensor]:
         # One timestep per batch row (the stream batch gives each row its own); a scalar is broadcast.
         t = torch.as_tensor(timestep, device=sample.device).to(torch.float32).reshape(-1).expand(sample.shape[0])
         out = self.module(
@@ -107,7 +110,8 @@ class TensorRTUNet:
         return (out,)
 
 
-def unet_input_shapes(unet_config, batch: int, height: int, width: int, vae_scale_factor: int, text_len: int = TEXT_TOKENS):
+def unet_input_shapes(unet_config: Any, batch: int, height: int, width: int, vae_scale_factor: int,
+                      text_len: int = TEXT_TOKENS) -> list[tuple[int, ...]]:
     """Static input shapes (sample, timestep, encoder_hidden_states, text_embeds, time_ids), read from
     the UNet's config (never hard-coded to SDXL's 2048/1280)."""
     return [
@@ -119,7 +123,8 @@ def unet_input_shapes(unet_config, batch: int, height: int, width: int, vae_scal
     ]
 
 
-def engine_key(model: str, fingerprint: str, shapes, precision: str, versions: dict, device_name: str) -> dict:
+def engine_key(model: str, fingerprint: str, shapes: Sequence[Sequence[int]], precision: str, versions: dict,
+               device_name: str) -> dict:
     return {
         "model": model,
         "weights": fingerprint,
@@ -134,8 +139,9 @@ def key_digest(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def _build_or_load(module, name: str, shapes, dtypes, *, model: str, fingerprint: str, device: torch.device,
-                   cache_dir, progress) -> Any:
+def _build_or_load(module: torch.nn.Module, name: str, shapes: Sequence[Sequence[int]], dtypes: Sequence[torch.dtype],
+                   *, model: str, fingerprint: str, device: torch.device, cache_dir: str | Path | None,
+                   progress: Callable[[str], None] | None) -> Any:
     """A TensorRT module for `module` at static `shapes`, from the disk cache when the key matches."""
     torch_tensorrt = import_torch_tensorrt()
     say = progress or (lambda msg: log.info("%s", msg))
@@ -169,7 +175,7 @@ def _build_or_load(module, name: str, shapes, dtypes, *, model: str, fingerprint
 
 
 def compile_unet(
-    unet,
+    unet: Any,
     *,
     model: str,
     batch: int,
@@ -194,26 +200,26 @@ def compile_unet(
 class DecoderForExport(torch.nn.Module):
     """TAESD's decode as a module with one tensor in and one out."""
 
-    def __init__(self, decoder):
+    def __init__(self, decoder: Any) -> None:
         super().__init__()
         self.decoder = decoder
 
-    def forward(self, latents):
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
         return self.decoder.decode(latents, return_dict=False)[0]
 
 
 class TensorRTDecoder:
     """Calls a TensorRT decoder like diffusers' `AutoencoderTiny.decode` (keeps the original config)."""
 
-    def __init__(self, module, config):
+    def __init__(self, module: Any, config: Any) -> None:
         self.module, self.config = module, config
 
-    def decode(self, latents, return_dict=False):
+    def decode(self, latents: torch.Tensor, return_dict: bool = False) -> tuple[torch.Tensor]:
         return (self.module(latents.to(torch.float16)),)
 
 
 def compile_decoder(
-    decoder,
+    decoder: Any,
     *,
     name: str,
     height: int,

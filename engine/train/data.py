@@ -23,6 +23,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -30,6 +31,10 @@ import torch
 from engine.understanding.descriptors import ENERGY, GENRE_BY_NAME, GENRES, INSTRUMENTS, MOODS
 from engine.errors import BeatcanvasError
 from engine.understanding.vag import generate_prompt, stable_seed
+
+if TYPE_CHECKING:
+    from engine.train.augment import AugmentConfig
+    from engine.understanding.clap import ClapEncoder
 
 REQUIRED = ("path", "valence", "energy", "genre")
 OPTIONAL = ("prompt", "tempo")
@@ -264,7 +269,8 @@ class AudioInputs:
     the first K epochs pay for audio (2 KB per song and view at 512-d).
     """
 
-    def __init__(self, segments: list[np.ndarray], clap, augment_cfg=None, seed: int = 0, views: int = 0):
+    def __init__(self, segments: list[np.ndarray], clap: ClapEncoder, augment_cfg: AugmentConfig | None = None,
+                 seed: int = 0, views: int = 0) -> None:
         from engine.train.augment import AugmentConfig
 
         self.segments = segments
@@ -301,8 +307,8 @@ class AudioInputs:
         return torch.stack([self._train[(view, i)] for i in indices])
 
 
-def audio_data(songs: list[Song], clap, val_fraction: float = 0.15, seed: int = 0, augment_cfg=None,
-               views: int = 0) -> TrainData:
+def audio_data(songs: list[Song], clap: ClapEncoder, val_fraction: float = 0.15, seed: int = 0,
+               augment_cfg: AugmentConfig | None = None, views: int = 0) -> TrainData:
     """Decode every song once (middle 3/5 kept in memory as float32), split by song."""
     from engine.audio.io import load_audio
 
@@ -315,7 +321,7 @@ def audio_data(songs: list[Song], clap, val_fraction: float = 0.15, seed: int = 
                      [s.path.name for s in songs])
 
 
-def text_data(n_pairs: int, clap, val_fraction: float = 0.15, seed: int = 0) -> TrainData:
+def text_data(n_pairs: int, clap: ClapEncoder, val_fraction: float = 0.15, seed: int = 0) -> TrainData:
     pairs = text_distill_pairs(n_pairs, seed)
     emb = clap.encode_text([p.description for p in pairs]).cpu()
     bank, pidx = PromptBank.from_items([p.prompt for p in pairs], [(p.valence, p.arousal) for p in pairs],

@@ -24,6 +24,7 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -32,6 +33,10 @@ from engine.files import atomic_write
 from engine.understanding.heads.transformer import HeadConfig, TransformerHead
 from engine.train.data import PromptBank, TrainData
 from engine.train.loss import LossConfig, NegativeSampler, head_loss
+
+if TYPE_CHECKING:
+    from engine.models.profiles import TextEncoders
+    from engine.understanding.prompt_encoding import PromptEncoder
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +89,7 @@ class TrainResult:
 # ---------------------------------------------------------------------------------- prompt targets
 
 
-def text_fingerprint(text) -> str:
+def text_fingerprint(text: TextEncoders) -> str:
     """Text encoders → short hash (configs + a few weights): which encoders a target cache belongs to."""
     h = hashlib.sha256()
     for enc in (text.text_encoder, text.text_encoder_2):
@@ -95,7 +100,7 @@ def text_fingerprint(text) -> str:
     return h.hexdigest()[:16]
 
 
-def prompt_targets(texts: list[str], prompt_encoder, cache: Path | None, fingerprint: str,
+def prompt_targets(texts: list[str], prompt_encoder: PromptEncoder, cache: Path | None, fingerprint: str,
                    batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """(token_mean (P, D), pooled (P, Dp)) float32 on CPU for `texts`, read from / added to `cache`."""
     from safetensors import safe_open
@@ -188,7 +193,8 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]
     return tensors, meta
 
 
-def _restore(tensors, meta, head, opt, gen) -> tuple[int, int, list[EpochInfo]]:
+def _restore(tensors: dict[str, torch.Tensor], meta: dict[str, str], head: TransformerHead, opt: torch.optim.Optimizer,
+             gen: torch.Generator) -> tuple[int, int, list[EpochInfo]]:
     head.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("head.")}, strict=True)
     state: dict[int, dict[str, torch.Tensor]] = {}
     for k, v in tensors.items():
@@ -218,7 +224,8 @@ def _batches(n: int, batch_size: int) -> int:
 
 
 @torch.no_grad()
-def evaluate(head, data: TrainData, targets, sampler: NegativeSampler, cfg: TrainConfig, device) -> tuple[float, float]:
+def evaluate(head: TransformerHead, data: TrainData, targets: tuple[torch.Tensor, torch.Tensor],
+             sampler: NegativeSampler, cfg: TrainConfig, device: torch.device) -> tuple[float, float]:
     """Validation loss and top-1 retrieval accuracy of the positive among `negatives` VAG negatives.
     Negatives come from a fixed generator, so every epoch is scored on the same candidates."""
     if not data.val:
@@ -243,7 +250,7 @@ def evaluate(head, data: TrainData, targets, sampler: NegativeSampler, cfg: Trai
 
 def train(
     data: TrainData,
-    text,
+    text: TextEncoders,
     out: str | Path,
     cfg: TrainConfig = TrainConfig(),
     head_config: HeadConfig | None = None,

@@ -16,6 +16,7 @@ the data.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -111,11 +112,11 @@ class NegativeSampler:
                         self.alpha, self.beta)
         return sim.scatter(1, self.item_prompt[idx].unsqueeze(1), float("inf"))
 
-    def mask(self, idx) -> torch.Tensor:
+    def mask(self, idx: torch.Tensor | Sequence[int]) -> torch.Tensor:
         idx = torch.as_tensor(idx, dtype=torch.long)
         return self.similarity(idx) <= self.threshold[idx].unsqueeze(1)
 
-    def sample(self, idx, n: int, generator: torch.Generator) -> torch.Tensor:
+    def sample(self, idx: torch.Tensor | Sequence[int], n: int, generator: torch.Generator) -> torch.Tensor:
         return sample_negatives(self.mask(idx), n, generator)
 
 

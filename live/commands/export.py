@@ -64,6 +64,9 @@ def export(
     workers: int = typer.Option(1, "--workers", help="Render chunks on N Ray workers (pip install -e '.[cluster]')."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="An existing Ray cluster (auto | HOST:PORT); "
                                               "default: a local one with --workers slots."),
+    shared_storage: bool = typer.Option(True, "--shared-storage/--no-shared-storage",
+                                        help="Ray workers write --out themselves (it must be on storage every node "
+                                             "mounts); --no-shared-storage: the inputs and PNGs travel through Ray."),
     *,
     model: ModelArgs,
 ) -> None:
@@ -77,6 +80,8 @@ def export(
     console = Console()
     if workers < 1:
         raise BeatcanvasError(f"--workers must be 1 or more, not {workers}")
+    if not shared_storage and workers == 1 and not ray_address:
+        raise BeatcanvasError("--no-shared-storage is for Ray workers: add --workers N (N > 1) or --ray-address")
     if workers > 1 or ray_address:
         from live.cluster import _ray
 
@@ -113,7 +118,7 @@ def export(
         f"exporting [bold]{track.name}[/] {plan.start:g}–{plan.end:.2f} s → {plan.n_frames} frames "
         f"at {fps:g} fps, {width}x{height}{size_note}, preset {spec.name}, seed {spec.render.seed}{where}"
     )
-    result = _run(console, recipe, plan, workers, ray_address, force)
+    result = _run(console, recipe, plan, workers, ray_address, force, shared_storage)
     if result.resumed_from:
         console.print(f"resumed: kept {result.resumed_from} frames, wrote {result.written}")
     if result.trimmed:
@@ -130,7 +135,8 @@ def _lyrics_path(direction: Any) -> Path | None:
     return Path(direction.paths["lyrics"]).resolve()
 
 
-def _run(console: Console, recipe: Recipe, plan: ExportPlan, workers: int, address: str | None, force: bool) -> ExportResult:
+def _run(console: Console, recipe: Recipe, plan: ExportPlan, workers: int, address: str | None, force: bool,
+         shared_storage: bool = True) -> ExportResult:
     """The frames: in this process (the models load here), or on Ray workers; one progress bar."""
     from live.export import Progress as FrameProgress, export_stages
     from live.export_recipe import build
@@ -151,7 +157,8 @@ def _run(console: Console, recipe: Recipe, plan: ExportPlan, workers: int, addre
             if workers > 1 or address:
                 from live.cluster import run_cluster
 
-                return run_cluster(recipe, workers, address, force=force, plan=plan, on_progress=on_progress)
+                return run_cluster(recipe, workers, address, force=force, plan=plan, on_progress=on_progress,
+                                   shared_storage=shared_storage)
             built = build(recipe)
             settings = dataclasses.replace(recipe.settings, renderer=built.renderer, model_ids=built.model_ids)
             return export_stages(settings, built.stages, force=force, on_progress=on_progress, plan=plan)
