@@ -71,6 +71,16 @@ def write(path: Path, text: str) -> None:
         f.write(text[len(text) // 2:])
 
 
+def write_huge(path: Path) -> None:
+    """A HUGE_MB comment-only file, written a line at a time (building it in memory would grow this
+    process's RSS, which the run measures)."""
+    line = "# " + "x" * 98 + "\n"
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("# huge\n")
+        for _ in range(HUGE_MB * 10_000):
+            f.write(line)
+
+
 class Injector:
     """The switches the wrappers read, and the chaos thread that flips them."""
 
@@ -103,6 +113,10 @@ def child(args: argparse.Namespace) -> int:
     from live.sources import FileSource
 
     inj = Injector(args.seed, args.every, args.hang_s)
+    kinds = tuple(k for k in args.kinds.split(",") if k)
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown or not kinds:
+        raise SystemExit(f"--kinds: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(KINDS)}")
     work = Path(tempfile.mkdtemp(prefix="chaos-"))
     seconds = args.minutes * 60
     track = write_demo_track(work / "track.wav", seconds + 30)
@@ -191,6 +205,7 @@ def child(args: argparse.Namespace) -> int:
                             builder=ChaosBuilder())
     fps_samples: list[float] = []
     rss_start = rss_mb()
+    rss_every_30s: list[float] = []
     stop = threading.Event()
 
     def inject(kind: str, i: int) -> None:
@@ -207,10 +222,9 @@ def child(args: argparse.Namespace) -> int:
             source.error = "chaos: device unplugged"
         elif kind == "preset_broken":
             if inj.rng.random() < 0.1:
-                text = "# huge\n" + ("# " + "x" * 98 + "\n") * (HUGE_MB * 10_000)
+                write_huge(preset_path)
             else:
-                text = inj.rng.choice(BROKEN)
-            write(preset_path, text)
+                write(preset_path, inj.rng.choice(BROKEN))
         elif kind == "preset_valid":
             write(preset_path, valid_preset(i))
             inj.valid_edits.append((time.monotonic(), 0.5 + 0.25 * (i % 5)))
@@ -228,10 +242,12 @@ def child(args: argparse.Namespace) -> int:
             frames = session.report.display_frames
             fps_samples.append(frames - last_frames)
             last_frames = frames
+            if len(fps_samples) % 30 == 0:
+                rss_every_30s.append(round(rss_mb(), 1))
             while time.monotonic() >= next_fault:
                 i += 1
                 try:
-                    inject(inj.rng.choice(KINDS), i)
+                    inject(inj.rng.choice(kinds), i)
                 except Exception as e:  # noqa: BLE001 - the harness must not die either
                     print(f"injecting failed: {e}", file=sys.stderr)
                 next_fault += inj.rng.expovariate(1.0 / inj.every)
@@ -254,7 +270,8 @@ def child(args: argparse.Namespace) -> int:
         "recoveries": report.recoveries, "reopens": report.reopens, "presets_applied": report.presets_applied,
         "faults_caught": session.board.faults.counts, "ran_s": round(time.monotonic() - t0, 1),
         "ended_before_its_time": time.monotonic() - t0 < seconds - 1.0,
-        "rss_mb_start": round(rss_start, 1), "rss_mb_end": round(rss_mb(), 1),
+        "rss_mb_start": round(rss_start, 1), "rss_mb_end": round(rss_mb(), 1), "rss_mb_every_30s": rss_every_30s,
+        "kinds": list(kinds),
         "final_renderer": session.render_loop.stage.name,
     }
     Path(args.child_json).write_text(json.dumps(out, indent=2) + "\n")
@@ -266,7 +283,7 @@ def parent(args: argparse.Namespace) -> int:
         child_json = Path(tmp) / "child.json"
         cmd = [sys.executable, __file__, "--child", "--child-json", str(child_json), "--minutes", str(args.minutes),
                "--seed", str(args.seed), "--every", str(args.every), "--size", args.size,
-               "--hang-s", str(args.hang_s), "--render-fps", str(args.render_fps)]
+               "--hang-s", str(args.hang_s), "--render-fps", str(args.render_fps), "--kinds", args.kinds]
         t0 = time.monotonic()
         proc = subprocess.run(cmd, timeout=args.minutes * 60 + 300, capture_output=True, text=True)
         result = json.loads(child_json.read_text()) if child_json.exists() else {}
@@ -290,6 +307,7 @@ def main() -> int:
     ap.add_argument("--size", default="640x360", help="composition size")
     ap.add_argument("--hang-s", type=float, default=3.0, help="the watchdog's hang limit")
     ap.add_argument("--render-fps", type=float, default=10.0, help="render cap (2 shared cores)")
+    ap.add_argument("--kinds", default=",".join(KINDS), help="the faults to draw from, comma-separated")
     ap.add_argument("--json", help="write the result here")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--child-json", help=argparse.SUPPRESS)

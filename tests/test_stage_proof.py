@@ -12,8 +12,11 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 import errno
 import json
 import logging
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pygame
@@ -413,3 +416,44 @@ def test_real_sdxl_and_understanding_apply_conditioning_and_motion_edits_in_plac
     assert (renderer.feedback, renderer.seed_policy, renderer.seed) == (0.6, "drift", 5)
     assert stages.render.configure(resolve(after.model_copy(update={"model": before.model.model_copy(
         update={"steps": 4})}), opts).render).rebuild == ("steps",)
+
+
+_ARENAS = r"""
+import ctypes, sys, tempfile, threading
+from live.session.faults import cap_malloc_arenas
+if sys.argv[1] == "cap":
+    assert cap_malloc_arenas(2)
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+libc.fopen.restype, libc.fopen.argtypes = ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_char_p]
+libc.malloc_info.argtypes, libc.fclose.argtypes = [ctypes.c_int, ctypes.c_void_p], [ctypes.c_void_p]
+together = threading.Barrier(12)
+
+def worker():  # a hung render worker and its replacement both hold memory at once
+    p = libc.malloc(64 * 1024)
+    together.wait()
+    libc.free(p)
+
+threads = [threading.Thread(target=worker) for _ in range(12)]
+for t in threads: t.start()
+for t in threads: t.join()
+path = tempfile.mktemp()
+fp = libc.fopen(path.encode(), b"w")
+libc.malloc_info(0, fp)
+libc.fclose(fp)
+print(open(path).read().count("<heap nr="))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc arenas")
+def test_the_show_caps_malloc_arenas_so_replaced_workers_do_not_grow_memory():
+    counts = {}
+    for mode in ("cap", "free"):
+        run = subprocess.run([sys.executable, "-c", _ARENAS, mode], capture_output=True, text=True, timeout=60,
+                             cwd=Path(__file__).resolve().parents[1])
+        if run.returncode != 0 and "libc.so.6" in run.stderr:
+            pytest.skip("not glibc")
+        assert run.returncode == 0, run.stderr
+        counts[mode] = int(run.stdout.strip())
+    assert counts["cap"] <= 2 < counts["free"]  # 12 threads at once: an arena each, unless capped

@@ -31,6 +31,7 @@ from live.presets.playlist import ShowList
 from live.presets.schema import Preset
 from live.session.conditioning_loop import ConditioningLoop
 from live.session.display_loop import DisplayLoop
+from live.session.faults import cap_malloc_arenas
 from live.session.feature_loop import FeatureLoop
 from live.session.rebuilder import Rebuilder
 from live.session.render_loop import RenderLoop
@@ -177,6 +178,7 @@ def build_session(source: Source, tracker: Tracker, show: ShowList, options: Sho
                   builder: Builder | None = None) -> Session:
     """A session as `play` makes it: the show's first preset resolved (unless `spec` is given), its
     stages built (the models load here), the rest wired."""
+    cap_malloc_arenas()  # before the loops' threads start (live/session/faults.py)
     spec = spec or resolve(show.presets[show.start], options)
     builder = builder or Builder()
     return Session(source, tracker, builder.build(spec), spec, display, show, options, config, builder)
