@@ -32,7 +32,8 @@ from engine.types import SAMPLE_RATE, Features
 N_FFT = 1024
 LONG_FFT = 16384  # chroma needs ~3 Hz resolution to separate semitones around 100–200 Hz
 BAND_EDGES_HZ = (20.0, 250.0, 4000.0, 16000.0)  # low | mid | high
-CHROMA_EVERY_S = 0.25
+CHROMA_EVERY_S = 0.5  # a 16k-point FFT each time: the costliest thing the tracker does
+CHROMA_MEMORY_S = 1.5  # how long the key-mode estimate remembers
 VA_SMOOTH_S = 2.0
 AGC_TAU_S = 15.0  # "typical so far": a running mean for the first 15 s, then a 15 s EMA
 SILENCE_RMS = 1e-4  # -80 dBFS
@@ -83,9 +84,11 @@ class FeatureTracker:
         rows.append(freqs.astype(np.float32))
         self._to_bands = np.ascontiguousarray(np.stack(rows).T)  # bins × (low, mid, high, total, centroid)
         edges = np.geomspace(40.0, 16000.0, SPECTRUM_BANDS + 1)
-        self._to_spectrum = np.ascontiguousarray(np.stack(
+        to_spectrum = np.stack(
             [((freqs >= a) & (freqs < max(b, a + sr / N_FFT))).astype(np.float32) for a, b in zip(edges, edges[1:])]
-        ).T)  # bins × SPECTRUM_BANDS
+        ).T  # bins × SPECTRUM_BANDS
+        # Both from one matmul of the power spectrum: the 5 band sums, then the spectrum's bands.
+        self._to_bands = np.ascontiguousarray(np.concatenate([self._to_bands, to_spectrum], axis=1))
         self._prev_logmag = np.zeros(len(freqs), dtype=np.float32)
 
         self._past = SampleTail(LONG_FFT)  # chroma's frame; the short frames start in it too
@@ -96,6 +99,7 @@ class FeatureTracker:
         self._chroma_pc = (np.round(12 * np.log2(lf[sel] / 440.0) + 69).astype(int)) % 12
         self._chroma = np.zeros(12)
         self._chroma_every = max(1, int(round(CHROMA_EVERY_S * self.fps)))
+        self._chroma_rate = 1.0 - math.exp(-self._chroma_every / self.fps / CHROMA_MEMORY_S)
 
         self.beats = BeatTracker(sr, hop, N_FFT)
         self.reset_state()
@@ -184,7 +188,8 @@ class FeatureTracker:
         logmag = np.log1p(mags * 100.0)
         flux = np.add.reduce(np.maximum(logmag - np.concatenate([self._prev_logmag[None], logmag[:-1]]), 0.0), axis=1)
         self._prev_logmag = logmag[-1]
-        energies = (mags * mags) @ self._to_bands
+        sums = (mags * mags) @ self._to_bands
+        energies = sums[:, :5]
 
         bt = self.beats
         beat = bt.update_spectra(mags, t, rms.tolist())
@@ -193,7 +198,7 @@ class FeatureTracker:
             onset = max(onset, self._hop(level, fl, e))
             if self._hops % self._chroma_every == 0:  # chroma of the LONG_FFT samples up to this hop
                 self._update_chroma(np.concatenate([self._past.last(LONG_FFT), x[: (i + 1) * hop]])[-LONG_FFT:])
-        spectrum = self._spectrum(mags[-1], float(rms[-1]) < SILENCE_RMS)
+        spectrum = self._spectrum(sums[-1, 5:], float(rms[-1]) < SILENCE_RMS)
         wave = tuple(np.concatenate([self._past.last(WAVE_POINTS * 8), x])[-WAVE_POINTS * 8 :: 8].tolist())
         self._past.append(x)
         valence, arousal = self._va_now()
@@ -207,12 +212,12 @@ class FeatureTracker:
         self._last = feats
         return feats
 
-    def _spectrum(self, mag: np.ndarray, silent: bool) -> tuple[float, ...]:
-        """Log-spaced band amplitudes with the same automatic gain as low/mid/high (for the shader
-        renderer's spectrum ribbons)."""
+    def _spectrum(self, power: np.ndarray, silent: bool) -> tuple[float, ...]:
+        """Log-spaced band amplitudes (from the bands' power sums) with the same automatic gain as
+        low/mid/high (for the shader renderer's spectrum ribbons)."""
         if silent:
             return (0.0,) * SPECTRUM_BANDS
-        amps = np.sqrt((mag * mag) @ self._to_spectrum)
+        amps = np.sqrt(power)
         self._spectrum_mean += max(1.0 / self._hops, 1.0 / (AGC_TAU_S * self.fps)) * (amps - self._spectrum_mean)
         return tuple(np.minimum(amps / np.maximum(self._spectrum_mean, 1e-9), 10.0).round(3).tolist())
 
@@ -258,7 +263,7 @@ class FeatureTracker:
         if total < 1e-6:
             return
         chroma = np.bincount(self._chroma_pc, weights=power, minlength=12) / total
-        self._chroma += 0.15 * (chroma - self._chroma)  # ~1.7 s memory at 4 updates/s
+        self._chroma += self._chroma_rate * (chroma - self._chroma)
         c = self._chroma - self._chroma.mean()
         norm = np.linalg.norm(c)
         if norm < 1e-9:
