@@ -97,12 +97,10 @@ class ChunkWorker:
         out: Rendered = []
 
         def emit(i: int, picture: Any, rec: dict[str, Any]) -> None:
-            if self.ship:
-                data = png_of(picture)
-                out.append((i, {**rec, "bytes": len(data), "crc": zlib.crc32(data)}, data))
-            else:
-                written = write_png(picture, frame_path(s.out_dir, i))
-                out.append((i, {**rec, "bytes": written.bytes, "crc": written.crc}, None))
+            data = png_of(picture)
+            if not self.ship:
+                write_png(data, frame_path(s.out_dir, i))
+            out.append((i, {**rec, "bytes": len(data), "crc": zlib.crc32(data)}, data if self.ship else None))
 
         render_chunk(s, plan, beats, chunk, stages, emit, wanted=wanted.__contains__)
         return out
@@ -148,7 +146,7 @@ def _drive(ray: Any, run: ExportRun, pool: list[Any], shipped: Shipped) -> None:
     for a in pool[: len(queue)]:  # one chunk in flight per worker; the next to whichever finishes first
         c = queue.pop(0)
         pending[a.render.remote(run.plan, beats, c, _wanted(run, c), shipped)] = (a, c)
-    done: dict[int, Rendered] = {}
+    done: dict[int, list[tuple[int, dict[str, Any]]]] = {}  # finished chunks' log records, until their turn
     logged = 0  # chunks logged, in order
     finished = run.disk.done
     while pending:
@@ -162,12 +160,12 @@ def _drive(ray: Any, run: ExportRun, pool: list[Any], shipped: Shipped) -> None:
         for i, _rec, data in rendered:
             if data is not None:  # no shared storage: this process writes the PNGs, as they arrive
                 write_png(data, frame_path(run.out, i))
-        done[c.index] = [(i, rec, None) for i, rec, _data in rendered]
+        done[c.index] = [(i, rec) for i, rec, _data in rendered]
         if queue:
             nxt = queue.pop(0)
             pending[a.render.remote(run.plan, beats, nxt, _wanted(run, nxt), shipped)] = (a, nxt)
         while logged < len(todo) and todo[logged].index in done:  # the log, in frame order
-            for i, rec, _ in done.pop(todo[logged].index):
+            for i, rec in done.pop(todo[logged].index):
                 run.record(i, rec)
             logged += 1
         finished += len(c)

@@ -126,12 +126,14 @@ class ExportRun:
         self.on_progress = on_progress
         self.written = 0
         self._log: BinaryIO | None = None
-        self.beats: BeatMap | None = beats if beats is not None or self.finished else analyze_beats(s.track)
-        self.chunks = plan_chunks(self.plan.n_frames, self.plan.start, s.fps, s.chunk_s, self.beats)
+        self.beats = beats
+        # Cut on the beats unless nothing is left to do (the analysis is the only cost of a finished run).
+        self.chunks = plan_chunks(self.plan.n_frames, self.plan.start, s.fps, s.chunk_s,
+                                  None if self.finished else self.track_beats)
 
     @property
     def track_beats(self) -> BeatMap:
-        """The track's beats (analysed on the first call when the run began with nothing to do)."""
+        """The track's beats (analysed on the first call unless the caller gave them)."""
         if self.beats is None:
             self.beats = analyze_beats(self.s.track)
         return self.beats

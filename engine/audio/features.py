@@ -87,7 +87,8 @@ class FeatureTracker:
         to_spectrum = np.stack(
             [((freqs >= a) & (freqs < max(b, a + sr / N_FFT))).astype(np.float32) for a, b in zip(edges, edges[1:])]
         ).T  # bins × SPECTRUM_BANDS
-        # Both from one matmul of the power spectrum: the 5 band sums, then the spectrum's bands.
+        # Both from one matmul of the power spectrum: the band sums, then the spectrum's bands.
+        self._n_sums = len(rows)
         self._to_bands = np.ascontiguousarray(np.concatenate([self._to_bands, to_spectrum], axis=1))
         self._prev_logmag = np.zeros(len(freqs), dtype=np.float32)
 
@@ -189,7 +190,7 @@ class FeatureTracker:
         flux = np.add.reduce(np.maximum(logmag - np.concatenate([self._prev_logmag[None], logmag[:-1]]), 0.0), axis=1)
         self._prev_logmag = logmag[-1]
         sums = (mags * mags) @ self._to_bands
-        energies = sums[:, :5]
+        energies = sums[:, : self._n_sums]
 
         bt = self.beats
         beat = bt.update_spectra(mags, t, rms.tolist())
@@ -198,7 +199,7 @@ class FeatureTracker:
             onset = max(onset, self._hop(level, fl, e))
             if self._hops % self._chroma_every == 0:  # chroma of the LONG_FFT samples up to this hop
                 self._update_chroma(np.concatenate([self._past.last(LONG_FFT), x[: (i + 1) * hop]])[-LONG_FFT:])
-        spectrum = self._spectrum(sums[-1, 5:], float(rms[-1]) < SILENCE_RMS)
+        spectrum = self._spectrum(sums[-1, self._n_sums :], float(rms[-1]) < SILENCE_RMS)
         wave = tuple(np.concatenate([self._past.last(WAVE_POINTS * 8), x])[-WAVE_POINTS * 8 :: 8].tolist())
         self._past.append(x)
         valence, arousal = self._va_now()
