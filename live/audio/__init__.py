@@ -1,0 +1,1 @@
+"""Audio in: sources (file, mic, loopback), the 10-second ring buffer, the hop clock."""
