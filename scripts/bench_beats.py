@@ -36,7 +36,7 @@ from engine.audio.beatmap import BeatAnalyzer  # noqa: E402
 from engine.audio.features import FeatureTracker  # noqa: E402
 from engine.audio.rhythms import SR, Rhythm, clicks, drums  # noqa: E402
 from engine.types import Features  # noqa: E402
-from live.pulse import PulseClock, beat_pulse  # noqa: E402
+from live.screen.pulse import PulseClock, beat_pulse  # noqa: E402
 
 
 def tracks() -> list[Rhythm]:
@@ -113,7 +113,7 @@ def offline(r: Rhythm) -> tuple[dict, object]:
 
 def export_pulse_errors_ms(bm, r: Rhythm, fps: float = 60.0) -> dict:
     """|time of the frame where the pulse peaks − true beat| (ms) for every true beat, with export's
-    re-timing (live.export: BeatMap.grid_at → PulseClock, half a frame ahead → beat_pulse) sampled
+    re-timing (live.export.run: BeatMap.grid_at → PulseClock, half a frame ahead → beat_pulse) sampled
     at `fps`; a beat with no pulse peak within 100 ms counts as missed."""
     pulse = PulseClock(display_s=0.5 / fps)
     n = int(len(r.samples) / SR * fps)

@@ -32,12 +32,12 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 from engine.audio.beatmap import analyze_beats  # noqa: E402
 from engine.audio.demo import ensure_demo_track  # noqa: E402
-from live.export import export_stages  # noqa: E402
-from live.export_chunks import plan_chunks, warmup  # noqa: E402
-from live.export_plan import ExportSettings, plan_export  # noqa: E402
-from live.export_recipe import Recipe, build  # noqa: E402
+from live.export.run import export_stages  # noqa: E402
+from live.export.chunks import plan_chunks, warmup  # noqa: E402
+from live.export.plan import ExportSettings, plan_export  # noqa: E402
+from live.export.recipe import Recipe, build  # noqa: E402
 from live.presets.schema import Preset  # noqa: E402
-from live.show import ShowOptions, resolve  # noqa: E402
+from live.session.show import ShowOptions, resolve  # noqa: E402
 
 
 def recipe(track: Path, out: Path, renderer: str, size: tuple[int, int], fps: float, chunk_s: float) -> Recipe:
@@ -60,7 +60,7 @@ def one_process(r: Recipe) -> float:
 def cluster(r: Recipe, workers: int) -> float:
     import ray
 
-    from live.cluster import run_cluster
+    from live.export.cluster import run_cluster
 
     env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "SDL_VIDEODRIVER": "dummy"}
     start = time.perf_counter()

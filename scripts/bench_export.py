@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark: offline export throughput (frames/s, PNGs written) on this machine, as JSON.
 
-Synthesizes a music-like track, builds the stages through live.factory exactly as
+Synthesizes a music-like track, builds the stages through live.session.factory exactly as
 `beatcanvas export` does, and times `run_export` (model building excluded; PNG encoding, features,
 conditioning and compositing included). Cases: the procedural renderer at 512x512 and 1280x720,
 the procedural renderer with --render-every 4, and the tiny SDXL profile (tiny UNet + tiny CLAP
@@ -29,14 +29,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.audio.demo import write_demo_track  # noqa: E402
-from live.export import ExportSettings, run_export  # noqa: E402
+from live.export.run import ExportSettings, run_export  # noqa: E402
 
 
 def case(track: Path, work: Path, name: str, *, renderer: str, profile: str, size: tuple[int, int],
          fps: float, seconds: float, render_every: int = 1, trace: bool = False) -> dict:
-    from live.factory import build_stages
+    from live.session.factory import build_stages
     from live.presets.library import load_preset
-    from live.show import ShowOptions, resolve
+    from live.session.show import ShowOptions, resolve
 
     w, h = size
     t0 = time.perf_counter()

@@ -31,7 +31,7 @@ def bench_compositor(width: int, height: int, seconds: float, render_fps: float)
     import numpy as np
 
     from engine.types import Features, Frame
-    from live.compositor import Compositor
+    from live.screen.compositor import Compositor
 
     comp = Compositor(width, height)
     rng = np.random.default_rng(0)
@@ -65,12 +65,12 @@ def bench_compositor(width: int, height: int, seconds: float, render_fps: float)
 def bench_session(renderer: str, seconds: float, width: int, height: int, max_fps: float) -> dict:
     from engine.audio.features import FeatureTracker
     from engine.audio.demo import write_demo_track
-    from live.display import Display
+    from live.screen.display import Display
     from live.presets.library import load_preset, preset_file
     from live.presets.playlist import ShowList
-    from live.session import SessionConfig, build_session
-    from live.show import ShowOptions
-    from live.sources import FileSource
+    from live.session.session import SessionConfig, build_session
+    from live.session.show import ShowOptions
+    from live.audio.sources import FileSource
 
     tmp = Path(tempfile.mkdtemp())
     track = write_demo_track(tmp / "bench.wav", max(seconds + 2, 10.0))

@@ -12,7 +12,7 @@ rasteriser (llvmpipe) these are CPU numbers; the JSON names the GL device.
 Numpy path:
 Each display frame is a fresh render of an energetic, beat-heavy feature stream (the most expensive
 case: all field layers, the beat ring and the high-band shimmer are on), pushed into
-`live.compositor.Compositor` and composed, as the live display loop does when the procedural renderer
+`live.screen.compositor.Compositor` and composed, as the live display loop does when the procedural renderer
 runs. Timed: the renderer alone; renderer + compositor in one thread with `render()` (full-size frame,
 bilinear upscale in the renderer) and `render_small()` (internal-resolution frame, the compositor's
 smoothscale upscales), with and without the default crossfade; and "pipelined", the live arrangement
@@ -138,7 +138,7 @@ def bench_shader(w: int, h: int, fps: float, frames: int) -> dict:
     why = gl_unavailable()
     if why is not None:
         return {"skipped": why}
-    from live.gl_compositor import GLCompositor
+    from live.screen.gl_compositor import GLCompositor
 
     r = ShaderRenderer(w, h)
     comp = GLCompositor(w, h, context=r.context)
@@ -206,7 +206,7 @@ def main() -> None:
     )
 
     try:
-        from live.compositor import Compositor
+        from live.screen.compositor import Compositor
     except ImportError as e:
         result["compositor"] = f"not available: {e}"
     else:

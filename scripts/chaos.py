@@ -103,14 +103,14 @@ def child(args: argparse.Namespace) -> int:
     from engine.audio.features import FeatureTracker
     from engine.render.stage import RenderStage
     from engine.types import Conditioning, Reconfigured
-    from live.display import Display
-    from live.factory import Builder
+    from live.screen.display import Display
+    from live.session.factory import Builder
     from live.presets.library import load_preset, preset_file
     from live.presets.playlist import ShowList
     from live.presets.schema import read_preset_file
-    from live.session import SessionConfig, build_session
-    from live.show import ShowOptions
-    from live.sources import FileSource
+    from live.session.session import SessionConfig, build_session
+    from live.session.show import ShowOptions
+    from live.audio.sources import FileSource
 
     inj = Injector(args.seed, args.every, args.hang_s)
     kinds = tuple(k for k in args.kinds.split(",") if k)

@@ -56,7 +56,7 @@ def main() -> None:
 
     from engine.audio.demo import ensure_demo_track
     from live.cli import main as cli
-    from live.flash import max_flashes_per_second, mean_luminance
+    from live.screen.flash import max_flashes_per_second, mean_luminance
 
     track = args.track or ensure_demo_track(args.seconds)
     work = Path(tempfile.mkdtemp(prefix="look-"))

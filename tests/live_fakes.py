@@ -1,6 +1,6 @@
 """Fakes for the live-app tests: a time-scaled audio source, a slow/faulty renderer, a music track.
 
-They follow the real contracts (live/sources.py, engine/render/base.py) so the session under test
+They follow the real contracts (live/audio/sources.py, engine/render/base.py) so the session under test
 runs its real loops; only what a test needs to inject (speed, faults) is added.
 """
 
@@ -13,10 +13,10 @@ import numpy as np
 
 from engine.render.stage import RenderSpec, RenderStage
 from engine.types import SAMPLE_RATE, Features, Frame, Reconfigured
-from live.factory import Builder
-from live.ringbuffer import RingBuffer
-from live.show import ShowSpec
-from live.sources import SourceStats
+from live.session.factory import Builder
+from live.audio.ringbuffer import RingBuffer
+from live.session.show import ShowSpec
+from live.audio.sources import SourceStats
 
 
 def synth_track(seconds: float = 20.0, sr: int = SAMPLE_RATE, bpm: float = 120.0) -> np.ndarray:

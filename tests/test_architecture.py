@@ -114,15 +114,15 @@ def test_engine_never_imports_live():
 
 
 def test_every_stage_of_the_flow_is_a_module_of_that_name():
-    for path in ("live/sources.py", "live/ringbuffer.py", "engine/audio/features.py", "engine/understanding/clap.py",
+    for path in ("live/audio/sources.py", "live/audio/ringbuffer.py", "engine/audio/features.py", "engine/understanding/clap.py",
                  "engine/understanding/heads", "engine/understanding/conditioning.py",
-                 "engine/understanding/smoother.py", "engine/render", "live/compositor.py", "live/display.py",
-                 "live/export.py"):
+                 "engine/understanding/smoother.py", "engine/render", "live/screen/compositor.py", "live/screen/display.py",
+                 "live/export/run.py"):
         assert (ROOT / path).exists(), path
     diagram = (ROOT / "README.md").read_text().split("```")[1]  # the flow diagram
-    for name in ("live/sources.py", "live/ringbuffer.py", "engine/audio/features.py", "clap.py", "heads/",
-                 "conditioning.py", "smoother.py", "engine/render/", "live/compositor.py", "live/display.py",
-                 "live/export.py"):
+    for name in ("live/audio/sources.py", "live/audio/ringbuffer.py", "engine/audio/features.py", "clap.py", "heads/",
+                 "conditioning.py", "smoother.py", "engine/render/", "live/screen/compositor.py", "live/screen/display.py",
+                 "live/export/run.py"):
         assert name in diagram, f"the README's diagram does not name {name}"
 
 

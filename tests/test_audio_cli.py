@@ -11,7 +11,7 @@ import soundfile as sf
 
 from audio_synth import click_track
 from engine.audio.rhythms import clicks
-from live import sources
+from live.audio import sources
 from live.cli import main
 
 

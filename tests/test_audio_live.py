@@ -1,4 +1,4 @@
-"""Ring buffer and sources (live/ringbuffer.py, live/sources.py)."""
+"""Ring buffer and sources (live/audio/ringbuffer.py, live/audio/sources.py)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import pytest
 import soundfile as sf
 
 from engine.errors import BeatcanvasError
-from live.ringbuffer import RingBuffer
-from live import sources
-from live.sources import FileSource, MicSource
+from live.audio.ringbuffer import RingBuffer
+from live.audio import sources
+from live.audio.sources import FileSource, MicSource
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,7 +78,7 @@ def _track(tmp_path: Path, seconds: float = 1.0, sr: int = 44_100) -> Path:
 def test_audio_feed_is_deterministic_exact_to_the_sample_and_needs_no_device(tmp_path: Path, monkeypatch) -> None:
     """Export and analyze feed the ring from the file on the hop clock, with no sound card."""
     from engine.audio.io import iter_audio_blocks
-    from live.hopclock import AudioFeed, HopClock
+    from live.audio.hopclock import AudioFeed, HopClock
 
     monkeypatch.setattr(sources, "import_sounddevice", lambda: pytest.fail("the audio feed touched PortAudio"))
     path = _track(tmp_path, 1.0)
@@ -241,7 +241,7 @@ _NULL_SCRIPT = textwrap.dedent(
     import time
     from engine.errors import BeatcanvasError
     import sys
-    from live.sources import FileSource, MicSource
+    from live.audio.sources import FileSource, MicSource
     try:
         mic = MicSource("nullpcm")
         mic.start()

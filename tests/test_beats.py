@@ -1,4 +1,4 @@
-"""Musical timing on synthesised audio of known beats (engine/audio/beats.py, beatmap.py, live/pulse.py).
+"""Musical timing on synthesised audio of known beats (engine/audio/beats.py, beatmap.py, live/screen/pulse.py).
 
 Beat F-measure is mir_eval's (±70 ms); as mir_eval does, beats in the first 5 s are not scored
 (`lock` is tested on its own), and neither are beats in the last half second, where the track's end
@@ -22,10 +22,10 @@ from engine.audio.beats import BeatTracker
 from engine.audio.features import FeatureTracker
 from engine.audio.rhythms import SR, Rhythm, clicks, drums
 from engine.types import BeatGrid, Features, Frame
-from live import sources
-from live.compositor import Reactivity
-from live.export import ExportSettings, frame_path, run_export
-from live.pulse import PulseClock, beat_pulse
+from live.audio import sources
+from live.screen.compositor import Reactivity
+from live.export.run import ExportSettings, frame_path, run_export
+from live.screen.pulse import PulseClock, beat_pulse
 
 
 def live_run(r: Rhythm, hop: int = 480) -> tuple[BeatTracker, np.ndarray, np.ndarray, list[float]]:

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from engine.errors import BeatcanvasError
-from live.export import ExportSettings, export_stages, frame_path
-from live.export_recipe import Recipe, build
+from live.export.run import ExportSettings, export_stages, frame_path
+from live.export.recipe import Recipe, build
 from live.presets.schema import Preset
-from live.show import ShowOptions, resolve
+from live.session.show import ShowOptions, resolve
 
 ray = pytest.importorskip("ray", reason="the cluster export needs Ray: pip install -e '.[cluster]'")
 
-from live.cluster import ChunkWorker, _inputs, run_cluster  # noqa: E402
+from live.export.cluster import ChunkWorker, _inputs, run_cluster  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -84,8 +84,8 @@ def test_a_worker_without_shared_storage_touches_none_of_the_drivers_paths(track
     """The worker renders from its own copy of the track and hands the PNGs back; the driver's
     track may be gone and its output folder may not exist on the worker's machine."""
     from engine.audio.beatmap import analyze_beats
-    from live.export import plan_export
-    from live.export_chunks import plan_chunks
+    from live.export.run import plan_export
+    from live.export.chunks import plan_chunks
 
     copy = tmp_path / "set.wav"
     copy.write_bytes(track.read_bytes())

@@ -16,13 +16,13 @@ from engine.directing.director import Direction, Director
 from engine.directing.lyrics import parse_lrc
 from engine.render.procedural import ProceduralRenderer
 from engine.understanding.pipeline import build_understanding
-from live.export import ExportSettings, frame_path, run_export
-from live.hud import Hud
+from live.export.run import ExportSettings, frame_path, run_export
+from live.screen.hud import Hud
 from live.presets.library import load_preset
 from live.presets.schema import Preset
 from live.schedule.runtime import ShowDirection
 from live.schedule.schema import parse_schedule
-from live.show import ShowOptions, resolve
+from live.session.show import ShowOptions, resolve
 from live_fakes import FakeRenderer, FakeSource, synth_track
 from test_live_session import make_session
 

@@ -20,7 +20,7 @@ import torch
 from engine.errors import BeatcanvasError
 from engine.render.procedural import ProceduralRenderer
 from engine.types import Conditioning, Window
-from live.export import ExportSettings, frame_path, plan_export, run_export
+from live.export.run import ExportSettings, frame_path, plan_export, run_export
 from audio_synth import click_track, progression
 
 W, H = 64, 48
@@ -251,7 +251,7 @@ def test_out_dir_under_a_file_is_unwritable(track, tmp_path):
 def test_png_encoder_is_lossless(tmp_path):
     import pygame
 
-    from live.export_files import encode_png
+    from live.export.files import encode_png
 
     rgb = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
     rgb[10:20] = 255  # wrap-around in the Up filter

@@ -1,4 +1,4 @@
-"""Export in chunks (live/export_chunks.py): where the cuts fall, resuming only what is unfinished,
+"""Export in chunks (live/export/chunks.py): where the cuts fall, resuming only what is unfinished,
 a changed chunk length refused, and seams no larger than the picture's own frame-to-frame change."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from audio_synth import SR, click_track, progression
 from engine.audio.beatmap import BeatMap, analyze_beats
 from engine.errors import BeatcanvasError
 from engine.render.procedural import ProceduralRenderer
-from live.export import ExportSettings, frame_path, run_export
-from live.export_chunks import plan_chunks
+from live.export.run import ExportSettings, frame_path, run_export
+from live.export.chunks import plan_chunks
 
 W, H = 48, 32
 

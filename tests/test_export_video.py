@@ -12,7 +12,7 @@ import soundfile as sf
 
 from engine.errors import BeatcanvasError
 from live.cli import main
-from live.video import encode_video
+from live.export.video import encode_video
 
 
 @pytest.fixture(scope="module")

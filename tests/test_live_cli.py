@@ -84,10 +84,10 @@ def test_end_to_end_tiny_profile_slow_renderer(tmp_path):
     FileSource, FeatureTracker and tiny-profile understanding + SDXL renderer slowed to >= 1 s per
     frame. The display loop keeps running, frames change with the music, a screenshot is written."""
     from engine.audio.features import FeatureTracker
-    from live import factory
+    from live.session import factory
     from live.presets.schema import Preset
-    from live.session import Session, SessionConfig
-    from live.sources import FileSource
+    from live.session.session import Session, SessionConfig
+    from live.audio.sources import FileSource
     from test_live_session import RecordingDisplay
 
     path = tmp_path / "t20.wav"

@@ -11,8 +11,8 @@ import threading
 import numpy as np
 
 from engine.types import BeatGrid, Features, Frame
-from live.compositor import Compositor, Reactivity
-from live.slots import LatestSlot
+from live.screen.compositor import Compositor, Reactivity
+from live.session.slots import LatestSlot
 
 
 def _frame(rgb, size=64) -> Frame:

@@ -4,7 +4,7 @@
 def test_a_long_hud_line_wraps_inside_the_window():
     import pygame
 
-    from live.hud import Hud, HudState
+    from live.screen.hud import Hud, HudState
 
     surface = pygame.Surface((320, 240))
     state = HudState(renderer_reason="procedural renderer (numpy, OpenGL here is a software rasteriser, too slow "

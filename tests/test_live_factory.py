@@ -1,9 +1,9 @@
 """One seam from settings to stages: the resolver reads the preset once, the builder makes the stages."""
 
 from engine.types import Features
-from live.factory import build_stages
+from live.session.factory import build_stages
 from live.presets.library import load_preset
-from live.show import ShowOptions, resolve
+from live.session.show import ShowOptions, resolve
 
 
 def test_procedural_renderer_draws_at_the_composition_size_not_the_sdxl_size():

@@ -13,7 +13,7 @@ import time
 
 from live.presets.library import to_toml
 from live.presets.schema import Preset
-from live.show import ShowOptions, resolve
+from live.session.show import ShowOptions, resolve
 from live_fakes import FakeRenderer, FakeSource, synth_track
 from test_live_session import assert_kept_showing, make_session
 

@@ -23,12 +23,12 @@ import torch
 
 from engine.audio.features import FeatureTracker
 from engine.render.stage import RenderStage
-from live.display import Display
-from live.factory import Stages
+from live.screen.display import Display
+from live.session.factory import Stages
 from live.presets.playlist import ShowList
 from live.presets.schema import Preset
-from live.session import Session, SessionConfig
-from live.show import ShowOptions, resolve
+from live.session.session import Session, SessionConfig
+from live.session.show import ShowOptions, resolve
 from live_fakes import FakeBuilder, FakeRenderer, FakeSource, FakeStage, synth_track
 
 

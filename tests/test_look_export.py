@@ -15,9 +15,9 @@ import soundfile as sf
 from engine.render.procedural import ProceduralRenderer
 from engine.render.shader import ShaderRenderer, gl_unavailable
 from engine.types import Features, Frame
-from live.compositor import Compositor, Reactivity
-from live.export import ExportSettings, frame_path, run_export
-from live.flash import FlashLimiter, max_flashes_per_second, mean_luminance
+from live.screen.compositor import Compositor, Reactivity
+from live.export.run import ExportSettings, frame_path, run_export
+from live.screen.flash import FlashLimiter, max_flashes_per_second, mean_luminance
 from audio_synth import SR, click_track, noise_bursts
 
 needs_gl = pytest.mark.skipif(
@@ -50,7 +50,7 @@ def export_look(track: Path, out: Path, gl: bool, reactivity=None):
     s = ExportSettings(track=track, out_dir=out, fps=FPS, width=W, height=H, end=5.0,
                        reactivity=reactivity or Reactivity(band_brightness=2.0, beat_zoom=2.0, warp=1.0))
     if gl:
-        from live.gl_compositor import GLCompositor
+        from live.screen.gl_compositor import GLCompositor
 
         renderer = ShaderRenderer(W, H, seed=0)
         compositor = lambda: GLCompositor(W, H, s.reactivity, s.crossfade_ms, context=renderer.context)  # noqa: E731
@@ -101,7 +101,7 @@ def test_a_beat_shows_in_the_exported_frame_it_lands_on(tmp_path):
                                    dict(beat_zoom=1, band_brightness=1, band_hue=1, warp=0),
                                    dict(beat_zoom=1, band_brightness=1, band_hue=1, warp=1)])
 def test_gpu_compositor_matches_the_numpy_compositor(knobs):
-    from live.gl_compositor import GLCompositor
+    from live.screen.gl_compositor import GLCompositor
 
     w, h = 320, 180
     yy, xx = np.mgrid[0:h, 0:w]
@@ -121,7 +121,7 @@ def test_gpu_compositor_matches_the_numpy_compositor(knobs):
 
 
 def test_holding_a_fall_never_lifts_a_dark_frame_to_white_or_flat_grey():
-    from live.flash import exposure_lut
+    from live.screen.flash import exposure_lut
 
     limiter = FlashLimiter(3.0)
     for i in range(40):  # use up the budget with a strobe, then ask to hold a plunge to black

@@ -6,9 +6,9 @@ import pytest
 
 from engine.audio.io import window_at
 from engine.types import Features
-from live.factory import build_stages
+from live.session.factory import build_stages
 from live.presets.library import BUILTIN_DIR, load_preset
-from live.show import ShowOptions, resolve
+from live.session.show import ShowOptions, resolve
 
 BUILT_IN = sorted(p.stem for p in BUILTIN_DIR.glob("*.toml"))
 

@@ -144,7 +144,7 @@ def test_upscale_is_smooth_and_sized() -> None:
 def test_small_frames_go_through_the_compositor() -> None:
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-    compositor = pytest.importorskip("live.compositor")
+    compositor = pytest.importorskip("live.screen.compositor")
     r = ProceduralRenderer(1280, 720)
     small = r.render_small(None, Features(**ENERGETIC_MAJOR), 0.0)
     comp = compositor.Compositor(1280, 720)

@@ -167,9 +167,9 @@ def test_renderer_repeats_its_frame_when_skipping(tiny_components):
 
 def test_export_renders_every_frame(tiny_components, tmp_path):
     """Export never skips: its renderer has no similarity filter and every frame is rendered."""
-    from live.factory import build_stages
+    from live.session.factory import build_stages
     from live.presets.library import load_preset
-    from live.show import ShowOptions, resolve
+    from live.session.show import ShowOptions, resolve
 
     opts = ShowOptions(renderer="sdxl", profile="tiny", size=(64, 64), allow_cpu_diffusion=True, device="cpu")
     renderer = build_stages(resolve(load_preset("lightning-hd"), opts)).render.renderer

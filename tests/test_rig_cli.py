@@ -46,7 +46,7 @@ def test_rig_options_default_to_localhost_and_a_map_file_turns_midi_on():
                   midi_map=None, link=False, ndi=False, spout=False, syphon=False)
     assert not rig_options(values).any
     assert rig_options({**values, "midi_map": Path("m.toml")}).midi == ""
-    from live.rig import RigOptions
+    from live.control.rig import RigOptions
 
     assert RigOptions().osc_host == "127.0.0.1"
 

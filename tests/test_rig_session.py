@@ -23,13 +23,13 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from audio_synth import click_track
 from engine.audio.features import FeatureTracker
-from live.display import Display
-from live.factory import Stages
+from live.screen.display import Display
+from live.session.factory import Stages
 from live.presets.playlist import library_show
 from live.presets.schema import Preset
-from live.rig import Rig, RigOptions
-from live.session import Session, SessionConfig
-from live.show import ShowOptions, resolve
+from live.control.rig import Rig, RigOptions
+from live.session.session import Session, SessionConfig
+from live.session.show import ShowOptions, resolve
 from live_fakes import FakeBuilder, FakeRenderer, FakeSource, FakeStage
 
 

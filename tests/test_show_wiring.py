@@ -24,7 +24,7 @@ from engine.types import Features, Window
 from live.presets.library import to_toml
 from live.presets.playlist import ShowList
 from live.presets.schema import Preset
-from live.show import ShowOptions
+from live.session.show import ShowOptions
 from live_fakes import FakeBuilder, FakeRenderer, FakeSource, FakeUnderstanding, kick_track, synth_track
 from test_live_session import assert_kept_showing, key, make_session
 
@@ -114,8 +114,8 @@ def shared_tiny(monkeypatch, tiny_components):
 
 
 def test_negative_prompt_is_rendered_against_at_guidance_above_one(shared_tiny, tmp_path):
-    from live.factory import build_stages
-    from live.show import resolve
+    from live.session.factory import build_stages
+    from live.session.show import resolve
 
     def stages_for(negative: str, guidance: float):
         preset = Preset(name="neg", model={"renderer": "sdxl", "guidance_scale": guidance},

@@ -29,9 +29,9 @@ from engine.types import Conditioning, Features, Window
 from live.presets.library import to_toml
 from live.presets.playlist import ShowList
 from live.presets.schema import Preset, PresetError, parse_preset
-from live.ringbuffer import RingBuffer
+from live.audio.ringbuffer import RingBuffer
 from live.session.faults import Backoff
-from live.show import ShowOptions
+from live.session.show import ShowOptions
 from live_fakes import FakeBuilder, FakeRenderer, FakeSource, FakeUnderstanding, synth_track
 from test_live_session import assert_kept_showing, key, make_session
 
@@ -283,7 +283,7 @@ def test_empty_half_written_and_huge_preset_files_are_not_applied(tmp_path):
 
 
 def test_disk_full_while_exporting_is_one_line(tmp_path, monkeypatch, capsys):
-    import live.export
+    import live.export.run
     from live.cli import main
 
     track = tmp_path / "t.wav"
@@ -292,7 +292,7 @@ def test_disk_full_while_exporting_is_one_line(tmp_path, monkeypatch, capsys):
     def full(*_a, **_k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(live.export, "write_png", full)
+    monkeypatch.setattr(live.export.run, "write_png", full)
     code = main(["export", str(track), "--out", str(tmp_path / "o"), "--renderer", "procedural", "--size", "64x48"])
     err = capsys.readouterr().err
     assert code == 1 and "disk is full" in err and "Traceback" not in err
@@ -333,7 +333,7 @@ def test_head_for_another_clap_is_a_clear_error(tmp_path, tiny_components):
 
 def _export(track, out, **kw):
     from engine.render.procedural import ProceduralRenderer
-    from live.export import ExportSettings, run_export
+    from live.export.run import ExportSettings, run_export
 
     s = ExportSettings(track=track, out_dir=out, fps=30.0, width=64, height=48, seed=3, **kw)
     return run_export(s, ProceduralRenderer(64, 48, 3))
@@ -356,8 +356,8 @@ def test_shorter_end_trims_and_a_damaged_frame_mid_run_is_redone(tmp_path):
 
 
 def test_temp_files_of_a_killed_mux_are_removed_on_the_next_run(tmp_path):
-    from live.export_files import encode_png, frame_path
-    from live.video import encode_video
+    from live.export.files import encode_png, frame_path
+    from live.export.video import encode_video
 
     for i in range(4):
         frame_path(tmp_path, i).write_bytes(encode_png(np.full((16, 16, 3), 40 * i, np.uint8)))
@@ -371,7 +371,7 @@ def test_temp_files_of_a_killed_mux_are_removed_on_the_next_run(tmp_path):
 
 
 def test_compositor_takes_nan_band_values(tmp_path):
-    from live.compositor import Compositor
+    from live.screen.compositor import Compositor
 
     c = Compositor(64, 48)
     nan = float("nan")
@@ -394,8 +394,8 @@ def test_unknown_key_message_names_the_section_on_the_command_line(tmp_path, cap
 
 def test_real_sdxl_and_understanding_apply_conditioning_and_motion_edits_in_place(tmp_path, tiny_components, monkeypatch):
     import engine.models.profiles
-    from live.factory import build_stages
-    from live.show import resolve
+    from live.session.factory import build_stages
+    from live.session.show import resolve
 
     clap, text, sdxl = tiny_components
     monkeypatch.setattr(engine.models.profiles, "build_sdxl", lambda *a, **k: sdxl)

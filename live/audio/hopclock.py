@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.audio.features import FeatureTracker
 from engine.types import SAMPLE_RATE, WINDOW_SECONDS, Features, Window
-from live.ringbuffer import RingBuffer
+from live.audio.ringbuffer import RingBuffer
 
 HOP_S = 0.5
 FEATURE_BLOCK = 480  # the tracker's hop: 10 ms at 48 kHz

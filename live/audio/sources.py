@@ -9,7 +9,7 @@ FileSource has two clocks:
   picture and sound stay in sync whatever the device latency.
 - "realtime" (`audio_out=False`, the CLI's `--no-audio-out`): silent, paced by the wall clock.
 Files are always streamed block by block, never loaded whole (a 3-hour mix is fine). Export and
-analyze need no source: they feed the ring from the file on the hop clock (live/hopclock.py).
+analyze need no source: they feed the ring from the file on the hop clock (live/audio/hopclock.py).
 
 sounddevice is imported lazily: export and analyze never need PortAudio, and when it is missing
 the error says how to install it.
@@ -30,7 +30,7 @@ import numpy as np
 from engine.audio.io import iter_audio_blocks, probe
 from engine.errors import BeatcanvasError
 from engine.types import SAMPLE_RATE, WINDOW_SECONDS
-from live.ringbuffer import RingBuffer
+from live.audio.ringbuffer import RingBuffer
 
 log = logging.getLogger(__name__)
 

@@ -49,7 +49,7 @@ def head_rows(understanding: Understanding, track: Path, hop_s: float) -> list[d
     weights, valence/arousal and the prompts — on the same hop clock and audio feed as export."""
     from engine.audio.features import FeatureTracker
     from engine.audio.io import iter_audio_blocks
-    from live.hopclock import FEATURE_BLOCK, AudioFeed, HopClock, hop_windows
+    from live.audio.hopclock import FEATURE_BLOCK, AudioFeed, HopClock, hop_windows
 
     feed = AudioFeed(iter_audio_blocks(track, FEATURE_BLOCK), tracker=FeatureTracker())
     rows: list[dict[str, Any]] = []

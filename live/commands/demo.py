@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from engine.audio.demo import ensure_demo_track
         from live.commands.play import run_show
-        from live.sources import FileSource
+        from live.audio.sources import FileSource
 
         track = ensure_demo_track(seconds)
         run_show(FileSource(track, audio_out=not no_audio_out), model, show, rig=rig.options(), track=track)

@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from live.sources import list_devices
+from live.audio.sources import list_devices
 
 
 def devices() -> None:

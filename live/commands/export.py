@@ -1,7 +1,7 @@
 """`beatcanvas export TRACK --out DIR`: render a track offline to PNG frames (and an MP4 with its audio).
 
 Resumable: rerun the same command after a crash or Ctrl-C and it continues where it stopped.
-The engine of it is live/export.py; the MP4 is live/video.py.
+The engine of it is live/export/run.py; the MP4 is live/export/video.py.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from live.commands.options import ModelArgs, with_options
 from live.commands.play import parse_size
 
 if TYPE_CHECKING:
-    from live.export import ExportResult
-    from live.export_plan import ExportPlan
-    from live.export_recipe import Recipe
+    from live.export.run import ExportResult
+    from live.export.plan import ExportPlan
+    from live.export.recipe import Recipe
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +71,11 @@ def export(
     model: ModelArgs,
 ) -> None:
     """Render TRACK offline, frame by frame, deterministically; resumes where a previous run stopped."""
-    from live.export import ExportSettings, check_resumable, plan_export
-    from live.export_recipe import Recipe
+    from live.export.run import ExportSettings, check_resumable, plan_export
+    from live.export.recipe import Recipe
     from live.presets.library import load_preset
     from live.schedule.runtime import direction_for_track
-    from live.show import choose, resolve
+    from live.session.show import choose, resolve
 
     console = Console()
     if workers < 1:
@@ -83,7 +83,7 @@ def export(
     if not shared_storage and workers == 1 and not ray_address:
         raise BeatcanvasError("--no-shared-storage is for Ray workers: add --workers N (N > 1) or --ray-address")
     if workers > 1 or ray_address:
-        from live.cluster import _ray
+        from live.export.cluster import _ray
 
         _ray()  # the install hint before anything is loaded
     preset = load_preset(model.preset)
@@ -138,8 +138,8 @@ def _lyrics_path(direction: Any) -> Path | None:
 def _run(console: Console, recipe: Recipe, plan: ExportPlan, workers: int, address: str | None, force: bool,
          shared_storage: bool = True) -> ExportResult:
     """The frames: in this process (the models load here), or on Ray workers; one progress bar."""
-    from live.export import Progress as FrameProgress, export_stages
-    from live.export_recipe import build
+    from live.export.run import Progress as FrameProgress, export_stages
+    from live.export.recipe import build
 
     columns = (
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -155,7 +155,7 @@ def _run(console: Console, recipe: Recipe, plan: ExportPlan, workers: int, addre
 
         try:
             if workers > 1 or address:
-                from live.cluster import run_cluster
+                from live.export.cluster import run_cluster
 
                 return run_cluster(recipe, workers, address, force=force, plan=plan, on_progress=on_progress,
                                    shared_storage=shared_storage)
@@ -170,8 +170,8 @@ def _run(console: Console, recipe: Recipe, plan: ExportPlan, workers: int, addre
 
 
 def _encode(console: Console, out: Path, n_frames: int, fps: float, video: Path, track: Path, start: float) -> None:
-    from live.export import frame_path
-    from live.video import encode_video
+    from live.export.run import frame_path
+    from live.export.video import encode_video
 
     with Progress(TextColumn("encoding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
         task = bar.add_task("video", total=n_frames)

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Listen to an input device and show the picture it makes (keys: ? lists them)."""
         from live.commands.play import run_show
-        from live.sources import MicSource
+        from live.audio.sources import MicSource
 
         device = int(input) if input is not None and input.isdigit() else input
         run_show(MicSource(device), model, show, rig=rig.options(), stop_when_finished=False)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Optional, TypeVar, get_type_hints
 import typer
 
 if TYPE_CHECKING:  # the CLI starts without importing torch
-    from live.show import ShowOptions
+    from live.session.show import ShowOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,7 +39,7 @@ class ModelArgs:
     models_dir: Optional[Path] = option(None, "--models-dir", help="Folder with downloaded models.")
 
     def show_options(self, **kw: Any) -> ShowOptions:
-        from live.show import ShowOptions
+        from live.session.show import ShowOptions
 
         return ShowOptions(renderer=self.renderer, profile=self.profile, backend=self.backend,
                            models_dir=self.models_dir, **kw)

@@ -17,9 +17,9 @@ from live.commands.options import ModelArgs, ShowArgs, with_options
 from live.commands.rig_options import RigArgs
 
 if TYPE_CHECKING:  # the CLI starts without importing torch
-    from live.rig import Rig, RigOptions
-    from live.session import SessionReport
-    from live.stages import Source, Tracker
+    from live.control.rig import Rig, RigOptions
+    from live.session.session import SessionReport
+    from live.session.stages import Source, Tracker
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -45,13 +45,13 @@ def run_show(source: Source, model: ModelArgs, show: ShowArgs, *, rig: RigOption
              track: Path | None = None) -> SessionReport:
     """Build everything from the preset (or playlist) and options, run the session, print a summary."""
     from engine.audio.features import FeatureTracker
-    from live.display import Display
+    from live.screen.display import Display
     from live.presets.library import preset_file
     from live.presets.playlist import library_show, playlist_show
     from live.presets.schema import read_preset_file
     from live.schedule.runtime import direction_for_track
-    from live.session import SessionConfig, build_session
-    from live.show import resolve
+    from live.session.session import SessionConfig, build_session
+    from live.session.show import resolve
 
     width, height = parse_size(show.size)
     if show.playlist:
@@ -93,7 +93,7 @@ def _start_rig(options: RigOptions | None, current: Any) -> Rig | None:
     """OSC / MIDI / Link / video out, when any is asked for; each part says one line."""
     if options is None or not options.any:
         return None
-    from live.rig import Rig
+    from live.control.rig import Rig
 
     rig = Rig(options)
     rig.start(current, say=lambda line: console.print(line, highlight=False))
@@ -112,6 +112,6 @@ def register(app: typer.Typer) -> None:
         rig: RigArgs,
     ) -> None:
         """Play a track and show the picture it makes (keys: ? lists them)."""
-        from live.sources import FileSource
+        from live.audio.sources import FileSource
 
         run_show(FileSource(track, audio_out=not no_audio_out), model, show, rig=rig.options(), track=track)

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 from live.commands.options import option
 from live.control.osc import DEFAULT_HOST
-from live.rig import RigOptions
+from live.control.rig import RigOptions
 
 
 @dataclass(frozen=True)

@@ -30,12 +30,12 @@ from typing import Any
 
 from engine.audio.beatmap import BeatMap
 from engine.errors import BeatcanvasError
-from live.export import ExportResult, ExportRun, Progress
-from live.export_chunks import Chunk
-from live.export_files import frame_path, png_of, write_png
-from live.export_frames import render_chunk
-from live.export_plan import ExportPlan
-from live.export_recipe import Built, Recipe, build
+from live.export.run import ExportResult, ExportRun, Progress
+from live.export.chunks import Chunk
+from live.export.files import frame_path, png_of, write_png
+from live.export.frames import render_chunk
+from live.export.plan import ExportPlan
+from live.export.recipe import Built, Recipe, build
 
 RAY_HINT = "--workers above 1 needs Ray: pip install -e '.[cluster]' (or export with --workers 1)"
 

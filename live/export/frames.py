@@ -1,16 +1,16 @@
-"""One chunk of an export, frame by frame on the fixed clock (live/export_chunks.py says where each
+"""One chunk of an export, frame by frame on the fixed clock (live/export/chunks.py says where each
 chunk's stages start).
 
 Before frame i is drawn, the audio up to sample round(t·48000) has been fed — in the same ≤10 ms
 blocks the live feature thread sees — to the `FeatureTracker` and the 10 s `RingBuffer`
-(live/hopclock.py's `AudioFeed`); the conditioning ran on every hop of the `HopClock` ≤ t (its window
+(live/audio/hopclock.py's `AudioFeed`); the conditioning ran on every hop of the `HopClock` ≤ t (its window
 is the 10 s ending there; its tempo the tracker's); every K-th frame (`render_every`) is rendered and
 pushed to the compositor, and every frame is composed, exactly as the display loop would. Nothing
 waits on a wall clock, so a chunk's frames are a function of the settings alone.
 
 Beats come from the offline pass (`engine.audio.beatmap`, run over the whole track once), not the
 live tracker: frame i is re-timed to the middle of its time on screen, t + ½/fps
-(`live.pulse.PulseClock`), so the pulse peaks in the frame nearest each beat (≤ ½ frame).
+(`live.screen.pulse.PulseClock`), so the pulse peaks in the frame nearest each beat (≤ ½ frame).
 
 `Stages` are built once per process (or Ray worker) and reused for every chunk it renders: the
 renderer and the understanding are reset at each chunk's warm-up, the tracker and the compositor
@@ -34,15 +34,15 @@ from engine.render.base import Renderer
 from engine.render.stage import RenderStage
 from engine.types import SAMPLE_RATE, WINDOW_SECONDS, Conditioning, Features, Reconfigured, Window
 from engine.understanding.pipeline import UnderstandingSettings
-from live.export_chunks import Chunk, warmup
-from live.export_files import frame_path
-from live.export_plan import ExportPlan, ExportSettings
-from live.hopclock import FEATURE_BLOCK, AudioFeed, HopClock
+from live.export.chunks import Chunk, warmup
+from live.export.files import frame_path
+from live.export.plan import ExportPlan, ExportSettings
+from live.audio.hopclock import FEATURE_BLOCK, AudioFeed, HopClock
 from live.presets.schema import Preset
-from live.pulse import PulseClock
-from live.ringbuffer import RingBuffer
+from live.screen.pulse import PulseClock
+from live.audio.ringbuffer import RingBuffer
 from live.schedule.runtime import Directed, ShowDirection
-from live.show import ShowSpec
+from live.session.show import ShowSpec
 
 
 def _labels(cond: Conditioning | None, top: int = 5) -> dict[str, float]:
@@ -69,7 +69,7 @@ class Understands(Protocol):
 
 
 class Composes(Protocol):
-    """A compositor (live.compositor.Compositor, or live.gl_compositor.GLCompositor in a GL context)."""
+    """A compositor (live.screen.compositor.Compositor, or live.screen.gl_compositor.GLCompositor in a GL context)."""
 
     def push(self, frame: Any, now: float) -> None: ...
     def compose(self, features: Features | None, now: float) -> pygame.Surface: ...

@@ -12,10 +12,10 @@ from typing import Any
 
 from engine.audio.io import probe
 from engine.errors import BeatcanvasError
-from live.compositor import Reactivity
-from live.export_chunks import DEFAULT_CHUNK_S, RENDER_WARMUP_S, WARMUP_S
-from live.export_files import FRAME_RE, MANIFEST, read_manifest
-from live.hopclock import HOP_S
+from live.screen.compositor import Reactivity
+from live.export.chunks import DEFAULT_CHUNK_S, RENDER_WARMUP_S, WARMUP_S
+from live.export.files import FRAME_RE, MANIFEST, read_manifest
+from live.audio.hopclock import HOP_S
 
 FORMAT_VERSION = 3  # 2: pulses from the offline beat pass; 3: chunks with warm-ups (frames differ from 2)
 MAX_FRAMES = 999_999  # frame_000001.png … frame_999999.png
@@ -48,7 +48,7 @@ class ExportSettings:
     reactivity: Reactivity | None = None  # the compositor's knobs; None = defaults
     crossfade_ms: float = 400.0
     max_flashes_per_s: float = 3.0  # preset.procedural.max_flashes_per_s
-    chunk_s: float = DEFAULT_CHUNK_S  # export's chunks (live/export_chunks.py): part of what the frames are
+    chunk_s: float = DEFAULT_CHUNK_S  # export's chunks (live/export/chunks.py): part of what the frames are
     direction: str = ""  # ShowDirection.fingerprint() of --schedule/--lyrics (live/schedule/runtime.py)
 
 

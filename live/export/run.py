@@ -1,10 +1,10 @@
 """Offline export: the live stages driven by a fixed clock, written to PNG frames (and an MP4).
 
-Frame i is at t = start + i / fps. The timeline is cut into chunks (live/export_chunks.py), each
-run from a warm-up of its own (live/export_frames.py), so the frames are a function of the settings
-alone: one process (here) and N Ray workers (live/cluster.py) write the same bytes.
+Frame i is at t = start + i / fps. The timeline is cut into chunks (live/export/chunks.py), each
+run from a warm-up of its own (live/export/frames.py), so the frames are a function of the settings
+alone: one process (here) and N Ray workers (live/export/cluster.py) write the same bytes.
 
-The files (frames, `frames.jsonl`, `manifest.json`) and their checks are live/export_files.py;
+The files (frames, `frames.jsonl`, `manifest.json`) and their checks are live/export/files.py;
 `ExportRun` owns them for a run: whoever renders a frame, the per-frame log is written here, in frame
 order.
 
@@ -30,16 +30,16 @@ from engine.audio.features import FeatureTracker
 from engine.files import file_error, remove_stale_temps
 from engine.render.base import Renderer
 from engine.render.stage import RenderStage
-from live.compositor import Compositor
-from live.export_chunks import Chunk, plan_chunks
-from live.export_files import FRAME_RE, FRAMES_LOG, OnDisk, frame_path, scan, write_manifest, write_png
-from live.export_frames import Composes, Stages, Understands, render_chunk
-from live.export_plan import (
+from live.screen.compositor import Compositor
+from live.export.chunks import Chunk, plan_chunks
+from live.export.files import FRAME_RE, FRAMES_LOG, OnDisk, frame_path, scan, write_manifest, write_png
+from live.export.frames import Composes, Stages, Understands, render_chunk
+from live.export.plan import (
     FORMAT_VERSION, ExportPlan, ExportSettings, check_resumable, check_writable, fingerprint, plan_export,
 )
 from live.presets.schema import Preset
 from live.schedule.runtime import ShowDirection
-from live.show import ShowSpec
+from live.session.show import ShowSpec
 
 __all__ = ["ExportResult", "ExportRun", "ExportSettings", "Progress", "check_resumable", "export_stages", "frame_path",
            "plan_export", "run_export"]
@@ -86,7 +86,7 @@ def run_export(
     as a procedural show. `make_compositor`: a fresh compositor at the export size per chunk (default:
     the numpy one). `beats`: the track's BeatMap when the caller already has it. `direction`: the
     schedule and lyrics (--schedule/--lyrics), asked per frame on the fixed clock; `respec` resolves a
-    scheduled preset as the stages were resolved (`live.show.resolve`). Ray workers: live/cluster.py.
+    scheduled preset as the stages were resolved (`live.session.show.resolve`). Ray workers: live/export/cluster.py.
 
     KeyboardInterrupt (Ctrl-C) or any exception leaves every finished frame on disk and the log
     consistent; the same call later resumes. A full disk or another file error is one BeatcanvasError.
@@ -101,7 +101,7 @@ def run_export(
 
 def export_stages(settings: ExportSettings, stages: Stages, *, force: bool = False, plan: ExportPlan | None = None,
                   on_progress: Callable[[Progress], None] | None = None, beats: BeatMap | None = None) -> ExportResult:
-    """`run_export` with its stages already gathered (live/export_recipe.py builds them)."""
+    """`run_export` with its stages already gathered (live/export/recipe.py builds them)."""
     run = ExportRun(settings, plan, force, beats, on_progress)
     if run.finished:
         return run.finish()

@@ -23,7 +23,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from live.slots import LatestSlot
+from live.session.slots import LatestSlot
 
 log = logging.getLogger(__name__)
 

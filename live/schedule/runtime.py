@@ -110,7 +110,7 @@ class ShowDirection:
                         "picture (the SDXL renderer with a zero-shot head or a style text has them)")
             return
         # The director mixes the style in per frame: the show was resolved with ShowOptions(directed=True),
-        # so the understanding's own style share is off (live/show.py).
+        # so the understanding's own style share is off (live/session/show.py).
         director = Director(understanding.prompt_encoder)
         director.prepare(self.texts())
         self.director = director
@@ -155,7 +155,7 @@ class ShowDirection:
     # -- hot reload -------------------------------------------------------------------------------
 
     def watch(self, on_error: Callable[[str], None]) -> None:
-        from live.preset_watch import PresetWatcher
+        from live.presets.watch import PresetWatcher
 
         watched: list[tuple[str, Path | None, Callable[[Path], Any], Callable[[Any], None]]] = [
             ("schedule", self.paths["schedule"], read_schedule, lambda new: self._new_schedule(new, on_error)),

@@ -4,7 +4,7 @@ Renders arrive at any rate (one per 10 s on a CPU, 100/s on a GPU); the display 
 the compositor crossfades between the two newest frames and applies cheap, beat-reactive effects on
 every display frame:
 
-- zoom pulse on beats (`beat_zoom`; `live.pulse.beat_pulse`: downbeats strongest, off-beat
+- zoom pulse on beats (`beat_zoom`; `live.screen.pulse.beat_pulse`: downbeats strongest, off-beat
   onsets smaller; give `compose` features re-timed to when the frame is seen, `PulseClock.at`),
 - brightness from the low band (`band_brightness`),
 - a hue tint that swings with the high/mid balance (`band_hue`),
@@ -26,8 +26,8 @@ import numpy as np
 import pygame
 
 from engine.types import Features, Frame, Reconfigured
-from live.flash import GUIDELINE_PER_S, FlashLimiter, exposure_lut, mean_luminance, srgb_gain
-from live.pulse import beat_pulse
+from live.screen.flash import GUIDELINE_PER_S, FlashLimiter, exposure_lut, mean_luminance, srgb_gain
+from live.screen.pulse import beat_pulse
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class Effects:
 def effects(f: Features, r: Reactivity, has_output: bool) -> Effects:
     """The effect amounts for features `f` and sensitivities `r` (see the module docstring)."""
     low, mid, high, onset = _num(f.low, 1.0), _num(f.mid, 1.0), _num(f.high, 1.0), _num(f.onset, 0.0)
-    # Zoom pulse (live.pulse.beat_pulse): downbeats hardest, onsets between beats a little.
+    # Zoom pulse (live.screen.pulse.beat_pulse): downbeats hardest, onsets between beats a little.
     zoom = 1.0 + ZOOM_AT_1 * float(r.beat_zoom) * _num(beat_pulse(f), 0.0)
     warp = float(r.warp)
     alpha = angle = 0.0

@@ -1,7 +1,7 @@
-"""The compositor on the GPU: the same picture as `live.compositor.Compositor`, drawn by shaders.
+"""The compositor on the GPU: the same picture as `live.screen.compositor.Compositor`, drawn by shaders.
 
 Same methods (`configure`, `prepare`, `push`, `compose`, `to_array`) and the same effect amounts
-(`live.compositor.effects`), so the session and export use either. Differences a user can see: frames
+(`live.screen.compositor.effects`), so the session and export use either. Differences a user can see: frames
 of any size are cover-cropped by the sampler (no CPU resize per frame: `prepare` only makes the
 array contiguous, so it costs nothing on the render worker), the feedback warp samples the full
 resolution instead of a half-size copy, and a soft shoulder replaces clipping in the highlights.
@@ -23,11 +23,11 @@ import pygame
 from engine.render.shader.context import gpu_gl, make_context
 from engine.render.shader.renderer import glsl
 from engine.types import Features, Frame
-from live.compositor import WARP_ZOOM, Knobs, Reactivity, _clamp, effects
-from live.flash import GUIDELINE_PER_S, FlashLimiter, mean_luminance, srgb_gain
+from live.screen.compositor import WARP_ZOOM, Knobs, Reactivity, _clamp, effects
+from live.screen.flash import GUIDELINE_PER_S, FlashLimiter, mean_luminance, srgb_gain
 
 def _frag(name: str) -> str:
-    return resources.files("live").joinpath("glsl", name).read_text(encoding="utf-8")
+    return resources.files("live.screen").joinpath("glsl", name).read_text(encoding="utf-8")
 
 
 def cover_scale(src: tuple[int, int], dst: tuple[int, int]) -> tuple[float, float]:
@@ -236,7 +236,7 @@ def make_compositor(
 ) -> Any:
     """The live display's compositor: on the GPU when OpenGL runs on one; the numpy compositor on a
     software rasteriser (llvmpipe composes 1280x720 in ~65 ms, the numpy one in ~16 ms)."""
-    from live.compositor import Compositor
+    from live.screen.compositor import Compositor
 
     cls = GLCompositor if gpu_gl() else Compositor
     return cls(width, height, reactivity, crossfade_ms, max_flashes_per_s)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pygame
 
-from live.keys import HELP
+from live.screen.keys import HELP
 
 ERROR_SHOW_S = 15.0  # an error stays on screen this long after it last happened
 
@@ -38,7 +38,7 @@ class HudState:
     error: str = ""
     error_at: float = 0.0
     frames_rendered: int = 0
-    rig: str = ""  # OSC / MIDI / Link / video out status (live/rig.py)
+    rig: str = ""  # OSC / MIDI / Link / video out status (live/control/rig.py)
     lyric: str = ""  # directing (issue 17): the line being sung (--lyrics)
     cue: str = ""  # directing (issue 17): where the schedule is
 

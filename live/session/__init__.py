@@ -1,6 +1,4 @@
-"""The live session (live/session/session.py) and its loops, one module each."""
+"""The show: its stage contracts (`stages`), the preset + command line → `ShowSpec` (`show`), the one
+builder of stages (`factory`), the session (`session`) and its loops, one module each.
 
-from live.session.session import Session, build_session
-from live.session.state import SessionConfig, SessionReport
-
-__all__ = ["Session", "SessionConfig", "SessionReport", "build_session"]
+Nothing is imported here, so importing one of these modules does not build the rest."""

@@ -1,6 +1,6 @@
 """Conditioning: the ring buffer and the newest features in, the `conditioning` slot out.
 
-It follows the hop clock (live/hopclock.py) on the audio clock: at each hop it encodes the newest 10 s
+It follows the hop clock (live/audio/hopclock.py) on the audio clock: at each hop it encodes the newest 10 s
 with the measured tempo, and when the encoder is slower than the hop it runs only the newest due hop.
 It owns the understanding: a new preset's `[conditioning]` part is applied here between hops (in
 place when it can, else rebuilt in the background while the old one keeps going), and the negative
@@ -14,12 +14,12 @@ import logging
 
 from engine.streams import BackgroundStream
 from engine.types import WINDOW_SECONDS
-from live.hopclock import HopClock
+from live.audio.hopclock import HopClock
 from live.session.faults import Backoff
 from live.session.rebuilder import Rebuilder
 from live.session.state import Board, SessionConfig
-from live.show import ShowSpec
-from live.stages import Source, UnderstandingStage
+from live.session.show import ShowSpec
+from live.session.stages import Source, UnderstandingStage
 
 log = logging.getLogger(__name__)
 

@@ -16,16 +16,16 @@ import numpy as np
 import pygame
 
 from engine.types import Features
-from live.compositor import Compositor
-from live.hud import Hud
-from live.keys import Action, action_for
+from live.screen.compositor import Compositor
+from live.screen.hud import Hud
+from live.screen.keys import Action, action_for
 from live.presets.schema import Preset
-from live.pulse import PulseClock
+from live.screen.pulse import PulseClock
 from live.session.feature_loop import FeatureLoop
 from live.session.render_loop import RenderLoop
 from live.session.router import PresetRouter
 from live.session.state import Board, SessionConfig
-from live.stages import Output, Source, Tracker
+from live.session.stages import Output, Source, Tracker
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class DisplayLoop:
         self._measure_latency(features)
 
     def _as_seen(self, features: Features | None) -> Features | None:
-        """The features re-timed to when this frame is seen and heard (live.pulse.PulseClock)."""
+        """The features re-timed to when this frame is seen and heard (live.screen.pulse.PulseClock)."""
         if features is None:
             return None
         try:
@@ -201,7 +201,7 @@ class DisplayLoop:
         s.frozen = self.frozen
 
     def act(self, action: Action) -> None:
-        """What a key asks for (live/keys.py)."""
+        """What a key asks for (live/screen/keys.py)."""
         name = action.name
         if name == "quit":
             self.board.stop.set()

@@ -1,4 +1,4 @@
-"""The builder: stages from a `ShowSpec` (live/show.py), the same way for play, live, demo, export and
+"""The builder: stages from a `ShowSpec` (live/session/show.py), the same way for play, live, demo, export and
 bench.
 
 `Builder` keeps the SDXL components it loaded, so an out-of-memory step-down (`smaller_size`), a retry
@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.render.stage import Negative, ProceduralStage, RenderStage, SDXLStage, ShaderStage
 from engine.understanding.pipeline import Understanding
-from live.show import ShowSpec
+from live.session.show import ShowSpec
 
 log = logging.getLogger(__name__)
 

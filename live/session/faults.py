@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from engine.errors import one_line
-from live.hud import HudState
+from live.screen.hud import HudState
 
 log = logging.getLogger(__name__)
 

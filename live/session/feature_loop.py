@@ -19,7 +19,7 @@ import numpy as np
 from engine.errors import BeatcanvasError
 from engine.types import Features
 from live.session.state import Board, SessionConfig
-from live.stages import Source, Tracker
+from live.session.stages import Source, Tracker
 
 log = logging.getLogger(__name__)
 

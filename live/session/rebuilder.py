@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 from engine.render.stage import Negative, RenderStage
 from engine.types import Features
-from live.factory import Builder
+from live.session.factory import Builder
 from engine.errors import one_line
-from live.show import ShowSpec
-from live.slots import LatestSlot
-from live.stages import UnderstandingStage
+from live.session.show import ShowSpec
+from live.session.slots import LatestSlot
+from live.session.stages import UnderstandingStage
 
 log = logging.getLogger(__name__)
 

@@ -22,14 +22,14 @@ from collections import deque
 
 from engine.render.stage import Negative, RenderStage
 from engine.types import Conditioning, Features
-from live.compositor import Compositor
-from live.factory import procedural_stage, smaller_size
+from live.screen.compositor import Compositor
+from live.session.factory import procedural_stage, smaller_size
 from engine.errors import one_line
 from live.session.faults import Backoff, is_out_of_memory
 from live.session.rebuilder import Built, Rebuilder, RenderJob
 from live.session.state import Board, SessionConfig
-from live.show import ShowSpec
-from live.stages import Source
+from live.session.show import ShowSpec
+from live.session.stages import Source
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 A preset changes four ways: a transition (auto-advance or a beat-gated hard cut, stepped with every
 block of features by the feature loop), a key (←/→, 0–9), a hot-reloaded edit of its file, or a
 playlist. Each becomes a pending change; the display loop applies it (`apply_pending`): the preset is
-resolved into a `ShowSpec` (live/show.py), the compositor takes its part here (and a soft cut starts
+resolved into a `ShowSpec` (live/session/show.py), the compositor takes its part here (and a soft cut starts
 its fade), and the spec goes on the `specs` slot, where the conditioning and render loops each apply
 their own part between steps — in place when they can, rebuilding in the background when they must.
 The log says what changed.
@@ -18,13 +18,13 @@ from pathlib import Path
 
 from engine.errors import BeatcanvasError
 from engine.types import Features
-from live.compositor import Compositor
-from live.preset_watch import PresetWatcher
+from live.screen.compositor import Compositor
+from live.presets.watch import PresetWatcher
 from live.presets.playlist import ShowList
 from live.presets.schema import Preset
 from live.presets.transitions import TransitionState
 from live.session.state import Board, SessionConfig
-from live.show import ShowOptions, ShowSpec, resolve
+from live.session.show import ShowOptions, ShowSpec, resolve
 
 log = logging.getLogger(__name__)
 

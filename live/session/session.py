@@ -23,10 +23,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from live.compositor import Compositor
-from live.gl_compositor import make_compositor
-from live.factory import Builder, Stages
-from live.hud import HudState
+from live.screen.compositor import Compositor
+from live.screen.gl_compositor import make_compositor
+from live.session.factory import Builder, Stages
+from live.screen.hud import HudState
 from live.presets.playlist import ShowList
 from live.presets.schema import Preset
 from live.session.conditioning_loop import ConditioningLoop
@@ -37,11 +37,11 @@ from live.session.rebuilder import Rebuilder
 from live.session.render_loop import RenderLoop
 from live.session.router import PresetRouter
 from live.session.state import Board, SessionConfig, SessionReport
-from live.show import ShowOptions, ShowSpec, resolve
-from live.stages import Output, Source, Tracker
+from live.session.show import ShowOptions, ShowSpec, resolve
+from live.session.stages import Output, Source, Tracker
 
 if TYPE_CHECKING:
-    from live.rig import Rig
+    from live.control.rig import Rig
     from live.schedule.runtime import ShowDirection
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 class Session:
     """Runs the show until quit, window close, Ctrl-C, `duration`, or the track's end.
 
-    `stages` are the built renderer and understanding for `spec` (live/factory.py); `show` is what
+    `stages` are the built renderer and understanding for `spec` (live/session/factory.py); `show` is what
     the preset keys and transitions step through (a playlist, or the library); `options` resolve the
     presets it switches to. `builder` makes replacement stages in the background.
     """
@@ -92,7 +92,7 @@ class Session:
         return self.router.preset
 
     def attach_rig(self, rig: Rig | None) -> None:
-        """OSC / MIDI / Link / video out (live/rig.py): the loops call it where it hooks in."""
+        """OSC / MIDI / Link / video out (live/control/rig.py): the loops call it where it hooks in."""
         self.board.rig = rig
 
     def attach_direction(self, direction: ShowDirection | None) -> None:

@@ -25,7 +25,7 @@ from engine.models.profiles import PROFILES, Profile, as_profile
 from engine.render.shader.director import Look
 from engine.render.stage import RendererKind, RenderSpec
 from engine.understanding.pipeline import UnderstandingSettings
-from live.compositor import Reactivity
+from live.screen.compositor import Reactivity
 from live.presets.schema import Preset, TransitionSettings, preset_hash
 
 log = logging.getLogger(__name__)

@@ -1,11 +1,11 @@
 """The stage contracts: what the loops call on each stage of the flow, and nothing else.
 
     Source ──▶ Tracker ──▶ UnderstandingStage ──▶ RenderStage ──▶ Compositor ──▶ Output
-    (live/sources.py) (engine/audio/features.py) (engine/understanding/) (engine/render/stage.py)
-                                                               (live/compositor.py) (live/display.py)
+    (live/audio/sources.py) (engine/audio/features.py) (engine/understanding/) (engine/render/stage.py)
+                                                               (live/screen/compositor.py) (live/screen/display.py)
 
 A stage that owns a part of a preset applies it with `configure(part)` and answers what it applied in
-place and what needs a rebuild (`engine.types.Reconfigured`); the part comes from `live.show.resolve`,
+place and what needs a rebuild (`engine.types.Reconfigured`); the part comes from `live.session.show.resolve`,
 never from the preset itself. The session talks to stages only through these methods: a fake that
 has them is a stage (tests use that), and a type checker sees every call.
 """
@@ -20,8 +20,8 @@ import pygame
 from engine.render.stage import Negative, RenderStage
 from engine.types import Conditioning, Features, Reconfigured, Window
 from engine.understanding.pipeline import UnderstandingSettings
-from live.ringbuffer import RingBuffer
-from live.sources import SourceStats
+from live.audio.ringbuffer import RingBuffer
+from live.audio.sources import SourceStats
 
 
 class Source(Protocol):
@@ -67,7 +67,7 @@ class UnderstandingStage(Protocol):
 
 
 class Output(Protocol):
-    """Where composed pictures go (live.display.Display: a window); takes its keys and resizes."""
+    """Where composed pictures go (live.screen.display.Display: a window); takes its keys and resizes."""
 
     def open(self) -> None: ...
     def close(self) -> None: ...

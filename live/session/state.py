@@ -20,14 +20,14 @@ import pygame
 
 from engine.render.stage import Negative
 from engine.types import Conditioning, Features, Frame
-from live.hopclock import HOP_S
-from live.hud import HudState
+from live.audio.hopclock import HOP_S
+from live.screen.hud import HudState
 from live.session.faults import Faults
-from live.show import ShowSpec
-from live.slots import LatestSlot
+from live.session.show import ShowSpec
+from live.session.slots import LatestSlot
 
 if TYPE_CHECKING:
-    from live.rig import Rig
+    from live.control.rig import Rig
     from live.schedule.runtime import ShowDirection
 
 
@@ -96,7 +96,7 @@ class Board:
     specs: LatestSlot[ShowSpec] = field(default_factory=LatestSlot)
     negatives: LatestSlot[Negative | None] = field(default_factory=LatestSlot)
     stop: threading.Event = field(default_factory=threading.Event)
-    rig: Rig | None = None  # OSC / MIDI / Link / video out (live/rig.py), when the show has one
+    rig: Rig | None = None  # OSC / MIDI / Link / video out (live/control/rig.py), when the show has one
     direction: ShowDirection | None = None  # --schedule / --lyrics (live/schedule/runtime.py)
     faults: Faults = field(init=False)
 
