@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported by the stages that make tensors, not by every user of these types
+    import torch
 
 SAMPLE_RATE = 48_000  # CLAP's rate; every window and feature block is at 48 kHz mono
 WINDOW_SECONDS = 10.0

@@ -189,7 +189,7 @@ class FakeUnderstanding:
     def __init__(self, fail: dict | None = None) -> None:
         import torch
 
-        from engine.understanding.pipeline import UnderstandingSettings
+        from engine.understanding.settings import UnderstandingSettings
 
         self.torch = torch
         self.settings = UnderstandingSettings()

@@ -23,7 +23,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from engine.understanding.conditioning import blend, blend_weighted
 from engine.types import Conditioning
 
 if TYPE_CHECKING:
@@ -74,6 +73,8 @@ class Director:
             return out
 
     def _mix(self, music: Conditioning | None, d: Direction) -> Conditioning | None:
+        from engine.understanding.conditioning import blend, blend_weighted  # torch: only with an understanding attached
+
         styles = [(self.encode(text), w) for text, w in d.style if text and w > 0]
         style = blend_weighted(styles, slerp=d.slerp) if styles else None
         shown: Conditioning | None

@@ -16,12 +16,12 @@ import logging
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, cast, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
-import torch
-
-from engine.models import tiny
 from engine.errors import BeatcanvasError
+
+if TYPE_CHECKING:  # torch and the tiny models are imported by the builders: naming a profile stays light
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,10 @@ def _place(module: torch.nn.Module, device: str | torch.device, dtype: torch.dty
 def _random(cls: Any, config: Any, device: str | torch.device) -> Any:
     """A full-size model with random weights, created directly on `device` (fast on a GPU).
     `config` is a dict for diffusers classes, a config object for transformers ones."""
+    import torch
+
+    from engine.models import tiny
+
     torch.manual_seed(tiny.SEED)
     with torch.device(device):
         return cls.from_config(config) if hasattr(cls, "from_config") else cls(config)
@@ -137,6 +141,8 @@ def build_clap(
     models_dir: Path | None = None,
 ) -> ClapBundle:
     as_profile(profile)
+    from engine.models import tiny
+
     from transformers import ClapConfig, ClapModel, ClapProcessor
 
     if profile != "real":
@@ -165,6 +171,8 @@ def build_text_encoders(
     model: str = "sdxl-turbo",
 ) -> TextEncoders:
     as_profile(profile)
+    from engine.models import tiny
+
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     if profile == "tiny":
@@ -206,6 +214,8 @@ def build_sdxl(
 ) -> SDXLComponents:
     """UNet + scheduler + TAESDXL (+ the full fp16-fix VAE when `with_vae`)."""
     as_profile(profile)
+    from engine.models import tiny
+
     from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
 
     scheduler = _scheduler(model)
@@ -253,6 +263,8 @@ def _lightning_unet(base_dir: Path, lightning_dir: Path, steps: int) -> Any:
         raise BeatcanvasError(
             f"SDXL-Lightning {steps}-step UNet not found at {ckpt}: run `beatcanvas models fetch sdxl-lightning`"
         )
+    import torch
+
     config = UNet2DConditionModel.load_config(base_dir, subfolder="unet", local_files_only=True)
     with torch.device("meta"):
         unet = UNet2DConditionModel.from_config(config)

@@ -26,6 +26,8 @@ on its own (pygame's `smoothscale`); `render()` returns the full-size frame.
 
 from __future__ import annotations
 
+import os
+
 import logging
 import math
 
@@ -91,22 +93,16 @@ def motif_weights(labels: dict[str, float] | None) -> np.ndarray:
 
 
 def upscale(small: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Bilinear HxWx3 uint8 upscale. torch's uint8 kernel writes straight into a channels-last numpy
-    buffer (~0.4 ms at 1280×720); numpy's nearest-neighbour repeat is the fallback."""
-    out = np.empty((height, width, 3), np.uint8)
-    try:
-        import torch
+    """Bilinear HxWx3 uint8 upscale with pygame's SIMD smoothscale (~1.3 ms 320x180 -> 1280x720 here;
+    no display needed, and unlike torch's kernel it costs no second of import in a weights-free show)."""
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    import pygame
 
-        src = torch.from_numpy(np.ascontiguousarray(small)).permute(2, 0, 1)[None]
-        dst = torch.from_numpy(out).permute(2, 0, 1)[None]
-        torch._C._nn.upsample_bilinear2d(src, (height, width), False, None, None, out=dst)
-        return out
-    except Exception:  # noqa: BLE001 - private torch API: any failure means "use the plain path"
-        h, w = small.shape[:2]
-        ys = (np.arange(height) * h // height).astype(np.intp)
-        xs = (np.arange(width) * w // width).astype(np.intp)
-        out[:] = small[ys][:, xs]
-        return out
+    src = pygame.image.frombuffer(np.ascontiguousarray(small), (small.shape[1], small.shape[0]), "RGB")
+    big = pygame.transform.smoothscale(src, (width, height))
+    out = np.empty((height, width, 3), np.uint8)
+    out[:] = pygame.surfarray.pixels3d(big).transpose(1, 0, 2)
+    return out
 
 
 class ProceduralRenderer:

@@ -43,7 +43,7 @@ def select_renderer(
     choice: str,
     *,
     weights_present: bool,
-    gpu_present: bool,
+    gpu_present: bool | None,
     allow_cpu_diffusion: bool,
     model: str = DEFAULT_MODEL,
     gl_unavailable: str | None = None,
@@ -52,7 +52,7 @@ def select_renderer(
 ) -> RendererChoice:
     """Decide the renderer. `auto`: SDXL when its weights are present and it can render in
     reasonable time (a GPU, or `allow_cpu_diffusion` for a patient export); otherwise the
-    weights-free look. `gl_unavailable`: why no OpenGL 3.3 context can be made (None: one can);
+    weights-free look. `gpu_present` None: not probed. `gl_unavailable`: why no OpenGL 3.3 context can be made (None: one can);
     `gl_software`: that context is a software rasteriser; `live`: a window, not an export."""
     choice = (choice or "auto").strip().lower()
     if choice not in CHOICES:
@@ -82,7 +82,7 @@ def _weights_free(picked: RendererChoice, choice: str, gl_unavailable: str | Non
 
 
 def _diffusion_choice(
-    choice: str, weights_present: bool, gpu_present: bool, allow_cpu_diffusion: bool, model: str
+    choice: str, weights_present: bool, gpu_present: bool | None, allow_cpu_diffusion: bool, model: str
 ) -> RendererChoice:
     """auto or sdxl: SDXL when it can run, else a "procedural" decision saying why not."""
 
@@ -93,7 +93,7 @@ def _diffusion_choice(
                 f"--renderer sdxl needs the {model} weights, which are not on this machine: "
                 f"{_fetch_hint(model)} (or use --renderer procedural)"
             )
-        gpu_note = "" if gpu_present else " and no GPU"
+        gpu_note = " and no GPU" if gpu_present is False else ""
         return RendererChoice(
             "procedural", f"procedural renderer: no SDXL weights found{gpu_note} ({_fetch_hint(model)})"
         )
@@ -159,9 +159,11 @@ def gl_software() -> bool:
     return gl_unavailable() is None and not gpu_gl()
 
 
-def probe(model: str = DEFAULT_MODEL, models_dir: str | Path | None = None) -> tuple[bool, bool]:
-    """(weights_present, gpu_present) on this machine."""
-    return weights_present(model, models_dir), gpu_present()
+def probe(model: str = DEFAULT_MODEL, models_dir: str | Path | None = None) -> tuple[bool, bool | None]:
+    """(weights_present, gpu_present) on this machine. Without weights the GPU is not probed (None):
+    asking CUDA imports torch, seconds a weights-free show never needs."""
+    weights = weights_present(model, models_dir)
+    return weights, gpu_present() if weights else None
 
 
 def choose_renderer(
@@ -174,8 +176,10 @@ def choose_renderer(
 ) -> RendererChoice:
     """Probe this machine and decide; what `play`, `demo` and `export` call."""
     choice_l = (choice or "auto").strip().lower()
+    weights: bool
+    gpu: bool | None
     if choice_l in ("procedural", "shader", "numpy"):  # no need to touch the disk or CUDA
-        weights, gpu = False, False
+        weights, gpu = False, None
     else:
         weights, gpu = probe(model, models_dir)
     result = select_renderer(

@@ -12,21 +12,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-import torch
-
 from engine.errors import BeatcanvasError
 from engine.render.procedural import ProceduralRenderer
 from engine.render.select import RendererKind
 from engine.types import Conditioning, Features, Frame, Reconfigured
-from engine.understanding.conditioning import is_finite
 
 from engine.render.shader.director import Look
 
 if TYPE_CHECKING:  # importing diffusers costs seconds; a procedural show never needs it
+    import torch
+
     from engine.render.sdxl import SDXLRenderer
     from engine.render.shader.renderer import ShaderRenderer
 
-Negative = tuple[torch.Tensor, torch.Tensor]
+Negative = tuple["torch.Tensor", "torch.Tensor"]  # torch is imported only by the SDXL stage
 
 
 @dataclass(frozen=True)
@@ -159,6 +158,8 @@ class SDXLStage(RenderStage):
         return self.sdxl.steps
 
     def render(self, conditioning: Conditioning | None, features: Features, t: float) -> Frame:
+        from engine.understanding.conditioning import is_finite  # torch: this stage has it loaded already
+
         # A NaN in the conditioning would reach the feedback latent and black out every later frame.
         if conditioning is not None and not is_finite(conditioning):
             raise BeatcanvasError("the conditioning is not finite; kept the last frame")

@@ -17,7 +17,7 @@ step whose conditioning is not finite raises and leaves the smoother and scene r
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,36 +30,12 @@ from engine.types import Conditioning, Features, Reconfigured, Window
 from engine.understanding.conditioning import blend, is_finite
 from engine.understanding.heads.transformer import TransformerHead
 from engine.understanding.heads.zeroshot import ZeroShotHead
+from engine.understanding.settings import HEADS, REBUILD_KEYS, UnderstandingSettings
 from engine.understanding.smoother import SceneDetector, Smoother
 
 log = logging.getLogger(__name__)
 
-HEADS = ("zeroshot", "transformer")
 DEFAULT_TEMPO_BPM = 120.0  # before the tracker has measured one
-
-
-@dataclass(frozen=True)
-class UnderstandingSettings:
-    """A preset's `[conditioning]` section as the engine sees it (see live/presets/schema.py)."""
-
-    head: Literal["zeroshot", "transformer"] = "zeroshot"
-    head_path: str | None = None
-    style: str = ""
-    negative: str = ""
-    audio_weight: float = 1.0
-    smoothing_s: float = 2.0
-    on_scene_change: Literal["glide", "cut"] = "glide"
-    scene_threshold: float = 0.35
-    top_k: int = 3
-    temperature: float = 0.1
-    descriptors: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (category, phrases) overrides
-
-    def changed(self, other: UnderstandingSettings) -> tuple[str, ...]:
-        mine, theirs = asdict(self), asdict(other)
-        return tuple(k for k in mine if mine[k] != theirs[k])
-
-
-REBUILD_KEYS = ("head", "head_path")  # another head is other weights
 
 
 @dataclass

@@ -10,8 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from engine.bench import BenchSettings, run_bench
-
 
 def bench(
     profile: str = typer.Option("tiny", "--profile", help="tiny | random-full (full-size, random weights) | real"),
@@ -33,6 +31,8 @@ def bench(
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full result to this JSON file."),
 ) -> None:
     """Time each stage with warm-up and medians; record device, versions, settings, peak memory."""
+    from engine.bench import BenchSettings, run_bench  # torch and diffusers: only when benchmarking
+
     out = Console()
     settings = BenchSettings(
         profile=profile, device=device, backend=backend, size=size, steps=steps, dtype=dtype, model=model,

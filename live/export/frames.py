@@ -33,7 +33,7 @@ from engine.errors import BeatcanvasError
 from engine.render.base import Renderer
 from engine.render.stage import RenderStage
 from engine.types import SAMPLE_RATE, WINDOW_SECONDS, Conditioning, Features, Reconfigured, Window
-from engine.understanding.pipeline import UnderstandingSettings
+from engine.understanding.settings import UnderstandingSettings
 from live.export.chunks import Chunk, warmup
 from live.export.files import frame_path
 from live.export.plan import ExportPlan, ExportSettings

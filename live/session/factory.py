@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.render.stage import Negative, ProceduralStage, RenderStage, SDXLStage, ShaderStage
-from engine.understanding.pipeline import Understanding
 from live.session.show import ShowSpec
+
+if TYPE_CHECKING:  # torch: only a show that runs CLAP imports it
+    from engine.understanding.pipeline import Understanding
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from engine.errors import BeatcanvasError
 from engine.models.profiles import PROFILES, Profile, as_profile
 from engine.render.shader.director import Look
 from engine.render.stage import RendererKind, RenderSpec
-from engine.understanding.pipeline import UnderstandingSettings
+from engine.understanding.settings import UnderstandingSettings
 from live.screen.compositor import Reactivity
 from live.presets.schema import Preset, TransitionSettings, preset_hash
 
@@ -84,9 +84,13 @@ class ShowSpec:
         return tuple(name for name, differs in pairs if differs)
 
 
-def device_for(opts: ShowOptions) -> str:
+def device_for(opts: ShowOptions, kind: RendererKind = "sdxl") -> str:
+    """Where the models run: --device, else CUDA when torch sees it. A weights-free show runs no model
+    (the shader renderer finds its own GPU through OpenGL), so it never imports torch to ask."""
     if opts.device:
         return opts.device
+    if kind != "sdxl":
+        return "cpu"
     try:
         import torch
 
@@ -131,7 +135,7 @@ def resolve(preset: Preset, opts: ShowOptions, kind: tuple[RendererKind, str] | 
         width, height = opts.size or opts.canvas or (m.width, m.height)
     else:
         width, height = opts.size or (m.width, m.height)
-    device = device_for(opts)
+    device = device_for(opts, kind_)
     gpu, live = device.startswith("cuda"), opts.live
     render = RenderSpec(
         kind=kind_, model=m.model, steps=m.steps, width=width, height=height, backend=opts.backend or m.backend,

@@ -19,7 +19,7 @@ import pygame
 
 from engine.render.stage import Negative, RenderStage
 from engine.types import Conditioning, Features, Reconfigured, Window
-from engine.understanding.pipeline import UnderstandingSettings
+from engine.understanding.settings import UnderstandingSettings
 from live.audio.ringbuffer import RingBuffer
 from live.audio.sources import SourceStats
 
