@@ -1,9 +1,5 @@
 """beatcanvas engine: the models and the math. No threads, no sound or screen devices.
 
-The engine never imports `live`.
+The engine never imports `live`. Import what you need from its modules (`engine.types`,
+`engine.errors`, …): this package imports nothing, so naming one light module never loads the rest.
 """
-
-from engine.errors import BeatcanvasError
-from engine.types import SAMPLE_RATE, Conditioning, Features, Frame, Window
-
-__all__ = ["BeatcanvasError", "Conditioning", "Features", "Frame", "SAMPLE_RATE", "Window"]

@@ -61,13 +61,13 @@ def test_analyze_head_without_models_says_how_to_fetch(tmp_path: Path, capsys, m
 def test_devices_lists_indices_or_says_none(monkeypatch, capsys) -> None:
     fake = [{"index": 3, "name": "Monitor of Built-in Audio", "hostapi": "ALSA", "inputs": 2, "outputs": 0,
              "default_samplerate": 48000.0, "default_input": True, "default_output": False}]
-    import live.commands.devices as devices_cmd
+    import live.audio.sources as sources  # the command imports it when it runs
 
-    monkeypatch.setattr(devices_cmd, "list_devices", lambda: fake)
+    monkeypatch.setattr(sources, "list_devices", lambda: fake)
     assert main(["devices"]) == 0
     out = capsys.readouterr().out
     assert "Monitor of Built-in Audio" in out and "3" in out and "loopback" in out
-    monkeypatch.setattr(devices_cmd, "list_devices", lambda: [])
+    monkeypatch.setattr(sources, "list_devices", lambda: [])
     assert main(["devices"]) == 0
     assert "no audio devices found" in capsys.readouterr().out
 

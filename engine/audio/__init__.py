@@ -1,6 +1,3 @@
-"""Audio in: decoding, resampling, windows (io) and fast per-block musical features (features)."""
-
-from engine.audio.features import FeatureTracker
-from engine.audio.io import iter_audio_blocks, load_audio, probe, window_at
-
-__all__ = ["FeatureTracker", "iter_audio_blocks", "load_audio", "probe", "window_at"]
+"""Audio in: decoding, resampling, windows (`io`), per-block musical features (`features`), the beat
+tracker (`onsets`, `tempo`, `beats`, `accents`; offline: `beatmap`), analysis and the demo track.
+Import from the modules: this package imports nothing, so `--help` never loads numpy or libsndfile."""

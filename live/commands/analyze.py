@@ -7,14 +7,11 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from engine.audio.analysis import analyze_track
-from engine.audio.io import probe
 from engine.errors import BeatcanvasError
 
 if TYPE_CHECKING:
@@ -101,6 +98,8 @@ def _words(v: float, neg: str, mid: str, pos: str) -> str:
 
 
 def _summary(console: Console, track: Path, r: dict[str, Any]) -> None:
+    import numpy as np
+
     frames = r["frames"]
     bars = f"{len(r['downbeats'])} bars" if r["downbeats"] else "bars not found"
     console.print(f"[bold]{track.name}[/]  {r['duration']:.1f} s  ·  tempo [bold]{r['tempo_bpm']:.1f} BPM[/]  ·  "
@@ -154,6 +153,9 @@ def analyze(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing skeleton."),
 ) -> None:
     """Beats, tempo, loudness, bands and valence/arousal of a track (streamed; any length)."""
+    from engine.audio.analysis import analyze_track  # numpy and the decoder: when it runs, not for --help
+    from engine.audio.io import probe
+
     console = Console()
     info = probe(track)
     with Progress(

@@ -10,11 +10,11 @@ from live.commands.rig_options import RigArgs
 
 
 def _help() -> str:
-    from engine.audio.demo import demo_track_path
+    from engine.models.cache import cache_dir  # not engine.audio.demo: --help loads no numpy
 
     return (
-        "Play the built-in demo track (synthesized on first use, then cached at "
-        f"{demo_track_path()}; delete it to make it again)."
+        "Play the built-in demo track (synthesized on first use, then cached in "
+        f"{cache_dir()}; delete its demo-*.wav to make it again)."
     )
 
 

@@ -6,11 +6,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from live.audio.sources import list_devices
-
 
 def devices() -> None:
     """List audio devices (use the index or part of the name with --device). Loopback: docs/loopback.md."""
+    from live.audio.sources import list_devices  # PortAudio and numpy: when listing, not for --help
+
     console = Console()
     devs = list_devices()
     if not devs:

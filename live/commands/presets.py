@@ -9,18 +9,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from live.presets.library import (
-    BUILTIN_DIR,
-    DEFAULT_PRESET,
-    find_preset,
-    list_presets,
-    load_preset,
-    new_preset,
-    preset_hash,
-    to_toml,
-    user_presets_dir,
-)
-from live.presets.schema import PresetError, read_preset_file
+from live.presets import DEFAULT_PRESET
+
+# Each command imports the library (pydantic) when it runs: `beatcanvas --help` registers them all.
 
 console = Console()
 presets_app = typer.Typer(help="Browse, check and copy presets (one look per TOML file).", no_args_is_help=True)
@@ -29,6 +20,8 @@ presets_app = typer.Typer(help="Browse, check and copy presets (one look per TOM
 @presets_app.command("list")
 def list_command() -> None:
     """Built-in and user presets, with their descriptions."""
+    from live.presets.library import BUILTIN_DIR, list_presets, user_presets_dir
+
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     table.add_column("name", style="cyan", no_wrap=True)
     table.add_column("from", no_wrap=True)
@@ -46,6 +39,8 @@ def list_command() -> None:
 @presets_app.command("show")
 def show_command(name: str = typer.Argument(..., help="preset name or path to a .toml file")) -> None:
     """The fully resolved settings of one preset (every default filled in), as TOML."""
+    from live.presets.library import find_preset, load_preset, preset_hash, to_toml
+
     preset = load_preset(name)
     path = Path(name) if name.endswith(".toml") else find_preset(name)
     header = f"{path}\nsha256 of the settings: {preset_hash(preset)}"
@@ -58,6 +53,8 @@ def show_command(name: str = typer.Argument(..., help="preset name or path to a 
 @presets_app.command("validate")
 def validate_command(files: list[Path] = typer.Argument(..., help="preset .toml files")) -> None:
     """Check preset files against the schema; exits 1 if any is invalid."""
+    from live.presets.schema import PresetError, read_preset_file
+
     failed = 0
     for path in files:
         try:
@@ -79,6 +76,8 @@ def new_command(
     force: bool = typer.Option(False, "--force", help="overwrite an existing user preset"),
 ) -> None:
     """Write a commented copy of BASE to the user preset folder as NAME."""
+    from live.presets.library import new_preset
+
     path = new_preset(name, base, force=force)
     console.print(f"wrote {path}\nedit it, then: beatcanvas presets validate {path}", highlight=False)
 

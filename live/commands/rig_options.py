@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from live.commands.options import option
-from live.control.osc import DEFAULT_HOST
-from live.control.rig import RigOptions
+from live.control import DEFAULT_HOST
+
+if TYPE_CHECKING:  # the rig's modules load when a show starts, not for --help
+    from live.control.rig import RigOptions
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class RigArgs:
 
 
 def rig_options(values: dict[str, Any]) -> RigOptions:
+    from live.control.rig import RigOptions
+
     midi = values["midi"]
     if midi is None and values["midi_map"] is not None:
         midi = ""  # a mapping file alone turns MIDI on, on the port it names

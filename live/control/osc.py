@@ -27,6 +27,7 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
 
 from engine.errors import BeatcanvasError
+from live.control import DEFAULT_HOST
 from live.control.hub import ControlHub
 from live.presets.schema import NAME_PATTERN
 from live.control.knobs import (
@@ -35,7 +36,6 @@ from live.control.knobs import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9000
 
 

@@ -25,7 +25,7 @@ from engine.errors import BeatcanvasError
 from engine.types import Conditioning, Features
 from live.control.hub import ControlHub, Drained
 from live.control.knobs import Command, ControlError, ControlInputError
-from live.control.osc import DEFAULT_HOST
+from live.control import DEFAULT_HOST
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from engine.files import write_text
 
+from live.presets import DEFAULT_PRESET
 from live.presets.schema import GROUPS, NAME_PATTERN, Preset, PresetError, preset_hash, read_preset_file
 
 __all__ = [
@@ -34,7 +35,6 @@ __all__ = [
     "user_presets_dir",
 ]
 
-DEFAULT_PRESET = "default"
 BUILTIN_DIR = Path(__file__).resolve().parents[2] / "presets"
 
 
