@@ -106,6 +106,9 @@ class DisplayLoop:
         self.hud.draw(picture, b.state)
         self.display.present(picture)
         b.report.display_frames += 1
+        if b.report.first_frame_s is None and b.report.frames_shown:
+            b.report.first_frame_s = time.monotonic() - self.started_at
+            log.info("first rendered frame on screen %.2f s after the display loop started", b.report.first_frame_s)
         self._measure_latency(features)
 
     def _as_seen(self, features: Features | None) -> Features | None:

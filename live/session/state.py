@@ -78,6 +78,7 @@ class SessionReport:
     seconds: float = 0.0
     display_fps: float = 0.0
     longest_frame_gap_s: float = 0.0
+    first_frame_s: float | None = None  # from the display loop's start to the first rendered frame on screen
     latency_ms_median: float | None = None
     latency_ms_p95: float | None = None
     interrupted: bool = False
