@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from engine.errors import BeatcanvasError
+from live.commands.options import App
 
-app = typer.Typer(
+app = App(
     name="beatcanvas",
     help="Real-time, audio-reactive visualizer: music in, evolving AI images out.",
     no_args_is_help=True,

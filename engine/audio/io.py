@@ -12,7 +12,10 @@ stays at a few hundred kilobytes whatever the length. `load_audio` is for short 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,12 +63,50 @@ def _check_path(path: str | Path) -> Path:
     return p
 
 
+# How the formats libsndfile reads begin (MP3: an ID3 tag or an MPEG frame sync, checked apart).
+_AUDIO_MAGIC = (b"RIFF", b"RF64", b"BW64", b"riff", b"fLaC", b"OggS", b"FORM", b"caff", b".snd", b"ID3")
+
+
+def _looks_like_audio(p: Path) -> bool:
+    with p.open("rb") as f:
+        head = f.read(4)
+    return head.startswith(_AUDIO_MAGIC) or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+
+
+@contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Hush what C libraries print straight to file descriptor 2 (mpg123's "Note: Trying to resync…"
+    on a file that is not MP3): the one-line error says what went wrong."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (captured, or none): nothing to hush
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
 def _open(path: str | Path) -> tuple[Path, sf.SoundFile]:
     p = _check_path(path)
     try:
-        f = sf.SoundFile(str(p))
+        with _quiet_native_stderr():
+            f = sf.SoundFile(str(p))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        if not _looks_like_audio(p):
+            raise BeatcanvasError(
+                f"{p.name} is not an audio file (its contents are not wav, flac, ogg, mp3 or aiff, whatever its "
+                "name says) — pass the track itself"
+            ) from e
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "does not exist" in detail:  # libsndfile's words for any file it cannot parse; this one exists
+            detail = "the file is corrupt or in an encoding libsndfile cannot read"
         raise BeatcanvasError(
             f"cannot decode {p.name}: {detail} — supported: wav, flac, ogg, mp3, aiff "
             f"(convert others with `ffmpeg -i {p.name} track.wav`)"

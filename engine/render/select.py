@@ -187,5 +187,4 @@ def choose_renderer(
         gl_unavailable=gl_unavailable() if choice_l != "numpy" else None,
         gl_software=choice_l != "numpy" and gl_software(), live=live,
     )
-    log.info(result.reason)
-    return result
+    return result  # the caller prints the reason once (console and HUD), so no log line repeats it

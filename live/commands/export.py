@@ -108,7 +108,6 @@ def export(
         spec = resolve(preset, opts, kind)
         settings = dataclasses.replace(settings, direction=direction.fingerprint())
     check_resumable(settings, plan, force, keys=CHEAP_KEYS)
-    log.info(spec.reason)
     recipe = Recipe(settings, dataclasses.replace(spec, render=dataclasses.replace(spec.render, width=width, height=height)),
                     preset, schedule.resolve() if schedule else None, _lyrics_path(direction),
                     opts, kind)

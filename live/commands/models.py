@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.models import registry
+from live.commands.options import App
 
 
 
@@ -17,7 +18,7 @@ def _out() -> Console:
     """A console per command, so the terminal width (or $COLUMNS) is read when the command runs."""
     return Console()
 
-models_app = typer.Typer(help="List and fetch the published models (CLAP, SDXL-Turbo/Lightning, decoders).",
+models_app = App(help="List and fetch the published models (CLAP, SDXL-Turbo/Lightning, decoders).",
                          no_args_is_help=True)
 
 _MODELS_DIR = typer.Option(

@@ -18,11 +18,35 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, TypeVar, get_type_hints
 
 import typer
+from typer.core import TyperArgument, TyperCommand
 
 if TYPE_CHECKING:  # the CLI starts without importing torch
     from live.session.show import ShowOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UsageCommand(TyperCommand):
+    """A command whose usage line names its arguments in capitals, `play [OPTIONS] TRACK` (typer ≥ 0.29
+    writes `{track}`, which reads like a placeholder left unfilled)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if not isinstance(param, TyperArgument):
+                pieces.extend(param.get_usage_pieces(ctx))
+                continue
+            name = (param.metavar or param.name or "arg").upper() + ("..." if param.nargs != 1 else "")
+            pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+
+class App(typer.Typer):
+    """`typer.Typer` whose commands are `UsageCommand`s: the CLI and its sub-apps (presets, models)."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["cls"] = kwargs.get("cls") or UsageCommand
+        return super().command(*args, **kwargs)
 
 
 def option(default: Any, *flags: str, help: str) -> Any:

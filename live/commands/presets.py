@@ -9,12 +9,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from live.commands.options import App
 from live.presets import DEFAULT_PRESET
 
 # Each command imports the library (pydantic) when it runs: `beatcanvas --help` registers them all.
 
 console = Console()
-presets_app = typer.Typer(help="Browse, check and copy presets (one look per TOML file).", no_args_is_help=True)
+presets_app = App(help="Browse, check and copy presets (one look per TOML file).", no_args_is_help=True)
 
 
 @presets_app.command("list")

@@ -134,6 +134,19 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
     return out
 
 
+def _toml_kind(value: object) -> str:
+    """What TOML calls the value someone wrote: 'a list', 'a table', 'a number'…"""
+    kinds = ((bool, "true/false"), (int, "a number"), (float, "a number"), (list, "a list"), (dict, "a table"))
+    return next((name for t, name in kinds if isinstance(value, t)), f"a {type(value).__name__}")
+
+
+def _unwrap_hint(key: str, value: object) -> str:
+    """`model = ["sdxl-turbo"]` → '; write model = "sdxl-turbo"' (one string in brackets: drop them)."""
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+        return f'; write {key.rpartition(".")[2]} = "{value[0]}"'
+    return ""
+
+
 def _describe(err: ErrorDetails, root: type[BaseModel]) -> str:
     loc = tuple(err["loc"])
     key = _dotted(loc)
@@ -150,6 +163,8 @@ def _describe(err: ErrorDetails, root: type[BaseModel]) -> str:
         return f"unknown {what} '{bad}' in {table}; {hint}"
     value = err.get("input")
     shown = f" = {value!r}" if not isinstance(value, dict) else ""
+    if kind == "string_type" or (kind == "literal_error" and not isinstance(value, str)):
+        return f"{key}{shown}: expected a string, got {_toml_kind(value)}{_unwrap_hint(key, value)}"
     if kind == "literal_error":
         options = re.findall(r"'([^']*)'", err.get("ctx", {}).get("expected", ""))
         close = difflib.get_close_matches(str(value), options, n=1, cutoff=0.5)
