@@ -105,15 +105,20 @@ def test_choose_renderer_uses_probed_facts(monkeypatch) -> None:
     monkeypatch.setattr(select, "gl_software", lambda: False)
     assert choose_renderer("auto").kind == "shader"
     monkeypatch.setattr(select, "gl_software", lambda: True)
-    assert choose_renderer("auto").kind == "procedural" and choose_renderer("auto", live=False).kind == "shader"
+    assert choose_renderer("auto").kind == "shader" and choose_renderer("auto", live=False).kind == "shader"
     assert choose_renderer("auto", allow_cpu_diffusion=True).kind == "sdxl"
 
 
-def test_software_gl_runs_shaders_for_export_but_not_in_a_live_window():
-    """Mesa's llvmpipe makes the shader renderer starve a live window (3.7 fps seen); export can wait."""
+def test_software_gl_runs_shaders_in_a_live_window_too_drawn_smaller():
+    """Mesa's llvmpipe: the live window still gets the shader look (at a lower internal resolution,
+    upscaled), and the reason says so; numpy only where no context can be made."""
     facts = dict(weights_present=False, gpu_present=False, allow_cpu_diffusion=False, gl_unavailable=None, gl_software=True)
     live = select_renderer("auto", **facts, live=True)
-    assert live.kind == "procedural" and "software rasteriser" in live.reason
-    assert select_renderer("auto", **facts, live=False).kind == "shader"
-    assert select_renderer("shader", **facts, live=True).kind == "shader"  # asked for: forced
-    assert select_renderer("auto", **{**facts, "gl_software": False}, live=True).kind == "shader"  # a GPU's GL
+    assert live.kind == "shader" and "software OpenGL: drawn smaller, upscaled" in live.reason
+    export = select_renderer("auto", **facts, live=False)
+    assert export.kind == "shader" and "smaller" not in export.reason  # export draws at full size
+    assert select_renderer("shader", **facts, live=True).kind == "shader"
+    gpu_gl = select_renderer("auto", **{**facts, "gl_software": False}, live=True)
+    assert gpu_gl.kind == "shader" and "smaller" not in gpu_gl.reason
+    no_gl = select_renderer("auto", **{**facts, "gl_unavailable": "no EGL"}, live=True)
+    assert no_gl.kind == "procedural" and "numpy, no EGL" in no_gl.reason

@@ -4,8 +4,8 @@
 permission to diffuse on a CPU, and whether an OpenGL 3.3 context can be made), so every combination
 is testable without hardware; `probe` finds the facts on this machine and `choose_renderer` does
 both. `auto` never fails: without weights or a GPU the weights-free look runs — the shader renderer
-when OpenGL works (any laptop GPU; for export also Mesa's software rasteriser, which is too slow for a
-live window: there the numpy renderer runs), else the numpy renderer — and the reason says why and how
+when OpenGL works (any laptop GPU, or Mesa's software rasteriser, where a live window draws it at a
+lower resolution chosen to hold the frame rate and upscales it), else the numpy renderer — and the reason says why and how
 to get SDXL. `procedural` is the weights-free look, whichever of the two can
 run; `shader` and `numpy` pin one. An explicit choice that cannot run is a user error
 (BeatcanvasError naming the fix), never a silent fallback.
@@ -61,21 +61,18 @@ def select_renderer(
         picked = RendererChoice("procedural", f"procedural renderer: chosen with --renderer {choice}")
     else:
         picked = _diffusion_choice(choice, weights_present, gpu_present, allow_cpu_diffusion, model)
-    if gl_unavailable is None and gl_software and live and choice in ("auto", "procedural"):
-        gl_unavailable = (
-            "OpenGL here is a software rasteriser, too slow for a live window: --renderer shader forces it; "
-            "export uses it"
-        )
-    return _weights_free(picked, choice, gl_unavailable)
+    return _weights_free(picked, choice, gl_unavailable, gl_software and live)
 
 
-def _weights_free(picked: RendererChoice, choice: str, gl_unavailable: str | None) -> RendererChoice:
-    """Which weights-free renderer a "procedural" decision runs: shaders when OpenGL works."""
+def _weights_free(picked: RendererChoice, choice: str, gl_unavailable: str | None, smaller: bool) -> RendererChoice:
+    """Which weights-free renderer a "procedural" decision runs: shaders when OpenGL works (`smaller`:
+    on a software rasteriser in a window, drawn at a lower resolution and upscaled)."""
     if picked.kind != "procedural" or choice == "numpy":
         return picked
     rest = picked.reason.removeprefix("procedural renderer")
     if gl_unavailable is None:
-        return RendererChoice("shader", "shader renderer" + rest)
+        how = " (software OpenGL: drawn smaller, upscaled)" if smaller else ""
+        return RendererChoice("shader", "shader renderer" + how + rest)
     if choice == "shader":
         raise BeatcanvasError(f"--renderer shader needs OpenGL 3.3, but {gl_unavailable} (or use --renderer numpy)")
     return RendererChoice("procedural", f"procedural renderer (numpy, {gl_unavailable})" + rest)

@@ -9,6 +9,7 @@ seed policy, noise reuse, the negative conditioning) and names the ones only a r
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -18,12 +19,15 @@ from engine.render.select import RendererKind
 from engine.types import Conditioning, Features, Frame, Reconfigured
 
 from engine.render.shader.director import Look
+from engine.render.shader.resolution import ResolutionGovernor
 
 if TYPE_CHECKING:  # importing diffusers costs seconds; a procedural show never needs it
     import torch
 
     from engine.render.sdxl import SDXLRenderer
     from engine.render.shader.renderer import ShaderRenderer
+
+log = logging.getLogger(__name__)
 
 Negative = tuple["torch.Tensor", "torch.Tensor"]  # torch is imported only by the SDXL stage
 
@@ -52,6 +56,10 @@ class RenderSpec:
     similarity_threshold: float = 0.0
     max_render_fps: float = 30.0
     pipelined: bool = False  # hand out the newest finished frame while the next renders (live, GPU)
+    # The shader renderer in a window on software OpenGL: draw smaller, upscale, and adapt the internal
+    # resolution to hold `display_fps` (engine/render/shader/resolution.py). Export never adapts.
+    adaptive: bool = False
+    display_fps: float = 30.0
 
     def changed(self, other: RenderSpec) -> tuple[str, ...]:
         mine, theirs = asdict(self), asdict(other)
@@ -95,6 +103,13 @@ class RenderStage:
     def reset(self, seed: int) -> None:
         self.renderer.reset(seed)
 
+    def observe(self, render_s: float, display_fps: float) -> None:
+        """After each live render: how long it took and the display rate now (for stages that adapt)."""
+
+    def describe(self) -> str:
+        """The renderer's name for the HUD, with what it is doing when that is worth a word."""
+        return self.renderer.name
+
     def configure(self, spec: RenderSpec, negative: Negative | None = None) -> Reconfigured:
         """Apply `spec` (and, for guidance, the negative conditioning) in place where the renderer
         allows; the rest is named in `rebuild` and left as it was. The size compared is the one asked
@@ -132,12 +147,40 @@ class ShaderStage(RenderStage):
     def __init__(self, renderer: ShaderRenderer, spec: RenderSpec) -> None:
         super().__init__(spec)
         self.renderer = self.shader = renderer
+        self.governor: ResolutionGovernor | None = None
+        self._govern(spec)
+
+    def _govern(self, spec: RenderSpec) -> None:
+        if not spec.adaptive:
+            self.governor = None
+            self.shader.resize(self.shader.width, self.shader.height)
+            return
+        # Half of each render interval: the rasteriser shares the CPU with the display loop.
+        self.governor = ResolutionGovernor(0.5 / max(1.0, spec.max_render_fps), spec.display_fps)
+        self.shader.resize(*self.governor.size(self.shader.width, self.shader.height))
+
+    def observe(self, render_s: float, display_fps: float) -> None:
+        if self.governor is not None and self.governor.observe(render_s, display_fps):
+            self.shader.resize(*self.governor.size(self.shader.width, self.shader.height))
+            log.info("shader renderer now draws %dx%d for %dx%d (render %.0f ms, display %.0f fps)",
+                     *self.shader.render_size, self.shader.width, self.shader.height, render_s * 1000, display_fps)
+
+    def describe(self) -> str:
+        if self.governor is None:
+            return self.shader.name
+        w, h = self.shader.render_size
+        return f"{self.shader.name} {w}x{h} upscaled" + ("" if self.governor.measured else " (measuring)")
 
     def _apply(self, spec: RenderSpec, negative: Negative | None) -> tuple[str, ...]:
+        applied: tuple[str, ...] = ()
         if spec.look != self.spec.look:
             self.shader.director.set_look(spec.look)
-            return ("look",)
-        return ()
+            applied += ("look",)
+        if (spec.adaptive, spec.max_render_fps, spec.display_fps) != (
+                self.spec.adaptive, self.spec.max_render_fps, self.spec.display_fps):
+            self._govern(spec)
+            applied += ("adaptive",)
+        return applied
 
 
 class SDXLStage(RenderStage):

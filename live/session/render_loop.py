@@ -106,6 +106,9 @@ class RenderLoop:
         now = time.monotonic()
         self.durations.append(now - start)
         self.finished_at.append(now)
+        with b.faults.guard("render size"):
+            stage.observe(now - start, b.state.display_fps)  # a shader on software GL adapts its resolution
+            self._show_name()
         if surface is None:  # the similarity filter kept the last frame: nothing new to show
             b.report.frames_skipped += 1
             b.state.skip_rate = b.report.frames_skipped / max(1, b.report.frames_skipped + b.report.frames_rendered)
@@ -247,7 +250,7 @@ class RenderLoop:
         return f"{self.stage.width}x{self.stage.height}" + (f", {steps} steps" if steps is not None else "")
 
     def _show_name(self) -> None:
-        self.board.state.renderer = self.stage.name + (" (fallback)" if self.degraded == "fallback" else "")
+        self.board.state.renderer = self.stage.describe() + (" (fallback)" if self.degraded == "fallback" else "")
 
 
 def _empty_cuda_cache() -> None:

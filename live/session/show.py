@@ -44,7 +44,7 @@ class ShowOptions:
     seed: int | None = None
     device: str | None = None  # default: cuda when available
     canvas: tuple[int, int] | None = None  # the composition size; the procedural renderer draws at it
-    live: bool = True  # a window (play/live/demo) rather than an export: no software-GL shaders
+    live: bool = True  # a window (play/live/demo) rather than an export: software-GL shaders draw smaller
     directed: bool = False  # a schedule/lyrics mix the style in per frame (live/schedule): the head hears music only
 
 
@@ -99,6 +99,15 @@ def device_for(opts: ShowOptions, kind: RendererKind = "sdxl") -> str:
         return "cpu"
 
 
+SOFTWARE_GL_RENDER_FPS = 20.0
+
+
+def _software_gl() -> bool:
+    from engine.render import select
+
+    return select.gl_software()
+
+
 def profile_of(opts: ShowOptions) -> Profile:
     try:
         return as_profile(opts.profile)
@@ -136,6 +145,9 @@ def resolve(preset: Preset, opts: ShowOptions, kind: tuple[RendererKind, str] | 
     else:
         width, height = opts.size or (m.width, m.height)
     device = device_for(opts, kind_)
+    # A shader in a window on software GL draws smaller, at the size that holds the display rate, and
+    # less often: the CPU it rasterises on is the one the display loop needs (the compositor animates between).
+    adaptive = opts.live and kind_ == "shader" and _software_gl()
     gpu, live = device.startswith("cuda"), opts.live
     render = RenderSpec(
         kind=kind_, model=m.model, steps=m.steps, width=width, height=height, backend=opts.backend or m.backend,
@@ -147,8 +159,10 @@ def resolve(preset: Preset, opts: ShowOptions, kind: tuple[RendererKind, str] | 
         transition_frames=(m.transition_frames or (4 if gpu else 1)) if live else 1,
         stream_batch=m.stream_batch and gpu and live,
         similarity_threshold=m.similarity if live else 0.0,
-        max_render_fps=m.max_render_fps or (60.0 if gpu and kind_ == "sdxl" else 30.0),
+        max_render_fps=(m.max_render_fps or (60.0 if gpu and kind_ == "sdxl" else 30.0)) if not adaptive
+        else min(m.max_render_fps or SOFTWARE_GL_RENDER_FPS, SOFTWARE_GL_RENDER_FPS),
         pipelined=gpu and live,
+        adaptive=adaptive,
     )
     understanding = UnderstandingSettings(
         # A directed show mixes the style text itself, per frame (engine/directing/director.py).

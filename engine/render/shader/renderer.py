@@ -59,6 +59,7 @@ class ShaderRenderer:
     def __init__(self, width: int = 1280, height: int = 720, seed: int = 0, look: Look | None = None,
                  context: Any = None) -> None:
         self.width, self.height = int(width), int(height)
+        self.render_size = (self.width, self.height)  # what the GPU draws; smaller in a software-GL window
         self.director = Director(look, seed)
         self.seed = int(seed)
         self._ctx = context
@@ -99,23 +100,42 @@ class ShaderRenderer:
     def _setup(self) -> dict[str, Any]:
         ctx = self.context
         self.device = describe(ctx)
-        size = (self.width, self.height)
         quad = ctx.buffer(np.array([-1, -1, 1, -1, -1, 1, 1, 1], np.float32).tobytes())
         scene = ctx.program(vertex_shader=glsl("quad.vert"), fragment_shader=glsl("scene.frag"))
         present = ctx.program(vertex_shader=glsl("quad.vert"), fragment_shader=glsl("present.frag"))
-        feedback = [ctx.texture(size, 4, dtype="f2") for _ in range(2)]
-        for tex in feedback:
-            tex.repeat_x = tex.repeat_y = False
         audio = ctx.texture((AUDIO_POINTS, 2), 1, dtype="f4")
         audio.repeat_x = audio.repeat_y = False
-        out = ctx.texture(size, 4)
         return {
             "scene": scene, "present": present,
             "scene_vao": ctx.vertex_array(scene, [(quad, "2f", "in_pos")]),
             "present_vao": ctx.vertex_array(present, [(quad, "2f", "in_pos")]),
-            "feedback": feedback, "fbos": [ctx.framebuffer([tex]) for tex in feedback],
-            "audio": audio, "out": out, "out_fbo": ctx.framebuffer([out]), "quad": quad,
+            "audio": audio, "quad": quad, **self._targets(ctx, self.render_size),
         }
+
+    @staticmethod
+    def _targets(ctx: Any, size: tuple[int, int]) -> dict[str, Any]:
+        """The size-dependent objects: two float16 feedback buffers and the 8-bit output."""
+        feedback = [ctx.texture(size, 4, dtype="f2") for _ in range(2)]
+        for tex in feedback:
+            tex.repeat_x = tex.repeat_y = False
+        out = ctx.texture(size, 4)
+        return {"feedback": feedback, "fbos": [ctx.framebuffer([tex]) for tex in feedback], "out": out,
+                "out_fbo": ctx.framebuffer([out]), "size": size}
+
+    def resize(self, width: int, height: int) -> None:
+        """Draw at width x height from the next frame (the output size stays): the trails carry over,
+        warped once from the old feedback buffer into the new one."""
+        self.render_size = (int(width), int(height))
+
+    def _retarget(self, gl: dict[str, Any]) -> Any:
+        """New targets at `render_size`; returns the old feedback texture to draw the next frame from."""
+        old = gl["feedback"][0]
+        for key in ("fbos", "out_fbo", "out"):
+            for obj in gl[key] if isinstance(gl[key], list) else [gl[key]]:
+                obj.release()
+        gl["feedback"][1].release()
+        gl.update(self._targets(self.context, self.render_size))
+        return old
 
     def render_texture(self, conditioning: Conditioning | None, features: Features, t: float) -> Any:
         """Draw the frame for `t`; returns the 8-bit RGBA texture (row 0 = the top of the picture),
@@ -125,11 +145,14 @@ class ShaderRenderer:
         scene = self.director.step(features, labels, t)
         gl["audio"].write(audio_rows(features).tobytes())
         self._set_uniforms(gl["scene"], scene)
-        src, dst = gl["feedback"][0], gl["fbos"][1]
+        old = self._retarget(gl) if gl["size"] != self.render_size else None
+        src, dst = (old if old is not None else gl["feedback"][0]), gl["fbos"][1]
         src.use(0)
         gl["audio"].use(1)
         dst.use()
         gl["scene_vao"].render(mode=self._strip())
+        if old is not None:
+            old.release()
         gl["feedback"].reverse()
         gl["fbos"].reverse()
         self._fresh = False
@@ -146,9 +169,10 @@ class ShaderRenderer:
         return moderngl.TRIANGLE_STRIP
 
     def _set_uniforms(self, prog: Any, s: Scene) -> None:
-        height_scale = self.height / 720.0  # line widths are specified at 720 lines
+        width, height = self.render_size
+        height_scale = height / 720.0  # line widths are specified at 720 lines
         values = {
-            "u_prev": 0, "u_audio": 1, "u_res": (float(self.width), float(self.height)),
+            "u_prev": 0, "u_audio": 1, "u_res": (float(width), float(height)),
             "u_time": s.time, "u_beat": s.beat, "u_bass": s.bass, "u_onset": s.onset, "u_high": s.high,
             "u_seed": float(self.seed % 997) * 0.731, "u_zoom": s.zoom, "u_rot": s.rotate, "u_decay": s.decay,
             "u_flow": s.flow, "u_sym": float(s.symmetry), "u_line": max(1.0, s.line_width * height_scale),
@@ -163,5 +187,7 @@ class ShaderRenderer:
 
     def read(self, texture: Any = None) -> np.ndarray:
         """The last frame as HxWx3 uint8 (one read-back; the driver drops the alpha)."""
-        data = self._objects["out_fbo"].read(components=3, alignment=1)
-        return np.frombuffer(data, np.uint8).reshape(self.height, self.width, 3)
+        gl = self._objects
+        data = gl["out_fbo"].read(components=3, alignment=1)
+        width, height = gl["size"]
+        return np.frombuffer(data, np.uint8).reshape(height, width, 3)
