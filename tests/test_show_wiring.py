@@ -145,10 +145,17 @@ def test_measured_tempo_picks_the_prompts_tempo_words(shared_tiny, tmp_path):
     clap, text, _ = shared_tiny
     u = build_understanding("tiny", head="zeroshot", cache_dir=tmp_path, clap=clap, text=text)
     w = Window(0.1 * np.sin(np.arange(480_000, dtype=np.float32) / 7), 10.0)
-    u.step(w, Features(tempo_bpm=70.0))
-    slow = u.info.heard.prompts[0][0]
-    u.step(w, Features(tempo_bpm=175.0))
-    assert u.info.heard.prompts[0][0] != slow
+    slow_words, fast_words = {"still", "slow drifting", "suspended"}, {"racing", "frenetic", "rapid motion blur"}
+
+    def tempo_part(bpm: float) -> str:  # "<style> of <setting>, <genre>, <mood>, <tempo word>, ..."
+        u.step(w, Features(tempo_bpm=bpm))
+        parts = [p.strip() for p in u.info.heard.prompts[0][0].split(",")]
+        found = [p for p in parts if p in slow_words | fast_words]
+        assert len(found) == 1, parts
+        return found[0]
+
+    assert tempo_part(70.0) in slow_words  # 70 BPM: a slow word...
+    assert tempo_part(175.0) in fast_words  # ...175 BPM: a fast one
 
 
 def test_the_conditioning_loop_hands_the_tracker_features_to_the_understanding(tmp_path):
