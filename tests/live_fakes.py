@@ -31,6 +31,20 @@ def wait_for(condition: Callable[[], object], timeout: float = 30.0, poll: float
     return True
 
 
+def stop_when(session, condition: Callable[[], object], timeout: float = 60.0) -> threading.Thread:
+    """Stop `session` (its `request_stop`) once `condition` holds, or after `timeout` s: a show that
+    runs until what the test waits for has happened, not for a fixed time."""
+    def run() -> None:
+        try:
+            wait_for(condition, timeout)
+        finally:
+            session.request_stop()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
 def synth_track(seconds: float = 20.0, sr: int = SAMPLE_RATE, bpm: float = 120.0) -> np.ndarray:
     """Quiet pad for the first half, loud kicks + hats in the second: frames must differ."""
     t = np.arange(int(seconds * sr)) / sr

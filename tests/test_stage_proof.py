@@ -32,7 +32,7 @@ from live.presets.schema import Preset, PresetError, parse_preset
 from live.audio.ringbuffer import RingBuffer
 from live.session.faults import Backoff
 from live.session.show import ShowOptions
-from live_fakes import FakeBuilder, FakeRenderer, FakeSource, FakeUnderstanding, synth_track, wait_for
+from live_fakes import FakeBuilder, FakeRenderer, FakeSource, FakeUnderstanding, stop_when, synth_track, wait_for
 from test_live_session import assert_kept_showing, key, make_session
 
 DEEP = "[motion]\nfeedback = " + "[" * 10_000 + "]" * 10_000 + "\n"
@@ -221,8 +221,10 @@ def test_hung_render_falls_back_to_procedural_then_steps_back_up(tmp_path):
 def test_persistent_render_failure_falls_back_and_keeps_retrying(tmp_path):
     renderer = FakeRenderer(delay=0.01, fail={n: RuntimeError("driver fell over") for n in range(3, 10_000)})
     builder = FakeBuilder(fail=RuntimeError("still broken"))
-    session, display = make_session(tmp_path, renderer, FakeSource(synth_track(10.0)), duration=2.5, builder=builder,
-                                    retry_s=0.3)
+    session, display = make_session(tmp_path, renderer, FakeSource(synth_track(10.0)), duration=120.0, builder=builder,
+                                    retry_s=0.3, stop_when_finished=False)
+    stop_when(session, lambda: len(builder.asked) >= 2 and session.report.frames_rendered > 20
+              and "still failing" in session.state.message)
     session.run()
     assert session.report.fallbacks == 1 and session.render_loop.degraded == "fallback"
     assert session.render_loop.stage.name == "procedural" and session.report.frames_rendered > 20
