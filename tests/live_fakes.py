@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -17,6 +18,31 @@ from live.session.factory import Builder
 from live.audio.ringbuffer import RingBuffer
 from live.session.show import ShowSpec
 from live.audio.sources import SourceStats
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 30.0, poll: float = 0.01) -> bool:
+    """Poll `condition` until it is true or `timeout` s pass (generous: the machine is shared); returns
+    whether it came true. Tests wait on what they expect to happen, never assert how fast it did."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(poll)
+    return True
+
+
+def stop_when(session, condition: Callable[[], object], timeout: float = 60.0) -> threading.Thread:
+    """Stop `session` (its `request_stop`) once `condition` holds, or after `timeout` s: a show that
+    runs until what the test waits for has happened, not for a fixed time."""
+    def run() -> None:
+        try:
+            wait_for(condition, timeout)
+        finally:
+            session.request_stop()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
 
 
 def synth_track(seconds: float = 20.0, sr: int = SAMPLE_RATE, bpm: float = 120.0) -> np.ndarray:
@@ -111,12 +137,39 @@ class FakeSource:
             time.sleep(0.005)
 
 
+class RenderLog:
+    """Every FakeRenderer call, process-wide: the (start, end) monotonic span of each finished one.
+    Tests read it to check, without asserting any speed, that the display kept presenting while a
+    render was in progress (tests/test_live_session.py's assert_kept_showing)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.spans: list[tuple[float, float]] = []
+
+    def begin(self) -> float:
+        return time.monotonic()
+
+    def end(self, start: float) -> None:
+        with self._lock:
+            self.spans.append((start, time.monotonic()))
+
+    def since(self, t0: float) -> list[tuple[float, float]]:
+        with self._lock:
+            return [s for s in self.spans if s[0] >= t0]
+
+
+RENDERS = RenderLog()
+
+
 class FakeRenderer:
     """Paints a frame whose colour follows the music (low band → red, arousal → green, time →
-    blue), after sleeping `delay` s. `fail` maps a call number to an exception to raise there."""
+    blue), after sleeping `delay` s. `fail` maps a call number to an exception to raise there.
+    `gate`: when given, each render also waits (up to 60 s) until the test sets it: a render that
+    is stuck for as long as the test wants, without a long sleep."""
 
     def __init__(self, width: int = 64, height: int = 64, delay: float = 0.0, fail: dict | None = None,
-                 name: str = "fake", steps: int = 2) -> None:
+                 name: str = "fake", steps: int = 2, gate: threading.Event | None = None) -> None:
+        self.gate = gate
         self.name = name
         self.width, self.height = width, height
         self.delay = delay
@@ -127,9 +180,18 @@ class FakeRenderer:
         self.colours: list[tuple[float, tuple[int, int, int]]] = []  # (t, rgb) of each frame
 
     def render(self, conditioning, features: Features, t: float) -> Frame:
+        start = RENDERS.begin()
+        try:
+            return self._render(features, t)
+        finally:
+            RENDERS.end(start)
+
+    def _render(self, features: Features, t: float) -> Frame:
         self.calls += 1
         if self.delay:
             time.sleep(self.delay)
+        if self.gate is not None:
+            self.gate.wait(60.0)
         if self.calls in self.fail:
             raise self.fail[self.calls]
         r = int(np.clip(features.low * 80, 0, 255))

@@ -18,6 +18,7 @@ from engine.errors import BeatcanvasError
 from live.audio.ringbuffer import RingBuffer
 from live.audio import sources
 from live.audio.sources import FileSource, MicSource
+from live_fakes import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -103,19 +104,27 @@ def test_audio_feed_is_deterministic_exact_to_the_sample_and_needs_no_device(tmp
     assert HopClock(0.5).newest_due(1.2) == 1.0  # live runs only the newest due hop
 
 
+def _fake_clock(monkeypatch) -> list[float]:
+    """sources' monotonic clock, moved only by the test (sleeps stay real): pace without timing."""
+    now = [1000.0]
+    monkeypatch.setattr(sources, "time", SimpleNamespace(monotonic=lambda: now[0], sleep=time.sleep))
+    return now
+
+
 def test_file_source_no_audio_out_runs_at_real_time_pace(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(sources, "import_sounddevice", lambda: pytest.fail("--no-audio-out touched PortAudio"))
+    now = _fake_clock(monkeypatch)
     src = FileSource(_track(tmp_path, 0.6), audio_out=False)
     src.start()
     try:
-        time.sleep(0.3)
-        c = src.clock()
-        assert 0.2 < c < 0.5 and not src.finished
-        assert src.ring.t_end > 0.1
-        deadline = time.monotonic() + 2.0
-        while not src.finished and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert src.finished
+        assert src.clock() == 0.0
+        now[0] += 0.3  # 0.3 s of wall clock: 0.3 s of the track, not more, not less
+        assert src.clock() == pytest.approx(0.3) and not src.finished
+        assert wait_for(lambda: src.ring.t_end >= 0.29), "the audio did not follow the clock into the ring"
+        assert src.ring.t_end <= 0.3 + 0.02  # and not ahead of it (one block)
+        now[0] += 5.0
+        assert src.clock() == pytest.approx(0.6) and src.finished  # stops at the track's end
+        assert wait_for(lambda: src.ring.t_end >= 0.6 - 1e-3)
     finally:
         src.stop()
 
@@ -125,12 +134,13 @@ def test_file_source_without_any_output_device_plays_silently(tmp_path: Path, mo
         raise BeatcanvasError("no audio output device found")
 
     monkeypatch.setattr(sources, "resolve_device", no_device)
+    now = _fake_clock(monkeypatch)
     src = FileSource(_track(tmp_path, 0.6))
     src.start()
     try:
-        time.sleep(0.3)
         assert src.mode == "realtime" and "no audio output device" in src.fallback_reason
-        assert 0.1 < src.clock() < 0.5  # the wall clock drives the show
+        now[0] += 0.25
+        assert src.clock() == pytest.approx(0.25)  # the wall clock drives the show
     finally:
         src.stop()
 
@@ -264,9 +274,10 @@ _NULL_SCRIPT = textwrap.dedent(
 
 
 def test_real_portaudio_input_stream_on_alsa_null(tmp_path: Path) -> None:
-    """Open a real PortAudio InputStream on ALSA's null device (skips where none can be opened)."""
+    """Open a real PortAudio InputStream on ALSA's null device (skips, saying why, where PortAudio or
+    ALSA cannot open one; fails when the run itself breaks)."""
     if not sys.platform.startswith("linux") or not Path("/usr/share/alsa/alsa.conf").exists():
-        pytest.skip("ALSA not available")
+        pytest.skip("no ALSA here (/usr/share/alsa/alsa.conf is missing)")
     conf = tmp_path / "asound.conf"
     conf.write_text("pcm.nullpcm { type null }\n")
     env = dict(os.environ, ALSA_CONFIG_PATH=f"/usr/share/alsa/alsa.conf:{conf}", PYTHONPATH=str(REPO))
@@ -274,8 +285,10 @@ def test_real_portaudio_input_stream_on_alsa_null(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", _NULL_SCRIPT, str(track)], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=30)
     out = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not out or out[-1].startswith("SKIP"):
-        pytest.skip(f"no PortAudio null device here: {(out or [proc.stderr.strip()[-200:]])[-1]}")
+    # Only "PortAudio cannot open ALSA's null device here" is a missing machine part; a crash is a bug.
+    assert proc.returncode == 0 and out, f"the PortAudio run failed (exit {proc.returncode}): {proc.stderr.strip()[-800:]}"
+    if out[-1].startswith("SKIP"):
+        pytest.skip(f"no PortAudio null device here: {out[-1][5:]}")
     _, callbacks, frames, t_end, finished, played = out[-1].split()
     assert int(callbacks) > 0 and int(frames) > 0 and float(t_end) > 0
     assert finished == "1" and int(played) >= 23_000  # the output stream played the track and stopped

@@ -19,13 +19,15 @@ from live.export.recipe import Recipe, build
 from live.presets.schema import Preset
 from live.session.show import ShowOptions, resolve
 
-ray = pytest.importorskip("ray", reason="the cluster export needs Ray: pip install -e '.[cluster]'")
+import machine
+from live.export.cluster import ChunkWorker, _inputs, run_cluster
 
-from live.export.cluster import ChunkWorker, _inputs, run_cluster  # noqa: E402
+on_ray = pytest.mark.usefixtures("local_ray")  # every test but the no-Ray one
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module")
 def local_ray():
+    ray = machine.dev_extra("ray")  # a dev dependency: missing is a failure with the install hint
     # Workers import this checkout (not another install of beatcanvas) and run on one thread each.
     root = str(Path(__file__).resolve().parents[1])
     env = {"PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1",
@@ -61,12 +63,14 @@ def files(out: Path) -> dict[str, bytes]:
     return found | {"frames.jsonl": (out / "frames.jsonl").read_bytes()}
 
 
+@on_ray
 def test_two_workers_write_the_bytes_one_process_writes(track, tmp_path):
     one_process(recipe(track, tmp_path / "one"))
     r = run_cluster(recipe(track, tmp_path / "two"), workers=2)
     assert r.written == 60 and files(tmp_path / "two") == files(tmp_path / "one")
 
 
+@on_ray
 def test_two_workers_with_tiny_sdxl_write_the_bytes_one_process_writes(track, tmp_path):
     kw = {"renderer": "sdxl", "size": (64, 64), "fps": 4, "end": 3.0}
     one_process(recipe(track, tmp_path / "one", **kw))
@@ -74,12 +78,14 @@ def test_two_workers_with_tiny_sdxl_write_the_bytes_one_process_writes(track, tm
     assert r.written == 12 and files(tmp_path / "two") == files(tmp_path / "one")
 
 
+@on_ray
 def test_without_shared_storage_the_inputs_and_frames_travel_through_ray(track, tmp_path):
     one_process(recipe(track, tmp_path / "one"))
     r = run_cluster(recipe(track, tmp_path / "two"), workers=2, shared_storage=False)
     assert r.written == 60 and files(tmp_path / "two") == files(tmp_path / "one")
 
 
+@on_ray
 def test_a_worker_without_shared_storage_touches_none_of_the_drivers_paths(track, tmp_path):
     """The worker renders from its own copy of the track and hands the PNGs back; the driver's
     track may be gone and its output folder may not exist on the worker's machine."""
@@ -117,6 +123,7 @@ def _chunk_workers() -> list[int]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker processes in /proc")
+@on_ray
 def test_a_worker_killed_mid_run_is_replaced_and_the_output_is_the_same(track, tmp_path):
     one_process(recipe(track, tmp_path / "one"))
     out = tmp_path / "two"

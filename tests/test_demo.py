@@ -84,8 +84,9 @@ def test_intro_is_minor_and_drop_is_major(track: np.ndarray) -> None:
 
 def test_a_feature_tracker_hears_the_arc(track: np.ndarray) -> None:
     """End to end with the audio engineer's tracker: what the procedural renderer will be fed."""
-    features = pytest.importorskip("engine.audio.features")
-    tracker = features.FeatureTracker(SR, 480)
+    from engine.audio.features import FeatureTracker
+
+    tracker = FeatureTracker(SR, 480)
     by_section: dict[str, list] = {"intro": [], "build": [], "drop": []}
     sections = demo_sections(60)
     for i in range(0, len(track) - 480 + 1, 480):

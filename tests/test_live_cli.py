@@ -84,44 +84,57 @@ def test_end_to_end_tiny_profile_slow_renderer(tmp_path):
     FileSource, FeatureTracker and tiny-profile understanding + SDXL renderer slowed to >= 1 s per
     frame. The display loop keeps running, frames change with the music, a screenshot is written."""
     from engine.audio.features import FeatureTracker
-    from live.session import factory
-    from live.presets.schema import Preset
-    from live.session.session import Session, SessionConfig
+    from engine.render.stage import RenderStage
     from live.audio.sources import FileSource
+    from live.presets.playlist import ShowList
+    from live.presets.schema import Preset
+    from live.session.factory import Builder, Stages
+    from live.session.session import Session, SessionConfig
+    from live.session.show import ShowOptions, resolve
+    from live_fakes import RENDERS
     from test_live_session import RecordingDisplay
 
     path = tmp_path / "t20.wav"
     sf.write(str(path), synth_track(20.0), 48000)
     preset = Preset(name="e2e", model={"renderer": "sdxl", "width": 256, "height": 256})
-    stages, _ = factory.build_stages(preset, factory.RenderOptions(profile="tiny"))
-    inner = stages.renderer
+    options = ShowOptions(profile="tiny", renderer="sdxl", canvas=(320, 180))
+    spec = resolve(preset, options)
+    assert spec.render.kind == "sdxl", spec.reason
+    builder = Builder()
+    stages = builder.build(spec)
+    inner = stages.render
 
-    class Slow:
-        name, width, height = "slow-tiny", inner.width, inner.height
-        frames: list[np.ndarray] = []
-        conds: list = []
+    class Slow(RenderStage):
+        """The tiny SDXL stage slowed to >= 1 s a frame; keeps what it was asked for and made."""
+
+        def __init__(self) -> None:
+            super().__init__(inner.spec)
+            self.renderer = inner.renderer
+            self.frames: list[np.ndarray] = []
+            self.conds: list = []
 
         def render(self, cond, features, t):
-            time.sleep(1.0)
-            frame = inner.render(cond, features, t)
+            start = RENDERS.begin()
+            try:
+                time.sleep(1.0)
+                frame = inner.render(cond, features, t)
+            finally:
+                RENDERS.end(start)
             self.frames.append(frame.image)
             self.conds.append((t, cond, features))
             return frame
 
-        def reset(self, seed):
-            inner.reset(seed)
-
     slow = Slow()
     display = RecordingDisplay(320, 180, script=[(12.0, key(pygame.K_s, "s"))])
     config = SessionConfig(width=320, height=180, screenshots_dir=tmp_path / "shots", hot_reload=False)
-    session = Session(FileSource(path, audio_out=False), FeatureTracker(), slow, preset, display,
-                      understanding=stages.understanding, config=config)
+    session = Session(FileSource(path, audio_out=False), FeatureTracker(), Stages(slow, stages.understanding, spec.reason),
+                      spec, display, ShowList((preset,), (None,), (0.0,)), options, config, builder)
     report = session.run()
     session.join_workers(5.0)
     assert report.seconds >= 19.0  # played to the track's end
     assert report.conditioning_steps > 5 and report.frames_rendered >= 5
-    assert report.display_frames > 10 * report.frames_rendered
-    assert_kept_showing(display, session)
+    assert report.display_frames > report.frames_rendered  # the window moved on between renders...
+    assert_kept_showing(display, session)  # ...and showed pictures through every 1 s render
     # What the renderer was asked for followed the music (quiet first half vs loud second half;
     # the tiny random UNet maps it to small pixel changes, so the conditioning is the clear signal)...
     quiet = [(c, f) for t, c, f in slow.conds if c is not None and 4.0 < t < 9.5]

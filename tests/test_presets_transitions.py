@@ -163,6 +163,11 @@ def test_playlist_errors_point_at_the_entry_line(tmp_path) -> None:
 
 
 def test_builtin_playlists_only_name_shipped_presets() -> None:
-    for path in (BUILTIN_DIR / "playlists").glob("*.toml"):
+    shipped = sorted((BUILTIN_DIR / "playlists").glob("*.toml"))
+    assert shipped, f"no built-in playlists under {BUILTIN_DIR / 'playlists'}"
+    for path in shipped:
         playlist, text = load_playlist(path)
-        resolve_playlist(playlist, text, str(path))
+        show = resolve_playlist(playlist, text, str(path))  # raises, naming the line, on an unknown preset
+        assert len(show.presets) == len(playlist.order()) > 0, path.name
+        outside = [p for p in show.paths if p is None or not p.resolve().is_relative_to(BUILTIN_DIR.resolve())]
+        assert not outside, f"{path.name} plays presets that are not shipped: {outside}"

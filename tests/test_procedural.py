@@ -144,10 +144,11 @@ def test_upscale_is_smooth_and_sized() -> None:
 def test_small_frames_go_through_the_compositor() -> None:
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-    compositor = pytest.importorskip("live.screen.compositor")
+    from live.screen.compositor import Compositor
+
     r = ProceduralRenderer(1280, 720)
     small = r.render_small(None, Features(**ENERGETIC_MAJOR), 0.0)
-    comp = compositor.Compositor(1280, 720)
+    comp = Compositor(1280, 720)
     comp.push(Frame(image=small, renderer=r.name), 0.0)
     out = comp.to_array(comp.compose(Features(**ENERGETIC_MAJOR), 1.0))
     assert out.shape == (720, 1280, 3)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from engine.models import registry
 from engine.errors import BeatcanvasError
@@ -241,7 +242,9 @@ def test_pretrained_kwargs_load_the_fp16_files_fetch_downloads(tmp_path):
     with pytest.raises(OSError):
         AutoencoderTiny.from_pretrained(tmp_path, subfolder="unet", local_files_only=True)
     kwargs = registry.pretrained_kwargs("sdxl-turbo")
-    assert AutoencoderTiny.from_pretrained(tmp_path, subfolder="unet", **kwargs) is not None
+    loaded = AutoencoderTiny.from_pretrained(tmp_path, subfolder="unet", **kwargs).state_dict()
+    saved = small.state_dict()
+    assert loaded.keys() == saved.keys() and all(torch.equal(loaded[k].float(), saved[k].float()) for k in saved)
     assert "variant" not in registry.pretrained_kwargs("taesdxl")
 
 

@@ -153,7 +153,7 @@ def test_the_server_binds_localhost_by_default():
         server.close()
 
 
-def _wait(predicate, timeout=2.0):
+def _wait(predicate, timeout=30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

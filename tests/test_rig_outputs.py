@@ -12,7 +12,7 @@ from pathlib import Path
 # this process find the sender without a network. Must be set before the NDI runtime loads.
 _NDI_CONFIG = Path(tempfile.mkdtemp(prefix="beatcanvas-ndi-"))
 (_NDI_CONFIG / "ndi-config.v1.json").write_text('{"ndi": {"networks": {"ips": "127.0.0.1", "discovery": ""}}}')
-os.environ.setdefault("NDI_CONFIG_DIR", str(_NDI_CONFIG))
+os.environ["NDI_CONFIG_DIR"] = str(_NDI_CONFIG)  # override any config already set: tests stay on loopback
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 import threading
@@ -31,6 +31,8 @@ from live.outputs.osc_out import OscBroadcast, parse_target
 from live.outputs.sender import SenderThread, VideoFrame, surface_frame
 from live.outputs.spout import GL_BGRA_EXT, GL_RGBA, SpoutBackend
 from live.outputs.syphon import MTL_BGRA8, MTL_RGBA8, SyphonBackend
+import machine
+from live_fakes import wait_for
 
 RED_BGRA = (0, 0, 230, 0)  # a red pixel as a pygame surface stores it (fourth byte: padding)
 
@@ -66,11 +68,15 @@ class SlowBackend:
     name = "Slow"
     sender_name = "beatcanvas"
 
-    def __init__(self, delay=0.1, fail_first=0):
+    def __init__(self, delay=0.1, fail_first=0, gate: threading.Event | None = None):
         self.delay, self.fail_first, self.sent = delay, fail_first, []
+        self.gate, self.entered = gate, threading.Event()
 
     def send(self, frame):
+        self.entered.set()
         time.sleep(self.delay)
+        if self.gate is not None:
+            self.gate.wait(30.0)
         if self.fail_first > 0:
             self.fail_first -= 1
             raise RuntimeError("receiver went away")
@@ -81,27 +87,38 @@ class SlowBackend:
 
 
 def test_a_slow_sender_never_blocks_and_sends_the_newest_frame():
-    backend = SlowBackend(delay=0.1)
+    stuck = threading.Event()
+    backend = SlowBackend(delay=0.0, gate=stuck)  # its first send hangs until the test lets it go
     errors = []
     sender = SenderThread(backend, on_error=errors.append)
-    t0 = time.perf_counter()
-    for i in range(60):  # a second of display frames in a burst
-        px = np.full((8, 8, 4), i, np.uint8)
-        sender.submit(VideoFrame(px))
-    assert time.perf_counter() - t0 < 0.5  # sending them would take 6 s
-    time.sleep(0.35)
+    burst_done = threading.Event()
+
+    def burst():  # a second of display frames while the send is stuck
+        for i in range(1, 60):
+            sender.submit(VideoFrame(np.full((8, 8, 4), i, np.uint8)))
+        burst_done.set()
+
+    try:
+        sender.submit(VideoFrame(np.full((8, 8, 4), 0, np.uint8)))
+        assert backend.entered.wait(30.0), "the sender thread never sent"
+        threading.Thread(target=burst, daemon=True).start()
+        assert burst_done.wait(30.0), "submit waited for the stuck send"
+        assert backend.sent == []  # all 59 were submitted while frame 0 was still being sent
+    finally:
+        stuck.set()
+    assert wait_for(lambda: backend.sent[-1:] == [59], timeout=30.0)
     sender.close()
-    assert backend.sent[-1] == 59 and len(backend.sent) <= 4  # dropped, not queued
-    assert sender.dropped >= 55 and not errors
+    assert backend.sent == [0, 59]  # then only the newest: the rest dropped, not queued
+    assert sender.dropped == 58 and not errors
 
 
 def test_sender_errors_are_reported_and_it_keeps_going():
     backend = SlowBackend(delay=0.0, fail_first=3)
     errors = []
     sender = SenderThread(backend, on_error=errors.append, report_every_s=60.0)
-    for i in range(5):
+    for i in range(5):  # one at a time: each is sent (or fails) before the next comes
         sender.submit(VideoFrame(np.full((4, 4, 4), i, np.uint8)))
-        time.sleep(0.03)
+        assert wait_for(lambda: sender.sent + sender.errors == i + 1)
     sender.close()
     assert errors == ["Slow out: receiver went away"]  # once, not per frame
     assert sender.errors == 3 and backend.sent == [3, 4]
@@ -168,7 +185,7 @@ def test_ndi_sends_the_frame_as_is_and_reopens_on_a_new_size():
 
 
 def test_ndi_for_real_a_receiver_sees_red_and_blue_where_they_were_sent():
-    pytest.importorskip("cyndilib")
+    machine.dev_extra("cyndilib")
     from cyndilib.finder import Finder
     from cyndilib.receiver import ReceiveFrameType, Receiver
     from cyndilib.video_frame import VideoRecvFrame

@@ -5,19 +5,22 @@ look and move differently, a beat shows within one frame."""
 from __future__ import annotations
 
 import colorsys
-import os
 
 import numpy as np
 import pytest
 
-from engine.render.shader import Look, ShaderRenderer, gl_unavailable
+from engine.render.shader import Look, ShaderRenderer
 from engine.render.shader.director import DRAWN, MOTIFS
 from engine.types import Features
+import machine
 
-# CI installs Mesa (scripts/setup): there a missing context is a failure, not a skip.
-pytestmark = pytest.mark.skipif(
-    gl_unavailable() is not None and not os.environ.get("CI"), reason=f"{gl_unavailable()}"
-)
+
+
+@pytest.fixture(autouse=True)
+def gl_context() -> None:
+    """scripts/setup installs Mesa: where it could, a missing context is a failure, not a skip."""
+    machine.gl_context()
+
 W, H = 256, 144
 
 

@@ -25,7 +25,7 @@ from live.presets.library import to_toml
 from live.presets.playlist import ShowList
 from live.presets.schema import Preset
 from live.session.show import ShowOptions
-from live_fakes import FakeBuilder, FakeRenderer, FakeSource, FakeUnderstanding, kick_track, synth_track
+from live_fakes import FakeBuilder, FakeRenderer, FakeSource, FakeUnderstanding, kick_track, synth_track, wait_for
 from test_live_session import assert_kept_showing, key, make_session
 
 SDXL_TINY = ShowOptions(profile="tiny", renderer="sdxl", canvas=(320, 180))
@@ -42,7 +42,7 @@ def test_each_preset_section_edit_reaches_the_stage_that_owns_it(tmp_path):
     path = tmp_path / "show.toml"
     _write(path, base)
     understanding, builder = FakeUnderstanding(), FakeBuilder()
-    session, display = make_session(tmp_path, FakeRenderer(delay=0.02), FakeSource(synth_track(10.0)), duration=5.5,
+    session, display = make_session(tmp_path, FakeRenderer(delay=0.02), FakeSource(synth_track(10.0)), duration=120.0,
                                     preset=base, preset_path=path, understanding=understanding, builder=builder,
                                     options=SDXL_TINY, stop_when_finished=False)
     stage = session.render_loop.stage
@@ -54,13 +54,18 @@ def test_each_preset_section_edit_reaches_the_stage_that_owns_it(tmp_path):
         ("model", {"model": {"renderer": "sdxl", "width": 256, "height": 256, "steps": 4}}),
     ]
 
-    def edit_all():
-        data = base.model_dump()
-        for i, (_, change) in enumerate(edits):
-            time.sleep(0.9 if i else 1.0)
-            for section, values in change.items():
-                data[section] = {**data[section], **values}
-            _write(path, Preset.model_validate(data))
+    def edit_all():  # one edit at a time, each after the last was applied; then stop the show
+        try:
+            data = base.model_dump()
+            assert wait_for(lambda: len(display.shown) > 0)
+            for i, (_, change) in enumerate(edits):
+                for section, values in change.items():
+                    data[section] = {**data[section], **values}
+                _write(path, Preset.model_validate(data))
+                assert wait_for(lambda: session.report.presets_applied > i), f"edit {i} was never applied"
+            assert wait_for(lambda: session.render_loop.stage is not stage), "the renderer was never rebuilt"
+        finally:
+            session.request_stop()
 
     threading.Thread(target=edit_all, daemon=True).start()
     session.run()
@@ -140,10 +145,17 @@ def test_measured_tempo_picks_the_prompts_tempo_words(shared_tiny, tmp_path):
     clap, text, _ = shared_tiny
     u = build_understanding("tiny", head="zeroshot", cache_dir=tmp_path, clap=clap, text=text)
     w = Window(0.1 * np.sin(np.arange(480_000, dtype=np.float32) / 7), 10.0)
-    u.step(w, Features(tempo_bpm=70.0))
-    slow = u.info.heard.prompts[0][0]
-    u.step(w, Features(tempo_bpm=175.0))
-    assert u.info.heard.prompts[0][0] != slow
+    slow_words, fast_words = {"still", "slow drifting", "suspended"}, {"racing", "frenetic", "rapid motion blur"}
+
+    def tempo_part(bpm: float) -> str:  # "<style> of <setting>, <genre>, <mood>, <tempo word>, ..."
+        u.step(w, Features(tempo_bpm=bpm))
+        parts = [p.strip() for p in u.info.heard.prompts[0][0].split(",")]
+        found = [p for p in parts if p in slow_words | fast_words]
+        assert len(found) == 1, parts
+        return found[0]
+
+    assert tempo_part(70.0) in slow_words  # 70 BPM: a slow word...
+    assert tempo_part(175.0) in fast_words  # ...175 BPM: a fast one
 
 
 def test_the_conditioning_loop_hands_the_tracker_features_to_the_understanding(tmp_path):

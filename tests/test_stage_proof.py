@@ -25,14 +25,14 @@ import soundfile as sf
 import torch
 
 from engine.errors import BeatcanvasError
-from engine.types import Conditioning, Features, Window
+from engine.types import Conditioning, Features, Frame, Window
 from live.presets.library import to_toml
 from live.presets.playlist import ShowList
 from live.presets.schema import Preset, PresetError, parse_preset
 from live.audio.ringbuffer import RingBuffer
 from live.session.faults import Backoff
 from live.session.show import ShowOptions
-from live_fakes import FakeBuilder, FakeRenderer, FakeSource, FakeUnderstanding, synth_track
+from live_fakes import FakeBuilder, FakeRenderer, FakeSource, FakeUnderstanding, stop_when, synth_track, wait_for
 from test_live_session import assert_kept_showing, key, make_session
 
 DEEP = "[motion]\nfeedback = " + "[" * 10_000 + "]" * 10_000 + "\n"
@@ -190,27 +190,41 @@ def test_switching_to_a_procedural_preset_and_back_works_both_ways(tmp_path):
 
 
 def test_hung_render_falls_back_to_procedural_then_steps_back_up(tmp_path):
+    stuck = threading.Event()
     renderer = FakeRenderer(delay=0.01)
     slow = renderer.render
-    renderer.render = lambda c, f, t: (time.sleep(5.0) if renderer.calls == 5 else None, slow(c, f, t))[1]
+    renderer.render = lambda c, f, t: (stuck.wait(60.0) if renderer.calls == 4 else None, slow(c, f, t))[1]
     builder = FakeBuilder()
-    session, display = make_session(tmp_path, renderer, FakeSource(synth_track(10.0)), duration=3.2, builder=builder,
-                                    hang_s=0.8, retry_s=0.8)
+    session, display = make_session(tmp_path, renderer, FakeSource(synth_track(10.0)), duration=120.0, builder=builder,
+                                    hang_s=3.0, retry_s=0.8, stop_when_finished=False)  # 3 s: no busy-machine false alarm
     messages: list[str] = []
-    _later(0.9, lambda: messages.append(session.state.message))
-    session.run()
-    assert session.report.fallbacks == 1 and session.report.recoveries == 1
-    assert any("render slow" in m or "hung" in m for m in messages)
+
+    def watch():  # every HUD message until the configured renderer is back, then stop the show
+        try:
+            wait_for(lambda: (messages[-1:] != [session.state.message] and messages.append(session.state.message),
+                              session.report.recoveries >= 1)[1], poll=0.005)
+        finally:
+            session.request_stop()
+
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        session.run()
+    finally:
+        stuck.set()
+    assert (session.report.fallbacks, session.report.recoveries) == (1, 1), messages
+    assert any(m.startswith("a render hung for") and "procedural" in m for m in messages), messages
     assert builder.asked and session.render_loop.stage.name.startswith("fake-")  # the retried configured renderer
-    assert "back" in session.state.message
+    assert session.state.message == f"{session.render_loop.stage.name} is back"
     assert_kept_showing(display, session)
 
 
 def test_persistent_render_failure_falls_back_and_keeps_retrying(tmp_path):
     renderer = FakeRenderer(delay=0.01, fail={n: RuntimeError("driver fell over") for n in range(3, 10_000)})
     builder = FakeBuilder(fail=RuntimeError("still broken"))
-    session, display = make_session(tmp_path, renderer, FakeSource(synth_track(10.0)), duration=2.5, builder=builder,
-                                    retry_s=0.3)
+    session, display = make_session(tmp_path, renderer, FakeSource(synth_track(10.0)), duration=120.0, builder=builder,
+                                    retry_s=0.3, stop_when_finished=False)
+    stop_when(session, lambda: len(builder.asked) >= 2 and session.report.frames_rendered > 20
+              and "still failing" in session.state.message)
     session.run()
     assert session.report.fallbacks == 1 and session.render_loop.degraded == "fallback"
     assert session.render_loop.stage.name == "procedural" and session.report.frames_rendered > 20
@@ -375,8 +389,15 @@ def test_compositor_takes_nan_band_values(tmp_path):
 
     c = Compositor(64, 48)
     nan = float("nan")
-    picture = c.compose(Features(low=nan, mid=float("inf"), high=nan, onset=nan, beat_phase=nan), 0.0)
-    assert picture.get_size() == (64, 48)
+    picture = np.full((48, 64, 3), 180, np.uint8)
+    picture[:, :32] = (40, 90, 200)
+    c.push(Frame(image=picture, t=0.0, renderer="test"), 0.0)
+    shown = c.to_array(c.compose(Features(low=nan, mid=float("inf"), high=nan, onset=nan, beat_phase=nan), 1.0))
+    assert shown.shape == (48, 64, 3)
+    # The picture still shows (not black, not one flat colour, no NaN turned into garbage): the bands
+    # are read as "no energy" and the frame passes through close to what was pushed.
+    assert shown.mean() > 60 and shown.std() > 20
+    assert np.abs(shown.astype(int) - picture).mean() < 40
 
 
 def test_unknown_key_message_names_the_section_on_the_command_line(tmp_path, capsys):
