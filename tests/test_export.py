@@ -215,7 +215,7 @@ def test_track_shorter_than_one_frame(tmp_path):
         plan_export(settings(p, tmp_path / "o"))
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+@pytest.mark.skipif(os.geteuid() == 0, reason="running as root, who can write into a read-only folder: needs a normal user")
 def test_unwritable_out_dir(track, tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir()

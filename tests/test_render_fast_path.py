@@ -19,7 +19,7 @@ from engine.render.similarity import SimilarityFilter
 from engine.types import Conditioning
 
 SIZE = 64
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here (torch.cuda.is_available() is False)")
 
 
 def cond(text, seed: int) -> Conditioning:

@@ -467,14 +467,14 @@ print(open(path).read().count("<heap nr="))
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc arenas")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="not Linux: the malloc arenas tested are glibc's")
 def test_the_show_caps_malloc_arenas_so_replaced_workers_do_not_grow_memory():
     counts = {}
     for mode in ("cap", "free"):
         run = subprocess.run([sys.executable, "-c", _ARENAS, mode], capture_output=True, text=True, timeout=60,
                              cwd=Path(__file__).resolve().parents[1])
         if run.returncode != 0 and "libc.so.6" in run.stderr:
-            pytest.skip("not glibc")
+            pytest.skip("this C library is not glibc (the malloc arenas tested are glibc's)")
         assert run.returncode == 0, run.stderr
         counts[mode] = int(run.stdout.strip())
     assert counts["cap"] <= 2 < counts["free"]  # 12 threads at once: an arena each, unless capped
