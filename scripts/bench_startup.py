@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -68,14 +69,22 @@ def env_for(tree: Path) -> dict[str, str]:
             "PYGAME_HIDE_SUPPORT_PROMPT": "1"}
 
 
-def time_command(tree: Path, args: list[str]) -> float:
-    t0 = time.perf_counter()
+def child_cpu_s() -> float:
+    """CPU seconds (user + system) of the finished child processes so far: less hostage to a loaded
+    machine than wall time."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def time_command(tree: Path, args: list[str]) -> tuple[float, float]:
+    """(wall s, CPU s) of `beatcanvas ARGS…`."""
+    t0, c0 = time.perf_counter(), child_cpu_s()
     done = subprocess.run([sys.executable, "-m", "live.cli", *args], cwd=tree, env=env_for(tree),
                           capture_output=True, text=True, timeout=300)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, child_cpu_s() - c0
     if done.returncode != 0:
         raise SystemExit(f"{tree}: beatcanvas {' '.join(args)} failed:\n{done.stderr[-2000:]}")
-    return dt
+    return dt, cpu
 
 
 def time_first_frame(tree: Path, track: Path) -> tuple[float, str]:
@@ -92,9 +101,12 @@ def time_first_frame(tree: Path, track: Path) -> tuple[float, str]:
 def measure(tree: Path, runs: int, track: Path) -> dict[str, object]:
     out: dict[str, object] = {"tree": str(tree)}
     for name, args in (("help", ["--help"]), ("presets_list", ["presets", "list"])):
-        times = [time_command(tree, args) for _ in range(runs)]
-        out[name] = {"median_s": round(statistics.median(times), 3), "runs_s": [round(t, 3) for t in times]}
-        print(f"{tree}  {name:>13}: median {statistics.median(times):.2f} s  {[round(t, 2) for t in times]}")
+        got = [time_command(tree, args) for _ in range(runs)]
+        times, cpus = [t for t, _ in got], [c for _, c in got]
+        out[name] = {"median_s": round(statistics.median(times), 3), "runs_s": [round(t, 3) for t in times],
+                     "median_cpu_s": round(statistics.median(cpus), 3)}
+        print(f"{tree}  {name:>13}: median {statistics.median(times):.2f} s (CPU {statistics.median(cpus):.2f} s)"
+              f"  {[round(t, 2) for t in times]}")
     firsts = [time_first_frame(tree, track) for _ in range(runs)]
     times = [t for t, _ in firsts]
     out["first_frame"] = {"median_s": round(statistics.median(times), 3), "runs_s": [round(t, 3) for t in times],

@@ -5,6 +5,7 @@ passes on `engine` and `live` entirely."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import machine
@@ -129,17 +130,45 @@ def test_engine_never_imports_live():
     assert not {k: v for k, v in bad.items() if v}
 
 
+def diagram() -> str:
+    return (ROOT / "README.md").read_text(encoding="utf-8").split("```")[1]  # the flow diagram
+
+
 def test_every_stage_of_the_flow_is_a_module_of_that_name():
-    for path in ("live/audio/sources.py", "live/audio/ringbuffer.py", "engine/audio/features.py", "engine/understanding/clap.py",
-                 "engine/understanding/heads", "engine/understanding/conditioning.py",
+    for path in ("live/audio/sources.py", "live/audio/ringbuffer.py", "engine/audio/features.py", "engine/audio/beats.py",
+                 "engine/understanding/clap.py", "engine/understanding/heads", "engine/understanding/conditioning.py",
                  "engine/understanding/smoother.py", "engine/render", "live/screen/compositor.py", "live/screen/display.py",
                  "live/export/run.py"):
         assert (ROOT / path).exists(), path
-    diagram = (ROOT / "README.md").read_text().split("```")[1]  # the flow diagram
-    for name in ("live/audio/sources.py", "live/audio/ringbuffer.py", "engine/audio/features.py", "clap.py", "heads/",
-                 "conditioning.py", "smoother.py", "engine/render/", "live/screen/compositor.py", "live/screen/display.py",
-                 "live/export/run.py"):
-        assert name in diagram, f"the README's diagram does not name {name}"
+    text = diagram()
+    for name in ("live/audio/", "sources.py", "ringbuffer.py", "engine/audio/", "features.py", "beats.py", "clap.py",
+                 "heads/", "conditioning.py", "smoother.py", "engine/render/", "live/screen/compositor.py",
+                 "live/screen/display.py", "live/export/run.py"):
+        assert name in text, f"the README's diagram does not name {name}"
+
+
+def test_every_folder_and_file_the_diagram_names_exists():
+    text = diagram()
+    paths = set(re.findall(r"(?<![\w/])((?:engine|live)/[\w/]*(?:\.py)?)", text))
+    assert len(paths) > 10, "the diagram names hardly any paths"
+    for path in paths:
+        assert (ROOT / path).exists(), f"the diagram names {path}, which does not exist"
+    dirs = [ROOT / f for f in paths if (ROOT / f).is_dir()]
+    for name in set(re.findall(r"(?<![\w/.])(\w+\.py|\w+/)(?![\w/])", text)):
+        assert any((d / name).exists() for d in dirs), f"the diagram names {name}, in none of its folders"
+
+
+def test_the_diagram_names_every_package_of_live():
+    """The house drawing's folders are the stages: a package of live/ the diagram omits is a room
+    nobody can find."""
+    text = diagram()
+    for pkg in sorted(p for p in (ROOT / "live").iterdir() if (p / "__init__.py").exists()):
+        assert f"live/{pkg.name}/" in text, f"the README's diagram does not name live/{pkg.name}/"
+
+
+def test_live_has_no_top_level_modules_but_the_cli():
+    top = sorted(p.name for p in (ROOT / "live").glob("*.py"))
+    assert top == ["__init__.py", "cli.py"], f"group these under a stage package of live/: {top}"
 
 
 def test_type_checker_passes_on_engine_and_live():

@@ -33,6 +33,7 @@ def test_usage_lines_name_arguments_in_capitals(args: list[str], usage: str, cap
     err = capsys.readouterr().err
     line = next(line for line in err.splitlines() if "Usage:" in line)
     assert usage in line and "{" not in line
+    assert f"Missing argument '{usage.split()[-1].removesuffix('...')}'" in err
 
 
 def test_an_optional_argument_is_bracketed(capsys: pytest.CaptureFixture[str]) -> None:

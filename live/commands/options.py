@@ -27,8 +27,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class UsageCommand(TyperCommand):
-    """A command whose usage line names its arguments in capitals, `play [OPTIONS] TRACK` (typer ≥ 0.29
-    writes `{track}`, which reads like a placeholder left unfilled)."""
+    """A command that names its arguments in capitals, `play [OPTIONS] TRACK`, in the usage line, the
+    help and "Missing argument 'TRACK'" (typer ≥ 0.29 writes `{track}`, which reads like a placeholder
+    left unfilled)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, TyperArgument) and param.metavar is None and param.name:
+                param.metavar = param.name.upper()
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
@@ -36,7 +43,7 @@ class UsageCommand(TyperCommand):
             if not isinstance(param, TyperArgument):
                 pieces.extend(param.get_usage_pieces(ctx))
                 continue
-            name = (param.metavar or param.name or "arg").upper() + ("..." if param.nargs != 1 else "")
+            name = str(param.metavar) + ("..." if param.nargs != 1 else "")
             pieces.append(name if param.required else f"[{name}]")
         return pieces
 
