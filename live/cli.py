@@ -39,6 +39,7 @@ COMMANDS = [
     "bench",
     "train",
     "osc_map",
+    "studio",
 ]
 
 @app.callback()

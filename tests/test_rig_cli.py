@@ -43,12 +43,14 @@ def test_osc_map_lists_every_address_and_writes_both_maps(tmp_path, capsys):
 
 def test_rig_options_default_to_localhost_and_a_map_file_turns_midi_on():
     values = dict(osc_port=None, osc_host="127.0.0.1", osc_out=None, osc_out_every="frame", midi=None,
-                  midi_map=None, link=False, ndi=False, spout=False, syphon=False)
+                  midi_map=None, link=False, ndi=False, spout=False, syphon=False,
+                  web=False, web_port=8765, web_host="127.0.0.1")
     assert not rig_options(values).any
+    assert rig_options({**values, "web_host": "0.0.0.0"}).web  # --web-host alone turns the page on
     assert rig_options({**values, "midi_map": Path("m.toml")}).midi == ""
     from live.control.rig import RigOptions
 
-    assert RigOptions().osc_host == "127.0.0.1"
+    assert RigOptions().osc_host == "127.0.0.1" and RigOptions().web_host == "127.0.0.1"
 
 
 def _free_udp_port() -> int:

@@ -73,6 +73,8 @@ def run_show(source: Source, model: ModelArgs, show: ShowArgs, *, rig: RigOption
                            latency_ms=check_latency_ms(show.latency_ms))
     display = Display(width, height, fullscreen=show.fullscreen, display_index=show.display, fit=show.fit)
     session = build_session(source, tracker or FeatureTracker(), shows, opts, display, config, spec)
+    if rig is not None and rig.web and not show.playlist:  # the page may edit a preset started by path
+        rig = dataclasses.replace(rig, web_preset_dirs=(path.resolve().parent,))
     session.attach_rig(_start_rig(rig, lambda: session.preset))
     session.attach_direction(direction)
     try:

@@ -104,6 +104,20 @@ class Knob:
             data[self.section][self.key] = value
 
     @property
+    def example(self) -> str:
+        """A value of the knob's own type, as an OSC hint writes it (a text knob's hint is text)."""
+        if self.kind == "bool":
+            return "1"
+        if self.kind == "choice":
+            return f'"{self.choices[0]}"' if self.choices else '""'
+        if self.kind == "text":
+            return f'"{self.default}"' if isinstance(self.default, str) and self.default else '"some text"'
+        value = self.default if isinstance(self.default, (int, float)) else self.lo
+        if self.kind == "int":
+            return str(int(value or 0))
+        return f"{float(value or 0.0):g}"
+
+    @property
     def continuous(self) -> bool:
         """A fader can sweep it (and soft takeover applies)."""
         return self.kind in ("float", "int") and self.lo is not None and self.hi is not None

@@ -98,7 +98,7 @@ class DisplayLoop:
             picture.fill((0, 0, 0))
         if b.rig is not None:  # OSC out, NDI / Spout / Syphon: the picture without the HUD
             with b.faults.guard("video out"):
-                b.rig.frame(picture, features)
+                b.rig.frame(picture, features, b.state)
         if self.screenshot_requested:
             self.screenshot_requested = False
             self._save_screenshot(picture)

@@ -1,0 +1,208 @@
+"""The studio page's server: knobs reach the show only through the hub, the TOML editor validates at
+the line and keeps comments, and nothing malformed, foreign or oversized changes the show."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from live.web.feed import WebFeed
+from live.web.server import Bucket
+from web_fakes import ORIGIN, FakeShow, load, studio_app, user_preset
+
+BASE = "http://127.0.0.1:8765"
+WS = "ws://127.0.0.1:8765/ws"
+
+
+@pytest.fixture()
+def show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeShow:
+    monkeypatch.setenv("BEATCANVAS_PRESETS", str(tmp_path / "presets"))
+    return FakeShow(load(user_preset(tmp_path / "presets")))
+
+
+def client(show: FakeShow, **kw: object) -> TestClient:
+    app, _ = studio_app(show, **kw)  # type: ignore[arg-type]
+    return TestClient(app, base_url=BASE)
+
+
+def ws_messages(ws, until, limit: int = 200):  # type: ignore[no-untyped-def]
+    for _ in range(limit):
+        m = ws.receive_json()
+        if until(m):
+            return m
+    raise AssertionError("the expected message never came")
+
+
+def test_page_and_knob_table_grouped_by_section(show: FakeShow) -> None:
+    c = client(show)
+    page = c.get("/")
+    assert page.status_code == 200 and "beatcanvas studio" in page.text
+    assert c.get("/static/app.js").status_code == 200
+    table = c.get("/api/knobs").json()
+    sections = {s["name"]: {k["key"]: k for k in s["knobs"]} for s in table["sections"]}
+    assert {"model", "motion", "reactivity", "procedural"} <= set(sections)
+    feedback = sections["motion"]["feedback"]
+    assert (feedback["lo"], feedback["hi"], feedback["kind"]) == (0.0, 1.0, "float") and feedback["help"]
+    style = sections["conditioning"]["style"]
+    assert style["kind"] == "text" and style["example"].startswith('"')  # a text knob's hint is text
+
+
+def test_a_knob_moved_on_the_page_changes_the_show_through_the_hub(show: FakeShow) -> None:
+    with client(show).websocket_connect(f"{WS}", headers={"origin": ORIGIN}) as ws:
+        assert ws.receive_json()["type"] == "hello"
+        ws.send_json({"type": "knob", "address": "/beatcanvas/motion/feedback", "value": 0.61, "id": 7})
+        ws.send_json({"type": "command", "name": "blackout", "arg": True})
+        for _ in range(100):
+            show.pump()
+            if show.preset.motion.feedback == 0.61 and show.commands:
+                break
+            ws.receive_json()
+        assert show.preset.motion.feedback == 0.61
+        assert [(c.name, c.arg, c.origin) for c in show.commands] == [("blackout", True, "web")]
+        ack = ws_messages(ws, lambda m: bool(m.get("acks")))
+        assert ack["acks"][0]["id"] == 7 and ack["acks"][0]["latency_ms"] >= 0
+
+
+@pytest.mark.parametrize("message, reason", [
+    ({"type": "knob", "address": "/beatcanvas/motion/feedback", "value": 1e308}, "feedback"),
+    ({"type": "knob", "address": "/beatcanvas/motion/feedback", "value": "loud"}, "feedback"),
+    ({"type": "knob", "address": "/beatcanvas/motion/feedback", "value": [1, 2]}, "malformed"),
+    ({"type": "knob", "address": "/beatcanvas/motion/feedbak", "value": 0.5}, "did you mean"),
+    ({"type": "knob", "address": "/beatcanvas/model/steps", "value": True}, "steps"),
+    ({"type": "knob", "address": "/beatcanvas/conditioning/style", "value": "x" * 60_000}, "malformed"),
+    ({"type": "command", "name": "preset", "arg": "../../etc/passwd"}, "preset name"),
+    ({"type": "command", "name": "rm -rf"}, "malformed"),
+    ({"type": "command", "name": "learn", "arg": "/beatcanvas/motion/feedback"}, "no MIDI input"),
+    ({"type": "nonsense"}, "malformed"),
+    ([1, 2, 3], "malformed"),
+])
+def test_malformed_messages_get_an_error_and_change_nothing(show: FakeShow, message: object, reason: str) -> None:
+    before = show.preset
+    with client(show).websocket_connect(f"{WS}", headers={"origin": ORIGIN}) as ws:
+        ws.receive_json()
+        ws.send_text(json.dumps(message))
+        error = ws_messages(ws, lambda m: m["type"] == "error")
+        assert reason in error["message"]
+        ws.send_text('{"type": "knob", "address": "/beatcanvas/motion/feedback", "value": NaN}')
+        assert "not a number" in ws_messages(ws, lambda m: m["type"] == "error")["message"]
+    show.pump()
+    assert show.preset == before and not show.commands
+
+
+def test_foreign_origin_missing_token_and_foreign_host_are_refused(show: FakeShow, tmp_path: Path) -> None:
+    c = client(show)
+    body = {"name": "mine", "text": "# x\n"}
+    assert c.post("/api/save", json=body, headers={"origin": "http://evil.example"}).status_code == 403
+    assert c.post("/api/save", json=body).status_code == 403  # no Origin at all
+    with pytest.raises(Exception):
+        with c.websocket_connect(f"{WS}", headers={"origin": "http://evil.example"}) as ws:
+            ws.receive_json()
+    rebinding = TestClient(studio_app(show)[0], base_url="http://evil.example:8765")
+    assert rebinding.get("/api/knobs").status_code == 421
+
+    open_ = TestClient(studio_app(show, host="0.0.0.0", token="s3cret")[0], base_url="http://192.168.1.5:8765")
+    assert open_.get("/api/knobs").status_code == 403
+    assert open_.get("/").status_code == 403
+    assert open_.get("/api/knobs?token=wrong").status_code == 403
+    assert open_.get("/api/knobs?token=s3cret").status_code == 200
+    with pytest.raises(Exception):
+        with open_.websocket_connect("ws://192.168.1.5:8765/ws", headers={"origin": "http://192.168.1.5:8765"}) as ws:
+            ws.receive_json()
+    with open_.websocket_connect("ws://192.168.1.5:8765/ws?token=s3cret", headers={"origin": "http://192.168.1.5:8765"}) as ws:
+        assert ws.receive_json()["type"] == "hello"
+    show.pump()
+    assert "keep this comment" in (tmp_path / "presets" / "mine.toml").read_text()
+
+
+@pytest.mark.parametrize("name", ["../mine", "..%2F..%2Fetc%2Fpasswd", "/etc/passwd", "MINE", "a/b", "x" * 80, ""])
+def test_no_path_outside_the_presets_folder_is_read_or_written(show: FakeShow, tmp_path: Path, name: str) -> None:
+    c = client(show)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    h = {"origin": ORIGIN}
+    text = (tmp_path / "presets" / "mine.toml").read_text()
+    for path in ("/api/save", "/api/save-as", "/api/check"):
+        r = c.post(path, json={"name": name, "text": text}, headers=h)
+        assert r.status_code in (400, 404, 422), (path, r.status_code)
+    assert c.get(f"/api/thumb/{name}").status_code in (404, 405)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_editor_reports_errors_at_their_line_and_saves_keep_comments(show: FakeShow, tmp_path: Path) -> None:
+    c = client(show)
+    h = {"origin": ORIGIN}
+    got = c.get("/api/preset").json()
+    assert got["name"] == "mine" and got["problems"] == [] and "keep this comment" in got["text"]
+    lines = got["text"].splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("feedback"))
+    broken = "\n".join(lines[:at] + ["feedback = 7.5"] + lines[at + 1:]) + "\n"
+    problems = c.post("/api/check", json={"name": "mine", "text": broken}, headers=h).json()["problems"]
+    assert problems[0]["line"] == at + 1 and "feedback" in problems[0]["message"]
+    r = c.post("/api/save", json={"name": "mine", "text": broken}, headers=h)
+    assert r.status_code == 400 and "not saved" in r.json()["error"]
+    assert "feedback = 7.5" not in (tmp_path / "presets" / "mine.toml").read_text()
+
+    fixed = broken.replace("feedback = 7.5", "feedback = 0.42  # tuned on the page")
+    assert c.post("/api/save", json={"name": "mine", "text": fixed}, headers=h).status_code == 200
+    saved = (tmp_path / "presets" / "mine.toml").read_text()
+    assert saved == fixed and load(tmp_path / "presets" / "mine.toml").motion.feedback == 0.42
+
+    r = c.post("/api/save-as", json={"name": "mine-2", "text": fixed}, headers=h)
+    assert r.status_code == 200
+    copy = (tmp_path / "presets" / "mine-2.toml").read_text()
+    assert "keep this comment" in copy and "# tuned on the page" in copy and load(tmp_path / "presets" / "mine-2.toml").name == "mine-2"
+    assert c.post("/api/save-as", json={"name": "mine-2", "text": fixed}, headers=h).status_code == 400  # no silent overwrite
+
+
+def test_knob_moves_are_merged_into_the_text_with_comments_kept(show: FakeShow) -> None:
+    with client(show).websocket_connect(f"{WS}", headers={"origin": ORIGIN}) as ws:
+        ws.receive_json()
+        ws.send_json({"type": "knob", "address": "/beatcanvas/reactivity/warp", "value": 1.25})
+        for _ in range(100):
+            show.pump()
+            if show.preset.reactivity.warp == 1.25:
+                break
+            ws.receive_json()
+    text = client(show).get("/api/preset").json()["text"]
+    assert "keep this comment" in text and "warp = 1.25" in text
+
+
+def test_library_thumbnails_are_rendered_and_cached(show: FakeShow) -> None:
+    c = client(show)
+    presets = c.get("/api/presets").json()["presets"]
+    names = [p["name"] for p in presets]
+    assert "mine" in names and "neon-noir" in names
+    assert next(p for p in presets if p["name"] == "mine")["current"]
+    a = c.get("/api/thumb/neon-noir")
+    b = c.get("/api/thumb/cosmic")
+    assert a.headers["content-type"] == "image/jpeg" and a.content[:2] == b"\xff\xd8"
+    assert a.content != b.content  # each preset's own look
+    assert c.get("/api/thumb/neon-noir").content == a.content
+
+
+def test_preview_is_off_until_a_page_asks_and_at_most_ten_per_second() -> None:
+    t = [0.0]
+    feed = WebFeed(clock=lambda: t[0])
+    picture = __import__("numpy").full((90, 160, 3), 200, "uint8")
+    feed.frame(picture, None, None)
+    assert feed.preview(0) is None  # nobody watching: the display thread did nothing
+    feed.viewers = 1
+    shots = 0
+    for i in range(60):  # one second at 60 fps
+        t[0] = 1.0 + i / 60
+        feed.frame(picture, None, None)
+        got = feed.preview(shots)
+        if got is not None:
+            shots = got[0]
+            assert got[1].shape == (180, 320, 3)
+    assert 5 <= shots <= 10
+
+
+def test_rate_limit_bucket() -> None:
+    t = [0.0]
+    b = Bucket(rate=10.0, burst=5.0, clock=lambda: t[0])
+    assert sum(b.take() for _ in range(50)) == 5
+    t[0] = 1.0
+    assert sum(b.take() for _ in range(50)) == 5  # refilled to the burst, not beyond
