@@ -127,6 +127,9 @@ class ControlHub:
                 except ControlInputError as e:
                     out.errors.append(str(e))
                     continue
+                except Exception as e:  # noqa: BLE001 - a value nobody foresaw costs that knob, never the frame
+                    out.errors.append(f"{change.origin} {address}: {type(e).__name__}: {str(e)[:120]}; ignored")
+                    continue
                 if updated != current:
                     current = updated
                     out.changed.append(address)

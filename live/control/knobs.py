@@ -11,6 +11,7 @@ range: allowed 0.0..1.0").
 from __future__ import annotations
 
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -257,7 +258,7 @@ def coerce(knob: Knob, value: Any) -> Any:
     if knob.kind == "bool" and isinstance(value, (int, float)) and not isinstance(value, bool):
         return value >= 0.5
     if knob.kind == "choice" and isinstance(value, (int, float)) and not isinstance(value, bool):
-        index = int(value)
+        index = int(value) if math.isfinite(value) else -1
         if not 0 <= index < len(knob.choices) or index != value:
             raise ControlInputError(
                 f"{knob.address}: index {value} is not one of 0..{len(knob.choices) - 1} "

@@ -31,7 +31,7 @@ def groove(i: int, fps: float = 24.0) -> Features:
     kick = math.exp(-phase * 8.0)
     spectrum = tuple(1.0 + 0.8 * kick * math.exp(-k / 8.0) for k in range(32))
     return Features(t=t, rms=0.2 + 0.2 * kick, onset=kick, low=1.0 + kick, mid=1.1, high=0.9 + 0.3 * kick,
-                    beat=phase < 1.0 / (fps * 0.5), beat_phase=phase, tempo_bpm=120.0, valence=0.3, arousal=0.5,
+                    beat=phase < 1.0 / (fps * 0.5), beat_phase=phase, tempo_bpm=120.0, valence=0.3, arousal=0.0,
                     spectrum=spectrum, wave=tuple(math.sin(k / 3.0 + t * 9.0) * 0.5 for k in range(64)),
                     grid=BeatGrid(anchor=0.0, period=0.5, confidence=1.0))
 
