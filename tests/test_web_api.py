@@ -206,3 +206,56 @@ def test_rate_limit_bucket() -> None:
     assert sum(b.take() for _ in range(50)) == 5
     t[0] = 1.0
     assert sum(b.take() for _ in range(50)) == 5  # refilled to the burst, not beyond
+
+
+def _free_tcp_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_studio_command_serves_the_page_on_localhost_and_exits_cleanly(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    import httpx
+    import soundfile as sf
+    from audio_synth import click_track
+
+    x, _ = click_track(120.0, seconds=8.0)
+    track = tmp_path / "click.wav"
+    sf.write(track, x, 48_000)
+    port = _free_tcp_port()
+    env = {**os.environ, "SDL_AUDIODRIVER": "dummy", "BEATCANVAS_PRESETS": str(tmp_path / "presets"),
+           "BEATCANVAS_CACHE": str(tmp_path / "cache")}
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "live.cli", "studio", "default", str(track), "--headless", "--renderer", "numpy",
+           "--no-audio-out", "--web-port", str(port), "--duration", "60"]
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        knobs, pause = None, threading.Event()
+        for _ in range(600):  # the page answers once the show is up
+            if proc.poll() is not None:
+                break
+            try:
+                knobs = httpx.get(f"http://127.0.0.1:{port}/api/knobs", timeout=2.0)
+                break
+            except httpx.TransportError:
+                pause.wait(0.1)
+        assert knobs is not None and knobs.status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5.0).status_code == 200
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert f"studio page: http://127.0.0.1:{port}/" in " ".join(err.split()) and "token" not in err

@@ -128,16 +128,18 @@ class Rig:
 
     def _start_web(self, current: Callable[[], Any]) -> str:
         try:
+            from engine.models.cache import cache_dir
             from live.web.editor import PresetFiles
             from live.web.feed import WebFeed
             from live.web.server import Studio, WebOptions, WebServer
+            from live.web.thumbs import Thumbnails
         except ImportError:
             raise BeatcanvasError("studio page: its web libraries are missing: pip install 'beatcanvas[web]'") from None
 
         o = self.options
         feed = WebFeed()
         studio = Studio(self.hub, feed, current, midi_ready=lambda: self.midi is not None,
-                        files=PresetFiles(o.web_preset_dirs))
+                        files=PresetFiles(o.web_preset_dirs), thumbs=Thumbnails(cache_dir() / "thumbnails"))
         server = WebServer(studio, WebOptions(host=o.web_host, port=o.web_port))
         server.start()
         self.web, self.feed = server, feed

@@ -152,9 +152,11 @@ class WebFeed:
                 return None
             return self._preview_seq, self._preview
 
-    def scopes(self) -> Scopes:
+    def scopes(self, history: bool = True) -> Scopes:
+        """A snapshot for the page; `history` (the minute-long curves, the costly part) only when asked."""
         with self._lock:
-            f, s, history = self._features, self._state, list(self._history)
+            f, s = self._features, self._state
+            past = list(self._history) if history else []
         now = self.clock()
         out = Scopes(t=now)
         if f is not None:
@@ -174,7 +176,7 @@ class WebFeed:
             out.preset, out.renderer, out.cue, out.lyric = s.preset, s.renderer, s.cue, s.lyric
             out.error = s.error if s.error and time.monotonic() - s.error_at < 15.0 else ""
             out.message, out.frozen = s.message, s.frozen
-        out.history = [[round(now - t, 2), round(v, 3), round(a, 3), round(fps, 1)] for t, v, a, fps in history
+        out.history = [[round(now - t, 2), round(v, 3), round(a, 3), round(fps, 1)] for t, v, a, fps in past
                        if now - t <= HISTORY_S]
         return out
 

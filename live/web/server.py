@@ -24,6 +24,7 @@ import hmac
 import json
 import logging
 import math
+import re
 import secrets
 import threading
 import time
@@ -157,7 +158,8 @@ class Studio:
     # -- knobs and commands -------------------------------------------------------------------------
 
     def handle(self, raw: str | bytes, received: float | None = None) -> dict[str, Any] | None:
-        """One page message → the reply for that page (an error, a check's problems) or None.
+        """One page message → the reply for that page (an error, a check's problems, the preview
+        switch for its connection) or None.
         Nothing reaches the hub unless the message is whole and the schema accepts the value."""
         received = time.monotonic() if received is None else received
         try:
@@ -172,7 +174,7 @@ class Studio:
             return self._command(msg)
         if isinstance(msg, CheckMsg):
             return self.check(msg.name, msg.text, msg.id)
-        return None  # preview: the connection handles it
+        return {"type": "preview", "on": msg.on}  # the connection turns its preview on or off
 
     def _refuse(self, message: str) -> dict[str, Any]:
         self.refused += 1
@@ -188,8 +190,7 @@ class Studio:
             numeric = isinstance(msg.value, (int, float)) and not isinstance(msg.value, bool)
             if (knob.kind in ("float", "int") and not numeric) or (knob.kind == "bool" and isinstance(msg.value, str)) \
                     or (knob.kind in ("text", "choice") and not isinstance(msg.value, str)):
-                raise ControlInputError(f"{knob.address} wants {wants}, not {json.dumps(msg.value)[:40]}; kept "
-                                        f"{knob.read(self.current()) if self.current() is not None else 'its value'!r}")
+                raise ControlInputError(f"{knob.address} wants {wants}, not {json.dumps(msg.value)[:40]}")
             change = KnobChange(knob.section, knob.key, msg.value, "web")
             preset = self.current()
             if preset is not None:
@@ -276,8 +277,6 @@ class Studio:
 
 
 def _is_name(text: str) -> bool:
-    import re
-
     return len(text) <= 64 and re.fullmatch(NAME_PATTERN, text) is not None
 
 
@@ -344,22 +343,26 @@ def build_app(studio: Studio, guard: Guard) -> Any:
     def refuse(status: int, message: str) -> Response:
         return JSONResponse({"error": message}, status_code=status)
 
-    def gate(request: Request, post: bool = False) -> Response | None:
+    def problem(request: Request, post: bool) -> tuple[int, str] | None:
         if not guard.host_ok(request.headers.get("host")):
-            return refuse(421, "this server answers to 127.0.0.1 or localhost only")
+            return 421, "this server answers to 127.0.0.1 or localhost only"
         if not guard.token_ok(request.query_params.get("token") or request.headers.get("x-beatcanvas-token")):
-            return refuse(403, "missing or wrong token: open the URL with ?token= printed when the show started")
+            return 403, "missing or wrong token: open the URL with ?token= printed when the show started"
         if post and not guard.origin_ok(request.headers.get("origin"), request.headers.get("host")):
-            return refuse(403, "cross-origin request refused")
+            return 403, "cross-origin request refused"
         client = request.client.host if request.client else "?"
         if not guard.allow(f"http {client}", rate=30.0, burst=60.0):
-            return refuse(429, "too many requests: slow down")
+            return 429, "too many requests: slow down"
         return None
 
+    def gate(request: Request, post: bool = False) -> Response | None:
+        bad = problem(request, post)
+        return refuse(*bad) if bad is not None else None
+
     async def index(request: Request) -> Response:
-        bad = gate(request)
+        bad = problem(request, False)
         if bad is not None:
-            return PlainTextResponse(json.loads(bytes(bad.body))["error"], status_code=bad.status_code)
+            return PlainTextResponse(bad[1], status_code=bad[0])
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
     async def knobs(request: Request) -> Response:
@@ -482,18 +485,10 @@ class Connection:
                 self.limited_said = received
                 await self.ws.send_json({"type": "error", "message": "too many messages: rate-limited, some dropped"})
             return
-        try:
-            data = parse_json(raw)
-            if isinstance(data, dict) and data.get("type") == "preview" and isinstance(data.get("on"), bool):
-                self._set_preview(bool(data["on"]))
-                return
-        except (ValueError, RecursionError):
-            pass  # handle() says what is wrong
-        if isinstance(raw, str) and '"check"' in raw[:40]:
-            reply = await asyncio.to_thread(self.studio.handle, raw, received)
-        else:
-            reply = self.studio.handle(raw, received)
-        if reply is not None:
+        reply = await asyncio.to_thread(self.studio.handle, raw, received)  # a check parses a whole preset
+        if reply is not None and reply["type"] == "preview":
+            self._set_preview(bool(reply["on"]))
+        elif reply is not None:
             await self.ws.send_json(reply)
 
     def _set_preview(self, on: bool) -> None:
@@ -502,16 +497,23 @@ class Connection:
             self.studio.feed.viewers += 1 if on else -1
 
     async def _send_loop(self) -> None:
-        feed, last_values, preview_seq, applied = self.studio.feed, "", 0, 0
+        feed, last_values, preview_seq, applied, tick = self.studio.feed, "", 0, 0, 0
+        last_preset: Any = None
         _, applied = feed.applied_since(1 << 62)
         try:
             while True:
-                scopes = asdict(feed.scopes())
+                tick += 1
+                scopes = dict(vars(feed.scopes(history=tick % 8 == 1)))  # the minute-long curves twice a second
+                if tick % 8 != 1:
+                    del scopes["history"]
                 message: dict[str, Any] = {"type": "state", "scopes": scopes}
-                values = json.dumps(self.studio.values(), sort_keys=True)
-                if values != last_values:
-                    last_values = values
-                    message["values"] = json.loads(values)
+                preset = self.studio.current()
+                if preset is not last_preset:  # the router hands out a new preset object on every change
+                    last_preset = preset
+                    values = json.dumps(self.studio.values(), sort_keys=True)
+                    if values != last_values:
+                        last_values = values
+                        message["values"] = json.loads(values)
                 shown, applied = feed.applied_since(applied)
                 if shown:
                     message["acks"] = [{"id": a.ident, "address": a.address, "latency_ms": round(a.latency_ms, 2),

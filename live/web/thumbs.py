@@ -57,6 +57,7 @@ class Thumbnails:
                     try:
                         from engine.files import write_bytes
 
+                        path.parent.mkdir(parents=True, exist_ok=True)
                         write_bytes(path, data)
                     except OSError as e:
                         log.info("thumbnail cache %s: %s", path, e)

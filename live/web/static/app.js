@@ -65,8 +65,10 @@ function showPreview(blob) {
   img.src = url;
 }
 function onState(m) {
-  state.scopes = m.scopes;
   const s = m.scopes;
+  if (s.history) state.history = s.history;
+  s.history = state.history || [];
+  state.scopes = s;
   if (s.preset && s.preset !== state.preset) {
     const switched = state.preset !== "";
     state.preset = s.preset;
