@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.udp_client import SimpleUDPClient
 
 from audio_synth import click_track
+from live_fakes import interrupt
 from live.cli import main
 from live.commands.rig_options import rig_options
 from live.control.knobs import knob_table
@@ -92,12 +92,8 @@ def test_play_with_osc_port_answers_osc_while_running(tmp_path):
             value = reply.params[0] if reply is not None else None
         assert value == 1.5
         assert proc.poll() is None  # still running after the bad value
-        proc.send_signal(signal.SIGINT)  # no need to sit out the full ten seconds
-        out, err = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        out, err = interrupt(proc)  # no need to sit out the full ten seconds
     assert proc.returncode == 0, err
     assert f"OSC in: listening on 127.0.0.1:{port}" in err
     assert "only this machine can reach it" in err

@@ -1,6 +1,8 @@
 """`beatcanvas studio PRESET [TRACK]`: tweak a preset against a track from the studio page, without
 the fullscreen window: a small window (or none, `--headless`), the page on 127.0.0.1. The show
-keeps running when the track ends (the page stays up until Q, the window's close or Ctrl-C)."""
+keeps running when the track ends (the page stays up until Q, the window's close or Ctrl-C), and
+stays on the preset being tweaked: its own transitions (auto-advance, hard cuts) are held; the
+page's library and prev/next still switch by hand."""
 
 from __future__ import annotations
 
@@ -41,4 +43,5 @@ def register(app: typer.Typer) -> None:
         model = ModelArgs(preset=preset, renderer=renderer, profile=profile)
         show = ShowArgs(size=size, duration=duration, no_hud=headless)
         rig = RigOptions(web=True, web_host=web_host, web_port=web_port, midi=midi)
-        run_show(FileSource(path, audio_out=not no_audio_out), model, show, rig=rig, stop_when_finished=False, track=path)
+        run_show(FileSource(path, audio_out=not no_audio_out), model, show, rig=rig, stop_when_finished=False, track=path,
+                 hold=True)

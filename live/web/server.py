@@ -391,6 +391,10 @@ def build_app(studio: Studio, guard: Guard) -> Any:
             return refuse(404, str(e))
 
     async def body(request: Request) -> SaveBody | Response:
+        """A POST's body, once the request has passed the gate (token, Origin, rate)."""
+        bad = gate(request, post=True)
+        if bad is not None:
+            return bad
         raw = await request.body()
         try:
             return SaveBody.model_validate(parse_json(raw))
@@ -400,9 +404,6 @@ def build_app(studio: Studio, guard: Guard) -> Any:
             return refuse(400, f"malformed request ({str(e)[:120]})")
 
     async def check_text(request: Request) -> Response:
-        bad = gate(request, post=True)
-        if bad is not None:
-            return bad
         got = await body(request)
         if isinstance(got, Response):
             return got
@@ -411,9 +412,6 @@ def build_app(studio: Studio, guard: Guard) -> Any:
 
     def saver(as_new: bool) -> Callable[[Request], Any]:
         async def save(request: Request) -> Response:
-            bad = gate(request, post=True)
-            if bad is not None:
-                return bad
             got = await body(request)
             if isinstance(got, Response):
                 return got

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 THUMB_SIZE = (192, 108)
 FRAMES = 48  # 2 s at 24 fps
+VERSION = 2  # part of the cache key: bump when the thumbnail's recipe changes
 
 
 def groove(i: int, fps: float = 24.0) -> Features:
@@ -44,7 +45,7 @@ class Thumbnails:
         self._gl_failed = False
 
     def jpeg(self, preset: Preset) -> bytes:
-        key = preset_hash(preset)[:16]
+        key = f"v{VERSION}-{preset_hash(preset)[:16]}"
         with self._lock:
             if key in self._memory:
                 return self._memory[key]
