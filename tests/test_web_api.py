@@ -255,3 +255,23 @@ def test_studio_command_serves_the_page_on_localhost_and_exits_cleanly(tmp_path:
         out, err = interrupt(proc)
     assert proc.returncode == 0, err
     assert f"studio page: http://127.0.0.1:{port}/" in " ".join(err.split()) and "token" not in err
+
+
+def test_an_open_server_prints_a_token_url_once_and_the_preview_stops_with_the_page(show: FakeShow) -> None:
+    from live.web.server import WebOptions, WebServer
+
+    _, studio = studio_app(show)
+    open_ = WebServer(studio, WebOptions(host="0.0.0.0", port=8765))
+    local = WebServer(studio, WebOptions(host="127.0.0.1", port=8765))
+    assert "?token=" in open_.url and len(open_.guard.token or "") >= 20 and "token" not in local.url
+    assert WebServer(studio, WebOptions(host="0.0.0.0", port=8765)).guard.token != open_.guard.token
+
+    with client(show).websocket_connect(WS, headers={"origin": ORIGIN}) as ws:
+        ws.receive_json()
+        ws.send_json({"type": "preview", "on": True})
+        for _ in range(100):
+            show.pump()
+            if ws.receive().get("bytes"):  # a JPEG came
+                break
+        assert show.feed.viewers == 1
+    assert show.feed.viewers == 0  # the page went away: the display thread stops shrinking frames
