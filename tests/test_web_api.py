@@ -275,3 +275,19 @@ def test_an_open_server_prints_a_token_url_once_and_the_preview_stops_with_the_p
                 break
         assert show.feed.viewers == 1
     assert show.feed.viewers == 0  # the page went away: the display thread stops shrinking frames
+
+
+def test_scopes_carry_the_sections_and_the_lyrics_ahead() -> None:
+    from engine.directing.lyrics import LyricLine, Lyrics
+    from live.presets.schema import Preset
+    from live.schedule.runtime import ShowDirection
+    from live.screen.hud import HudState
+
+    lines = tuple(LyricLine(start, start + 1.0, text, i) for i, (start, text) in enumerate([(1, "a"), (5, "b"), (9, "c")]))
+    direction = ShowDirection(Preset(), lyrics=Lyrics(lines), sections=(4.0, 8.0))
+    assert direction.lyrics_ahead(3.0) == [(5, "b"), (9, "c")]
+    feed = WebFeed()
+    state = HudState(show_t=3.0, sections=direction.sections, ahead=direction.lyrics_ahead(3.0))
+    feed.frame(None, None, state)
+    scopes = feed.scopes()
+    assert scopes.sections == [4.0, 8.0] and scopes.ahead == [[2.0, "b"], [6.0, "c"]]

@@ -29,6 +29,8 @@ def register(app: typer.Typer) -> None:
         midi: Optional[str] = typer.Option(None, "--midi", help="MIDI input (part of its name; '' = the first port), for learn."),
         no_audio_out: bool = typer.Option(False, "--no-audio-out", help="Do not play the track; follow the wall clock."),
         duration: Optional[float] = typer.Option(None, "--duration", help="Stop after S seconds."),
+        schedule: Optional[Path] = typer.Option(None, "--schedule", help="Schedule TOML: its cues and sections show on the page."),
+        lyrics: Optional[Path] = typer.Option(None, "--lyrics", help="Timed lyrics (.lrc); default: TRACK.lrc if present."),
     ) -> None:
         """Tweak a preset from the browser (knobs, TOML editor, preview, scopes) against a track."""
         if headless:
@@ -41,7 +43,7 @@ def register(app: typer.Typer) -> None:
 
         path = track if track is not None else ensure_demo_track(60.0)
         model = ModelArgs(preset=preset, renderer=renderer, profile=profile)
-        show = ShowArgs(size=size, duration=duration, no_hud=headless)
+        show = ShowArgs(size=size, duration=duration, no_hud=headless, schedule=schedule, lyrics=lyrics)
         rig = RigOptions(web=True, web_host=web_host, web_port=web_port, midi=midi)
         run_show(FileSource(path, audio_out=not no_audio_out), model, show, rig=rig, stop_when_finished=False, track=path,
                  hold=True)

@@ -67,6 +67,9 @@ class Scopes:
     renderer: str = ""
     cue: str = ""
     lyric: str = ""
+    ahead: list[list[Any]] = field(default_factory=list)  # [seconds from now, lyric line]
+    show_t: float | None = None  # the track's clock, for the section timeline
+    sections: list[float] = field(default_factory=list)
     error: str = ""
     message: str = ""
     frozen: bool = False
@@ -174,6 +177,9 @@ class WebFeed:
         if s is not None:
             out.display_fps, out.render_fps, out.latency_ms = s.display_fps, s.render_fps, s.latency_ms
             out.preset, out.renderer, out.cue, out.lyric = s.preset, s.renderer, s.cue, s.lyric
+            out.show_t, out.sections = s.show_t, list(s.sections)
+            if s.show_t is not None:
+                out.ahead = [[round(start - s.show_t, 1), text] for start, text in s.ahead]
             out.error = s.error if s.error and time.monotonic() - s.error_at < 15.0 else ""
             out.message, out.frozen = s.message, s.frozen
         out.history = [[round(now - t, 2), round(v, 3), round(a, 3), round(fps, 1)] for t, v, a, fps in past

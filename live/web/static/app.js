@@ -303,9 +303,25 @@ function drawScopes() {
     if (j === 0) g.moveTo(x, y); else g.lineTo(x, y);
   });
   g.stroke(); g.lineWidth = 1;
-  const y5 = y4 + h4 + 22;
-  label(s.cue ? `section: ${s.cue}` : "section: (no schedule)", 8, y5, s.cue ? "#e6e8ee" : "#8a90a0");
-  label(s.lyric ? `lyrics: ${s.lyric}` : "", 8, y5 + 18, "#e6e8ee");
+  // sections (analyzed or scheduled) with the playhead, the schedule's cue, the lyrics ahead
+  const y5 = y4 + h4 + 28;
+  if (s.sections.length && s.show_t !== null) {
+    const end = Math.max(s.sections[s.sections.length - 1] * 1.1, s.show_t + 10), bx = (t) => 8 + (t / end) * (W - 16);
+    label("sections", 8, y5 - 6);
+    const starts = [0, ...s.sections];
+    starts.forEach((t0, i) => {
+      const t1 = i + 1 < starts.length ? starts[i + 1] : end;
+      g.fillStyle = i % 2 ? "#2b3350" : "#3a2b4a";
+      g.fillRect(bx(t0), y5, Math.max(1, bx(t1) - bx(t0) - 2), 16);
+    });
+    g.fillStyle = "#fff"; g.fillRect(bx(s.show_t), y5 - 3, 2, 22);
+  } else {
+    label("sections: none (a --schedule or a track's analysis draws them here)", 8, y5 + 12);
+  }
+  const y6 = y5 + 38;
+  label(s.cue ? `schedule: ${s.cue}` : "schedule: none", 8, y6, s.cue ? "#e6e8ee" : "#8a90a0");
+  label(s.lyric ? `♪ ${s.lyric}` : "", 8, y6 + 18, "#ffc85c");
+  s.ahead.forEach((a, i) => label(`in ${a[0].toFixed(1)} s: ${a[1]}`, 8, y6 + 36 + i * 16, "#8a90a0"));
 }
 
 // ---- wiring ------------------------------------------------------------------------------------
