@@ -291,3 +291,14 @@ def test_scopes_carry_the_sections_and_the_lyrics_ahead() -> None:
     feed.frame(None, None, state)
     scopes = feed.scopes()
     assert scopes.sections == [4.0, 8.0] and scopes.ahead == [[2.0, "b"], [6.0, "c"]]
+
+
+def test_scopes_never_carry_a_number_json_cannot_hold() -> None:
+    from engine.types import Features
+    from live.screen.hud import HudState
+
+    feed = WebFeed()
+    nan = float("nan")
+    feed.frame(None, Features(low=nan, mid=float("inf"), spectrum=(nan, 1.0), tempo_bpm=nan, beat_phase=nan),
+               HudState(display_fps=nan, latency_ms=float("inf"), valence=nan))
+    json.dumps(vars(feed.scopes()), allow_nan=False)  # raises on NaN or infinity

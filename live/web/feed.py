@@ -6,6 +6,7 @@ happens on the server's side.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -163,28 +164,37 @@ class WebFeed:
         now = self.clock()
         out = Scopes(t=now)
         if f is not None:
-            out.spectrum = [round(float(v), 3) for v in f.spectrum]
-            out.bands = [round(float(f.low), 3), round(float(f.mid), 3), round(float(f.high), 3)]
-            out.bpm = float(f.tempo_bpm)
+            out.spectrum = [_finite(v) for v in f.spectrum]
+            out.bands = [_finite(f.low), _finite(f.mid), _finite(f.high)]
+            out.bpm = _finite(f.tempo_bpm, 2)
             grid = f.grid
             out.locked, out.beats_per_bar = grid.locked, grid.beats_per_bar
-            if grid.locked and grid.anchor is not None:
-                pos = (f.t - grid.anchor) / grid.period
-                out.beat_phase = float(pos % 1.0)
+            pos = (f.t - grid.anchor) / grid.period if grid.locked and grid.anchor is not None and grid.period > 0 else nan
+            if math.isfinite(pos):
+                out.beat_phase = _finite(pos % 1.0)
                 out.beat_in_bar = int((int(pos // 1) + grid.anchor_in_bar) % max(1, grid.beats_per_bar))
             else:
-                out.beat_phase = float(f.beat_phase)
+                out.beat_phase = _finite(f.beat_phase)
         if s is not None:
-            out.display_fps, out.render_fps, out.latency_ms = s.display_fps, s.render_fps, s.latency_ms
+            out.display_fps, out.render_fps = _finite(s.display_fps, 1), _finite(s.render_fps, 2)
+            out.latency_ms = _finite(s.latency_ms, 1) if s.latency_ms is not None else None
             out.preset, out.renderer, out.cue, out.lyric = s.preset, s.renderer, s.cue, s.lyric
             out.show_t, out.sections = s.show_t, list(s.sections)
             if s.show_t is not None:
                 out.ahead = [[round(start - s.show_t, 1), text] for start, text in s.ahead]
             out.error = s.error if s.error and time.monotonic() - s.error_at < 15.0 else ""
             out.message, out.frozen = s.message, s.frozen
-        out.history = [[round(now - t, 2), round(v, 3), round(a, 3), round(fps, 1)] for t, v, a, fps in past
+        out.history = [[round(now - t, 2), _finite(v), _finite(a), _finite(fps, 1)] for t, v, a, fps in past
                        if now - t <= HISTORY_S]
         return out
+
+
+nan = float("nan")
+
+
+def _finite(x: float, digits: int = 3) -> float:
+    """JSON has no NaN or infinity: a value the page cannot parse becomes 0."""
+    return round(float(x), digits) if math.isfinite(x) else 0.0
 
 
 def shrink(picture: Any, size: tuple[int, int]) -> np.ndarray | None:
