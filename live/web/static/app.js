@@ -316,7 +316,7 @@ function drawScopes() {
     });
     g.fillStyle = "#fff"; g.fillRect(bx(s.show_t), y5 - 3, 2, 22);
   } else {
-    label("sections: none (a --schedule or a track's analysis draws them here)", 8, y5 + 12);
+    label("sections: none (a --schedule keyed by sections draws them here)", 8, y5 + 12);
   }
   const y6 = y5 + 38;
   label(s.cue ? `schedule: ${s.cue}` : "schedule: none", 8, y6, s.cue ? "#e6e8ee" : "#8a90a0");
