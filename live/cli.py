@@ -40,6 +40,7 @@ COMMANDS = [
     "bench",
     "train",
     "osc_map",
+    "studio",
 ]
 
 @app.callback()

@@ -6,6 +6,8 @@ runs its real loops; only what a test needs to inject (speed, faults) is added.
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -288,3 +290,14 @@ def kick_track(seconds: float, bpm: float = 120.0, sr: int = SAMPLE_RATE) -> np.
     t = np.arange(int(seconds * sr)) / sr
     phase = t % (60.0 / bpm)
     return (0.9 * np.exp(-phase * 25) * np.sin(2 * np.pi * 55 * t) + 0.05 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+def interrupt(proc: "subprocess.Popen[str]", timeout: float = 30.0) -> tuple[str, str]:
+    """Ctrl-C a command under test and collect (stdout, stderr); killed if it does not stop."""
+    try:
+        proc.send_signal(signal.SIGINT)
+        return proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

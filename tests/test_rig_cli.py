@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.udp_client import SimpleUDPClient
 
 from audio_synth import click_track
+from live_fakes import interrupt
 from live.cli import main
 from live.commands.rig_options import rig_options
 from live.control.knobs import knob_table
@@ -43,12 +43,14 @@ def test_osc_map_lists_every_address_and_writes_both_maps(tmp_path, capsys):
 
 def test_rig_options_default_to_localhost_and_a_map_file_turns_midi_on():
     values = dict(osc_port=None, osc_host="127.0.0.1", osc_out=None, osc_out_every="frame", midi=None,
-                  midi_map=None, link=False, ndi=False, spout=False, syphon=False)
+                  midi_map=None, link=False, ndi=False, spout=False, syphon=False,
+                  web=False, web_port=8765, web_host="127.0.0.1")
     assert not rig_options(values).any
+    assert rig_options({**values, "web_host": "0.0.0.0"}).web  # --web-host alone turns the page on
     assert rig_options({**values, "midi_map": Path("m.toml")}).midi == ""
     from live.control.rig import RigOptions
 
-    assert RigOptions().osc_host == "127.0.0.1"
+    assert RigOptions().osc_host == "127.0.0.1" and RigOptions().web_host == "127.0.0.1"
 
 
 def _free_udp_port() -> int:
@@ -90,12 +92,8 @@ def test_play_with_osc_port_answers_osc_while_running(tmp_path):
             value = reply.params[0] if reply is not None else None
         assert value == 1.5
         assert proc.poll() is None  # still running after the bad value
-        proc.send_signal(signal.SIGINT)  # no need to sit out the full ten seconds
-        out, err = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        out, err = interrupt(proc)  # no need to sit out the full ten seconds
     assert proc.returncode == 0, err
     assert f"OSC in: listening on 127.0.0.1:{port}" in err
     assert "only this machine can reach it" in err

@@ -42,8 +42,9 @@ def check_latency_ms(value: float) -> float:
 
 def run_show(source: Source, model: ModelArgs, show: ShowArgs, *, rig: RigOptions | None = None,
              stop_when_finished: bool = True, tracker: Tracker | None = None,
-             track: Path | None = None) -> SessionReport:
-    """Build everything from the preset (or playlist) and options, run the session, print a summary."""
+             track: Path | None = None, hold: bool = False) -> SessionReport:
+    """Build everything from the preset (or playlist) and options, run the session, print a summary.
+    `hold`: no auto-advance or hard cut leaves the preset (switching by hand still works)."""
     from engine.audio.features import FeatureTracker
     from live.screen.display import Display
     from live.presets.library import preset_file
@@ -73,6 +74,10 @@ def run_show(source: Source, model: ModelArgs, show: ShowArgs, *, rig: RigOption
                            latency_ms=check_latency_ms(show.latency_ms))
     display = Display(width, height, fullscreen=show.fullscreen, display_index=show.display, fit=show.fit)
     session = build_session(source, tracker or FeatureTracker(), shows, opts, display, config, spec)
+    if hold:
+        session.router.transitions.set_lock(True)
+    if rig is not None and rig.web and not show.playlist:  # the page may edit a preset started by path
+        rig = dataclasses.replace(rig, web_preset_dirs=(path.resolve().parent,))
     session.attach_rig(_start_rig(rig, lambda: session.preset))
     session.attach_direction(direction)
     try:

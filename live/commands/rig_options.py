@@ -26,6 +26,10 @@ class RigArgs:
     ndi: bool = option(False, "--ndi", help="Send the picture as the NDI source 'beatcanvas'.")
     spout: bool = option(False, "--spout", help="Send the picture as the Spout sender 'beatcanvas' (Windows).")
     syphon: bool = option(False, "--syphon", help="Send the picture as the Syphon server 'beatcanvas' (macOS).")
+    web: bool = option(False, "--web", help="Serve the studio page (knobs, presets, TOML editor, preview, scopes).")
+    web_port: int = option(8765, "--web-port", help="Port of the studio page (0 = any free port).")
+    web_host: str = option(DEFAULT_HOST, "--web-host", help="Address the page binds; 0.0.0.0 opens it to phones "
+                           "on the network (with a token).")
 
     def options(self) -> RigOptions:
         return rig_options(self.__dict__)
@@ -37,4 +41,5 @@ def rig_options(values: dict[str, Any]) -> RigOptions:
     midi = values["midi"]
     if midi is None and values["midi_map"] is not None:
         midi = ""  # a mapping file alone turns MIDI on, on the port it names
-    return RigOptions(**{**values, "midi": midi})
+    web = values["web"] or values["web_port"] != 8765 or values["web_host"] != DEFAULT_HOST  # either alone turns it on
+    return RigOptions(**{**values, "midi": midi, "web": web})

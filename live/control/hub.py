@@ -10,8 +10,11 @@ the show's time.
 from __future__ import annotations
 
 import logging
+import re
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +34,53 @@ class Drained:
     notices: list[str] = field(default_factory=list)
 
 
+class WarningLimiter:
+    """Repeated warnings as one line each and a count: a controller that floods garbage must not
+    flood the terminal. Within a window (1 s), the first message of each kind (numbers and quoted
+    text blanked) is logged and at most `per_window` kinds in all; the rest are counted and said
+    once the window has passed: "… and 138 more like it in the last second"."""
+
+    def __init__(self, say: Callable[[str], None], window_s: float = 1.0, per_window: int = 5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.say, self.window_s, self.per_window, self.clock = say, window_s, per_window, clock
+        self._start = -1e18
+        self._kinds: dict[str, int] = {}  # kind → messages held back in this window
+        self._overflow = 0  # messages of kinds past `per_window`
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def kind(message: str) -> str:
+        return re.sub(r"'[^']*'|\"[^\"]*\"|[-+]?\d[\w.+-]*", "#", message)[:120]
+
+    def warn(self, message: str) -> None:
+        with self._lock:
+            self._roll()
+            kind = self.kind(message)
+            if kind in self._kinds:
+                self._kinds[kind] += 1
+                return
+            if len(self._kinds) >= self.per_window:
+                self._overflow += 1
+                return
+            self._kinds[kind] = 0
+        self.say(message)
+
+    def flush(self) -> None:
+        """Say the counts of a window that has passed (also called by `warn`)."""
+        with self._lock:
+            self._roll()
+
+    def _roll(self) -> None:
+        now = self.clock()
+        if now - self._start < self.window_s:
+            return
+        held = sum(self._kinds.values())
+        if held or self._overflow:
+            span = "second" if self.window_s == 1.0 else f"{self.window_s:g} s"
+            self.say(f"… and {held + self._overflow} more like it in the last {span}")
+        self._start, self._kinds, self._overflow = now, {}, 0
+
+
 class ControlHub:
     """Thread-safe inbox for KnobChange / Command / ControlError items."""
 
@@ -39,6 +89,7 @@ class ControlHub:
         self._lock = threading.Lock()
         self.dropped = 0
         self.received = 0
+        self.warnings = WarningLimiter(lambda m: log.warning("control: %s", m))
 
     def put(self, item: ControlItem) -> None:
         """Never blocks; when full, the oldest item is dropped."""
@@ -76,6 +127,9 @@ class ControlHub:
                 except ControlInputError as e:
                     out.errors.append(str(e))
                     continue
+                except Exception as e:  # noqa: BLE001 - a value nobody foresaw costs that knob, never the frame
+                    out.errors.append(f"{change.origin} {address}: {type(e).__name__}: {str(e)[:120]}; ignored")
+                    continue
                 if updated != current:
                     current = updated
                     out.changed.append(address)
@@ -83,6 +137,7 @@ class ControlHub:
         if out.changed:
             out.preset = current
         for message in out.errors:
-            log.warning("control: %s", message)
+            self.warnings.warn(message)
+        self.warnings.flush()
         return out
 

@@ -11,6 +11,7 @@ range: allowed 0.0..1.0").
 from __future__ import annotations
 
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -102,6 +103,20 @@ class Knob:
             data[self.section][self.field][self.key.split("/", 1)[1]] = value
         else:
             data[self.section][self.key] = value
+
+    @property
+    def example(self) -> str:
+        """A value of the knob's own type, as an OSC hint writes it (a text knob's hint is text)."""
+        if self.kind == "bool":
+            return "1"
+        if self.kind == "choice":
+            return f'"{self.choices[0]}"' if self.choices else '""'
+        if self.kind == "text":
+            return f'"{self.default}"' if isinstance(self.default, str) and self.default else '"some text"'
+        value = self.default if isinstance(self.default, (int, float)) else self.lo
+        if self.kind == "int":
+            return str(int(value or 0))
+        return f"{float(value or 0.0):g}"
 
     @property
     def continuous(self) -> bool:
@@ -243,7 +258,7 @@ def coerce(knob: Knob, value: Any) -> Any:
     if knob.kind == "bool" and isinstance(value, (int, float)) and not isinstance(value, bool):
         return value >= 0.5
     if knob.kind == "choice" and isinstance(value, (int, float)) and not isinstance(value, bool):
-        index = int(value)
+        index = int(value) if math.isfinite(value) else -1
         if not 0 <= index < len(knob.choices) or index != value:
             raise ControlInputError(
                 f"{knob.address}: index {value} is not one of 0..{len(knob.choices) - 1} "

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -44,7 +45,12 @@ QUERIES = {f"{ROOT}/ping": "replies /beatcanvas/pong", f"{ROOT}/get": "ADDRESS: 
 
 def _single(address: str, args: tuple[Any, ...]) -> Any:
     if len(args) != 1:
-        raise ControlInputError(f"{address} takes one value, got {len(args)}; send e.g. {address} 0.5")
+        spec = COMMANDS.get(address.rstrip("/"))
+        if spec is not None:
+            example = '"some text"' if spec.arg == "text" else "1"
+        else:
+            example = find_knob(address).example
+        raise ControlInputError(f"{address} takes one value, got {len(args)}; send e.g. {address} {example}")
     return args[0]
 
 
@@ -80,6 +86,14 @@ class _Server(BlockingOSCUDPServer):
     """Reports datagrams that are not OSC at all (python-osc drops them silently)."""
 
     on_garbage: Callable[[tuple[str, int]], None] | None = None
+    on_error: Callable[[tuple[str, int], BaseException | None], None] | None = None
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """What python-osc raises while decoding (an address that is not UTF-8, a truncated
+        argument) becomes one line, not a traceback from the server thread."""
+        e = sys.exc_info()[1]
+        if self.on_error is not None:
+            self.on_error(client_address, e)
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         ok = super().verify_request(request, client_address)
@@ -121,6 +135,7 @@ class OscIn:
                 "another program may hold the port: pick another with --osc-port"
             ) from None
         server.on_garbage = self._on_garbage
+        server.on_error = self._on_decode_error
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="beatcanvas-osc-in", daemon=True
@@ -164,6 +179,12 @@ class OscIn:
             return None
         value = knob.read(preset)
         return (knob.address, "" if value is None else value)
+
+    def _on_decode_error(self, client: tuple[str, int], e: BaseException | None) -> None:
+        kind = type(e).__name__ if e is not None else "error"
+        self.hub.put(ControlError(
+            f"OSC in: a datagram from {client[0]} could not be decoded ({kind}: {str(e)[:80]}); ignored"
+        ))
 
     def _on_garbage(self, client: tuple[str, int]) -> None:
         now = time.monotonic()

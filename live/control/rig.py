@@ -26,6 +26,7 @@ from engine.types import Conditioning, Features
 from live.control.hub import ControlHub, Drained
 from live.control.knobs import Command, ControlError, ControlInputError
 from live.control import DEFAULT_HOST
+from live.screen.hud import HudState
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,15 @@ class RigOptions:
     spout: bool = False
     syphon: bool = False
     fps: float = 60.0  # announced to NDI receivers
+    web: bool = False  # the studio page (live/web)
+    web_host: str = DEFAULT_HOST
+    web_port: int = 8765  # 0 asks the OS for a free port
+    web_preset_dirs: tuple[Path, ...] = ()  # folders of presets started by path (the page may edit them)
 
     @property
     def any(self) -> bool:
         return any((self.osc_port is not None, self.osc_out, self.midi is not None, self.link,
-                    self.ndi, self.spout, self.syphon))
+                    self.ndi, self.spout, self.syphon, self.web))
 
 
 @dataclass
@@ -61,6 +66,9 @@ class Rig:
     midi: Any = None
     link: Any = None
     senders: list[Any] = field(default_factory=list)
+    web: Any = None  # live.web.server.WebServer
+    feed: Any = None  # live.web.feed.WebFeed: what the page sees, filled every display frame
+    current: Callable[[], Any] | None = None
     problems: list[str] = field(default_factory=list)
     _last_knob: str | None = None
     _last_failure: float = -1e9
@@ -70,10 +78,12 @@ class Rig:
     def start(self, current: Callable[[], Any], say: Callable[[str], None] = log.warning) -> None:
         """Start every part asked for; `current()` returns the running preset."""
         o = self.options
+        self.current = current
         for wanted, starter in (
             (o.osc_port is not None, self._start_osc_in), (bool(o.osc_out), self._start_osc_out),
             (o.midi is not None, self._start_midi), (o.link, self._start_link),
             (o.ndi, self._start_ndi), (o.spout, self._start_spout), (o.syphon, self._start_syphon),
+            (o.web, self._start_web),
         ):
             if not wanted:
                 continue
@@ -116,6 +126,27 @@ class Rig:
         self.link = open_link()
         return f"Ableton Link: joined ({self.link.state().hud()})"
 
+    def _start_web(self, current: Callable[[], Any]) -> str:
+        try:
+            from engine.models.cache import cache_dir
+            from live.web.editor import PresetFiles
+            from live.web.feed import WebFeed
+            from live.web.server import Studio, WebOptions, WebServer
+            from live.web.thumbs import Thumbnails
+        except ImportError:
+            raise BeatcanvasError("studio page: its web libraries are missing: pip install 'beatcanvas[web]'") from None
+
+        o = self.options
+        feed = WebFeed()
+        studio = Studio(self.hub, feed, current, midi_ready=lambda: self.midi is not None,
+                        files=PresetFiles(o.web_preset_dirs), thumbs=Thumbnails(cache_dir() / "thumbnails"))
+        server = WebServer(studio, WebOptions(host=o.web_host, port=o.web_port))
+        server.start()
+        self.web, self.feed = server, feed
+        scope = ("only this machine can reach it; --web-host 0.0.0.0 opens it to phones on the network"
+                 if server.guard.loopback else "reachable from the network with its token; open this URL once")
+        return f"studio page: {server.url} ({scope})"
+
     def _add_sender(self, backend: Any) -> str:
         from live.outputs.sender import SenderThread
 
@@ -141,7 +172,7 @@ class Rig:
         self.hub.put(ControlError(message))
 
     def stop(self) -> None:
-        for part in (self.osc_in, self.midi, self.link, self.osc_out, *self.senders):
+        for part in (self.web, self.osc_in, self.midi, self.link, self.osc_out, *self.senders):
             if part is None:
                 continue
             try:
@@ -195,10 +226,13 @@ class Rig:
             self._failed("Link", e)
             return f
 
-    def frame(self, picture: Any, features: Features | None) -> None:
+    def frame(self, picture: Any, features: Features | None, state: HudState | None = None) -> None:
         """`picture`: the composed frame without the HUD, as a pygame Surface or, from a GL
-        compositor's readback, a `VideoFrame` (HxWx4 uint8, BGRA or RGBA)."""
+        compositor's readback, a `VideoFrame` (HxWx4 uint8, BGRA or RGBA). `state`: the HUD's
+        numbers, for the studio page's scopes."""
         try:
+            if self.feed is not None:
+                self.feed.frame(picture, features, state, self.current)
             if self.osc_out is not None:
                 self.osc_out.features(features)
             if self.senders:
@@ -237,4 +271,6 @@ class Rig:
         if self.link is not None:
             parts.append(self.link.state().hud())
         parts += [f"{s.backend.name} {s.sent} sent" for s in self.senders]
+        if self.web is not None:
+            parts.append(f"page :{self.web.port} ({self.feed.viewers} watching)")
         return "   ".join(parts)

@@ -93,6 +93,12 @@ class ShowDirection:
         direction = Direction(style, preset.conditioning.audio_weight, lyric, weight)
         return Directed(preset, direction, line, line.sung(t) if line else "", cue)
 
+    def lyrics_ahead(self, t: float, count: int = 2) -> list[tuple[float, str]]:
+        """The next `count` lyric lines after `t` as (start, text), for the studio page."""
+        if self.lyrics is None:
+            return []
+        return [(ln.start, ln.text) for ln in self.lyrics.lines if ln.start > t][:count]
+
     def condition(self, music: Conditioning | None, directed: Directed) -> Conditioning | None:
         """The conditioning to render at this frame (the music's own without text encoders)."""
         if self.director is None:

@@ -41,6 +41,9 @@ class HudState:
     rig: str = ""  # OSC / MIDI / Link / video out status (live/control/rig.py)
     lyric: str = ""  # directing (issue 17): the line being sung (--lyrics)
     cue: str = ""  # directing (issue 17): where the schedule is
+    show_t: float | None = None  # directing: the track's clock, with `sections` (their start times, s)
+    sections: tuple[float, ...] = ()
+    ahead: list[tuple[float, str]] = field(default_factory=list)  # the next lyric lines (start, text)
 
     def set_error(self, text: str) -> None:
         self.error = text

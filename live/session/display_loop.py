@@ -98,7 +98,7 @@ class DisplayLoop:
             picture.fill((0, 0, 0))
         if b.rig is not None:  # OSC out, NDI / Spout / Syphon: the picture without the HUD
             with b.faults.guard("video out"):
-                b.rig.frame(picture, features)
+                b.rig.frame(picture, features, b.state)
         if self.screenshot_requested:
             self.screenshot_requested = False
             self._save_screenshot(picture)
@@ -143,11 +143,14 @@ class DisplayLoop:
         if base is not self._directed_base:  # a preset switch or edit: the schedule now directs that one
             self._directed_base = base
             direction.set_base(base)
-        d = direction.at(float(self.source.clock()))
+        t = float(self.source.clock())
+        d = direction.at(t)
         if d.preset is not self._directed:
             self._directed = d.preset
             self.router.direct(d.preset)
-        self.board.state.lyric, self.board.state.cue = d.sung, d.cue
+        s = self.board.state
+        s.lyric, s.cue = d.sung, d.cue
+        s.show_t, s.sections, s.ahead = t, direction.sections, direction.lyrics_ahead(t)
 
     def _drain_rig(self) -> None:
         """OSC / MIDI knobs and commands, applied through the preset router like any edit."""
