@@ -322,10 +322,10 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
         prepare_s = time.perf_counter() - t1
         say("timing UNet step, decode, to host, end to end…")
         inputs = latency.inputs(1)
-        step = latency._t2i.steps[0]
+        t0_step = torch.tensor(latency._t2i.steps[0].t, device=device)
         # Timed as the frame runs them: replayed CUDA graphs when graphs are on (eager kernel launches
         # from Python would time the CPU, not the GPU), plain calls otherwise.
-        unet = stage_program(lambda: latency.unet_eps(inputs.noise, step.t, inputs.embeds, inputs.pooled, inputs.time_ids), latency)
+        unet = stage_program(lambda: latency.unet_eps(inputs.noise, t0_step, inputs.embeds, inputs.pooled, inputs.time_ids), latency)
         decode = stage_program(lambda: latency.decode(inputs.prev), latency)
         with latency.on_render_stream():
             stages["unet_step"] = time_stage(unet, device, settings.warmup, settings.iters)
@@ -344,7 +344,7 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
         result_extra["transition_frames_active"] = live.transition_frames
         if live._stream is not None:
             st = live._stream
-            x, t = torch.zeros_like(st.x), st._slot_constants(live._t2i)[0]
+            x, t = torch.zeros_like(st.x), torch.tensor([s.t for s in live._t2i.steps], device=device)
             with torch.inference_mode(), live.on_render_stream():
                 batched = stage_program(lambda: live.unet(x, t, encoder_hidden_states=st.embeds, return_dict=False,
                                                           added_cond_kwargs={"text_embeds": st.pooled, "time_ids": st.time_ids})[0], live)
