@@ -31,6 +31,7 @@ from engine.understanding.conditioning import blend, is_finite
 from engine.understanding.heads.transformer import TransformerHead
 from engine.understanding.heads.zeroshot import ZeroShotHead
 from engine.understanding.smoother import SceneDetector, Smoother
+from engine.understanding.vag import TempoHysteresis
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class Understanding:
     scene: SceneDetector = field(init=False)
     style_conditioning: Conditioning | None = field(init=False, default=None)
     info: StepInfo = field(init=False, default_factory=StepInfo)
+    tempo: TempoHysteresis = field(init=False, default_factory=TempoHysteresis)  # steady tempo words
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -104,7 +106,7 @@ class Understanding:
         """The same as `step` from a precomputed CLAP embedding (1, D) (export batches its encodes)."""
         if not bool(torch.isfinite(emb).all()):
             raise BeatcanvasError("the audio embedding is not finite (NaN/Inf in the audio?); kept the last good conditioning")
-        tempo = features.tempo_bpm if features is not None and features.tempo_bpm > 0 else DEFAULT_TEMPO_BPM
+        tempo = self.tempo.steady(features.tempo_bpm if features is not None and features.tempo_bpm > 0 else DEFAULT_TEMPO_BPM)
         cond = self.head.condition(emb, t=t, tempo_bpm=tempo)
         if self.style_conditioning is not None and self.settings.audio_weight < 1.0:
             mixed = blend(replace(self.style_conditioning, t=t), cond, self.settings.audio_weight)
@@ -130,6 +132,7 @@ class Understanding:
     def reset(self) -> None:
         self.smoother.reset()
         self.scene.reset()
+        self.tempo.reset()
 
     # -- settings -----------------------------------------------------------------------------------
 
