@@ -245,3 +245,12 @@ def test_decoder_engine_has_the_latent_shape_and_decodes_like_taesd(fake_trt, ti
     assert dec.config is taesd.config
     out = dec.decode(torch.zeros(1, taesd.config.latent_channels, 8, 16).half())[0]
     assert out.shape == (1, 3, 64, 128)
+
+
+def test_fp8_without_torchao_or_a_gpu_is_a_one_line_error(monkeypatch, tiny_components):
+    monkeypatch.setitem(sys.modules, "torchao", None)
+    monkeypatch.setitem(sys.modules, "torchao.quantization", None)
+    with pytest.raises(BeatcanvasError, match=r"beatcanvas\[fp8\]"):
+        backends.to_fp8(tiny_components[2].unet)
+    with pytest.raises(BeatcanvasError, match="CUDA GPU"):
+        backends.prepare_backend(tiny_components[2], "eager", device="cpu", dtype=torch.float32, width=64, height=64, fp8=True)

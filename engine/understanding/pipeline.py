@@ -104,7 +104,8 @@ class Understanding:
 
     def step_embedding(self, emb: torch.Tensor, t: float, features: Features | None = None) -> Conditioning:
         """The same as `step` from a precomputed CLAP embedding (1, D) (export batches its encodes)."""
-        if not bool(torch.isfinite(emb).all()):
+        emb_host = emb.detach().float().cpu()  # one wait for CLAP; the checks below read host memory
+        if not bool(torch.isfinite(emb_host).all()):
             raise BeatcanvasError("the audio embedding is not finite (NaN/Inf in the audio?); kept the last good conditioning")
         tempo = self.tempo.steady(features.tempo_bpm if features is not None and features.tempo_bpm > 0 else DEFAULT_TEMPO_BPM)
         cond = self.head.condition(emb, t=t, tempo_bpm=tempo)
@@ -113,7 +114,7 @@ class Understanding:
             cond = replace(mixed, labels=cond.labels, prompt=cond.prompt, audio_embedding=emb)
         if not is_finite(cond):
             raise BeatcanvasError("the head's conditioning is not finite; kept the last good conditioning")
-        changed = self.scene.update(emb, t)
+        changed = self.scene.update(emb_host, t)
         if changed and self.settings.on_scene_change == "cut":
             self.smoother.reset(cond)
             out = cond
