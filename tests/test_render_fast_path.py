@@ -366,3 +366,27 @@ def test_graphed_frame_equals_eager_frame_and_pipelined_readback_keeps_order(tin
             graphed.run([conds[-1]])
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+@cuda
+@pytest.mark.gpu
+def test_graphed_feedback_and_stream_batch_equal_eager_without_host_syncs(tiny_components):
+    """On CUDA: one captured graph per call count serves text-to-image and feedback (device step
+    tables), the stream batch's graph equals its eager run, and a steady frame never syncs the host."""
+    _, text, sdxl = tiny_components
+    comps = comps_for(sdxl, "sdxl-lightning")
+    gpu = dataclasses.replace(comps, unet=copy.deepcopy(comps.unet).to("cuda"), taesd=copy.deepcopy(comps.taesd).to("cuda"))
+    conds = [cond(text, i) for i in range(6)]
+    for kw in ({}, {"stream_batch": True}):
+        eager = SDXLRenderer(gpu, SIZE, SIZE, steps=4, seed=2, feedback=0.4, device="cuda", cuda_graphs=False, **kw)
+        graphed = SDXLRenderer(gpu, SIZE, SIZE, steps=4, seed=2, feedback=0.4, device="cuda", **kw)
+        graphed.warm_up()
+        for c in conds:
+            np.testing.assert_allclose(eager.render(c).image.astype(int), graphed.render(c).image.astype(int), atol=1)
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            with torch.inference_mode():
+                graphed.feedback = 0.7  # another grid start: a table copy, no capture, no sync
+                graphed._stream.tick(conds[0], 2) if graphed._stream is not None else graphed.run([conds[0]])
+        finally:
+            torch.cuda.set_sync_debug_mode("default")

@@ -194,12 +194,14 @@ class SDXLRenderer:
             if self._stream is not None:  # the show renders only through the stream: nothing else
                 for _ in range(self.steps + 1):  # is compiled (a static-batch engine has batch K only)
                     self._stream.tick(None, self.seed)
+                for schedule in self._feedback_schedules.values():  # the knob's reach: device copies later
+                    self._stream.upload(schedule)
             else:
                 batches = [1] + ([self.transition_frames] if self.transition_frames > 1 else [])
                 for batch in batches:
                     self._run([None] * batch)  # text-to-image
-                    if self.feedback > 0:  # every feedback program the knob can reach (k = 1…steps)
-                        for k in range(1, self.steps + 1):
+                    if self.feedback > 0 or self.device.type == "cuda":  # every feedback program the knob
+                        for k in range(1, self.steps + 1):  # can reach (k = 1…steps): no capture on stage
                             self._run([None] * batch, schedule=self._feedback_schedules[k])
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)

@@ -86,6 +86,17 @@ class StreamBatch:
         rows = [[first.t, 1.0, 0.0, 0.0]] * idle + schedule.rows()
         return rows, [-1] * idle + list(range(len(schedule.steps)))
 
+    def upload(self, schedule: Schedule) -> tuple[torch.Tensor, ...]:
+        """A schedule's entry row on the device, uploaded once (warm-up uploads every schedule the
+        feedback knob can reach, so moving it later is device copies only)."""
+        if id(schedule) not in self._entries:
+            rows, _ = self.entry_row(schedule)
+            r = self.r
+            self._entries[id(schedule)] = (
+                torch.tensor(rows, dtype=torch.float32).to(r.device), torch.tensor(schedule.img2img).to(r.device),
+                torch.tensor(schedule.start_sigma, dtype=torch.float32).to(r.device))
+        return self._entries[id(schedule)]
+
     def _load_entry(self, schedule: Schedule, seed: int) -> None:
         """Make `schedule` (and, ancestral, `seed`'s step noise) the entering frame's: device copies of
         tensors uploaded once per schedule."""
@@ -93,12 +104,7 @@ class StreamBatch:
         if self._entered == key:
             return
         r = self.r
-        if id(schedule) not in self._entries:
-            rows, _ = self.entry_row(schedule)
-            self._entries[id(schedule)] = (
-                torch.tensor(rows, dtype=torch.float32).to(r.device), torch.tensor(schedule.img2img).to(r.device),
-                torch.tensor(schedule.start_sigma, dtype=torch.float32).to(r.device))
-        rows_t, use_prev, sigma = self._entries[id(schedule)]
+        rows_t, use_prev, sigma = self.upload(schedule)
         self.entry_consts.copy_(rows_t)
         self.use_prev.copy_(use_prev)
         self.start_sigma.copy_(sigma)
