@@ -224,3 +224,18 @@ def test_guidance_uses_the_negative_conditioning(tiny_components):
     zeros = SDXLRenderer(comps, SIZE, SIZE, steps=1, guidance_scale=2.0, seed=0).render_latents(cond)
     torch.testing.assert_close(with_neg, pair)
     assert not torch.allclose(with_neg, zeros, atol=1e-3)
+
+
+def test_a_second_renderer_on_the_same_components_leaves_the_first_alone(tiny_components):
+    """A rebuild (back-end switch, step-down) builds a second renderer on the running one's components:
+    each has its own scheduler, so the second's set_timesteps cannot change the first's frames."""
+    _, text, sdxl = tiny_components
+    comps = components_for(sdxl, "sdxl-turbo")
+    c = conditioning(text, 1)
+    first = SDXLRenderer(comps, SIZE, SIZE, steps=2, seed=1)
+    before = first.render_latents(c)
+    second = SDXLRenderer(comps, SIZE, SIZE, steps=4, seed=1, feedback=0.5)
+    second.render_latents(c)
+    assert first._scheduler is not second._scheduler and first._scheduler is not comps.scheduler
+    first.reset(1)
+    torch.testing.assert_close(first.render_latents(c), before)
