@@ -68,7 +68,10 @@ class BenchSettings:
     graphs: bool = True  # CUDA graphs of the whole frame (CUDA only)
     stream_batch: bool = False  # multi-step: K frames in flight, one batched UNet call per image
     transitions: int = 1  # 1-step: B in-between frames of each conditioning change in one call
-    with_understanding: bool = False  # throughput again with the conditioning worker running
+    with_understanding: bool = False  # throughput again with the conditioning worker running flat out
+    fp8: bool = False  # the UNet's linear layers in float8 (torchao; CUDA, Hopper or newer)
+    hop_s: float = 0.5  # frame-time percentiles: CLAP + head run once per hop meanwhile (0 = skip)
+    frame_seconds: float = 3.0  # … for at least this long
 
     def __post_init__(self) -> None:
         as_profile(self.profile)  # one-line errors before any model loads
@@ -97,6 +100,9 @@ class BenchSettings:
         ]
         if self.with_understanding:
             flags.append("--with-understanding")
+        if self.fp8:
+            flags.append("--fp8")
+        flags.append(f"--hop-s {self.hop_s} --frame-seconds {self.frame_seconds}")
         return "beatcanvas bench " + " ".join(flags)
 
 
@@ -224,9 +230,11 @@ def throughput(renderer: SDXLRenderer, conds: list, frames: int, every: int, dev
         reused += frame.reused
     synchronize(device)
     wall = time.perf_counter() - t0
+    in_betweens = frames - frames // renderer.transition_frames if renderer.transition_frames > 1 else 0
     return {
         "frames": frames,
         "images_per_s": round(frames / wall, 2),
+        "distinct_images_per_s": round((frames - reused - in_betweens) / wall, 2),  # no in-betweens, no repeats
         "ms_per_image": round(wall * 1e3 / frames, 3),
         "reused_frames": reused,
     }
@@ -256,6 +264,74 @@ def throughput_with_understanding(renderer: SDXLRenderer, understanding: Underst
     span = hops[-1] - hops[0] if len(hops) > 1 else 0.0
     result["understanding_hops_per_s"] = round((len(hops) - 1) / span, 2) if span > 0 else 0.0
     return result
+
+
+# Dense bf16/fp16 tensor-core peaks (TFLOP/s, no sparsity) from the vendors' data sheets, by GPU name.
+PEAK_TFLOPS = {"H200": 989.0, "H100 80GB HBM3": 989.0, "H100 PCIe": 756.0, "H100 NVL": 835.0, "GH200": 989.0,
+               "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.0, "RTX 5090": 209.0, "B200": 2250.0}
+
+
+def peak_tflops(name: str) -> float | None:
+    return next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """Floating-point operations of one call (torch's FlopCounterMode: matmuls, convolutions, attention)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        with FlopCounterMode(display=False) as counter:
+            fn()
+    except Exception as e:  # noqa: BLE001 - a counting failure must not cost the benchmark
+        log.warning("FLOP count failed: %s", e)
+        return 0
+    return int(counter.get_total_flops())
+
+
+def percentiles(values_ms: list[float]) -> dict:
+    a = np.asarray(values_ms, dtype=np.float64)
+    return {f"p{q}_ms": round(float(np.percentile(a, q)), 3) for q in (50, 95, 99)} | {
+        "max_ms": round(float(a.max()), 3), "n": int(a.size)}
+
+
+def frame_times_with_hops(renderer: SDXLRenderer, understanding: Understanding, window: Window, conds: list,
+                          frames: int, seconds: float, hop_s: float, device: torch.device) -> dict:
+    """Distinct frames back to back as the live render worker makes them while CLAP + head run once
+    every `hop_s` on a low-priority stream (as live): p50/p95/p99 of the time between frames and the
+    distinct images per second (no in-between or repeated frames are counted)."""
+    from engine.streams import BackgroundStream
+
+    background, stop, hops = BackgroundStream(device), threading.Event(), []
+
+    def work() -> None:
+        with torch.inference_mode():
+            while not stop.wait(hop_s):
+                with background():
+                    understanding.step(window)
+                    synchronize(device)  # the hop's result is read by the host (as live: labels, HUD)
+                hops.append(time.perf_counter())
+
+    for c in conds[:3]:  # warm
+        renderer.render(c)
+    synchronize(device)
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    intervals, distinct = [], 0
+    try:
+        t0 = last = time.perf_counter()
+        i = 0
+        while i < frames or last - t0 < seconds:
+            frame = renderer.render(conds[(i // 8) % len(conds)])  # a new conditioning every 8 frames
+            now = time.perf_counter()
+            intervals.append((now - last) * 1e3)
+            distinct += not frame.reused
+            last, i = now, i + 1
+        synchronize(device)
+        wall = time.perf_counter() - t0
+    finally:
+        stop.set()
+        worker.join(timeout=120)
+    return {**percentiles(intervals), "distinct_images_per_s": round(distinct / wall, 2), "hops": len(hops), "hop_s": hop_s}
 
 
 def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = None) -> dict:
@@ -313,19 +389,20 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
     t1 = time.perf_counter()
     make = lambda **kw: SDXLRenderer(  # noqa: E731
         sdxl, settings.size, settings.size, steps=settings.steps, decoder=settings.decoder_kind, device=device,
-        dtype=dtype, backend=settings.backend, cuda_graphs=settings.graphs, progress=say, **kw,
+        dtype=dtype, backend=settings.backend, cuda_graphs=settings.graphs, progress=say, fp8=settings.fp8, **kw,
     )
     latency = make()  # one frame at a time, waiting for each: the latency path (export's)
     with torch.inference_mode():
         say("timing the first frame (includes compilation and graph capture)…")
         first_frame_ms = time_stage(lambda: latency.render(conditioning), device, 0, 1)["median_ms"]
         prepare_s = time.perf_counter() - t1
+        to_first_frame_s = time.perf_counter() - t0
         say("timing UNet step, decode, to host, end to end…")
         inputs = latency.inputs(1)
-        step = latency._t2i.steps[0]
+        t0_step = torch.tensor(latency._t2i.steps[0].t, device=device)
         # Timed as the frame runs them: replayed CUDA graphs when graphs are on (eager kernel launches
         # from Python would time the CPU, not the GPU), plain calls otherwise.
-        unet = stage_program(lambda: latency.unet_eps(inputs.noise, step.t, inputs.embeds, inputs.pooled, inputs.time_ids), latency)
+        unet = stage_program(lambda: latency.unet_eps(inputs.noise, t0_step, inputs.embeds, inputs.pooled, inputs.time_ids), latency)
         decode = stage_program(lambda: latency.decode(inputs.prev), latency)
         with latency.on_render_stream():
             stages["unet_step"] = time_stage(unet, device, settings.warmup, settings.iters)
@@ -335,6 +412,20 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
         stages["end_to_end"] = time_stage(lambda: latency.render(conditioning), device, settings.warmup, settings.iters)
 
     result_extra: dict = {"graphed": bool(latency._programs) and all(p.graphed for p in latency._programs.values())}
+    with torch.inference_mode(), latency.on_render_stream():
+        # Counted on the eager UNet (a compiled or FP8 one does the same work; the counter may not see it).
+        flops = count_flops(lambda: sdxl.unet(inputs.noise, t0_step, encoder_hidden_states=inputs.embeds, return_dict=False,
+                                              added_cond_kwargs={"text_embeds": inputs.pooled, "time_ids": inputs.time_ids}))
+        unet_s = stages["unet_step"]["median_ms"] / 1e3
+        peak = peak_tflops(device_name(device)) if device.type == "cuda" else None
+        tflops = flops / unet_s / 1e12 if unet_s > 0 else 0.0  # (CFG off: one UNet row per frame)
+        result_extra["unet_flops"] = {"gflop_per_call": round(flops / 1e9, 2), "tflop_s": round(tflops, 2),
+                                      "peak_tflop_s": peak, "share_of_peak": round(tflops / peak, 4) if peak else None}
+        if settings.fp8:  # the float8 UNet against the same UNet in the run's dtype (bf16), same inputs
+            ref = sdxl.unet(inputs.noise, t0_step, encoder_hidden_states=inputs.embeds, return_dict=False,
+                            added_cond_kwargs={"text_embeds": inputs.pooled, "time_ids": inputs.time_ids})[0].float()
+            got = latency.unet_eps(inputs.noise, t0_step, inputs.embeds, inputs.pooled, inputs.time_ids).float()
+            result_extra["fp8_unet_rel_error"] = round(float((got - ref).norm() / ref.norm().clamp_min(1e-12)), 5)
     if settings.frames:
         say(f"throughput: {settings.frames} frames back to back…")
         live = make(pipelined=True, stream_batch=settings.stream_batch, transition_frames=settings.transitions)
@@ -344,12 +435,16 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
         result_extra["transition_frames_active"] = live.transition_frames
         if live._stream is not None:
             st = live._stream
-            x, t = torch.zeros_like(st.x), st._slot_constants(live._t2i)[0]
+            x, t = torch.zeros_like(st.x), torch.tensor([s.t for s in live._t2i.steps], device=device)
             with torch.inference_mode(), live.on_render_stream():
                 batched = stage_program(lambda: live.unet(x, t, encoder_hidden_states=st.embeds, return_dict=False,
                                                           added_cond_kwargs={"text_embeds": st.pooled, "time_ids": st.time_ids})[0], live)
                 stages["unet_step_stream_batch"] = time_stage(batched, device, settings.warmup, settings.iters)
         result_extra["throughput"] = throughput(live, conds, settings.frames, every, device)
+        if settings.hop_s > 0:
+            say(f"frame times with CLAP + head every {settings.hop_s} s…")
+            result_extra["frame_times"] = frame_times_with_hops(
+                live, understanding, window, conds, settings.frames, settings.frame_seconds, settings.hop_s, device)
         if settings.with_understanding:
             say("throughput with the conditioning worker running…")
             result_extra["throughput_with_understanding"] = throughput_with_understanding(
@@ -371,6 +466,7 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
         "latency_images_per_s": round(1e3 / e2e, 3) if e2e > 0 else None,
         **result_extra,
         "first_frame_ms": first_frame_ms,
+        "to_first_frame_s": round(to_first_frame_s, 2),  # models built, renderer prepared, first frame shown
         "build_s": round(build_s, 2),
         "prepare_s": round(prepare_s, 2),
         "peak_gpu_memory_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,

@@ -14,7 +14,8 @@ def test_bench_tiny_cpu_writes_json_with_every_stage(tmp_path):
     from live.cli import main
 
     out = tmp_path / "out.json"
-    args = ["bench", "--profile", "tiny", "--device", "cpu", "--size", "64", "--warmup", "0", "--iters", "1", "--frames", "4"]
+    args = ["bench", "--profile", "tiny", "--device", "cpu", "--size", "64", "--warmup", "0", "--iters", "1", "--frames", "4",
+            "--frame-seconds", "0.5"]
     assert main([*args, "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert set(result["stages"]) == {"clap_encode", "clap_head", "unet_step", "decode", "to_host", "end_to_end"}
@@ -28,6 +29,9 @@ def test_bench_tiny_cpu_writes_json_with_every_stage(tmp_path):
     assert result["device"]["type"] == "cpu" and result["device"]["name"]
     assert result["peak_gpu_memory_bytes"] is None and result["host_rss_bytes"] > 0
     assert result["images_per_s"] > 0 and result["throughput"]["frames"] == 4
+    assert result["throughput"]["distinct_images_per_s"] > 0
+    assert result["frame_times"]["p50_ms"] <= result["frame_times"]["p99_ms"]  # with CLAP + head every 0.5 s
+    assert result["unet_flops"]["gflop_per_call"] > 0 and result["unet_flops"]["share_of_peak"] is None  # no GPU peak
 
 
 def test_bench_rejects_cuda_without_gpu_and_bad_dtype():

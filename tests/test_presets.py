@@ -81,7 +81,9 @@ def test_lightning_defaults_to_1024_and_4_steps_and_rejects_3_steps() -> None:
     preset = parse_preset('[model]\nmodel = "sdxl-lightning"\n')
     assert (preset.model.width, preset.model.height, preset.model.steps) == (1024, 1024, 4)
     e = _error('[model]\nmodel = "sdxl-lightning"\nsteps = 3\n')
-    assert e.line == 3 and "1, 2, 4 or 8" in str(e)
+    assert e.line == 3 and "steps 2, 4 or 8" in str(e)
+    one = _error('[model]\nmodel = "sdxl-lightning"\nsteps = 1\n')  # the x0-prediction checkpoint: refused with why
+    assert one.line == 3 and "predicts x0" in str(one)
 
 
 def test_commercial_safe_refuses_turbo() -> None:

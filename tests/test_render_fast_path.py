@@ -123,19 +123,142 @@ def test_transition_ends_on_the_new_conditioning_and_a_new_change_restarts(tiny_
     assert len(r._queue) == 2
 
 
-@pytest.mark.parametrize("model,steps,kw", [("sdxl-turbo", 1, {"transition_frames": 3}), ("sdxl-lightning", 2, {"stream_batch": True})])
-def test_warm_up_builds_the_programs_and_leaves_no_trace(tiny_components, model, steps, kw):
+class BatchRecorder:
+    """Wraps a UNet and records the batch size of every call (what a static-shape engine must match)."""
+
+    def __init__(self, unet):
+        self.unet, self.config, self.batches = unet, unet.config, []
+
+    def __call__(self, sample, *args, **kwargs):
+        self.batches.append(sample.shape[0])
+        return self.unet(sample, *args, **kwargs)
+
+
+@pytest.mark.parametrize("model,steps,kw,batches", [
+    ("sdxl-turbo", 1, {"transition_frames": 3}, {1, 3}),
+    ("sdxl-lightning", 2, {"stream_batch": True}, {2}),  # only the batch a TensorRT engine is built for
+    ("sdxl-turbo", 4, {"stream_batch": True}, {4}),
+])
+def test_warm_up_builds_only_the_programs_the_show_uses_and_leaves_no_trace(tiny_components, model, steps, kw, batches):
     _, text, sdxl = tiny_components
     comps = comps_for(sdxl, model)
     warmed = SDXLRenderer(comps, SIZE, SIZE, steps=steps, seed=2, feedback=0.5, **kw)
+    warmed.unet = recorder = BatchRecorder(warmed.unet)
     warmed.warm_up()
-    programs = len(warmed._programs) + (len(warmed._stream._programs) if warmed._stream else 0)
-    assert programs >= 2  # text-to-image and feedback (and the batch), built before the first frame
+    assert set(recorder.batches) == batches
+    if warmed._stream is not None:
+        assert warmed._programs == {} and warmed._stream._program is not None
+    else:  # text-to-image and every feedback program the knob can reach, per batch
+        assert set(warmed._programs) == {(b, k) for b in batches for k in range(1, steps + 1)}
     fresh = SDXLRenderer(comps, SIZE, SIZE, steps=steps, seed=2, feedback=0.5, **kw)
     c = cond(text, 1)
     for _ in range(3):
         np.testing.assert_array_equal(warmed.render(c).image, fresh.render(c).image)
     assert warmed.frame_index == fresh.frame_index
+    assert set(recorder.batches) == batches
+
+
+def test_one_program_per_call_count_serves_every_feedback_value(tiny_components):
+    """Sweeping the feedback knob (as MIDI does) never builds a new frame program: the schedule is
+    device data in a step table, and the programs are keyed by batch and UNet calls only."""
+    _, text, sdxl = tiny_components
+    c = cond(text, 1)
+    r = SDXLRenderer(comps_for(sdxl, "sdxl-turbo"), SIZE, SIZE, steps=2, seed=1, feedback=0.3)
+    r.warm_up()
+    programs = dict(r._programs)
+    tables = dict(r._tables)
+    for f in np.linspace(0.0, 0.95, 39):
+        r.feedback = float(f)
+        r.render(c)
+    assert r._programs == programs and r._tables == tables  # the same objects: no capture, no new table
+    stream = SDXLRenderer(comps_for(sdxl, "sdxl-lightning"), SIZE, SIZE, steps=4, seed=1, feedback=0.3, stream_batch=True)
+    stream.warm_up()
+    program = stream._stream.program()
+    for f in np.linspace(0.0, 0.95, 39):
+        stream.feedback = float(f)
+        stream.render(c)
+    assert stream._stream.program() is program
+
+
+@pytest.mark.parametrize("model,steps", [("sdxl-lightning", 2), ("sdxl-turbo", 3), ("sdxl-lightning", 4)])
+def test_stream_batch_every_feedback_value_equals_sequential_from_the_same_start(tiny_components, model, steps):
+    """Every (steps, feedback) pair works through the stream batch, also when the frame runs fewer grid
+    steps than there are slots: each finished frame equals the sequential render of its conditioning
+    from the latent it entered with."""
+    _, text, sdxl = tiny_components
+    comps = comps_for(sdxl, model)
+    conds = [cond(text, 20 + i) for i in range(steps + 3)]
+    seq = SDXLRenderer(comps, SIZE, SIZE, steps=steps, seed=4)
+    for f in (0.1, 0.3, 0.5, 0.7, 0.9):
+        stream = SDXLRenderer(comps, SIZE, SIZE, steps=steps, seed=4, feedback=f, stream_batch=True)
+        st = stream._stream
+        starts, finished = [], []
+        for c in conds:
+            starts.append(st.finished.clone())
+            stream.render(c)
+            finished.append(st.finished.clone())
+        k = len(stream.feedback_schedule(f).steps)
+        assert 1 <= k <= steps
+        for i in range(steps + 1, len(conds)):  # frames that entered with feedback on (after the fill)
+            out = i + steps - 1
+            if out >= len(conds):
+                break
+            seq.reset(4)
+            seq.feedback = f
+            single = seq.inputs(1)
+            single.prev.copy_(starts[i])
+            single.has_prev = True
+            expected = seq.render_latents(conds[i])
+            torch.testing.assert_close(finished[out], expected, rtol=1e-4, atol=1e-4, msg=f"steps {steps} feedback {f}")
+
+
+def test_stream_batch_frames_in_flight_keep_their_schedule_when_feedback_turns_on(tiny_components):
+    """The frames already in the conveyor when the knob moves finish with the schedule they entered
+    with (text-to-image here), not the new one."""
+    _, text, sdxl = tiny_components
+    comps = comps_for(sdxl, "sdxl-lightning")
+    steps = 4
+    conds = [cond(text, 30 + i) for i in range(steps + 4)]
+    stream = SDXLRenderer(comps, SIZE, SIZE, steps=steps, seed=6, stream_batch=True)
+    outputs = []
+    for i, c in enumerate(conds):
+        if i == steps + 1:
+            stream.feedback = 0.6  # frames i − 3 … i − 1 are in flight
+        stream.render(c)
+        outputs.append(stream._stream.finished.clone())
+    seq = SDXLRenderer(comps, SIZE, SIZE, steps=steps, seed=6)
+    for i in range(2, steps + 1):  # entered before the change, finished after it
+        torch.testing.assert_close(outputs[i + steps - 1], seq.render_latents(conds[i]), rtol=1e-4, atol=1e-4)
+
+
+def test_pipelined_readback_keeps_one_frame_in_flight_and_returns_them_in_order(tiny_components):
+    """`render` returns the previous frame while this one is still being copied (the first frame is
+    shown twice); with more frames in flight, never an older frame after a newer one."""
+    from engine.render.readback import Readback
+
+    _, text, sdxl = tiny_components
+    comps = comps_for(sdxl, "sdxl-turbo")
+    conds = [dataclasses.replace(cond(text, i), t=float(i)) for i in range(5)]
+    sequential = [SDXLRenderer(comps, SIZE, SIZE, steps=1, seed=2).render(c).image for c in conds]
+    piped = SDXLRenderer(comps, SIZE, SIZE, steps=1, seed=2, pipelined=True)
+    frames = [piped.render(c) for c in conds]
+    assert [f.t for f in frames] == [0.0, 0.0, 1.0, 2.0, 3.0]
+    for frame in frames:
+        np.testing.assert_array_equal(frame.image, sequential[int(frame.t)])
+    assert piped._readback.in_flight == 1  # the newest frame is still in flight
+
+    rb: Readback[int] = Readback(torch.device("cpu"), slots=3)
+    taken = []
+    for i in range(6):
+        rb.submit(torch.full((1, 2, 2, 3), i, dtype=torch.uint8), i)
+        if i % 2:  # two submitted per take: more than one frame in flight
+            got = rb.take()
+            assert got is not None
+            taken.append(got[1])
+            assert int(got[0][0, 0, 0, 0]) == got[1]
+    assert taken == [0, 2, 4] and rb.in_flight == 1
+    final = rb.wait_all()
+    assert final is not None and final[1] == 5 and rb.in_flight == 0
 
 
 # ------------------------------------------------------------------------------ similarity filter
@@ -243,3 +366,27 @@ def test_graphed_frame_equals_eager_frame_and_pipelined_readback_keeps_order(tin
             graphed.run([conds[-1]])
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+@cuda
+@pytest.mark.gpu
+def test_graphed_feedback_and_stream_batch_equal_eager_without_host_syncs(tiny_components):
+    """On CUDA: one captured graph per call count serves text-to-image and feedback (device step
+    tables), the stream batch's graph equals its eager run, and a steady frame never syncs the host."""
+    _, text, sdxl = tiny_components
+    comps = comps_for(sdxl, "sdxl-lightning")
+    gpu = dataclasses.replace(comps, unet=copy.deepcopy(comps.unet).to("cuda"), taesd=copy.deepcopy(comps.taesd).to("cuda"))
+    conds = [cond(text, i) for i in range(6)]
+    for kw in ({}, {"stream_batch": True}):
+        eager = SDXLRenderer(gpu, SIZE, SIZE, steps=4, seed=2, feedback=0.4, device="cuda", cuda_graphs=False, **kw)
+        graphed = SDXLRenderer(gpu, SIZE, SIZE, steps=4, seed=2, feedback=0.4, device="cuda", **kw)
+        graphed.warm_up()
+        for c in conds:
+            np.testing.assert_allclose(eager.render(c).image.astype(int), graphed.render(c).image.astype(int), atol=1)
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            with torch.inference_mode():
+                graphed.feedback = 0.7  # another grid start: a table copy, no capture, no sync
+                graphed._stream.tick(conds[0], 2) if graphed._stream is not None else graphed.run([conds[0]])
+        finally:
+            torch.cuda.set_sync_debug_mode("default")

@@ -14,7 +14,8 @@ from diffusers.utils.torch_utils import randn_tensor
 from engine.errors import BeatcanvasError
 from engine.models.profiles import _scheduler
 from engine.render.base import Renderer
-from engine.render.sdxl import SDXLRenderer, feedback_steps
+from engine.render.denoise import feedback_steps, native_grid
+from engine.render.sdxl import SDXLRenderer
 from engine.types import Conditioning, Features
 
 SIZE = 64  # tiny UNet sample_size 8 × vae factor 8
@@ -100,29 +101,62 @@ def test_classifier_free_guidance_equals_pipeline_with_zero_negative(tiny_compon
     assert not torch.allclose(ours, plain, atol=1e-3)
 
 
-@pytest.mark.parametrize("model,steps,feedback", [("sdxl-turbo", 1, 0.5), ("sdxl-turbo", 2, 0.6), ("sdxl-lightning", 1, 0.75)])
-def test_feedback_frame_equals_img2img_pipeline_on_previous_latent(tiny_components, model, steps, feedback):
+@pytest.mark.parametrize("model,steps,feedback,k", [
+    ("sdxl-turbo", 1, 0.5, 1),  # 1 call: t = 249 of 999, 749, 499, 249
+    ("sdxl-turbo", 2, 0.3, 2),  # strength 0.7 → 3 grid points, capped at 2 calls: 499, 249 (not 666, 332)
+    ("sdxl-turbo", 4, 0.6, 2),  # fewer calls than steps: 499, 249
+    ("sdxl-lightning", 2, 0.75, 1),  # the 2-step checkpoint's own grid 999, 499: t = 499
+    ("sdxl-lightning", 4, 0.3, 3),  # 749, 499, 249
+])
+def test_feedback_frame_equals_img2img_pipeline_on_the_models_own_grid(tiny_components, model, steps, feedback, k):
+    """A feedback frame is diffusers' img2img on the previous latent with the model's distilled N-point
+    grid as `num_inference_steps` and strength k/N: only timesteps the model was trained on."""
     _, text, sdxl = tiny_components
     comps = components_for(sdxl, model)
     first, second = conditioning(text, 1), conditioning(text, 2)
     renderer = SDXLRenderer(comps, SIZE, SIZE, steps=steps, feedback=feedback, seed=11)
+    n = native_grid(model, steps)
+    assert feedback_steps(steps, feedback, n) == k
+    grid = [999.0, 749.0, 499.0, 249.0] if n == 4 else [999.0, 499.0]
+    assert [s.t for s in renderer.feedback_schedule(feedback).steps] == grid[n - k:]
     prev = renderer.render_latents(first).clone()
     ours = renderer.render_latents(second)
 
-    n = feedback_steps(steps, feedback)
     pipe = pipeline(StableDiffusionXLImg2ImgPipeline, text, comps)
     ref = pipe(
         image=prev,  # 4 channels: taken as latents, no VAE encode (diffusers' prepare_latents)
         prompt_embeds=second.prompt_embeds,
         pooled_prompt_embeds=second.pooled_prompt_embeds,
         num_inference_steps=n,
-        strength=steps / n,
+        strength=k / n,
         guidance_scale=0.0,
         generator=torch.Generator().manual_seed(11),
         output_type="latent",
     ).images
     torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(ours, SDXLRenderer(comps, SIZE, SIZE, steps=steps, seed=11).render_latents(second), atol=1e-3)
+
+
+def test_lightning_one_step_is_refused_with_a_clear_error(tiny_components):
+    _, _, sdxl = tiny_components
+    with pytest.raises(BeatcanvasError, match="1-step checkpoint predicts x0"):
+        SDXLRenderer(components_for(sdxl, "sdxl-lightning"), SIZE, SIZE, steps=1)
+
+
+def test_non_finite_conditioning_keeps_the_last_frame_and_feedback_latent(tiny_components):
+    """A NaN conditioning is caught on the device (no host sync): the frame repeats the last one and
+    the next good frame is not blacked out by a NaN feedback latent."""
+    _, text, sdxl = tiny_components
+    comps = components_for(sdxl, "sdxl-turbo")
+    good = conditioning(text, 1)
+    bad = Conditioning(torch.full_like(good.prompt_embeds, float("nan")), good.pooled_prompt_embeds)
+    r = SDXLRenderer(comps, SIZE, SIZE, steps=2, feedback=0.5, seed=3)
+    last = r.render(good).image
+    before = r.inputs(1).prev.clone()
+    np.testing.assert_array_equal(r.render(bad).image, last)
+    torch.testing.assert_close(r.inputs(1).prev, before)
+    after = r.render_latents(good)
+    assert torch.isfinite(after).all()
 
 
 def test_feedback_zero_reproduces_text_to_image(tiny_components):
@@ -190,3 +224,18 @@ def test_guidance_uses_the_negative_conditioning(tiny_components):
     zeros = SDXLRenderer(comps, SIZE, SIZE, steps=1, guidance_scale=2.0, seed=0).render_latents(cond)
     torch.testing.assert_close(with_neg, pair)
     assert not torch.allclose(with_neg, zeros, atol=1e-3)
+
+
+def test_a_second_renderer_on_the_same_components_leaves_the_first_alone(tiny_components):
+    """A rebuild (back-end switch, step-down) builds a second renderer on the running one's components:
+    each has its own scheduler, so the second's set_timesteps cannot change the first's frames."""
+    _, text, sdxl = tiny_components
+    comps = components_for(sdxl, "sdxl-turbo")
+    c = conditioning(text, 1)
+    first = SDXLRenderer(comps, SIZE, SIZE, steps=2, seed=1)
+    before = first.render_latents(c)
+    second = SDXLRenderer(comps, SIZE, SIZE, steps=4, seed=1, feedback=0.5)
+    second.render_latents(c)
+    assert first._scheduler is not second._scheduler and first._scheduler is not comps.scheduler
+    first.reset(1)
+    torch.testing.assert_close(first.render_latents(c), before)

@@ -4,6 +4,9 @@ the back-end switch's selection logic."""
 from __future__ import annotations
 
 import copy
+import itertools
+import json
+import os
 import sys
 import types
 from pathlib import Path
@@ -32,7 +35,7 @@ def fake_trt(monkeypatch):
 
     def save(module, file_path, output_format="exported_program", inputs=None, arg_inputs=None, kwarg_inputs=None):
         assert inputs is None, "current docs name the example inputs arg_inputs"
-        assert file_path.endswith(".ep"), "the exported-program format is chosen by the .ep suffix"
+        assert file_path.endswith(".pt2"), "exported programs are .pt2 files"
         calls["save"].append({"path": file_path, "output_format": output_format, "inputs": arg_inputs})
         with open(file_path, "w") as f:
             f.write("engine")
@@ -80,10 +83,10 @@ def test_compile_gets_fp16_and_static_shapes_from_the_unet_config(fake_trt, tiny
     assert saved["output_format"] == "exported_program"
     assert [tuple(x.shape) for x in saved["inputs"]] == [i.shape for i in call["inputs"]]
     assert trt_unet.config is unet.config
-    engines = [p.name for p in tmp_path.glob("*.ep")]
+    engines = [p.name for p in tmp_path.glob("*.pt2")]
     assert len(engines) == 1 and engines[0].startswith("unet-sdxl-turbo-2x4x8x16-fp16-")
-    assert Path(saved["path"]).name.endswith(".tmp.ep")  # saved under a temporary name, then renamed
-    assert not list(tmp_path.glob(".*.tmp.ep"))
+    assert Path(saved["path"]).name.endswith(".tmp.pt2")  # saved under a temporary name, then renamed
+    assert not list(tmp_path.glob(".*.tmp.pt2"))
 
 
 def test_second_build_is_a_cache_hit_and_key_changes_rebuild(fake_trt, tiny_components, tmp_path):
@@ -117,12 +120,21 @@ def test_backend_selection(monkeypatch):
     assert backends.select_backend("auto", "cpu")[0] == "eager"
     assert backends.select_backend("eager", "cuda")[0] == "eager"
     assert backends.select_backend("inductor", "cpu")[0] == "inductor"
+    monkeypatch.setattr(backends, "device_kind", lambda device: "GPU X")
     assert backends.select_backend("auto", "cuda")[0] == "eager"
     available["triton"] = True
     name, reason = backends.select_backend("auto", "cuda")
     assert name == "eager" and "\n" not in reason and "CUDA graphs" in reason  # inductor is opt-in (compile time)
     available["torch_tensorrt"] = True
-    assert backends.select_backend("auto", "cuda")[0] == "tensorrt"
+    monkeypatch.setattr(backends, "device_kind", lambda device: "GPU X")
+    verified = {"tensorrt": False, "inductor": False}
+    monkeypatch.setattr(backends, "verified", lambda name, kind: verified[name] and kind == "GPU X")
+    assert backends.select_backend("auto", "cuda")[0] == "eager"  # installed is not enough: not verified here
+    verified["inductor"] = True
+    assert backends.select_backend("auto", "cuda")[0] == "inductor"
+    verified["tensorrt"] = True
+    name, reason = backends.select_backend("auto", "cuda")
+    assert name == "tensorrt" and "verified on GPU X" in reason
     assert backends.select_backend("auto", "cpu")[0] == "eager"
     with pytest.raises(BeatcanvasError, match="CUDA"):
         backends.select_backend("tensorrt", "cpu")
@@ -133,9 +145,10 @@ def test_backend_selection(monkeypatch):
         backends.select_backend("fastest", "cpu")
 
 
-def test_inductor_wiring_compiles_unet_and_decoder(monkeypatch, tiny_components):
-    """The inductor back-end fuses QKV, uses channels_last and torch.compile(default mode, fullgraph, static shapes)
-    (the compile itself is faked: compiling on this CPU takes minutes)."""
+def test_inductor_compiles_the_repeated_blocks_of_a_weight_sharing_copy(monkeypatch, tiny_components, tmp_path):
+    """Regional compilation: each transformer block is compiled (default mode, fullgraph, static
+    shapes) on a copy of the UNet that shares its weights; the UNet a running renderer uses is not
+    touched; the compiled code goes to a persistent cache (the compile itself is faked: minutes here)."""
     import copy
     import dataclasses
 
@@ -144,12 +157,55 @@ def test_inductor_wiring_compiles_unet_and_decoder(monkeypatch, tiny_components)
     )
     compiled = []
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: compiled.append(kw) or fn)
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("BEATCANVAS_CACHE", str(tmp_path))
     prepared = backends.prepare_backend(comps, "inductor", device="cpu", dtype=torch.float32, width=64, height=64)
     assert prepared.name == "inductor"
-    assert compiled == [{"mode": "default", "fullgraph": True, "dynamic": False}] * 2
-    assert any(type(p).__name__ == "FusedAttnProcessor2_0" for p in comps.unet.attn_processors.values())
-    assert comps.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    blocks = [m for m in comps.unet.modules() if type(m).__name__ == "BasicTransformerBlock"]
+    assert blocks and len(compiled) == len(blocks) + 1  # every block, and the decoder
+    assert all(kw == {"mode": "default", "fullgraph": True, "dynamic": False} for kw in compiled)
+    assert prepared.unet is not comps.unet
+    assert not any(getattr(b, "_compiled_call_impl", None) for b in blocks)  # the shared UNet is unchanged
+    assert all(a is b for a, b in zip(prepared.unet.parameters(), comps.unet.parameters()))  # weights shared
     assert prepared.decoder.config is comps.taesd.config
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "inductor")
+
+
+def test_cuda_preparation_is_idempotent_and_moves_no_storage_the_second_time(tiny_components):
+    """channels_last + fused q/k/v happen once per set of components: a second renderer (an inductor
+    switch) finds nothing to convert, so no graph of the running renderer loses its storage."""
+    import copy
+
+    unet, dec = copy.deepcopy(tiny_components[2].unet), copy.deepcopy(tiny_components[2].taesd)
+    backends.prepare_modules(unet, dec, torch.device("cuda"))  # the flags only; the tensors stay on the CPU
+    assert unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    assert any(type(p).__name__ == "FusedAttnProcessor2_0" for p in unet.attn_processors.values())
+    assert torch.backends.cudnn.benchmark
+    pointers = [p.data_ptr() for p in itertools.chain(unet.parameters(), dec.parameters())]
+    backends.prepare_modules(unet, dec, torch.device("cuda"))
+    assert [p.data_ptr() for p in itertools.chain(unet.parameters(), dec.parameters())] == pointers
+
+
+def test_auto_picks_only_verified_back_ends(tmp_path):
+    path = tmp_path / "verified.json"
+    path.write_text(json.dumps({"GPU X": {"inductor": {"verified": True}, "tensorrt": {"verified": False}}}))
+    assert backends.verified("inductor", "GPU X", path)
+    assert not backends.verified("tensorrt", "GPU X", path)
+    assert not backends.verified("inductor", "GPU Y", path)
+    assert not backends.verified("inductor", "GPU X", tmp_path / "missing.json")
+    shipped = json.loads(backends.VERIFIED_FILE.read_text())
+    assert all(isinstance(v, dict) for k, v in shipped.items() if not k.startswith("_"))
+
+
+def test_checkpoint_files_key_the_engine_without_reading_weights(tmp_path):
+    from engine.models.cache import files_fingerprint
+
+    ckpt = tmp_path / "unet.safetensors"
+    ckpt.write_bytes(b"x" * 100)
+    key = files_fingerprint([ckpt])
+    assert files_fingerprint([ckpt]) == key == files_fingerprint([tmp_path])
+    ckpt.write_bytes(b"y" * 101)  # another checkpoint in its place
+    assert files_fingerprint([ckpt]) != key
 
 
 @pytest.mark.slow
@@ -189,3 +245,12 @@ def test_decoder_engine_has_the_latent_shape_and_decodes_like_taesd(fake_trt, ti
     assert dec.config is taesd.config
     out = dec.decode(torch.zeros(1, taesd.config.latent_channels, 8, 16).half())[0]
     assert out.shape == (1, 3, 64, 128)
+
+
+def test_fp8_without_torchao_or_a_gpu_is_a_one_line_error(monkeypatch, tiny_components):
+    monkeypatch.setitem(sys.modules, "torchao", None)
+    monkeypatch.setitem(sys.modules, "torchao.quantization", None)
+    with pytest.raises(BeatcanvasError, match=r"beatcanvas\[fp8\]"):
+        backends.to_fp8(tiny_components[2].unet)
+    with pytest.raises(BeatcanvasError, match="CUDA GPU"):
+        backends.prepare_backend(tiny_components[2], "eager", device="cpu", dtype=torch.float32, width=64, height=64, fp8=True)

@@ -126,3 +126,20 @@ def test_corrupted_truncated_or_foreign_head_file_is_a_clear_error(parts, tmp_pa
                         ("missing", "not found")]:
         with pytest.raises(BeatcanvasError, match=match):
             TransformerHead.load(tmp_path / f"{name}.safetensors")
+
+
+def test_tempo_words_hold_their_band_while_the_tempo_jitters_around_an_edge():
+    """A tracker wobbling around 135 BPM keeps one set of tempo words; a real change moves them, and
+    coming back needs the margin too (hysteresis), at every edge (80, 110, 135)."""
+    from engine.understanding.vag import TempoHysteresis, tempo_words
+
+    h = TempoHysteresis(margin_bpm=4.0)
+    for edge in (80.0, 110.0, 135.0):
+        h.reset()
+        below = tempo_words(edge - 10)
+        words = [tempo_words(h.steady(bpm)) for bpm in (edge - 10, edge - 1, edge + 1, edge - 2, edge + 3, edge - 0.5)]
+        assert words == [below] * 6  # the plain lookup would flip 3 times
+        above = tempo_words(h.steady(edge + 6))  # past the margin: the words change
+        assert above != below
+        assert tempo_words(h.steady(edge - 3)) == above  # and stay until the margin below the edge
+        assert tempo_words(h.steady(edge - 5)) == below

@@ -71,6 +71,7 @@ class SDXLComponents:
     taesd: Any  # AutoencoderTiny (TAESDXL)
     vae: Any | None  # AutoencoderKL (fp16-fix); only built when asked for
     model: str = "sdxl-turbo"
+    fingerprint: str = ""  # the UNet weights' cache key (checkpoint files, or the random seed); "" = hash them
 
     @property
     def vae_scale_factor(self) -> int:
@@ -220,6 +221,7 @@ def build_sdxl(
 
     scheduler = _scheduler(model)
     vae = None
+    fingerprint = ""
     if profile == "tiny":
         unet, taesd = tiny.unet(), tiny.taesd()
         vae = tiny.vae() if with_vae else None
@@ -228,17 +230,24 @@ def build_sdxl(
         if model == "sdxl-turbo":
             unet_config["sample_size"] = 64  # turbo is trained at 512²; the architecture is the same
         unet = _random(UNet2DConditionModel, unet_config, device)
+        fingerprint = f"random-full/{model}/seed{tiny.SEED}"  # the weights follow from config and seed
         taesd = _random(AutoencoderTiny, load_config("taesdxl"), device)
         vae = _random(AutoencoderKL, load_config("sdxl_vae"), device) if with_vae else None
     else:
         from engine.models.registry import pretrained_kwargs, resolve
+        from engine.models.cache import files_fingerprint
 
         if model == "sdxl-turbo":
+            fingerprint = files_fingerprint([resolve("sdxl-turbo", models_dir) / "unet"])
             unet = UNet2DConditionModel.from_pretrained(
                 resolve("sdxl-turbo", models_dir), subfolder="unet", **pretrained_kwargs("sdxl-turbo")
             )
         else:
+            if lightning_steps == 1:
+                raise BeatcanvasError("SDXL-Lightning's 1-step checkpoint predicts x0 and is not supported: "
+                                      "use steps 2, 4 or 8, or sdxl-turbo for 1 step")
             unet = _lightning_unet(resolve("sdxl-base", models_dir), resolve("sdxl-lightning", models_dir), lightning_steps)
+            fingerprint = files_fingerprint([resolve("sdxl-lightning", models_dir) / f"sdxl_lightning_{lightning_steps}step_unet.safetensors"])
         taesd = AutoencoderTiny.from_pretrained(resolve("taesdxl", models_dir), **pretrained_kwargs("taesdxl"))
         if with_vae:
             vae = AutoencoderKL.from_pretrained(
@@ -250,6 +259,7 @@ def build_sdxl(
         taesd=_place(taesd, device, dtype),
         vae=_place(vae, device, dtype) if vae is not None else None,
         model=model,
+        fingerprint=fingerprint,
     )
 
 

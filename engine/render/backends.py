@@ -1,36 +1,48 @@
 """Compile back-ends for the SDXL renderer behind one switch: `--backend auto|eager|inductor|tensorrt`.
 
 - `eager`: the modules as built. The reference every other back-end must match.
-- `inductor`: torch.compile(mode="default", fullgraph=True, dynamic=False) of the UNet and the decoder,
-  with the UNet's q/k/v projections fused into one matmul, channels_last memory format and the inductor
-  flags diffusers recommends for SDXL. CUDA graphs are not inductor's: the renderer captures the whole
-  frame (UNet steps + decode) as one graph itself (engine/render/graphs.py). Measured on an H100
-  (bench/results/h100/): max-autotune's GEMM autotuning did not finish within 330 s (10–20 s per matmul
-  shape), and even the default mode did not compile the full UNet within 300 s on that machine's 16
-  cores — so inductor is opt-in, never `auto`'s choice, until a warm compile cache makes it cheap.
-  `BEATCANVAS_INDUCTOR_MODE` overrides the mode. `dynamic=False`: an out-of-memory step-down to a
-  smaller size compiles a new static graph rather than silently switching to a slower dynamic one.
+- `inductor`: **regional compilation** (diffusers' `compile_repeated_blocks`): torch.compile of each
+  repeated transformer block (`BasicTransformerBlock`, fullgraph, static shapes) instead of the whole
+  UNet — one block's graph is compiled once and reused by all 70 of SDXL's, so compiling takes a
+  fraction of the whole-UNet compile (measured on an H100: the whole UNet did not compile within
+  300 s). The resnets and the rest run eager inside the renderer's CUDA graph (launch costs gone). The
+  compiled code is cached on disk under the models cache (`TORCHINDUCTOR_CACHE_DIR`, the FX graph
+  cache), so a warm start loads instead of compiling. `BEATCANVAS_INDUCTOR_MODE` overrides the mode;
+  `fp8=True` (Hopper and newer, `pip install 'beatcanvas[fp8]'`: torchao) runs the UNet's linear
+  layers in float8 with dynamic scaling, opt-in (its error against bf16 is measured by gpu_proof).
 - `tensorrt`: torch-tensorrt engines for the UNet and TAESD, fp16, static shapes, cached on disk
   (engine/render/tensorrt.py). Unverified on hardware.
-- `auto`: TensorRT when torch-tensorrt is installed on a CUDA machine, else eager (with the renderer's
-  CUDA graphs on a GPU: 62 img/s at 512² 1-step on an H100 against 10.8 without), with a one-line reason.
+- `auto`: only back-ends verified on this machine kind (`engine/render/verified.json`, written from a
+  gpu_proof run): TensorRT or inductor where verified, else eager (with the renderer's CUDA graphs on a
+  GPU: 62 img/s at 512² 1-step on an H100 against 10.8 without), with a one-line reason.
 
-Preparing a back-end may change the shared modules in place (fused projections, memory format): one
-renderer owns one set of components.
+On CUDA every back-end first puts the shared UNet and decoder in channels_last memory format (with
+q/k/v fused into one matmul) and turns on `cudnn.benchmark` — once, before any renderer captures a
+graph, so a later renderer (an inductor switch, an out-of-memory step-down) finds nothing to convert
+and never moves storage a running renderer's graphs point at. A back-end that changes modules
+(inductor's compiled blocks, FP8 weights) works on a copy of the module tree that shares the weights:
+the running renderer's modules are never touched, and the scheduler is each renderer's own copy.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib.util
+import itertools
+import json
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
 from engine.errors import BeatcanvasError
 from engine.render.tensorrt import INSTALL_HINT as TENSORRT_HINT
+
+VERIFIED_FILE = Path(__file__).with_name("verified.json")
+FP8_HINT = "pip install 'beatcanvas[fp8]' (torchao)"
 
 if TYPE_CHECKING:
     from engine.models.profiles import SDXLComponents
@@ -73,15 +85,32 @@ def select_backend(requested: str, device: str | torch.device) -> tuple[str, str
         if cuda and not has_module("triton"):
             raise BeatcanvasError("torch.compile on CUDA needs triton: pip install triton, or use --backend eager")
         return "inductor", f"inductor: requested (torch.compile {inductor_mode()})"
-    # auto
-    if cuda and has_module("torch_tensorrt"):
-        return "tensorrt", "auto → tensorrt: torch_tensorrt is installed and a CUDA GPU is present"
+    # auto: only what a gpu_proof run verified on this kind of machine
     if cuda:
+        kind = device_kind(device)
+        for name in ("tensorrt", "inductor"):
+            if (name != "tensorrt" or has_module("torch_tensorrt")) and verified(name, kind):
+                return name, f"auto → {name}: verified on {kind} ({VERIFIED_FILE.name})"
         return "eager", (
-            "auto → eager with CUDA graphs: torch_tensorrt is not installed, and inductor's first compile of "
-            "the SDXL UNet takes over 5 minutes (use --backend inductor to pay it)"
+            f"auto → eager with CUDA graphs: no faster back-end is verified on {kind} yet "
+            "(scripts/gpu_proof records them; --backend inductor or tensorrt tries one)"
         )
     return "eager", f"auto → eager: on {device.type} compiling gains little and the first compile takes minutes"
+
+
+def device_kind(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device)
+
+
+def verified(backend: str, device_kind: str, path: Path = VERIFIED_FILE) -> bool:
+    """True when `backend` ran correct and faster than eager + graphs on `device_kind` (a GPU name)
+    in a recorded gpu_proof run."""
+    try:
+        records = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    entry = records.get(device_kind, {}).get(backend, {}) if isinstance(records, dict) else {}
+    return isinstance(entry, dict) and bool(entry.get("verified"))
 
 
 def configure_inductor() -> None:
@@ -105,20 +134,63 @@ class CompiledDecoder:
         self.module, self.config, self.decode = module, module.config, decode
 
 
+def inductor_cache_dir() -> Path:
+    """Where inductor keeps compiled kernels between runs (a warm start loads, not compiles)."""
+    from engine.models import cache
+
+    return Path(os.environ.get("TORCHINDUCTOR_CACHE_DIR") or cache.cache_dir() / "inductor")
+
+
+def prepare_modules(unet: Any, decoder: Any, device: torch.device) -> None:
+    """On CUDA: channels_last, fused q/k/v and cudnn.benchmark, once per set of components (a no-op
+    when already done, so it never moves storage under a running renderer's graphs)."""
+    if device.type != "cuda":
+        return
+    torch.backends.cudnn.benchmark = True
+    fused = any("Fused" in type(p).__name__ for p in getattr(unet, "attn_processors", {}).values())
+    if hasattr(unet, "fuse_qkv_projections") and not fused:
+        unet.fuse_qkv_projections()  # one matmul for q, k, v in self-attention
+    for module in (unet, decoder):
+        if isinstance(module, torch.nn.Module):
+            module.to(memory_format=torch.channels_last)
+
+
+def weight_sharing_copy(module: torch.nn.Module) -> Any:
+    """A copy of the module tree whose parameters and buffers are the original's tensors: changing the
+    copy's modules (compiling a block, swapping a weight for an FP8 one) leaves the original alone."""
+    memo: dict[int, Any] = {id(t): t for t in itertools.chain(module.parameters(), module.buffers())}
+    return copy.deepcopy(module, memo)
+
+
+def to_fp8(unet: Any) -> Any:
+    """The UNet's linear layers in float8 (dynamic activation and weight scales; torchao), on a copy."""
+    try:
+        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, quantize_
+    except ImportError as e:
+        raise BeatcanvasError(f"fp8 needs torchao ({e}): {FP8_HINT}") from None
+    unet = weight_sharing_copy(unet)
+    quantize_(unet, Float8DynamicActivationFloat8WeightConfig())
+    return unet
+
+
 def compile_inductor(unet: Any, decoder: Any, device: torch.device, mode: str | None = None,
-                     fullgraph: bool = True) -> tuple[Callable, CompiledDecoder]:
-    """(compiled UNet, compiled decoder). Compilation itself happens lazily, on the first call."""
+                     fullgraph: bool = True) -> tuple[Any, CompiledDecoder]:
+    """(UNet copy with its repeated blocks compiled, compiled decoder). Compilation itself happens
+    lazily, on the first call; the shared modules are not changed."""
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(inductor_cache_dir()))
+    import torch._inductor.config as cfg
+
+    cfg.fx_graph_cache = True
     if device.type == "cuda":
         configure_inductor()
-    already_fused = any("Fused" in type(p).__name__ for p in getattr(unet, "attn_processors", {}).values())
-    if hasattr(unet, "fuse_qkv_projections") and not already_fused:  # a step-down renderer reuses the UNet
-        unet.fuse_qkv_projections()  # one matmul for q, k, v in self-attention
-    unet.to(memory_format=torch.channels_last)
-    decoder.to(memory_format=torch.channels_last)
     mode = mode or inductor_mode()
-    compiled_unet = torch.compile(unet, mode=mode, fullgraph=fullgraph, dynamic=False)
+    compiled = weight_sharing_copy(unet)
+    if hasattr(compiled, "compile_repeated_blocks") and getattr(compiled, "_repeated_blocks", None):
+        compiled.compile_repeated_blocks(mode=mode, fullgraph=fullgraph, dynamic=False)
+    else:  # not a diffusers model with declared blocks: the whole module
+        compiled = torch.compile(compiled, mode=mode, fullgraph=fullgraph, dynamic=False)
     compiled_decode = torch.compile(decoder.decode, mode=mode, fullgraph=fullgraph, dynamic=False)
-    return compiled_unet, CompiledDecoder(decoder, compiled_decode)
+    return compiled, CompiledDecoder(decoder, compiled_decode)
 
 
 def prepare_backend(
@@ -133,12 +205,19 @@ def prepare_backend(
     unet_batch: int = 1,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    fp8: bool = False,
 ) -> PreparedBackend:
     """Select a back-end and apply it to the components' UNet and decoder."""
     device = torch.device(device)
     name, reason = select_backend(backend, device)
     unet = components.unet
     dec = components.taesd if decoder == "taesd" else components.vae
+    prepare_modules(unet, dec, device)
+    if fp8:
+        if name == "tensorrt" or device.type != "cuda":
+            raise BeatcanvasError("fp8 runs with --backend eager or inductor on a CUDA GPU (Hopper or newer)")
+        unet = to_fp8(unet)
+        reason += " · UNet linear layers in fp8 (torchao)"
     if name == "inductor":
         unet, dec = compile_inductor(unet, dec, device)
     elif name == "tensorrt":
@@ -148,7 +227,7 @@ def prepare_backend(
             raise BeatcanvasError("the tensorrt backend builds fp16 engines: use --dtype fp16")
         size = dict(height=height, width=width, vae_scale_factor=components.vae_scale_factor, device=device,
                     cache_dir=cache_dir, progress=progress)
-        unet = compile_unet(unet, model=components.model, batch=unet_batch, **size)
+        unet = compile_unet(unet, model=components.model, batch=unet_batch, fingerprint=components.fingerprint, **size)
         if decoder == "taesd":
             dec = compile_decoder(dec, name="taesdxl", **size)
     log.info("render backend: %s", reason)

@@ -1,10 +1,13 @@
-"""Frames from the GPU to host memory without stalling the GPU.
+"""Frames from the GPU to host memory with one frame always in flight.
 
 `Readback.submit(images)` queues a copy of a uint8 frame (B, H, W, 3) into a pinned host buffer on a
-side CUDA stream and returns at once; the render stream goes on with the next frame while the copy
-runs. `newest()` hands back the newest completed copy (double buffered: two slots, so the copy of frame
-N overlaps the render of frame N+1 and nothing is overwritten while it is read). On a CPU device the
-same calls copy synchronously, so callers have one code path.
+side CUDA stream and returns at once. `take()` then hands back the frame submitted *before* it (waiting
+for its copy if needed: it had a whole frame's time to finish), so the host never waits for the frame
+it has just queued and the GPU always has the next frame's work while the host handles the last one.
+Only the very first frame, with nothing older to show, is waited for (and shown twice). Slots form a ring (three by
+default: the frame being rendered, the one being copied, the one being read), and nothing is
+overwritten while it is read. On a CPU device the same calls copy synchronously and keep the same
+order, so callers and tests have one code path.
 
 Each returned array is the caller's own (copied out of the pinned slot, ~0.1 ms for 512²), so a
 display thread may keep it as long as it likes.
@@ -12,6 +15,7 @@ display thread may keep it as long as it likes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -20,16 +24,32 @@ import torch
 Meta = TypeVar("Meta")
 
 
+@dataclass
+class _Pending(Generic[Meta]):
+    meta: Meta
+    host: torch.Tensor | np.ndarray  # pinned slot (CUDA) or the finished copy (CPU)
+    done: torch.cuda.Event | None  # None: already complete
+
+    def result(self) -> tuple[np.ndarray, Meta]:
+        if self.done is not None:
+            self.done.synchronize()
+        host = self.host.numpy() if isinstance(self.host, torch.Tensor) else self.host
+        return host.copy(), self.meta
+
+
 class Readback(Generic[Meta]):
-    def __init__(self, device: torch.device, slots: int = 2):
+    def __init__(self, device: torch.device, slots: int = 3):
         self.device = torch.device(device)
         self.cuda = self.device.type == "cuda"
         self.slots = slots
         self._stream = torch.cuda.Stream(self.device) if self.cuda else None
         self._buffers: dict[tuple, list[tuple[torch.Tensor, torch.Tensor, torch.cuda.Event]]] = {}
-        self._pending: list[tuple[int, tuple, Meta]] = []  # (slot, shape, meta), oldest first
+        self._pending: list[_Pending[Meta]] = []  # oldest first
         self._next = 0
-        self._ready: tuple[np.ndarray, Meta] | None = None  # CPU path
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
 
     def _slots_for(self, shape: tuple) -> list:
         if shape not in self._buffers:
@@ -44,45 +64,40 @@ class Readback(Generic[Meta]):
     def submit(self, images: torch.Tensor, meta: Meta) -> None:
         """Queue the copy of `images` (read now, on the current stream: it may be overwritten next)."""
         if self._stream is None:  # CPU: nothing to overlap
-            self._ready = (images.numpy().copy(), meta)
+            self._pending.append(_Pending(meta, images.numpy().copy(), None))
             return
         shape = tuple(images.shape)
         k = self._next % self.slots
         self._next += 1
         staging, host, done = self._slots_for(shape)[k]
         main = torch.cuda.current_stream(self.device)
-        main.wait_event(done)  # the copy that used this slot `slots` frames ago has finished
+        main.wait_event(done)  # the copy that used this slot `slots` frames ago has finished (device-side wait)
         staging.copy_(images)  # on the render stream: ordered before the next frame overwrites `images`
         side = self._stream
         side.wait_stream(main)
         with torch.cuda.stream(side):
             host.copy_(staging, non_blocking=True)
             done.record()
-        self._pending = [p for p in self._pending if p[0] != k] + [(k, shape, meta)]
+        self._pending.append(_Pending(meta, host, done))
+        del self._pending[: -self.slots + 1]  # never more in flight than slots − 1: the oldest are stale
 
-    def newest(self, wait: bool = True) -> tuple[np.ndarray, Meta] | None:
-        """The newest completed frame and its meta, or None. With `wait`, wait for the newest submitted
-        one when none has completed yet (the first frame)."""
-        if not self.cuda:
-            return self._ready
-        done = [p for p in self._pending if self._buffers[p[1]][p[0]][2].query()]
-        chosen = done[-1] if done else (self._pending[-1] if wait and self._pending else None)
-        if chosen is None:
+    def take(self) -> tuple[np.ndarray, Meta] | None:
+        """The frame submitted before the newest one (waiting for its copy only if it has not finished:
+        it had a whole frame's time), or the newest when it is the only one (the first frame, which is
+        then shown twice). Older frames are dropped; the newest always stays in flight."""
+        if not self._pending:
             return None
-        k, shape, meta = chosen
-        _, host, event = self._buffers[shape][k]
-        event.synchronize()
-        self._pending = self._pending[self._pending.index(chosen) + 1:]  # older frames are stale now
-        return host.numpy().copy(), meta
+        chosen = self._pending[-2] if len(self._pending) > 1 else self._pending[-1]
+        self._pending = self._pending[-1:]
+        return chosen.result()
 
     def wait_all(self) -> tuple[np.ndarray, Meta] | None:
         """The newest submitted frame, waiting for its copy (the synchronous path, and shutdown)."""
-        if not self.cuda:
-            return self._ready
         if not self._pending:
             return None
-        k, shape, meta = self._pending[-1]
-        _, host, event = self._buffers[shape][k]
-        event.synchronize()
+        last = self._pending[-1]
         self._pending = []
-        return host.numpy().copy(), meta
+        return last.result()
+
+    def clear(self) -> None:
+        self._pending = []

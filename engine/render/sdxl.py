@@ -16,9 +16,14 @@ a live visualizer needs, with everything that does not change between frames don
   `force_zeros_for_empty_prompt`).
 
 Temporal coherence (latent feedback): with `feedback > 0` a frame starts from the previous frame's
-latent re-noised to the σ where denoising starts, and the last `steps` timesteps of a
-`round(steps / (1 − f))`-step schedule run: img2img at strength `1 − f` without a VAE encode, at the
-cost of exactly `steps` UNet calls.
+latent re-noised to the σ where denoising starts, and runs the last k points of the N-point grid the
+model was distilled on (Turbo: 999, 749, 499, 249): img2img at strength k/N ≈ 1 − f without a VAE
+encode, k ≤ `steps` UNet calls (engine/render/denoise.py). Every schedule with k steps runs in the same
+frame program (its constants are device tensors), so moving the feedback knob never captures a graph.
+
+Pipelined readback (live, `pipelined=True`): `render` queues this frame's copy to host memory and
+returns the previous frame, so one frame is always in flight and the render loop never waits for the
+frame it has just submitted (engine/render/readback.py).
 
 Throughput options: `transition_frames = B > 1` (1-step models) renders the B in-between frames of a
 conditioning change in one batched call; `stream_batch` (multi-step models) keeps K frames in flight
@@ -30,6 +35,7 @@ Equivalence with diffusers' pipelines on the tiny profile is tested in tests/tes
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Callable
@@ -42,7 +48,8 @@ import numpy as np
 import torch
 
 from engine.errors import BeatcanvasError
-from engine.render.denoise import MAX_FEEDBACK, Schedule, denoise, feedback_steps, make_schedule
+from engine.render.denoise import (Schedule, StepTable, denoise, feedback_steps, keep_finite, make_schedule, native_grid,
+                                   start_latents)
 from engine.render.frame_inputs import FrameInputs, StaticInputs
 from engine.render.graphs import FrameProgram
 from engine.render.readback import Readback
@@ -60,7 +67,7 @@ log = logging.getLogger(__name__)
 
 Decoder = Literal["taesd", "vae"]
 SeedPolicy = Literal["fixed", "drift"]
-MAX_PROGRAMS = 8  # captured (batch, schedule) programs kept; each holds its graph's activations
+MAX_PROGRAMS = 16  # captured (batch, UNet calls) programs kept; each holds its graph's activations
 
 
 class SDXLRenderer:
@@ -94,6 +101,7 @@ class SDXLRenderer:
         similarity_threshold: float = 0.0,
         cache_dir: str | os.PathLike[str] | None = None,
         progress: Callable[[str], None] | None = None,
+        fp8: bool = False,
     ) -> None:
         from engine.render.backends import prepare_backend
 
@@ -108,6 +116,9 @@ class SDXLRenderer:
             raise BeatcanvasError("decoder 'vae' needs the full VAE: build the components with with_vae=True")
         if seed_policy not in ("fixed", "drift"):
             raise BeatcanvasError(f"unknown seed policy '{seed_policy}': choose fixed or drift")
+        if components.model == "sdxl-lightning" and steps == 1:
+            raise BeatcanvasError("SDXL-Lightning's 1-step checkpoint predicts x0 (another sampler) and is not "
+                                  "supported: use steps 2, 4 or 8, or sdxl-turbo for 1 step")
 
         self.device, self.dtype = torch.device(device), dtype
         self.width, self.height, self.steps = width, height, steps
@@ -116,28 +127,31 @@ class SDXLRenderer:
         self.model = components.model
         self.unet_config = components.unet.config
         self.latent_shape = latent_shape(self.unet_config, width, height, factor)
-        self._scheduler = components.scheduler
+        self._scheduler = copy.deepcopy(components.scheduler)  # set_timesteps mutates it: never share one
         vae = components.vae
         if decoder == "vae" and vae is None:
             raise BeatcanvasError('decoder = "vae" needs the full SDXL VAE: build the components with '
                                   'build_sdxl(..., with_vae=True), or use decoder = "taesd"')
         self._vae_config = components.taesd.config if vae is None or decoder == "taesd" else vae.config
-        self._upcast_vae = decoder == "vae" and dtype == torch.float16 and bool(getattr(self._vae_config, "force_upcast", False))
+        self._upcast_vae = decoder == "vae" and dtype == torch.float16 and bool(self._vae_config.get("force_upcast", True))
         if self._upcast_vae and vae is not None:  # the original SDXL VAE overflows in fp16 (the fp16-fix
             vae.to(torch.float32)  # VAE does not): keep it fp32
         self._t2i = make_schedule(self._scheduler, steps, device=self.device)
+        self.grid = native_grid(self.model, steps)
+        self._feedback_schedules = {k: make_schedule(self._scheduler, self.grid, last=k, device=self.device)
+                                    for k in range(1, steps + 1)}
+        self._tables: dict[int, StepTable] = {}  # one per UNet-call count, shared by that count's programs
         stream_reason = unsupported_reason(self) if stream_batch and steps > 1 else "off"
         rows = (steps if not stream_reason else 1) * (2 if guidance_scale > 1 else 1)  # static-shape engines
         prepared = prepare_backend(
             components, backend, device=self.device, dtype=dtype, width=width, height=height,
-            decoder=decoder, unet_batch=rows, cache_dir=cache_dir, progress=progress,
+            decoder=decoder, unet_batch=rows, cache_dir=cache_dir, progress=progress, fp8=fp8,
         )
         self.backend, self.backend_reason = prepared.name, prepared.reason
         self.unet, self.decode_model = prepared.unet, prepared.decoder
         self.name = f"{self.model}/{self.backend}"
         self._latent_affine = self._decoder_affine()
 
-        self._feedback_schedules: dict[int, Schedule] = {}
         self.add_time_ids = torch.tensor([[height, width, 0, 0, height, width]], device=self.device, dtype=dtype)
         self.use_graphs = cuda_graphs and self.device.type == "cuda"
         self._render_stream = render_stream(self.device)  # frames outrank background (conditioning) work
@@ -165,6 +179,8 @@ class SDXLRenderer:
         self.frame_index = 0
         self.buffers.reset()
         self._queue: deque[Frame] = deque()
+        if self._readback is not None:
+            self._readback.clear()
         self._target: Conditioning | None = None  # the conditioning the picture is heading for
         self._last_frame: Frame | None = None
         if self._stream is not None:
@@ -175,14 +191,18 @@ class SDXLRenderer:
         """Build (compile, capture) every frame program the show will use, before the show: the first
         live frame then costs one frame, not a compile. Leaves the renderer as `reset` leaves it."""
         with self.on_render_stream():
-            self._run([None])  # text-to-image
-            if self.feedback > 0:
-                self._run([None])  # the feedback schedule's program
-            if self.transition_frames > 1:
-                self._run([None] * self.transition_frames)
-            if self._stream is not None:
-                for _ in range(self.steps + 1):  # fill, then a feedback tick when feedback is on
+            if self._stream is not None:  # the show renders only through the stream: nothing else
+                for _ in range(self.steps + 1):  # is compiled (a static-batch engine has batch K only)
                     self._stream.tick(None, self.seed)
+                for schedule in self._feedback_schedules.values():  # the knob's reach: device copies later
+                    self._stream.upload(schedule)
+            else:
+                batches = [1] + ([self.transition_frames] if self.transition_frames > 1 else [])
+                for batch in batches:
+                    self._run([None] * batch)  # text-to-image
+                    if self.feedback > 0 or self.device.type == "cuda":  # every feedback program the knob
+                        for k in range(1, self.steps + 1):  # can reach (k = 1…steps): no capture on stage
+                            self._run([None] * batch, schedule=self._feedback_schedules[k])
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.reset(self.seed)
@@ -203,10 +223,11 @@ class SDXLRenderer:
         return base
 
     def feedback_schedule(self, feedback: float) -> Schedule:
-        n = feedback_steps(self.steps, min(feedback, MAX_FEEDBACK))
-        if n not in self._feedback_schedules:
-            self._feedback_schedules[n] = make_schedule(self._scheduler, n, self.steps / n, device=self.device)
-        return self._feedback_schedules[n]
+        """The last k points of the model's grid for this feedback strength (engine/render/denoise.py)."""
+        return self._feedback_schedules[feedback_steps(self.steps, feedback, self.grid)]
+
+    def schedule_for(self, feedback: bool) -> Schedule:
+        return self.feedback_schedule(self.feedback) if feedback else self._t2i
 
     @property
     def do_cfg(self) -> bool:
@@ -265,21 +286,24 @@ class SDXLRenderer:
 
     # ------------------------------------------------------------------------------------ frames
 
-    def program(self, batch: int, feedback: bool) -> FrameProgram:
-        """The captured (or eager) frame for a batch size and schedule: start latents → uint8 pixels."""
-        n = feedback_steps(self.steps, min(self.feedback, MAX_FEEDBACK)) if feedback else 0
-        schedule = self.feedback_schedule(self.feedback) if feedback else self._t2i
-        key = (batch, n)
+    def table(self, k: int) -> StepTable:
+        if k not in self._tables:
+            self._tables[k] = StepTable(k, self.device)
+        return self._tables[k]
+
+    def program(self, batch: int, k: int) -> FrameProgram:
+        """The captured (or eager) frame for a batch size and k UNet calls: start latents → uint8 pixels.
+        Its schedule is whatever the k-step table holds: text-to-image or feedback at any strength."""
+        key = (batch, k)
         if key not in self._programs:
-            inputs = self.inputs(batch)
+            inputs, table = self.inputs(batch), self.table(k)
             eps = lambda x, t: self.unet_eps(x, t, inputs.embeds, inputs.pooled, inputs.time_ids)  # noqa: E731
+            ancestral = self._t2i.ancestral
 
             def run() -> torch.Tensor:
-                if feedback:
-                    x = inputs.prev + inputs.noise * schedule.steps[0].sigma  # scheduler.add_noise
-                else:
-                    x = inputs.noise * schedule.init_sigma
-                x = denoise(eps, x, schedule, inputs.step_noise)
+                x = start_latents(table, inputs.prev, inputs.noise)
+                x = denoise(eps, x, table, inputs.step_noise[:k] if ancestral else None)
+                x = keep_finite(x, inputs.prev)
                 inputs.prev.copy_(x)
                 return self.decode(x)
 
@@ -297,15 +321,18 @@ class SDXLRenderer:
         with self.on_render_stream():
             return self._run(conds)
 
-    def _run(self, conds: list[Conditioning | None]) -> torch.Tensor:
+    def _run(self, conds: list[Conditioning | None], schedule: Schedule | None = None) -> torch.Tensor:
         batch = len(conds)
         inputs, single = self.inputs(batch), self.inputs(1)
-        feedback = self.feedback > 0 and single.has_prev
+        feedback = self.feedback > 0 and single.has_prev if schedule is None else schedule.img2img
+        schedule = schedule or self.schedule_for(feedback)
         if batch > 1 and feedback:
             inputs.prev.copy_(single.prev.expand_as(inputs.prev))
         self.buffers.write_conditioning(inputs, conds, self.negative)
         self.buffers.write_noise(inputs, [self.frame_seed(self.frame_index + j, feedback) for j in range(batch)])
-        images = self.program(batch, feedback)()
+        k = len(schedule.steps)
+        self.table(k).load(schedule)
+        images = self.program(batch, k)()
         if batch > 1:
             single.prev.copy_(inputs.prev[-1:])
         single.has_prev = True
@@ -351,7 +378,7 @@ class SDXLRenderer:
         if self._readback is None:
             return self._remember(Frame(image=self.to_host(images)[0], t=t, seed=seed, renderer=self.name))
         self._readback.submit(images, (t, seed))
-        done = self._readback.newest()  # waits for this frame when none has completed yet
+        done = self._readback.take()  # the previous frame: this one stays in flight (the first is waited for)
         assert done is not None
         image, (t_done, seed_done) = done
         return self._remember(Frame(image=image[0], t=t_done, seed=seed_done, renderer=self.name))

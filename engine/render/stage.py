@@ -13,7 +13,6 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from engine.errors import BeatcanvasError
 from engine.render.procedural import ProceduralRenderer
 from engine.render.select import RendererKind
 from engine.types import Conditioning, Features, Frame, Reconfigured
@@ -185,7 +184,9 @@ class ShaderStage(RenderStage):
 
 class SDXLStage(RenderStage):
     """Few-step SDXL: feedback, seed policy, noise reuse and the negative conditioning change between
-    frames; anything that changes weights or static shapes needs a new renderer."""
+    frames; anything that changes weights or static shapes needs a new renderer. A non-finite
+    conditioning is caught on the device inside the frame (the last frame and feedback latent are
+    kept, `engine.render.denoise.keep_finite`): no per-frame host sync here."""
 
     rebuild_keys = ("kind", "model", "steps", "width", "height", "backend", "guidance_scale", "decoder",
                     "transition_frames", "stream_batch", "pipelined")
@@ -199,14 +200,6 @@ class SDXLStage(RenderStage):
     @property
     def steps(self) -> int | None:
         return self.sdxl.steps
-
-    def render(self, conditioning: Conditioning | None, features: Features, t: float) -> Frame:
-        from engine.understanding.conditioning import is_finite  # torch: this stage has it loaded already
-
-        # A NaN in the conditioning would reach the feedback latent and black out every later frame.
-        if conditioning is not None and not is_finite(conditioning):
-            raise BeatcanvasError("the conditioning is not finite; kept the last frame")
-        return self.sdxl.render(conditioning, features, t)
 
     @property
     def negative(self) -> Negative | None:

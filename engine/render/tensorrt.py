@@ -3,18 +3,20 @@
 No machine this was written on has TensorRT (the GPU machine this project borrows cannot install
 it): the code follows torch-tensorrt 2.x's current documented API — `torch_tensorrt.compile(module,
 ir="dynamo", arg_inputs=[torch_tensorrt.Input(shape, dtype=...)], enabled_precisions={torch.float16})`,
-`torch_tensorrt.save(module, "x.ep", output_format="exported_program", arg_inputs=[example tensors])`
-and `torch_tensorrt.load("x.ep").module()` — and is unit-tested at that boundary with a fake
+`torch_tensorrt.save(module, "x.pt2", output_format="exported_program", arg_inputs=[example tensors])`
+and `torch_tensorrt.load("x.pt2").module()` (`.pt2`: the suffix torch.export's own files use) — and is unit-tested at that boundary with a fake
 `torch_tensorrt` (tests/test_render_tensorrt.py). Run `beatcanvas bench --backend tensorrt` on a GPU
 with torch-tensorrt before relying on it.
 
 Engines (the UNet, and TAESD's decoder) are fp16 with static shapes (batch, latent size, 77 tokens):
 TensorRT picks its fastest kernels for exactly those shapes. They take minutes to build, so they are
-cached on disk, keyed by everything that makes an engine invalid: the model and a SHA-256 of all its
-weights, the shapes, the precision, the GPU, and the versions of torch, torch_tensorrt and TensorRT. A
-second build with the same key loads the cached engine and does not compile again. An engine is saved
-under a temporary `.ep` name (torch_tensorrt picks the format from the suffix) and renamed into place,
-so an interrupted build never looks like a cache hit.
+cached on disk, keyed by everything that makes an engine invalid: the model and its weights, the
+shapes, the precision, the GPU, and the versions of torch, torch_tensorrt and TensorRT. The weights are
+keyed by the checkpoint files' path, size and modification time (`files_fingerprint`: a cache hit
+reads no weights and hashes nothing, where hashing SDXL's ~5 GB took seconds on every start); only
+modules with no files behind them (the tiny profile) hash their values. A second build with the same
+key loads the cached engine and does not compile again. An engine is saved under a temporary `.pt2`
+name and renamed into place, so an interrupted build never looks like a cache hit.
 """
 
 from __future__ import annotations
@@ -149,7 +151,7 @@ def _build_or_load(module: torch.nn.Module, name: str, shapes: Sequence[Sequence
     key = engine_key(model, fingerprint, shapes, PRECISION, library_versions(torch_tensorrt), device_name)
     folder = Path(cache_dir) if cache_dir is not None else cache.cache_dir() / "tensorrt"
     shape_tag = "x".join(str(v) for v in shapes[0])
-    path = folder / f"{name}-{model}-{shape_tag}-{PRECISION}-{key_digest(key)}.ep"
+    path = folder / f"{name}-{model}-{shape_tag}-{PRECISION}-{key_digest(key)}.pt2"
     if path.is_file():
         say(f"TensorRT engine: cache hit {path}")
         return load_engine(path, device)
@@ -163,7 +165,7 @@ def _build_or_load(module: torch.nn.Module, name: str, shapes: Sequence[Sequence
         enabled_precisions={torch.float16},
     )
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.ep")  # torch_tensorrt reads the format from ".ep"
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.pt2")
     try:
         torch_tensorrt.save(trt_module, str(tmp), output_format="exported_program", arg_inputs=example)
         os.replace(tmp, path)  # atomic: a build interrupted half-way never looks like a cache hit
@@ -185,14 +187,16 @@ def compile_unet(
     device: str | torch.device = "cuda",
     cache_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
+    fingerprint: str = "",
 ) -> TensorRTUNet:
-    """A TensorRT fp16 engine of `unet` for one static shape, from the disk cache when it is there."""
+    """A TensorRT fp16 engine of `unet` for one static shape, from the disk cache when it is there.
+    `fingerprint`: the weights' key (`files_fingerprint` of its checkpoint); "" hashes the values."""
     import_torch_tensorrt()
     device = torch.device(device)
     shapes = unet_input_shapes(unet.config, batch, height, width, vae_scale_factor)
     dtypes = [torch.float16, torch.float32, torch.float16, torch.float16, torch.float16]
     module = UNetForExport(unet.to(device=device, dtype=torch.float16)).eval()
-    trt = _build_or_load(module, "unet", shapes, dtypes, model=model, fingerprint=weights_fingerprint(unet),
+    trt = _build_or_load(module, "unet", shapes, dtypes, model=model, fingerprint=fingerprint or weights_fingerprint(unet),
                          device=device, cache_dir=cache_dir, progress=progress)
     return TensorRTUNet(trt, unet.config)
 

@@ -91,4 +91,5 @@ def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def is_finite(c: Conditioning) -> bool:
     """True when every number SDXL would read is finite."""
-    return bool(torch.isfinite(c.prompt_embeds).all()) and bool(torch.isfinite(c.pooled_prompt_embeds).all())
+    pooled = c.pooled_prompt_embeds.to(c.prompt_embeds.device)
+    return bool(torch.isfinite(c.prompt_embeds).all() & torch.isfinite(pooled).all())  # one host sync

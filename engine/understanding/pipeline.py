@@ -32,6 +32,7 @@ from engine.understanding.heads.transformer import TransformerHead
 from engine.understanding.heads.zeroshot import ZeroShotHead
 from engine.understanding.settings import HEADS, REBUILD_KEYS, UnderstandingSettings
 from engine.understanding.smoother import SceneDetector, Smoother
+from engine.understanding.vag import TempoHysteresis
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class Understanding:
     scene: SceneDetector = field(init=False)
     style_conditioning: Conditioning | None = field(init=False, default=None)
     info: StepInfo = field(init=False, default_factory=StepInfo)
+    tempo: TempoHysteresis = field(init=False, default_factory=TempoHysteresis)  # steady tempo words
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -78,16 +80,17 @@ class Understanding:
 
     def step_embedding(self, emb: torch.Tensor, t: float, features: Features | None = None) -> Conditioning:
         """The same as `step` from a precomputed CLAP embedding (1, D) (export batches its encodes)."""
-        if not bool(torch.isfinite(emb).all()):
+        emb_host = emb.detach().float().cpu()  # one wait for CLAP; the checks below read host memory
+        if not bool(torch.isfinite(emb_host).all()):
             raise BeatcanvasError("the audio embedding is not finite (NaN/Inf in the audio?); kept the last good conditioning")
-        tempo = features.tempo_bpm if features is not None and features.tempo_bpm > 0 else DEFAULT_TEMPO_BPM
+        tempo = self.tempo.steady(features.tempo_bpm if features is not None and features.tempo_bpm > 0 else DEFAULT_TEMPO_BPM)
         cond = self.head.condition(emb, t=t, tempo_bpm=tempo)
         if self.style_conditioning is not None and self.settings.audio_weight < 1.0:
             mixed = blend(replace(self.style_conditioning, t=t), cond, self.settings.audio_weight)
             cond = replace(mixed, labels=cond.labels, prompt=cond.prompt, audio_embedding=emb)
         if not is_finite(cond):
             raise BeatcanvasError("the head's conditioning is not finite; kept the last good conditioning")
-        changed = self.scene.update(emb, t)
+        changed = self.scene.update(emb_host, t)
         if changed and self.settings.on_scene_change == "cut":
             self.smoother.reset(cond)
             out = cond
@@ -106,6 +109,7 @@ class Understanding:
     def reset(self) -> None:
         self.smoother.reset()
         self.scene.reset()
+        self.tempo.reset()
 
     # -- settings -----------------------------------------------------------------------------------
 

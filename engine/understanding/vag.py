@@ -108,11 +108,39 @@ def mood_region(valence: float, arousal: float, neutral: float = 0.15) -> str:
     return f"{'bright' if valence >= 0 else 'dark'}-{'energetic' if arousal >= 0 else 'calm'}"
 
 
-def tempo_words(tempo_bpm: float) -> tuple[str, ...]:
-    for upper, words in TEMPO_WORDS:
+def tempo_band(tempo_bpm: float) -> int:
+    """Index into TEMPO_WORDS of a tempo (bands end at 80, 110 and 135 BPM)."""
+    for i, (upper, _) in enumerate(TEMPO_WORDS):
         if tempo_bpm < upper:
-            return words
-    return TEMPO_WORDS[-1][1]
+            return i
+    return len(TEMPO_WORDS) - 1
+
+
+def tempo_words(tempo_bpm: float) -> tuple[str, ...]:
+    return TEMPO_WORDS[tempo_band(tempo_bpm)][1]
+
+
+class TempoHysteresis:
+    """Keeps the tempo words steady: the band changes only once the tempo is `margin_bpm` past one of
+    its edges, so a tracker that jitters around 135 BPM does not flip the prompt every hop. `steady`
+    returns the tempo clamped into the band it holds."""
+
+    def __init__(self, margin_bpm: float = 4.0) -> None:
+        self.margin = margin_bpm
+        self.band: int | None = None
+
+    def steady(self, tempo_bpm: float) -> float:
+        band = tempo_band(tempo_bpm)
+        if self.band is not None and band != self.band:
+            lower = TEMPO_WORDS[self.band - 1][0] if self.band > 0 else float("-inf")
+            upper = TEMPO_WORDS[self.band][0] if self.band < len(TEMPO_WORDS) - 1 else float("inf")
+            if lower - self.margin <= tempo_bpm < upper + self.margin:
+                return min(max(tempo_bpm, lower), upper - 1e-3)  # still inside the held band
+        self.band = band
+        return tempo_bpm
+
+    def reset(self) -> None:
+        self.band = None
 
 
 def stable_seed(*parts: object) -> int:

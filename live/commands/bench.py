@@ -28,6 +28,9 @@ def bench(
     stream_batch: bool = typer.Option(False, "--stream-batch/--no-stream-batch", help="Multi-step: K frames in flight, one batched UNet call each."),
     transitions: int = typer.Option(1, "--transitions", help="1-step: in-between frames of a conditioning change rendered in one call."),
     with_understanding: bool = typer.Option(False, "--with-understanding", help="Throughput again with the conditioning worker running."),
+    fp8: bool = typer.Option(False, "--fp8", help="The UNet's linear layers in float8 (torchao; CUDA, Hopper or newer)."),
+    hop_s: float = typer.Option(0.5, "--hop-s", help="Frame-time percentiles with CLAP + head every HOP_S seconds (0 = skip)."),
+    frame_seconds: float = typer.Option(3.0, "--frame-seconds", help="Frame-time percentiles: render for at least this long."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full result to this JSON file."),
 ) -> None:
     """Time each stage with warm-up and medians; record device, versions, settings, peak memory."""
@@ -37,7 +40,8 @@ def bench(
     settings = BenchSettings(
         profile=profile, device=device, backend=backend, size=size, steps=steps, dtype=dtype, model=model,
         decoder=decoder, head=head, warmup=warmup, iters=iters, frames=frames, graphs=graphs,
-        stream_batch=stream_batch, transitions=transitions, with_understanding=with_understanding,
+        stream_batch=stream_batch, transitions=transitions, with_understanding=with_understanding, fp8=fp8, hop_s=hop_s,
+        frame_seconds=frame_seconds,
     )
     with out.status("benchmarking…") as status:
         result = run_bench(settings, progress=lambda msg: status.update(msg))

@@ -30,7 +30,7 @@ Side = Annotated[int, Field(ge=256, le=1536, multiple_of=64)]
 Sensitivity = Annotated[float, Field(ge=0.0, le=2.0)]
 
 # SDXL-Lightning ships distilled checkpoints for exactly these step counts.
-LIGHTNING_STEPS = (1, 2, 4, 8)
+LIGHTNING_STEPS = (2, 4, 8)  # the 1-step checkpoint predicts x0 (another sampler): not supported
 # Per-model defaults, applied when the file leaves the field out (see ModelSettings._model_defaults).
 MODEL_DEFAULTS: dict[str, dict[str, int]] = {
     "sdxl-turbo": {"steps": 2, "width": 512, "height": 512},
@@ -51,7 +51,7 @@ class ModelSettings(_Group):
         "shaders when OpenGL works, else numpy; shader / numpy pin one)",
     )
     model: Literal["sdxl-turbo", "sdxl-lightning"] = Field(
-        "sdxl-turbo", description="sdxl-turbo (512², 1-4 steps) or sdxl-lightning (1024², 1/2/4/8 steps)"
+        "sdxl-turbo", description="sdxl-turbo (512², 1-4 steps) or sdxl-lightning (1024², 2/4/8 steps)"
     )
     steps: Steps = Field(2, description="denoising steps per frame (1..8)")
     width: Side = Field(512, description="image width in pixels, a multiple of 64 in 256..1536")
@@ -97,7 +97,8 @@ class ModelSettings(_Group):
     @classmethod
     def _lightning_steps(cls, v: int, info: ValidationInfo) -> int:
         if info.data.get("model") == "sdxl-lightning" and v not in LIGHTNING_STEPS:
-            raise ValueError(f"sdxl-lightning has checkpoints for steps 1, 2, 4 or 8 only, not {v}")
+            raise ValueError(f"sdxl-lightning runs steps 2, 4 or 8 (its 1-step checkpoint predicts x0 and is not "
+                             f"supported: use sdxl-turbo for 1 step), not {v}")
         return v
 
 

@@ -112,8 +112,9 @@ class ZeroShotHead:
     # ----------------------------------------------------------------------------------- listening
 
     def probabilities(self, audio_emb: torch.Tensor) -> dict[str, torch.Tensor]:
-        """category → (B, n) softmax(similarity / temperature)."""
-        sims = audio_emb.float().to(self.text_embeddings.device) @ self.text_embeddings.T
+        """category → (B, n) softmax(similarity / temperature), on the host: the similarities come back
+        in one copy (one host sync per hop) and the few hundred numbers after that are host work."""
+        sims = (audio_emb.float().to(self.text_embeddings.device) @ self.text_embeddings.T).cpu()
         return {c: torch.softmax(sims[:, s] / self.temperature, dim=-1) for c, s in self.slices.items()}
 
     def hear(self, audio_emb: torch.Tensor, tempo_bpm: float = 120.0) -> list[Heard]:
