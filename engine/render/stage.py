@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING, Literal
 
 from engine.render.procedural import ProceduralRenderer
 from engine.render.select import RendererKind
-from engine.types import Conditioning, Features, Frame, Reconfigured
-
 from engine.render.shader.director import Look
 from engine.render.shader.resolution import ResolutionGovernor
+from engine.types import Conditioning, Features, Frame, Reconfigured
 
 if TYPE_CHECKING:  # importing diffusers costs seconds; a procedural show never needs it
     import torch
