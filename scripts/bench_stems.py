@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.audio.features import N_FFT, FeatureTracker  # noqa: E402
 from engine.audio.onsets import hop_spectra  # noqa: E402
 from engine.audio.stem_mix import PART_NAMES, stem_mix  # noqa: E402
-from engine.audio.stems import StemRows, StemSeparator, onset_times  # noqa: E402
+from engine.audio.stems import StemRows, StemSeparator, concat_rows, onset_times, separate  # noqa: E402
 from engine.types import SAMPLE_RATE, STEM_NAMES  # noqa: E402
 
 HOP = 480
@@ -113,13 +113,13 @@ def main() -> int:
         t0 = time.perf_counter()
         chunks = [sep.rows(mags[i : i + 1]) for i in range(n)]
         cost_sep.append((time.perf_counter() - t0) / n * 1e6)
-        stream = StemRows(*(np.concatenate([getattr(c, f) for c in chunks]) for f in StemRows.__dataclass_fields__))
+        stream = concat_rows(chunks)
         la = sep.look_ahead
         hit_frames = np.nonzero(stream.hit[:, 0])[0] - la
         streaming = evaluate(stream, truth, m.hits, la, centre[hit_frames[hit_frames >= 0]])
         streaming["look_ahead_ms"] = round(sep.look_ahead_s * 1000.0, 1)
 
-        off = sep.separate(mags)
+        off = separate(mags)
         offline = evaluate(off, truth, m.hits, 0, onset_times(off, sep.fps) - N_FFT / 2 / SAMPLE_RATE + HOP / SAMPLE_RATE)
 
         tracker = FeatureTracker(SAMPLE_RATE, HOP)

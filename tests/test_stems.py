@@ -14,7 +14,7 @@ from audio_synth import SR, midi, run_tracker, tone
 from engine.audio.features import FeatureTracker
 from engine.audio.onsets import hop_spectra
 from engine.audio.stem_mix import BAR_S, stem_mix
-from engine.audio.stems import NO_STEMS, StemRouting, StemSeparator, onset_times
+from engine.audio.stems import NO_STEMS, StemRouting, StemSeparator, analyze_stems, onset_times, separate
 from engine.types import STEM_NAMES, Features, Stems
 from live.control.knobs import KnobChange, apply_change
 from live.presets.schema import Preset, PresetError, parse_preset
@@ -54,7 +54,7 @@ def _levels(x: np.ndarray) -> np.ndarray:
 def test_silence_gives_zeros():
     _, feats, _ = run_tracker(np.zeros(SR, np.float32))
     assert all(f.stems.level == (0.0,) * 4 and not any(f.stems.hit) for f in feats)
-    off = StemSeparator().separate(_mags(np.zeros(SR, np.float32)))
+    off = separate(_mags(np.zeros(SR, np.float32)))
     assert not off.level.any() and not off.hit.any() and not off.voice_hz.any()
 
 
@@ -97,7 +97,7 @@ def test_drums_are_percussive_and_a_chord_is_harmonic(mix):
 
 def test_the_lead_is_heard_as_voice(mix):
     m = stem_mix(10 * BAR_S, seed=0)  # bar 8 is chords + lead, bar 9 chords + bass + lead
-    rows = StemSeparator().separate(_mags(m.mix))
+    rows = separate(_mags(m.mix))
     fps = SR / 480
     with_lead = rows.level[int(8 * BAR_S * fps) : int(10 * BAR_S * fps), V]
     no_lead = rows.level[: int(4 * BAR_S * fps), V]  # chords, bass, drums: no lead
@@ -109,7 +109,7 @@ def test_offline_percussive_onsets_find_the_drum_hits(mix):
     x = _drums(mix)
     hits = mix.hits[mix.hits >= 2 * BAR_S] - 2 * BAR_S
     sep = StemSeparator()
-    est = onset_times(sep.separate(_mags(x)), sep.fps) - 1024 / 2 / SR + 480 / SR
+    est = onset_times(separate(_mags(x)), sep.fps) - 1024 / 2 / SR + 480 / SR
     f, _, _ = mir_eval.onset.f_measure(hits, est, window=0.05)
     assert f > 0.9
 
@@ -186,3 +186,61 @@ def test_hud_shows_four_stem_meters():
     Hud().draw(surface, state)
     corner = pygame.surfarray.array3d(surface)[8:80, 120:]
     assert (corner[..., 0] > 200).any()  # the percussive meter is filled
+
+
+# --------------------------------------------------------------------------- offline: analyze and export
+
+
+@pytest.fixture(scope="module")
+def mix_wav(mix, tmp_path_factory):
+    import soundfile as sf
+
+    p = tmp_path_factory.mktemp("stems") / "mix.wav"
+    sf.write(p, mix.mix, SR)
+    return p
+
+
+def test_analyze_stems_writes_envelopes_and_onsets(mix, mix_wav, tmp_path):
+    import json
+
+    from live.cli import main
+    from live.commands.analyze import write_stems
+
+    out = tmp_path / "a.json"
+    assert main(["analyze", str(mix_wav), "--stems", "--json", str(out)]) == 0
+    csv = mix_wav.with_name("mix.stems.csv").read_text().splitlines()
+    assert csv[0] == "t,percussive,bass,harmonic,voice,bass_hz,voice_hz" and len(csv) == 1 + 80  # 8 s every 0.1 s
+    stems = json.loads(out.read_text())["stems"]
+    frames = stems["frames"]
+    perc = np.array([f["percussive"] for f in frames])
+    assert perc[40:].mean() > 3 * perc[:20].mean()  # the drums enter at 4 s; 0-2 s is chords alone
+    bass = np.array([f["bass"] for f in frames])
+    assert bass[20:40].mean() > 1.5 * bass[:20].mean()  # the bass enters at 2 s (the chords leak a little below 180 Hz)
+    f, _, _ = mir_eval.onset.f_measure(mix.hits, np.array(stems["onsets"]["percussive"]), window=0.05)
+    assert f > 0.9
+    write_stems(stems, tmp_path / "s.json")  # what --stems-out FILE.json writes
+    assert json.loads((tmp_path / "s.json").read_text())["frames"] == frames
+
+
+def test_the_file_analysis_equals_the_in_memory_one(mix, mix_wav):
+    track = analyze_stems(mix_wav)
+    rows = separate(_mags(mix.mix))
+    np.testing.assert_allclose(track.rows.level, rows.level, rtol=1e-3, atol=1e-3)  # float32 FFTs batched otherwise
+    at = track.at(5.0, since=4.9)
+    assert at.level == tuple(track.rows.level[499].tolist()) and any(at.hit)  # a hit at 5.0 s
+
+
+def test_export_uses_the_offline_stems(mix_wav, tmp_path):
+    import json
+
+    from engine.render.procedural import ProceduralRenderer
+    from live.export.run import ExportSettings, run_export
+
+    s = ExportSettings(track=mix_wav, out_dir=tmp_path / "o", fps=10.0, width=32, height=24, seed=1, render_every=5,
+                       start=3.0, end=5.0)
+    run_export(s, ProceduralRenderer(32, 24, 1))
+    log = [json.loads(line) for line in (tmp_path / "o" / "frames.jsonl").read_text().splitlines()]
+    track = analyze_stems(mix_wav)
+    for rec in log:
+        assert rec["features"]["stems"]["level"] == pytest.approx(list(track.at(rec["t"]).level))
+    assert max(r["features"]["stems"]["level"][P] for r in log if r["t"] >= 4.0) > 0.5

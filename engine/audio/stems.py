@@ -20,18 +20,22 @@ automatic gain for all four, so a drums-only track has a percussive level and a 
 harmony's pitch class as a hue). The values describe the audio `look_ahead_s` before the newest hop.
 
 `StemSeparator.process(mags)` is the streaming form (hop by hop, any number of hops per call: the
-same hops give the same envelopes whatever the blocks); `separate(mags)` is the offline form for
-export and `analyze --stems`: a centred, longer median window and one gain for the whole track.
+same hops give the same envelopes whatever the blocks); `separate(mags)` and `analyze_stems(path)`
+are the offline form for export and `analyze --stems`: a centred, longer median window (±150 ms)
+and one gain for the whole track.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from engine.audio.onsets import hop_spectra
 from engine.types import SAMPLE_RATE, STEM_NAMES, Stems
 
 LOOK_AHEAD_S = 0.02  # streaming: the median sees this much after the frame (issue: ≤ 30 ms)
@@ -50,6 +54,7 @@ AGC_TAU_S = 15.0  # the shared gain: a running mean of the mix's level for the f
 RELEASE_S = (0.2, 0.12, 0.15, 0.12)  # envelope release per stem (attack is instant)
 MAX_LEVEL = 4.0
 SILENT_POWER = 2e-3  # sum of |X|² over the bins of a frame whose RMS is ≈ 1e-4 (-80 dBFS)
+DESCRIBED_SHARE = 0.01  # bass_hz / voice_hz only when the stem holds this much of the frame's power
 ONSET_GAP_S = 0.06  # no two hits of one stem closer than this
 RISE_FOR_HIT = 0.35  # bass/harmonic/voice: rise of log1p(10·level) over 20 ms that counts as an onset
 
@@ -82,11 +87,12 @@ class StemRows:
 class StemSeparator:
     """Stem envelopes from the magnitude spectra of `n_fft`-point frames `hop` samples apart."""
 
-    def __init__(self, sample_rate: int = SAMPLE_RATE, hop: int = 480, n_fft: int = 1024) -> None:
+    def __init__(self, sample_rate: int = SAMPLE_RATE, hop: int = 480, n_fft: int = 1024, offline: bool = False) -> None:
         self.sample_rate, self.hop, self.n_fft = sample_rate, hop, n_fft
         self.fps = fps = sample_rate / hop
-        self.look_ahead = max(0, int(LOOK_AHEAD_S * fps + 1e-9))
-        self.past = max(1, int(round(PAST_S * fps)))
+        self.offline = offline  # a centred window (the rows come OFFLINE_HALF_S late; see `separate`)
+        self.look_ahead = max(0, int((OFFLINE_HALF_S if offline else LOOK_AHEAD_S) * fps + 1e-9))
+        self.past = max(1, int(round((OFFLINE_HALF_S if offline else PAST_S) * fps)))
         if (self.past + self.look_ahead) % 2:  # an odd window: the median is one value
             self.past += 1
         self.look_ahead_s = self.look_ahead / fps
@@ -134,6 +140,7 @@ class StemSeparator:
         self._hist = np.zeros((self.past + self.look_ahead, self._n_bins), dtype=np.float32)
         self._prev_logp = np.zeros((2, self._n_bins), dtype=np.float32)
         self._ref = 0.0
+        self._fixed_ref: float | None = None  # offline: one gain for the track (fix_gain)
         self._count = 0
         self._env = np.zeros(4)
         self._prev_lev = np.zeros((2, 4))
@@ -165,31 +172,25 @@ class StemSeparator:
         n = len(x)
         self._hist = full[n:].copy() if n else self._hist
         if n == 0:
-            return self._post(full[:0], full[:0], running=True)
+            return self._post(full[:0], full[:0], running=False)
         harmonic = _median(sliding_window_view(full, self.past + self.look_ahead + 1, axis=0))
-        return self._post(full[self.past : self.past + n], harmonic, running=True)
+        return self._post(full[self.past : self.past + n], harmonic, running=self._fixed_ref is None)
 
     # ----------------------------------------------------------------- offline
-    def separate(self, mags: np.ndarray) -> StemRows:
-        """Offline (whole track, non-causal): a centred ±OFFLINE_HALF_S median window, one gain for
-        the track, no look-ahead delay. Leaves the streaming state alone."""
+    def fix_gain(self, power_sums: np.ndarray) -> None:
+        """Offline: one gain for the whole track, from every hop's `total_power` (not silence)."""
+        loud = power_sums[power_sums >= SILENT_POWER]
+        self._fixed_ref = float(np.sqrt(loud).mean()) if len(loud) else 0.0
+        self._ref = self._fixed_ref
+
+    def total_power(self, mags: np.ndarray) -> np.ndarray:
+        """Per hop, the power the gain is measured on (for `fix_gain`)."""
         x = self._spectra(mags)
-        half = max(1, int(round(OFFLINE_HALF_S * self.fps)))
-        pad = np.zeros((half, self._n_bins), dtype=np.float32)
-        full = np.concatenate([pad, x, pad])
-        harmonic = _median(sliding_window_view(full, 2 * half + 1, axis=0)) if len(x) else x
-        saved = (self._ref, self._count, self._env.copy(), self._prev_lev.copy(), self._prev_logp.copy(),
-                 self._flux_peak, self._flux_mean, self._armed.copy(), self._since.copy())
-        self._env[:], self._prev_lev[:], self._prev_logp[:] = 0, 0, 0
-        self._flux_peak, self._flux_mean, self._armed[:], self._since[:] = 1e-6, 0.0, True, 10**6
-        power = (x * x).sum(axis=1)
-        loud = power >= SILENT_POWER
-        self._ref = float(np.sqrt(power[loud]).mean()) if loud.any() else 0.0
-        try:
-            return self._post(x, harmonic, running=False)
-        finally:
-            (self._ref, self._count, self._env, self._prev_lev, self._prev_logp,
-             self._flux_peak, self._flux_mean, self._armed, self._since) = saved
+        return (x * x).sum(axis=1)
+
+    def flush(self) -> StemRows:
+        """The rows still held back by the look-ahead (feeds that many silent frames)."""
+        return self.rows(np.zeros((self.look_ahead, self.n_fft // 2 + 1), dtype=np.float32))
 
     # ----------------------------------------------------------------- shared
     def _spectra(self, mags: np.ndarray) -> np.ndarray:
@@ -225,8 +226,8 @@ class StemSeparator:
         energies = np.stack([(pmag * pmag).sum(axis=1), sums[:, 0], np.maximum(sums[:, 1] - voice, 0.0), voice], axis=1)
         total = (x * x).sum(axis=1)
         bass_hz = (hpow @ self._bass_f) / (sums[:, 0] + 1e-9)
-        bass_hz = np.where(sums[:, 0] > 1e-6 * (total + 1e-12) + 1e-9, bass_hz, 0.0)
-        voice_hz = np.where(salience > 0, self._f0s[best], 0.0)
+        bass_hz = np.where(sums[:, 0] > DESCRIBED_SHARE * total, bass_hz, 0.0)  # a pitch only for a stem that sounds
+        voice_hz = np.where(voice > DESCRIBED_SHARE * total, self._f0s[best], 0.0)
         pc = hpow @ self._to_pc
         hue = (np.arctan2(pc[:, 1], pc[:, 0]) / (2 * np.pi)) % 1.0
         logp = np.log1p(pmag)
@@ -273,6 +274,69 @@ class StemSeparator:
             self._armed = ~over
         self._env = env
         return level, onset, hit
+
+
+def concat_rows(parts: list[StemRows]) -> StemRows:
+    """Rows of consecutive calls as one."""
+    return StemRows(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(StemRows)))
+
+
+def separate(mags: np.ndarray, sample_rate: int = SAMPLE_RATE, hop: int = 480, n_fft: int = 1024) -> StemRows:
+    """Offline (non-causal): the stems of a whole track's spectra (hops × bins), row i for hop i: a
+    centred ±OFFLINE_HALF_S median window and one gain for the track."""
+    sep = StemSeparator(sample_rate, hop, n_fft, offline=True)
+    sep.fix_gain(sep.total_power(mags))
+    rows = concat_rows([sep.rows(mags), sep.flush()])
+    return StemRows(*(getattr(rows, f.name)[sep.look_ahead :] for f in fields(StemRows)))
+
+
+@dataclass(frozen=True)
+class StemTrack:
+    """A whole track's stems (offline), for export and `analyze --stems`: row i describes the frame
+    that ends at (i + 1) / fps."""
+
+    rows: StemRows
+    fps: float
+
+    def at(self, t: float, since: float | None = None) -> Stems:
+        """The stems at time `t`; `onset`/`hit` over (since, t] (default: the one hop)."""
+        n = len(self.rows)
+        if n == 0:
+            return Stems()
+        i = min(max(int(math.floor(t * self.fps + 1e-9)) - 1, 0), n - 1)
+        j = i if since is None else min(max(int(math.floor(since * self.fps + 1e-9)), 0), i)
+        r = self.rows
+        return Stems(level=tuple(r.level[i].tolist()), onset=tuple(r.onset[j : i + 1].max(axis=0).tolist()),
+                     hit=tuple(r.hit[j : i + 1].any(axis=0).tolist()), bass_hz=float(r.bass_hz[i]),
+                     voice_hz=float(r.voice_hz[i]), voice_salience=float(r.voice_salience[i]),
+                     harmonic_hue=float(r.harmonic_hue[i]))
+
+
+def analyze_stems(path: str | Path, hop: int = 480, n_fft: int = 1024, block: int = 48000) -> StemTrack:
+    """The offline stems of an audio file, decoded block by block twice (the gain, then the stems),
+    so a long set never sits in memory as spectra."""
+    from engine.audio.io import iter_audio_blocks
+
+    sep = StemSeparator(SAMPLE_RATE, hop, n_fft, offline=True)
+    sep.fix_gain(np.concatenate([sep.total_power(m) for m in _file_spectra(iter_audio_blocks(path, block), hop, n_fft)]
+                                or [np.zeros(0)]))
+    parts = [sep.rows(m) for m in _file_spectra(iter_audio_blocks(path, block), hop, n_fft)] + [sep.flush()]
+    rows = concat_rows(parts)
+    return StemTrack(StemRows(*(getattr(rows, f.name)[sep.look_ahead :] for f in fields(StemRows))), sep.fps)
+
+
+def _file_spectra(blocks: Iterable[np.ndarray], hop: int, n_fft: int) -> Iterator[np.ndarray]:
+    """The feature tracker's frames (n_fft points ending at each whole hop) of a stream of blocks."""
+    window = np.hanning(n_fft).astype(np.float32)
+    before = np.zeros(n_fft - hop, dtype=np.float32)
+    pending = np.zeros(0, dtype=np.float32)
+    for b in blocks:
+        data = np.concatenate([pending, np.nan_to_num(np.asarray(b, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)])
+        n = len(data) // hop
+        if n:
+            yield hop_spectra(before, data[: n * hop], hop, window)
+            before = np.concatenate([before, data[: n * hop]])[-(n_fft - hop) :]
+        pending = data[n * hop :]
 
 
 def onset_times(rows: StemRows, fps: float, stem: int = 0, delta: float = 0.3) -> np.ndarray:
