@@ -129,25 +129,31 @@ class StemSeparator:
         sel = (f >= 200.0) & (f <= 2000.0)
         angle = 2 * np.pi * (12 * np.log2(np.where(sel, f, 440.0) / 440.0 + 1e-12) + 9) / 12.0  # C = 0
         pc[sel, 0], pc[sel, 1] = np.cos(angle[sel]), np.sin(angle[sel])
-        self._to_pc = pc
-        self._decay = np.array([math.exp(-1.0 / (r * fps)) for r in RELEASE_S])
+        self._project = np.ascontiguousarray(np.concatenate([self._to_sums, self._bass_f[:, None], pc, self._comb], axis=1))
+        # each bin's frequency-median window (reflected at the edges), as indices: one gather
+        k = self._kernel
+        idx = np.arange(self._n_bins)[:, None] + np.arange(k)[None] - k // 2
+        idx = np.abs(idx)
+        idx = np.where(idx >= self._n_bins, 2 * (self._n_bins - 1) - idx, idx)
+        self._freq_window = idx
+        self._decay = [math.exp(-1.0 / (r * fps)) for r in RELEASE_S]
         self._agc_rate = 1.0 / (AGC_TAU_S * fps)
         self._gap = max(1, int(round(ONSET_GAP_S * fps)))
         self.reset()
 
     def reset(self) -> None:
         """Forget the stream (a new track)."""
-        self._hist = np.zeros((self.past + self.look_ahead, self._n_bins), dtype=np.float32)
+        self._hist = np.zeros((self._n_bins, self.past + self.look_ahead), dtype=np.float32)
         self._prev_logp = np.zeros((2, self._n_bins), dtype=np.float32)
         self._ref = 0.0
         self._fixed_ref: float | None = None  # offline: one gain for the track (fix_gain)
         self._count = 0
-        self._env = np.zeros(4)
-        self._prev_lev = np.zeros((2, 4))
+        self._env = [0.0, 0.0, 0.0, 0.0]
+        self._prev_lev = [[0.0] * 4, [0.0] * 4]
         self._flux_peak = 1e-6
         self._flux_mean = 0.0
-        self._armed = np.ones(4, dtype=bool)
-        self._since = np.full(4, 10**6)
+        self._armed = [True] * 4
+        self._since = [10**6] * 4
         self._last = Stems(look_ahead_s=self.look_ahead_s)
 
     # ----------------------------------------------------------------- streaming
@@ -168,13 +174,18 @@ class StemSeparator:
     def rows(self, mags: np.ndarray) -> StemRows:
         """Streaming, every hop's row (the hop `look_ahead` hops before each new one)."""
         x = self._spectra(mags)
-        full = np.concatenate([self._hist, x]) if len(x) else self._hist
         n = len(x)
-        self._hist = full[n:].copy() if n else self._hist
         if n == 0:
-            return self._post(full[:0], full[:0], running=False)
-        harmonic = _median(sliding_window_view(full, self.past + self.look_ahead + 1, axis=0))
-        return self._post(full[self.past : self.past + n], harmonic, running=self._fixed_ref is None)
+            return self._post(x, x, running=False)
+        full = np.concatenate([self._hist, x.T], axis=1)  # bins × time: the median runs along rows
+        self._hist = full[:, n:]
+        w = self.past + self.look_ahead + 1
+        if n == 1:  # the live case: one partial sort of the window
+            harmonic = np.partition(full, w // 2, axis=1)[:, w // 2][None]
+        else:
+            harmonic = _median(sliding_window_view(full, w, axis=1)).T
+        return self._post(np.ascontiguousarray(full[:, self.past : self.past + n].T), harmonic,
+                          running=self._fixed_ref is None)
 
     # ----------------------------------------------------------------- offline
     def fix_gain(self, power_sums: np.ndarray) -> None:
@@ -208,16 +219,14 @@ class StemSeparator:
         if n == 0:
             z = np.zeros(0)
             return StemRows(np.zeros((0, 4)), np.zeros((0, 4)), np.zeros((0, 4), dtype=bool), z, z, z, z, z)
-        k = self._kernel
-        padded = np.pad(x, ((0, 0), (k // 2, k // 2)), mode="reflect")
-        percussive = _median(sliding_window_view(padded, k, axis=1))
+        percussive = _median(x[:, self._freq_window])
         h2, p2 = harmonic * harmonic, (percussive * percussive) * (1.0 / (PERCUSSIVE_MARGIN * PERCUSSIVE_MARGIN))
         mask = h2 / (h2 + p2 + 1e-12)
         hmag = mask * x
         pmag = x - hmag
         hpow = hmag * hmag
-        sums = hpow @ self._to_sums  # n × (bass, above bass, voice band)
-        comb = hpow @ self._comb  # n × f0s
+        sums = hpow @ self._project  # n × (bass, above bass, voice band, Σf·bass, pitch-class x, y, f0 combs…)
+        comb = sums[:, 6:]
         best = comb.argmax(axis=1)
         capture = comb[np.arange(n), best]
         share = capture / (sums[:, 2] + 1e-9)  # how much of the voice band that one pitch holds
@@ -225,11 +234,10 @@ class StemSeparator:
         voice = np.minimum(capture * salience, sums[:, 2])
         energies = np.stack([(pmag * pmag).sum(axis=1), sums[:, 0], np.maximum(sums[:, 1] - voice, 0.0), voice], axis=1)
         total = (x * x).sum(axis=1)
-        bass_hz = (hpow @ self._bass_f) / (sums[:, 0] + 1e-9)
+        bass_hz = sums[:, 3] / (sums[:, 0] + 1e-9)
         bass_hz = np.where(sums[:, 0] > DESCRIBED_SHARE * total, bass_hz, 0.0)  # a pitch only for a stem that sounds
         voice_hz = np.where(voice > DESCRIBED_SHARE * total, self._f0s[best], 0.0)
-        pc = hpow @ self._to_pc
-        hue = (np.arctan2(pc[:, 1], pc[:, 0]) / (2 * np.pi)) % 1.0
+        hue = (np.arctan2(sums[:, 5], sums[:, 4]) / (2 * np.pi)) % 1.0
         logp = np.log1p(pmag)
         lagged = np.concatenate([self._prev_logp, logp])
         flux = np.maximum(logp - lagged[:-2], 0.0).sum(axis=1) / self._n_bins
@@ -244,36 +252,39 @@ class StemSeparator:
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Hop by hop (so any blocking gives the same result): the shared gain, instant-attack /
         `RELEASE_S` envelopes, and onsets (percussive: spectral flux of its part against an adaptive
-        threshold; the others: a quick rise of their level)."""
-        n = len(amps)
-        level, onset, hit = np.zeros((n, 4)), np.zeros((n, 4)), np.zeros((n, 4), dtype=bool)
-        env, decay = self._env, self._decay
-        for i in range(n):
-            silent = total[i] < SILENT_POWER
+        threshold; the others: a quick rise of their level). Plain floats: four stems are too few for
+        numpy to pay off."""
+        level: list[list[float]] = []
+        onset: list[list[float]] = []
+        hit: list[list[bool]] = []
+        env, decay, prev0, prev1 = self._env, self._decay, self._prev_lev[0], self._prev_lev[1]
+        armed, since, gap = self._armed, self._since, self._gap
+        zero = [0.0, 0.0, 0.0, 0.0]
+        for a, tot, fl in zip(amps.tolist(), total.tolist(), flux.tolist()):
+            silent = tot < SILENT_POWER
             if running and not silent:
                 self._count += 1
-                self._ref += max(1.0 / self._count, self._agc_rate) * (math.sqrt(total[i]) - self._ref)
-            raw = np.zeros(4) if silent or self._ref <= 1e-9 else np.minimum(amps[i] / self._ref, MAX_LEVEL)
-            env = np.maximum(raw, env * decay)
-            level[i] = env
-            logl = np.log1p(10.0 * raw)
-            rise = logl - self._prev_lev[0]
-            self._prev_lev = np.stack([self._prev_lev[1], logl])
-            fl = 0.0 if silent else float(flux[i])
+                self._ref += max(1.0 / self._count, self._agc_rate) * (math.sqrt(tot) - self._ref)
+            ref = self._ref
+            raw = zero if silent or ref <= 1e-9 else [min(v / ref, MAX_LEVEL) for v in a]
+            env = [r if r > e * d else e * d for r, e, d in zip(raw, env, decay)]
+            level.append(env)
+            logl = [math.log1p(10.0 * r) for r in raw]
+            rise = [v - p for v, p in zip(logl, prev0)]
+            prev0, prev1 = prev1, logl
+            fl = 0.0 if silent else fl
             self._flux_peak = max(fl, self._flux_peak * 0.999)
-            onset[i, 0] = fl / self._flux_peak if self._flux_peak > 1e-6 else 0.0
-            onset[i, 1:] = np.clip(rise[1:], 0.0, 1.0)
-            over = np.empty(4, dtype=bool)
-            over[0] = fl > 1.5 * self._flux_mean + 0.01
-            over[1:] = rise[1:] > RISE_FOR_HIT
+            onset.append([fl / self._flux_peak if self._flux_peak > 1e-6 else 0.0]
+                         + [min(max(v, 0.0), 1.0) for v in rise[1:]])
+            over = [fl > 1.5 * self._flux_mean + 0.01] + [v > RISE_FOR_HIT for v in rise[1:]]
             self._flux_mean += 0.02 * (fl - self._flux_mean)
-            self._since += 1
-            fire = over & self._armed & (self._since >= self._gap) & (raw > 0.02)
-            hit[i] = fire
-            self._since[fire] = 0
-            self._armed = ~over
-        self._env = env
-        return level, onset, hit
+            since = [c + 1 for c in since]
+            fire = [o and ok and c >= gap and r > 0.02 for o, ok, c, r in zip(over, armed, since, raw)]
+            since = [0 if f else c for f, c in zip(fire, since)]
+            armed = [not o for o in over]
+            hit.append(fire)
+        self._env, self._prev_lev, self._armed, self._since = env, [prev0, prev1], armed, since
+        return np.array(level).reshape(-1, 4), np.array(onset).reshape(-1, 4), np.array(hit, dtype=bool).reshape(-1, 4)
 
 
 def concat_rows(parts: list[StemRows]) -> StemRows:
