@@ -3,7 +3,8 @@
 `stem_mix(seconds, seed)` returns each part on its own (drums, bass, chords, lead) and their sum, plus
 the drum hit times. The parts come and go by section (chords alone, + bass, + drums, + a sung-like
 lead, a drums-only break, everything), so the true stem envelopes differ from each other and from
-the mix. Drums, bass and pads are the demo track's instruments (engine/audio/demo.py); the lead is
+the mix (seed 0 in the listed order; other seeds shuffle the sections and transpose by up to a
+major third). Drums, bass and pads are the demo track's instruments (engine/audio/demo.py); the lead is
 a voice-like tone: a glottal-ish harmonic series shaped by vowel formants, with vibrato, sung in
 phrases. Deterministic for (seconds, sample_rate, seed).
 """
@@ -73,12 +74,15 @@ def stem_mix(seconds: float = 48.0, sample_rate: int = SAMPLE_RATE, seed: int = 
     n = int(round(seconds * sr))
     rng = np.random.default_rng(seed)
     drums, bass, chords, lead = (np.zeros(n) for _ in range(4))
+    # seed 0: the sections and chords as listed; another seed shuffles the sections and transposes
+    order = list(range(len(SECTIONS))) if seed == 0 else [int(i) for i in rng.permutation(len(SECTIONS))]
+    shift = 0 if seed == 0 else int(rng.integers(-4, 5))
     kick, snare, closed = _kick(sr), _snare(sr, rng), _hat(sr, rng, 0.018)
     hits: list[float] = []
     bar = 0
     while (t0 := bar * BAR_S) < seconds - 1e-6:
-        on_chords, on_bass, on_drums, on_lead = SECTIONS[bar % len(SECTIONS)]
-        notes = CHORDS[bar % len(CHORDS)]
+        on_chords, on_bass, on_drums, on_lead = SECTIONS[order[bar % len(SECTIONS)]]
+        notes = tuple(n + shift for n in CHORDS[bar % len(CHORDS)])
         if on_chords:
             _pad(chords, sr, t0 + 0.1, t0 + BAR_S - 0.3, notes, 1800.0, gain=0.5, partials=6)
         if on_bass:

@@ -55,6 +55,8 @@ RELEASE_S = (0.2, 0.12, 0.15, 0.12)  # envelope release per stem (attack is inst
 MAX_LEVEL = 4.0
 SILENT_POWER = 2e-3  # sum of |X|² over the bins of a frame whose RMS is ≈ 1e-4 (-80 dBFS)
 DESCRIBED_SHARE = 0.01  # bass_hz / voice_hz only when the stem holds this much of the frame's power
+ONSET_DELTA = 0.2  # percussive: a hit is a flux this far (of its recent peak) above its recent mean
+PEAK_HALF_S = 14.0  # the flux peak it is measured against halves in this long
 ONSET_GAP_S = 0.06  # no two hits of one stem closer than this
 RISE_FOR_HIT = 0.35  # bass/harmonic/voice: rise of log1p(10·level) over 20 ms that counts as an onset
 
@@ -139,6 +141,7 @@ class StemSeparator:
         self._decay = [math.exp(-1.0 / (r * fps)) for r in RELEASE_S]
         self._agc_rate = 1.0 / (AGC_TAU_S * fps)
         self._gap = max(1, int(round(ONSET_GAP_S * fps)))
+        self._peak_decay = 0.5 ** (1.0 / (PEAK_HALF_S * fps))
         self.reset()
 
     def reset(self) -> None:
@@ -273,11 +276,11 @@ class StemSeparator:
             rise = [v - p for v, p in zip(logl, prev0)]
             prev0, prev1 = prev1, logl
             fl = 0.0 if silent else fl
-            self._flux_peak = max(fl, self._flux_peak * 0.999)
-            onset.append([fl / self._flux_peak if self._flux_peak > 1e-6 else 0.0]
-                         + [min(max(v, 0.0), 1.0) for v in rise[1:]])
-            over = [fl > 1.5 * self._flux_mean + 0.01] + [v > RISE_FOR_HIT for v in rise[1:]]
-            self._flux_mean += 0.02 * (fl - self._flux_mean)
+            self._flux_peak = max(fl, self._flux_peak * self._peak_decay)
+            strength = fl / self._flux_peak if self._flux_peak > 1e-6 else 0.0
+            onset.append([strength] + [min(max(v, 0.0), 1.0) for v in rise[1:]])
+            over = [strength > ONSET_DELTA + self._flux_mean] + [v > RISE_FOR_HIT for v in rise[1:]]
+            self._flux_mean += 0.02 * (strength - self._flux_mean)
             since = [c + 1 for c in since]
             fire = [o and ok and c >= gap and r > 0.02 for o, ok, c, r in zip(over, armed, since, raw)]
             since = [0 if f else c for f, c in zip(fire, since)]
