@@ -55,6 +55,7 @@ RELEASE_S = (0.2, 0.12, 0.15, 0.12)  # envelope release per stem (attack is inst
 MAX_LEVEL = 4.0
 SILENT_POWER = 2e-3  # sum of |X|² over the bins of a frame whose RMS is ≈ 1e-4 (-80 dBFS)
 DESCRIBED_SHARE = 0.01  # bass_hz / voice_hz only when the stem holds this much of the frame's power
+KICK_TAIL_S, KICK_TAIL_GAIN = 0.12, 1.0  # a kick's low tail: energy decay time, and its size against the attack
 ONSET_DELTA = 0.2  # percussive: a hit is a flux this far (of its recent peak) above its recent mean
 PEAK_HALF_S = 14.0  # the flux peak it is measured against halves in this long
 ONSET_GAP_S = 0.06  # no two hits of one stem closer than this
@@ -142,6 +143,8 @@ class StemSeparator:
         self._agc_rate = 1.0 / (AGC_TAU_S * fps)
         self._gap = max(1, int(round(ONSET_GAP_S * fps)))
         self._peak_decay = 0.5 ** (1.0 / (PEAK_HALF_S * fps))
+        self._tail_decay = math.exp(-1.0 / (KICK_TAIL_S * fps)) if KICK_TAIL_S > 0 else 0.0
+        self._bass_bins = np.nonzero(bass)[0]
         self.reset()
 
     def reset(self) -> None:
@@ -152,6 +155,7 @@ class StemSeparator:
         self._fixed_ref: float | None = None  # offline: one gain for the track (fix_gain)
         self._count = 0
         self._env = [0.0, 0.0, 0.0, 0.0]
+        self._tail = 0.0
         self._prev_lev = [[0.0] * 4, [0.0] * 4]
         self._flux_peak = 1e-6
         self._flux_mean = 0.0
@@ -235,7 +239,9 @@ class StemSeparator:
         share = capture / (sums[:, 2] + 1e-9)  # how much of the voice band that one pitch holds
         salience = np.clip((share - SALIENCE_FLOOR) / SALIENCE_SPAN, 0.0, 1.0)
         voice = np.minimum(capture * salience, sums[:, 2])
-        energies = np.stack([(pmag * pmag).sum(axis=1), sums[:, 0], np.maximum(sums[:, 1] - voice, 0.0), voice], axis=1)
+        ppow = pmag * pmag
+        energies = np.stack([ppow.sum(axis=1), sums[:, 0], np.maximum(sums[:, 1] - voice, 0.0), voice], axis=1)
+        low_hits = ppow[:, self._bass_bins].sum(axis=1)  # a kick's attack, for its tail (see _envelopes)
         total = (x * x).sum(axis=1)
         bass_hz = sums[:, 3] / (sums[:, 0] + 1e-9)
         bass_hz = np.where(sums[:, 0] > DESCRIBED_SHARE * total, bass_hz, 0.0)  # a pitch only for a stem that sounds
@@ -245,14 +251,14 @@ class StemSeparator:
         lagged = np.concatenate([self._prev_logp, logp])
         flux = np.maximum(logp - lagged[:-2], 0.0).sum(axis=1) / self._n_bins
         self._prev_logp = lagged[-2:].copy()
-        level, onset, hit = self._envelopes(np.sqrt(energies), total, flux, running)
+        level, onset, hit = self._envelopes(energies, low_hits, total, flux, running)
         silent = total < SILENT_POWER
         salience = np.where(silent, 0.0, salience)
         return StemRows(level, onset, hit, np.where(silent, 0.0, bass_hz), np.where(silent, 0.0, voice_hz),
                         salience, np.where(silent, 0.0, hue), np.where(silent, 0.0, flux))
 
-    def _envelopes(self, amps: np.ndarray, total: np.ndarray, flux: np.ndarray, running: bool
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _envelopes(self, energies: np.ndarray, low_hits: np.ndarray, total: np.ndarray, flux: np.ndarray,
+                   running: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Hop by hop (so any blocking gives the same result): the shared gain, instant-attack /
         `RELEASE_S` envelopes, and onsets (percussive: spectral flux of its part against an adaptive
         threshold; the others: a quick rise of their level). Plain floats: four stems are too few for
@@ -263,7 +269,13 @@ class StemSeparator:
         env, decay, prev0, prev1 = self._env, self._decay, self._prev_lev[0], self._prev_lev[1]
         armed, since, gap = self._armed, self._since, self._gap
         zero = [0.0, 0.0, 0.0, 0.0]
-        for a, tot, fl in zip(amps.tolist(), total.tolist(), flux.tolist()):
+        tail, tail_decay = self._tail, self._tail_decay
+        for (ep, eb, eh, ev), hit_low, tot, fl in zip(energies.tolist(), low_hits.tolist(), total.tolist(), flux.tolist()):
+            # A kick's low tail rings on after its attack and the time median calls it harmonic: expect
+            # it to decay from the attack's low-band energy, and give what it explains back to the drums.
+            tail = max(KICK_TAIL_GAIN * hit_low, tail * tail_decay)
+            moved = min(eb, tail)
+            a = [math.sqrt(ep + moved), math.sqrt(eb - moved), math.sqrt(eh), math.sqrt(ev)]
             silent = tot < SILENT_POWER
             if running and not silent:
                 self._count += 1
@@ -286,7 +298,7 @@ class StemSeparator:
             since = [0 if f else c for f, c in zip(fire, since)]
             armed = [not o for o in over]
             hit.append(fire)
-        self._env, self._prev_lev, self._armed, self._since = env, [prev0, prev1], armed, since
+        self._env, self._prev_lev, self._armed, self._since, self._tail = env, [prev0, prev1], armed, since, tail
         return np.array(level).reshape(-1, 4), np.array(onset).reshape(-1, 4), np.array(hit, dtype=bool).reshape(-1, 4)
 
 
