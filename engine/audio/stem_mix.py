@@ -11,6 +11,7 @@ phrases. Deterministic for (seconds, sample_rate, seed).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +43,7 @@ class StemMix:
     sample_rate: int
 
 
-def _lead(out: np.ndarray, sr: int, start: float, notes: list[tuple[float, float]], vowel: tuple[float, ...],
+def _lead(out: np.ndarray, sr: int, start: float, notes: Sequence[tuple[float, float]], vowel: tuple[float, ...],
           gain: float) -> None:
     """A sung phrase: `notes` (midi, seconds) legato, vibrato 5.5 Hz ±30 cents after each onset,
     harmonics under three formants, soft attack and release."""

@@ -31,6 +31,7 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -66,6 +67,11 @@ def _median(x: np.ndarray) -> np.ndarray:
     """Median along the last axis (odd length): one partial sort, cheaper than np.median."""
     k = x.shape[-1] // 2
     return np.partition(x, k, axis=-1)[..., k]
+
+
+def _bools4(a: Any) -> tuple[bool, bool, bool, bool]:
+    b = [bool(v) for v in np.asarray(a).tolist()]
+    return b[0], b[1], b[2], b[3]
 
 
 @dataclass(frozen=True)
@@ -172,7 +178,7 @@ class StemSeparator:
             return self._last
         self._last = Stems(
             level=tuple(rows.level[-1].tolist()), onset=tuple(rows.onset.max(axis=0).tolist()),
-            hit=tuple(rows.hit.any(axis=0).tolist()), bass_hz=float(rows.bass_hz[-1]),
+            hit=_bools4(rows.hit.any(axis=0)), bass_hz=float(rows.bass_hz[-1]),
             voice_hz=float(rows.voice_hz[-1]), voice_salience=float(rows.voice_salience[-1]),
             harmonic_hue=float(rows.harmonic_hue[-1]), look_ahead_s=self.look_ahead_s,
         )
@@ -333,7 +339,7 @@ class StemTrack:
         j = i if since is None else min(max(int(math.floor(since * self.fps + 1e-9)), 0), i)
         r = self.rows
         return Stems(level=tuple(r.level[i].tolist()), onset=tuple(r.onset[j : i + 1].max(axis=0).tolist()),
-                     hit=tuple(r.hit[j : i + 1].any(axis=0).tolist()), bass_hz=float(r.bass_hz[i]),
+                     hit=_bools4(r.hit[j : i + 1].any(axis=0)), bass_hz=float(r.bass_hz[i]),
                      voice_hz=float(r.voice_hz[i]), voice_salience=float(r.voice_salience[i]),
                      harmonic_hue=float(r.harmonic_hue[i]))
 

@@ -133,7 +133,8 @@ class _Frames:
                  renderer: Renderer | RenderStage, understanding: Understands | None, compositor: Any, beats: BeatMap,
                  directing: _Directing | None = None, stems: StemTrack | None = None) -> None:
         self.s, self.plan, self.feed, self.hops = s, plan, feed, hops
-        self.stems, self._last_t = stems, None
+        self.stems = stems
+        self._last_t: float | None = None
         self.renderer, self.understanding, self.compositor, self.beats = renderer, understanding, compositor, beats
         self.directing = directing
         self.pulse = PulseClock(display_s=0.5 / s.fps)
