@@ -90,17 +90,21 @@ def evaluate(rows: StemRows, truth: dict[str, np.ndarray], hits: np.ndarray, shi
     return out
 
 
+def pin_one_core() -> bool:
+    """Run on one core, as the feature thread does; False where the OS does not allow it."""
+    if not hasattr(os, "sched_setaffinity"):
+        return False
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    return True
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--seconds", type=float, default=48.0)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out", type=Path, default=Path("bench/results/stems.json"))
     args = ap.parse_args()
-    try:
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-        pinned = True
-    except (AttributeError, OSError):
-        pinned = False
+    pinned = pin_one_core()
     load_before = round(os.getloadavg()[0], 2)
     per_seed = []
     cost_sep, cost_tracker = [], []
