@@ -244,3 +244,15 @@ def test_export_uses_the_offline_stems(mix_wav, tmp_path):
     for rec in log:
         assert rec["features"]["stems"]["level"] == pytest.approx(list(track.at(rec["t"]).level))
     assert max(r["features"]["stems"]["level"][P] for r in log if r["t"] >= 4.0) > 0.5
+
+
+def test_a_stems_edit_reaches_every_stage_that_reads_it():
+    from live.session.show import ShowOptions, resolve
+
+    opts = ShowOptions(profile="tiny", size=(64, 64), device="cpu", renderer="shader")
+    kind = ("shader", "test")
+    before = resolve(Preset(), opts, kind=kind)
+    after = resolve(parse_preset('[stems]\nwarp = "voice"\nsubject_amount = 0.0\n'), opts, kind=kind)
+    assert set(before.changed(after)) == {"render", "understanding", "compositor"}  # hot reload routes all three
+    assert after.render.look.stems.warp == "voice" and after.compositor.reactivity.stems.warp == "voice"
+    assert after.understanding.stems.subject_amount == 0.0
