@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.audio.beatmap import BeatMap
-from engine.audio.stems import StemTrack
+from engine.audio.stems import StemTrack, analyze_stems
 from engine.errors import BeatcanvasError
 from live.export.run import ExportResult, ExportRun, Progress
 from live.export.chunks import Chunk
@@ -60,6 +60,7 @@ class ChunkWorker:
         self.ship = False
         self._built: Built | None = None
         self._dir: str | None = None
+        self._stems: StemTrack | None = None
 
     def _stages(self, shipped: Shipped) -> Built:
         if self._built is None:
@@ -95,6 +96,10 @@ class ChunkWorker:
                shipped: Shipped = None, stems: StemTrack | None = None) -> Rendered:
         stages = self._stages(shipped).stages
         s = self.recipe.settings
+        if stems is None:  # a caller that did not send the track's stems: separate this worker's copy once
+            if self._stems is None:
+                self._stems = analyze_stems(s.track)
+            stems = self._stems
         out: Rendered = []
 
         def emit(i: int, picture: Any, rec: dict[str, Any]) -> None:
