@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -256,3 +257,26 @@ def test_a_stems_edit_reaches_every_stage_that_reads_it():
     assert set(before.changed(after)) == {"render", "understanding", "compositor"}  # hot reload routes all three
     assert after.render.look.stems.warp == "voice" and after.compositor.reactivity.stems.warp == "voice"
     assert after.understanding.stems.subject_amount == 0.0
+
+
+def test_the_voice_pulls_the_conditioning_towards_the_music(tiny_components, tmp_path):
+    from engine.types import Window
+    from engine.understanding.pipeline import build_understanding
+
+    clap, text, _ = tiny_components
+    u = build_understanding("tiny", head="transformer", style="oil painting", cache_dir=tmp_path, clap=clap,
+                            text=text, audio_weight=0.3, smoothing_s=0.0, scene_threshold=2.0)
+    window = Window((0.3 * np.sin(2 * np.pi * 440 * np.arange(SR) / SR)).astype(np.float32), t_end=1.0)
+    emb = u.encoder.encode_audio(window)
+    style = u.style_conditioning
+    assert style is not None
+
+    def distance_from_style(voice: float) -> float:
+        u.step_embedding(emb, 1.0, Features(stems=Stems(level=(0.0, 0.0, 0.0, voice))))
+        assert u.info.raw is not None
+        return float((u.info.raw.prompt_embeds - style.prompt_embeds).norm())
+
+    quiet, singing = distance_from_style(0.0), distance_from_style(2.0)
+    assert singing > 1.2 * quiet  # audio weight 0.3 → ~0.63 while the voice sings
+    u.configure(dataclasses.replace(u.settings, stems=NO_STEMS))
+    assert distance_from_style(2.0) == pytest.approx(quiet)
