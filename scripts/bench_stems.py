@@ -107,7 +107,9 @@ def main() -> int:
     pinned = pin_one_core()
     load_before = round(os.getloadavg()[0], 2)
     per_seed = []
-    cost_sep, cost_tracker = [], []
+    cost_sep: list[float] = []
+    cost_tracker: list[float] = []
+    cost_with: list[float] = []
     for seed in args.seeds:
         m = stem_mix(args.seconds, seed=seed)
         n = len(m.mix) // HOP
@@ -139,6 +141,11 @@ def main() -> int:
         for k, b in enumerate(blocks):
             tracker.process(b, (k + 1) * HOP / SAMPLE_RATE)
         cost_tracker.append((time.perf_counter() - t0) / n * 1e6)
+        tracker = FeatureTracker(SAMPLE_RATE, HOP)  # and with them, as the live feature thread runs now
+        t0 = time.perf_counter()
+        for k, b in enumerate(blocks):
+            tracker.process(b, (k + 1) * HOP / SAMPLE_RATE)
+        cost_with.append((time.perf_counter() - t0) / n * 1e6)
         per_seed.append({"seed": seed, "streaming": streaming, "streaming_settled": warm, "offline": offline})
         print(f"seed {seed}: streaming {streaming['correlation']} onset F {streaming['percussive_onset']['f']}; "
               f"settled {warm['correlation']}; "
@@ -165,6 +172,9 @@ def main() -> int:
         "cost": {
             "separator_us_per_hop_median": round(sep_us, 1),
             "feature_tracker_without_stems_us_per_hop_median": round(tr_us, 1),
+            "feature_tracker_with_stems_us_per_hop_median": round(float(np.median(cost_with)), 1),
+            "feature_tracker_real_time_x": {"without_stems": round(hop_us / tr_us, 1),
+                                            "with_stems": round(hop_us / float(np.median(cost_with)), 1)},
             "separator_share_of_hop_pct": round(100 * sep_us / hop_us, 2),
             "separator_vs_tracker_pct": round(100 * sep_us / tr_us, 1),
             "separator_share_of_50x_budget_pct": round(100 * sep_us / (hop_us / 50), 1),
