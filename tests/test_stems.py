@@ -280,3 +280,19 @@ def test_the_voice_pulls_the_conditioning_towards_the_music(tiny_components, tmp
     assert singing > 1.2 * quiet  # audio weight 0.3 → ~0.63 while the voice sings
     u.configure(dataclasses.replace(u.settings, stems=NO_STEMS))
     assert distance_from_style(2.0) == pytest.approx(quiet)
+
+
+def test_the_benchmark_script_writes_its_json(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "stems.json"
+    subprocess.run([sys.executable, str(root / "scripts" / "bench_stems.py"), "--seconds", "4", "--seeds", "0",
+                    "--out", str(out)], check=True, capture_output=True, timeout=240)
+    d = json.loads(out.read_text())
+    assert set(d["summary"]) == {"streaming", "streaming_settled", "offline"}
+    assert set(d["summary"]["offline"]["correlation_median"]) == set(STEM_NAMES)
+    assert d["cost"]["separator_us_per_hop_median"] > 0 and d["look_ahead_ms"] == 20.0
