@@ -61,6 +61,7 @@ class Hud:
         self.show_help = False
         self._size = size
         self._font: pygame.font.Font | None = None
+        self._small: pygame.font.Font | None = None  # the stem meters' letters
 
     def _font_(self) -> pygame.font.Font:
         if self._font is None:
@@ -115,9 +116,12 @@ class Hud:
         """Four vertical stem meters in the bottom-left corner (percussive, bass, harmonic, voice)."""
         h = max(20, surface.get_height() // 6)
         x0, y0, w = 12, surface.get_height() - 12, 10
+        if self._small is None:
+            self._small = pygame.font.Font(None, 16)
         for i, (level, colour) in enumerate(zip(levels, STEM_COLOURS)):
             x = x0 + i * (w + 6)
             pygame.draw.rect(surface, (40, 40, 40), (x, y0 - h, w, h))
+            surface.blit(self._small.render(STEM_NAMES[i][0].upper(), True, colour), (x + 1, y0 - h - 12))
             fill = int(h * min(1.0, max(0.0, float(level) / METER_FULL))) if level == level else 0
             if fill:
                 pygame.draw.rect(surface, colour, (x, y0 - fill, w, fill))
