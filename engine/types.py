@@ -83,6 +83,35 @@ class BeatGrid:
         return (self.anchor_in_bar + self.beat_index(t)) % self.beats_per_bar
 
 
+STEM_NAMES = ("percussive", "bass", "harmonic", "voice")
+
+
+@dataclass(frozen=True)
+class Stems:
+    """What each stem of the mix is doing, per hop (engine/audio/stems.py): not audio, envelopes.
+
+    `level`: per stem (STEM_NAMES order) an amplitude envelope where 1.0 is the whole mix's typical
+    level for this track so far (a stem alone at full loudness ≈ 1; silence = 0; capped at 4).
+    `onset`: per stem, the block's strongest rise (0..1); `hit`: a stem onset landed in the block.
+    `bass_hz`/`voice_hz`: the bass and the lead's pitch (0 when none); `voice_salience`: 0..1, how
+    clearly one pitched lead stands out; `harmonic_hue`: 0..1, the harmony's mean pitch class / 12
+    (a chord's colour); `look_ahead_s`: how far behind the audio these values are.
+    """
+
+    level: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    onset: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    hit: tuple[bool, bool, bool, bool] = (False, False, False, False)
+    bass_hz: float = 0.0
+    voice_hz: float = 0.0
+    voice_salience: float = 0.0
+    harmonic_hue: float = 0.0
+    look_ahead_s: float = 0.0
+
+    def of(self, stem: str) -> float:
+        """The level of the stem named `stem` (one of STEM_NAMES)."""
+        return self.level[STEM_NAMES.index(stem)]
+
+
 @dataclass(frozen=True)
 class Features:
     """Per-block scalars that move the picture between renders.
@@ -113,6 +142,7 @@ class Features:
     beat_confidence: float = 0.0
     event: str = ""
     grid: BeatGrid = field(default_factory=BeatGrid)
+    stems: Stems = field(default_factory=Stems)  # per-stem envelopes (engine/audio/stems.py)
 
 
 @dataclass(frozen=True)

@@ -357,7 +357,7 @@ def test_osc_out_sends_a_bundle_per_frame_with_one_trigger_per_beat():
         cond = Conditioning(None, None, labels={"techno": 0.5, "dark": 0.3, "calm": 0.05, "jazz": 0.01},
                             prompt="dark techno, neon")
         out.hop(cond)
-        msgs = rx.wait(120 * 12 + 2)
+        msgs = rx.wait(120 * 13 + 2)
     finally:
         rx.close()
     by = {}
@@ -366,6 +366,7 @@ def test_osc_out_sends_a_bundle_per_frame_with_one_trigger_per_beat():
     assert len(by["/beatcanvas/out/bpm"]) == 120 and by["/beatcanvas/out/bpm"][0] == (120.0,)
     assert sum(a[0] for a in by["/beatcanvas/out/beat"]) == 2
     assert by["/beatcanvas/out/bands"][0] == pytest.approx((1.5, 1.0, 0.5))
+    assert by["/beatcanvas/out/stems"][0] == (0.0, 0.0, 0.0, 0.0)  # no stems heard in these features
     assert by["/beatcanvas/out/labels"] == [("techno", 0.5, "dark", pytest.approx(0.3), "calm", pytest.approx(0.05))]
     assert by["/beatcanvas/out/prompt"] == [("dark techno, neon",)]
 

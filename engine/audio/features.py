@@ -13,6 +13,8 @@ Conventions (what the compositor can rely on):
   track so far" (MilkDrop's convention); a kick drum pushes `low` to 2–4, silence gives 0.
 - `beat`, `beat_phase`, `downbeat`, `beat_confidence`, `event`, `grid`, `tempo_bpm`: from the
   phase-locked `engine.audio.beats.BeatTracker`, fed the same spectrum (or from taps, `tap(t)`).
+- `stems`: percussive, bass, harmonic and voice envelopes, onsets and descriptors from the same
+  spectra (`engine.audio.stems`, 20 ms behind the newest hop: its median filter looks ahead).
 - `valence`/`arousal`: -1..1, smoothed over about 2 s. Arousal from loudness, onset rate, tempo
   and spectral centroid; valence from major/minor mode (key-profile correlation of a chroma
   vector) and brightness.
@@ -27,7 +29,8 @@ import numpy as np
 
 from engine.audio.beats import BeatTracker
 from engine.audio.onsets import SampleTail, hop_spectra
-from engine.types import SAMPLE_RATE, Features
+from engine.audio.stems import StemSeparator
+from engine.types import SAMPLE_RATE, Features, Stems
 
 N_FFT = 1024
 LONG_FFT = 16384  # chroma needs ~3 Hz resolution to separate semitones around 100–200 Hz
@@ -68,7 +71,7 @@ class FeatureTracker:
     `t` is the time (s) of the block's last sample; when omitted, the tracker counts samples.
     """
 
-    def __init__(self, sample_rate: int = SAMPLE_RATE, block_size: int = 480) -> None:
+    def __init__(self, sample_rate: int = SAMPLE_RATE, block_size: int = 480, stems: bool = True) -> None:
         if block_size <= 0 or block_size > N_FFT:
             raise ValueError(f"block_size must be in 1..{N_FFT}")
         self.sample_rate = sample_rate
@@ -103,6 +106,7 @@ class FeatureTracker:
         self._chroma_rate = 1.0 - math.exp(-self._chroma_every / self.fps / CHROMA_MEMORY_S)
 
         self.beats = BeatTracker(sr, hop, N_FFT)
+        self.stems = StemSeparator(sr, hop, N_FFT) if stems else None
         self.reset_state()
 
     # ----------------------------------------------------------------- state
@@ -111,6 +115,8 @@ class FeatureTracker:
         self._past.reset()
         self._prev_logmag[:] = 0
         self.beats.reset()
+        if self.stems is not None:
+            self.stems.reset()
         self._no_samples = self._pending = np.zeros(0, dtype=np.float32)
         self._hops = 0
         self._band_mean = [0.0, 0.0, 0.0]
@@ -177,7 +183,8 @@ class FeatureTracker:
 
     def _with_time(self, t: float) -> Features:
         last = self._last
-        return dataclasses.replace(last, t=t, beat=False, downbeat=False, event="", beat_phase=last.grid.phase_at(t))
+        return dataclasses.replace(last, t=t, beat=False, downbeat=False, event="", beat_phase=last.grid.phase_at(t),
+                                   stems=dataclasses.replace(last.stems, hit=(False, False, False, False)))
 
     def _hops_of(self, x: np.ndarray, t: float) -> Features:
         """Whole hops `x`, the last ending at `t`: spectra in one go, then the running state hop by hop."""
@@ -194,6 +201,7 @@ class FeatureTracker:
 
         bt = self.beats
         beat = bt.update_spectra(mags, t, rms.tolist())
+        stems = self.stems.process(mags) if self.stems is not None else Stems()
         onset = 0.0
         for i, (level, fl, e) in enumerate(zip(rms.tolist(), flux.tolist(), energies.tolist())):
             onset = max(onset, self._hop(level, fl, e))
@@ -208,7 +216,7 @@ class FeatureTracker:
             t=t, rms=float(rms[-1]), onset=min(onset, 1.0), low=self._bands[0], mid=self._bands[1], high=self._bands[2],
             beat=beat, beat_phase=grid.phase_at(t), tempo_bpm=bt.tempo_bpm,
             valence=valence, arousal=arousal, downbeat=bt.downbeat,
-            beat_confidence=grid.confidence, event=bt.event, grid=grid, spectrum=spectrum, wave=wave,
+            beat_confidence=grid.confidence, event=bt.event, grid=grid, spectrum=spectrum, wave=wave, stems=stems,
         )
         self._last = feats
         return feats

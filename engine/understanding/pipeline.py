@@ -85,8 +85,11 @@ class Understanding:
             raise BeatcanvasError("the audio embedding is not finite (NaN/Inf in the audio?); kept the last good conditioning")
         tempo = self.tempo.steady(features.tempo_bpm if features is not None and features.tempo_bpm > 0 else DEFAULT_TEMPO_BPM)
         cond = self.head.condition(emb, t=t, tempo_bpm=tempo)
-        if self.style_conditioning is not None and self.settings.audio_weight < 1.0:
-            mixed = blend(replace(self.style_conditioning, t=t), cond, self.settings.audio_weight)
+        weight = self.settings.audio_weight
+        if features is not None:  # the subject stem (default: the voice) pulls the picture towards the music
+            weight += (1.0 - weight) * min(1.0, 0.5 * self.settings.stems.drive(features.stems, "subject"))
+        if self.style_conditioning is not None and weight < 1.0:
+            mixed = blend(replace(self.style_conditioning, t=t), cond, weight)
             cond = replace(mixed, labels=cond.labels, prompt=cond.prompt, audio_embedding=emb)
         if not is_finite(cond):
             raise BeatcanvasError("the head's conditioning is not finite; kept the last good conditioning")

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+from engine.audio.stems import StemRouting
+
 HEADS = ("zeroshot", "transformer")
 
 
@@ -24,6 +26,7 @@ class UnderstandingSettings:
     top_k: int = 3
     temperature: float = 0.1
     descriptors: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (category, phrases) overrides
+    stems: StemRouting = StemRouting()  # the `subject` stem (a preset's [stems]) raises audio_weight while it sounds
 
     def changed(self, other: UnderstandingSettings) -> tuple[str, ...]:
         mine, theirs = asdict(self), asdict(other)

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from engine.errors import BeatcanvasError
+from engine.files import file_error, write_text
 
 if TYPE_CHECKING:
     from engine.understanding.pipeline import Understanding
@@ -93,6 +94,49 @@ def run_sections(track: Path, result: dict[str, Any], console: Console, out: Pat
                   soft_wrap=True, highlight=False)
 
 
+def stems_result(track: Path, frame_every: float) -> dict[str, Any]:
+    """The offline stems (engine/audio/stems.py) as analyze's JSON part: per-stem envelopes every
+    `frame_every` s (the mean level over the frame; 1.0 = the track's typical mix level), the bass
+    and lead pitch, and each stem's onset times."""
+    import numpy as np
+
+    from engine.audio.features import N_FFT
+    from engine.audio.stems import analyze_stems, onset_times
+    from engine.types import SAMPLE_RATE, STEM_NAMES
+
+    track_stems = analyze_stems(track)
+    rows, fps = track_stems.rows, track_stems.fps
+    step = max(1, int(round(frame_every * fps)))
+    frames = []
+    for a in range(0, len(rows), step):
+        b = min(a + step, len(rows))
+        frame: dict[str, float] = {"t": round(b / fps, 4)}
+        frame.update({name: round(float(rows.level[a:b, k].mean()), 4) for k, name in enumerate(STEM_NAMES)})
+        frame["bass_hz"] = round(float(rows.bass_hz[b - 1]), 1)
+        frame["voice_hz"] = round(float(rows.voice_hz[b - 1]), 1)
+        frames.append(frame)
+    centre = -N_FFT / 2 / SAMPLE_RATE + 1.0 / fps  # a hop's frame ends at (i + 1) / fps; its middle is earlier
+    onsets = {"percussive": [round(t + centre, 3) for t in onset_times(rows, fps).tolist()]}
+    for k, name in enumerate(STEM_NAMES[1:], start=1):
+        onsets[name] = [round((i + 1) / fps - N_FFT / 2 / SAMPLE_RATE, 3) for i in np.nonzero(rows.hit[:, k])[0].tolist()]
+    return {"frame_every": frame_every, "frames": frames, "onsets": onsets}
+
+
+def write_stems(stems: dict[str, Any], out: Path) -> None:
+    """`.json`: the whole stems result; anything else: CSV, one row per frame."""
+    from engine.types import STEM_NAMES
+
+    if out.suffix.lower() == ".json":
+        text = json.dumps(stems)
+    else:
+        cols = ["t", *STEM_NAMES, "bass_hz", "voice_hz"]
+        text = ",".join(cols) + "\n" + "".join(",".join(str(f[c]) for c in cols) + "\n" for f in stems["frames"])
+    try:
+        write_text(out, text)
+    except OSError as e:
+        raise file_error(e, out) from e
+
+
 def _words(v: float, neg: str, mid: str, pos: str) -> str:
     return neg if v < -0.33 else pos if v > 0.33 else mid
 
@@ -151,6 +195,10 @@ def analyze(
     schedule_out: Optional[Path] = typer.Option(None, "--schedule-out", help="Skeleton file (default: TRACK.schedule.toml)."),
     clap: bool = typer.Option(False, "--clap", help="--sections also compares CLAP embeddings (slow on a CPU)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing skeleton."),
+    stems: bool = typer.Option(False, "--stems", help="Separate percussive, bass, harmonic and voice envelopes "
+                               "(offline) and write them to TRACK.stems.csv (and into --json)."),
+    stems_out: Optional[Path] = typer.Option(None, "--stems-out", help="Where --stems writes: .csv or .json "
+                                             "(default: TRACK.stems.csv)."),
 ) -> None:
     """Beats, tempo, loudness, bands and valence/arousal of a track (streamed; any length)."""
     from engine.audio.analysis import analyze_track  # numpy and the decoder: when it runs, not for --help
@@ -169,6 +217,12 @@ def analyze(
         run_head_analysis(head, track, result, console, profile=profile, hop_s=head_hop)
     if sections:  # directing (issue 17)
         run_sections(track, result, console, schedule_out, force, clap, profile)
+    if stems or stems_out is not None:  # issue 27
+        with console.status("separating stems"):
+            result["stems"] = stems_result(track, frame_every)
+        out = stems_out or track.with_name(f"{track.stem}.stems.csv")
+        write_stems(result["stems"], out)
+        _stems_summary(console, result["stems"], out)
     if json_out is not None:
         payload = {k: result[k] for k in ("tempo_bpm", "beats", "beat_confidence", "downbeats", "frames")}
         payload.update({k: v for k, v in result.items() if k not in payload and k != "duration"})
@@ -180,6 +234,19 @@ def analyze(
     _summary(console, track, result)
     if json_out is not None:
         console.print(f"wrote {json_out}")
+
+
+def _stems_summary(console: Console, stems: dict[str, Any], out: Path) -> None:
+    import numpy as np
+
+    from engine.types import STEM_NAMES
+
+    frames = stems["frames"]
+    if frames:
+        means = "  ·  ".join(f"{n} {np.mean([f[n] for f in frames]):.2f}" for n in STEM_NAMES)
+        console.print(f"stems (mean level, 1 = the mix's typical level): {means}  ·  "
+                      f"{len(stems['onsets']['percussive'])} percussive onsets")
+    console.print(f"wrote {out}")
 
 
 def register(app: typer.Typer) -> None:

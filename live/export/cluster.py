@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.audio.beatmap import BeatMap
+from engine.audio.stems import StemTrack, analyze_stems
 from engine.errors import BeatcanvasError
 from live.export.run import ExportResult, ExportRun, Progress
 from live.export.chunks import Chunk
@@ -59,6 +60,7 @@ class ChunkWorker:
         self.ship = False
         self._built: Built | None = None
         self._dir: str | None = None
+        self._stems: StemTrack | None = None
 
     def _stages(self, shipped: Shipped) -> Built:
         if self._built is None:
@@ -91,9 +93,13 @@ class ChunkWorker:
         return built.renderer, built.model_ids
 
     def render(self, plan: ExportPlan, beats: BeatMap, chunk: Chunk, wanted: frozenset[int],
-               shipped: Shipped = None) -> Rendered:
+               shipped: Shipped = None, stems: StemTrack | None = None) -> Rendered:
         stages = self._stages(shipped).stages
         s = self.recipe.settings
+        if stems is None:  # a caller that did not send the track's stems: separate this worker's copy once
+            if self._stems is None:
+                self._stems = analyze_stems(s.track)
+            stems = self._stems
         out: Rendered = []
 
         def emit(i: int, picture: Any, rec: dict[str, Any]) -> None:
@@ -102,7 +108,7 @@ class ChunkWorker:
                 write_png(data, frame_path(s.out_dir, i))
             out.append((i, {**rec, "bytes": len(data), "crc": zlib.crc32(data)}, data if self.ship else None))
 
-        render_chunk(s, plan, beats, chunk, stages, emit, wanted=wanted.__contains__)
+        render_chunk(s, plan, beats, chunk, stages, emit, wanted=wanted.__contains__, stems=stems)
         return out
 
 
@@ -140,12 +146,12 @@ def run_cluster(recipe: Recipe, workers: int, address: str | None = None, *, for
 
 def _drive(ray: Any, run: ExportRun, pool: list[Any], shipped: Shipped) -> None:
     todo = run.todo()
-    beats = ray.put(run.track_beats)
+    beats, stems = ray.put(run.track_beats), ray.put(run.track_stems)
     pending = {}
     queue = list(todo)
     for a in pool[: len(queue)]:  # one chunk in flight per worker; the next to whichever finishes first
         c = queue.pop(0)
-        pending[a.render.remote(run.plan, beats, c, _wanted(run, c), shipped)] = (a, c)
+        pending[a.render.remote(run.plan, beats, c, _wanted(run, c), shipped, stems)] = (a, c)
     done: dict[int, list[tuple[int, dict[str, Any]]]] = {}  # finished chunks' log records, until their turn
     logged = 0  # chunks logged, in order
     finished = run.disk.done
@@ -163,7 +169,7 @@ def _drive(ray: Any, run: ExportRun, pool: list[Any], shipped: Shipped) -> None:
         done[c.index] = [(i, rec) for i, rec, _data in rendered]
         if queue:
             nxt = queue.pop(0)
-            pending[a.render.remote(run.plan, beats, nxt, _wanted(run, nxt), shipped)] = (a, nxt)
+            pending[a.render.remote(run.plan, beats, nxt, _wanted(run, nxt), shipped, stems)] = (a, nxt)
         while logged < len(todo) and todo[logged].index in done:  # the log, in frame order
             for i, rec in done.pop(todo[logged].index):
                 run.record(i, rec)

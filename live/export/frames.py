@@ -8,6 +8,8 @@ is the 10 s ending there; its tempo the tracker's); every K-th frame (`render_ev
 pushed to the compositor, and every frame is composed, exactly as the display loop would. Nothing
 waits on a wall clock, so a chunk's frames are a function of the settings alone.
 
+Stems come from the offline separator (`engine.audio.stems.analyze_stems`, centred windows, one gain
+for the track), looked up at each frame's time, so every chunk sees the same stems.
 Beats come from the offline pass (`engine.audio.beatmap`, run over the whole track once), not the
 live tracker: frame i is re-timed to the middle of its time on screen, t + ½/fps
 (`live.screen.pulse.PulseClock`), so the pulse peaks in the frame nearest each beat (≤ ½ frame).
@@ -29,6 +31,7 @@ import pygame
 from engine.audio.beatmap import BeatMap
 from engine.audio.features import FeatureTracker
 from engine.audio.io import iter_audio_blocks
+from engine.audio.stems import StemTrack
 from engine.errors import BeatcanvasError
 from engine.render.base import Renderer
 from engine.render.stage import RenderStage
@@ -93,9 +96,11 @@ Emit = Callable[[int, pygame.Surface, dict[str, Any]], None]
 
 
 def render_chunk(s: ExportSettings, plan: ExportPlan, beats: BeatMap, chunk: Chunk, stages: Stages, emit: Emit,
-                 wanted: Callable[[int], bool] = lambda i: True, seen: Callable[[int], None] = lambda i: None) -> None:
+                 wanted: Callable[[int], bool] = lambda i: True, seen: Callable[[int], None] = lambda i: None,
+                 stems: StemTrack | None = None) -> None:
     """Run `chunk` from its warm-up and hand each of its wanted frames to `emit(i, picture, record)`;
-    `seen(i)` after each of its frames (progress)."""
+    `seen(i)` after each of its frames (progress). `stems`: the track's offline stems (else the
+    tracker's live ones)."""
     w = warmup(chunk, plan.start, s.fps)
     start = int(round(w.audio_s * SAMPLE_RATE))
     blocks = iter_audio_blocks(s.track, FEATURE_BLOCK, SAMPLE_RATE, start_s=start / SAMPLE_RATE)
@@ -108,7 +113,7 @@ def render_chunk(s: ExportSettings, plan: ExportPlan, beats: BeatMap, chunk: Chu
         if stages.direction is not None:
             directing = _Directing(stages.direction, stages.respec, stages.renderer, stages.understanding, compositor)
         frames = _Frames(s, plan, feed, HopClock.starting_at(w.hops_s, s.hop_s), stages.renderer,
-                         stages.understanding, compositor, beats, directing)
+                         stages.understanding, compositor, beats, directing, stems)
         for i in range(w.first_frame, chunk.stop):
             picture, rec = frames.next(i)
             if i >= chunk.first:
@@ -126,8 +131,10 @@ class _Frames:
 
     def __init__(self, s: ExportSettings, plan: ExportPlan, feed: AudioFeed, hops: HopClock,
                  renderer: Renderer | RenderStage, understanding: Understands | None, compositor: Any, beats: BeatMap,
-                 directing: _Directing | None = None) -> None:
+                 directing: _Directing | None = None, stems: StemTrack | None = None) -> None:
         self.s, self.plan, self.feed, self.hops = s, plan, feed, hops
+        self.stems = stems
+        self._last_t: float | None = None
         self.renderer, self.understanding, self.compositor, self.beats = renderer, understanding, compositor, beats
         self.directing = directing
         self.pulse = PulseClock(display_s=0.5 / s.fps)
@@ -146,6 +153,9 @@ class _Frames:
                 self.cond = self.understanding.step(window, self.feed.features)
         self.feed.feed_to(target)
         feats = self.feed.take_features(t)
+        if self.stems is not None:  # the offline stems at t, onsets since the last frame
+            feats = dataclasses.replace(feats, stems=self.stems.at(t, self._last_t))
+        self._last_t = t
         exact = self.beats.grid_at(t + self.pulse.display_s)  # the offline beats, not the live tracker's
         feats = self.pulse.at(dataclasses.replace(feats, grid=exact, beat_confidence=exact.confidence), t)
         rendered = i % s.render_every == 0

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 import pygame
 
 from engine.audio.beatmap import BeatMap, analyze_beats
+from engine.audio.stems import StemTrack, analyze_stems
 from engine.audio.features import FeatureTracker
 from engine.files import file_error, remove_stale_temps
 from engine.render.base import Renderer
@@ -107,7 +108,8 @@ def export_stages(settings: ExportSettings, stages: Stages, *, force: bool = Fal
         return run.finish()
     with run:
         for chunk in run.todo():
-            render_chunk(settings, run.plan, run.track_beats, chunk, stages, run.frame, run.wanted, run.seen)
+            render_chunk(settings, run.plan, run.track_beats, chunk, stages, run.frame, run.wanted, run.seen,
+                         stems=run.track_stems)
     return run.finish()
 
 
@@ -127,9 +129,17 @@ class ExportRun:
         self.written = 0
         self._log: BinaryIO | None = None
         self.beats = beats
+        self._stems: StemTrack | None = None
         # Cut on the beats unless nothing is left to do (the analysis is the only cost of a finished run).
         self.chunks = plan_chunks(self.plan.n_frames, self.plan.start, s.fps, s.chunk_s,
                                   None if self.finished else self.track_beats)
+
+    @property
+    def track_stems(self) -> StemTrack:
+        """The track's stems, offline (separated on the first call)."""
+        if self._stems is None:
+            self._stems = analyze_stems(self.s.track)
+        return self._stems
 
     @property
     def track_beats(self) -> BeatMap:

@@ -9,6 +9,7 @@ Per display frame (or only on beats), one bundle:
     /beatcanvas/out/low f, /mid f, /high f   band energies (1.0 = typical for this track)
     /beatcanvas/out/bands fff    the same three in one message
     /beatcanvas/out/valence f    /beatcanvas/out/arousal f   (-1..1)
+    /beatcanvas/out/stems ffff   percussive, bass, harmonic, voice levels (1.0 = the mix's typical level)
 
 and on each conditioning hop: `/beatcanvas/out/labels s f s f s f` (what the head heard, top three
 with weights) and `/beatcanvas/out/prompt s`. UDP, non-blocking: a missing receiver costs nothing.
@@ -47,6 +48,7 @@ OUT_ADDRESSES: dict[str, tuple[str, str]] = {
     "bands": ("fff", "low, mid, high in one message"),
     "valence": ("f", "-1 negative .. 1 positive"),
     "arousal": ("f", "-1 calm .. 1 energetic"),
+    "stems": ("ffff", "percussive, bass, harmonic, voice levels, 1.0 = the mix's typical level"),
     "labels": ("sfsfsf", "per hop: what the head heard, top three with weights"),
     "prompt": ("s", "per hop: the prompt the head encoded"),
 }
@@ -112,6 +114,7 @@ class OscBroadcast:
             ("low", float(f.low)), ("mid", float(f.mid)), ("high", float(f.high)),
             ("bands", float(f.low), float(f.mid), float(f.high)),
             ("valence", float(f.valence)), ("arousal", float(f.arousal)),
+            ("stems", *(float(v) for v in f.stems.level)),
         ):
             bundle.add_content(_message(f"{OUT}/{address}", *args))
         self._send(bundle.build())

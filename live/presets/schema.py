@@ -1,4 +1,4 @@
-"""The preset schema: one look (model, style, motion, reactivity, transitions) as a frozen object.
+"""The preset schema: one look (model, style, motion, reactivity, stems, transitions) as a frozen object.
 
 A preset is data only. It is read with `tomllib` and validated here; nothing in it is executed or
 imported. Every field has a default, so a preset file only names what it changes, and `Preset()`
@@ -210,6 +210,28 @@ class ProceduralSettings(_Group):
         return {**{m: 1.0 for m in MOTIF_NAMES}, **v}
 
 
+StemChoice = Literal["percussive", "bass", "harmonic", "voice", "off"]
+
+
+class StemSettings(_Group):
+    """Which stem of the music (engine/audio/stems.py) moves which part of the picture, and how much.
+    Each target names one stem (or off) and an amount (0 = off, 1 = normal, 2 = double); the
+    compositor's targets are also scaled by their `[reactivity]` knob."""
+
+    zoom: StemChoice = Field("percussive", description="the stem that kicks the zoom (compositor)")
+    zoom_amount: Sensitivity = Field(1.0, description="how hard the zoom stem kicks")
+    flash: StemChoice = Field("percussive", description="the stem that brightens the picture (compositor)")
+    flash_amount: Sensitivity = Field(0.5, description="how much the flash stem brightens")
+    warp: StemChoice = Field("bass", description="the stem that drives the feedback warp and the shader's flow")
+    warp_amount: Sensitivity = Field(1.0, description="how much the warp stem turns and smears")
+    colour: StemChoice = Field("harmonic", description="the stem whose harmony tints the picture (hue from its chord)")
+    colour_amount: Sensitivity = Field(1.0, description="how strongly the colour stem tints")
+    mood: StemChoice = Field("harmonic", description="the stem that makes the shader palette more vivid")
+    mood_amount: Sensitivity = Field(0.5, description="how much the mood stem moves the palette")
+    subject: StemChoice = Field("voice", description="the stem that pulls the prompt towards the music (conditioning)")
+    subject_amount: Sensitivity = Field(0.5, description="how much the subject stem raises the audio weight")
+
+
 class TransitionSettings(_Group):
     """projectM-style preset transitions; the settings of the preset being left govern."""
 
@@ -242,6 +264,7 @@ class Preset(BaseModel):
     motion: MotionSettings = Field(default_factory=MotionSettings)
     reactivity: ReactivitySettings = Field(default_factory=ReactivitySettings)
     procedural: ProceduralSettings = Field(default_factory=ProceduralSettings)
+    stems: StemSettings = Field(default_factory=StemSettings)
     transitions: TransitionSettings = Field(default_factory=TransitionSettings)
     commercial_safe: bool = Field(
         False, description="every model this preset uses allows commercial use (checked)"
@@ -268,6 +291,7 @@ GROUPS: dict[str, type[BaseModel]] = {
     "motion": MotionSettings,
     "reactivity": ReactivitySettings,
     "procedural": ProceduralSettings,
+    "stems": StemSettings,
     "transitions": TransitionSettings,
 }
 

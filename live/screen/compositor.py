@@ -9,6 +9,9 @@ every display frame:
 - brightness from the low band (`band_brightness`),
 - a hue tint that swings with the high/mid balance (`band_hue`),
 - a feedback warp: the previous output, slightly zoomed and rotated, shows through (`warp`),
+- stems (a preset's `[stems]`, `engine.audio.stems.StemRouting`): the routed stem's level adds to
+  the zoom (`zoom`), the brightness (`flash`), the warp (`warp`) and tints towards the hue of the
+  harmony (`colour`), each also scaled by its sensitivity knob above,
 - a soft cut between presets: the picture at the cut fades out over the new look (`begin_cut`).
 
 Each effect is scaled by its sensitivity knob (0 = off, 1 = default, 2 = strong). Everything is
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pygame
 
+from engine.audio.stems import StemRouting
 from engine.types import Features, Frame, Reconfigured
 from live.screen.flash import GUIDELINE_PER_S, FlashLimiter, exposure_lut, mean_luminance, srgb_gain
 from live.screen.pulse import beat_pulse
@@ -38,6 +42,7 @@ class Reactivity:
     band_brightness: float = 1.0
     band_hue: float = 1.0
     warp: float = 1.0
+    stems: StemRouting = StemRouting()  # which stem drives which effect (a preset's [stems])
 
 
 # How far each effect goes at sensitivity 1.0 (tuned by eye; 2.0 doubles them).
@@ -48,6 +53,10 @@ TINT_AT_1 = 0.25  # how strongly the tint colours the picture
 WARP_ALPHA_AT_1 = 0.35  # how much of the previous output shows through
 WARP_ZOOM = 1.02  # feedback drifts outwards
 WARP_ROTATE_DEG = 0.6  # and turns, faster with onsets
+STEM_ZOOM_AT_1 = 0.04  # + this per unit of drive (a stem's level × its amount, ≤ 2)
+STEM_GAIN_AT_1 = 0.12
+STEM_WARP_ALPHA_AT_1 = 0.15
+STEM_WARP_DEG_AT_1 = 1.2
 
 
 def _clamp(x: float, lo: float, hi: float) -> float:
@@ -74,25 +83,38 @@ class Effects:
 def effects(f: Features, r: Reactivity, has_output: bool) -> Effects:
     """The effect amounts for features `f` and sensitivities `r` (see the module docstring)."""
     low, mid, high, onset = _num(f.low, 1.0), _num(f.mid, 1.0), _num(f.high, 1.0), _num(f.onset, 0.0)
-    # Zoom pulse (live.screen.pulse.beat_pulse): downbeats hardest, onsets between beats a little.
-    zoom = 1.0 + ZOOM_AT_1 * float(r.beat_zoom) * _num(beat_pulse(f), 0.0)
+    routing, stems = r.stems, f.stems
+    # Zoom pulse (live.screen.pulse.beat_pulse): downbeats hardest, onsets between beats a little;
+    # plus the zoom stem's level.
+    zoom = 1.0 + float(r.beat_zoom) * (ZOOM_AT_1 * _num(beat_pulse(f), 0.0)
+                                       + STEM_ZOOM_AT_1 * routing.drive(stems, "zoom"))
     warp = float(r.warp)
     alpha = angle = 0.0
     if warp > 0 and has_output:
-        alpha = _clamp(WARP_ALPHA_AT_1 * warp * (0.5 + 0.5 * _clamp(onset, 0.0, 2.0)), 0.0, 0.8)
-        angle = WARP_ROTATE_DEG * warp * (1.0 + onset)
-    # Brightness from the low band (1.0 = typical loudness for this track).
-    gain = 1.0 + BRIGHTNESS_AT_1 * float(r.band_brightness) * _clamp(low - 1.0, -1.0, 2.0)
+        push = routing.drive(stems, "warp")
+        alpha = _clamp(WARP_ALPHA_AT_1 * warp * (0.5 + 0.5 * _clamp(onset, 0.0, 2.0)) + STEM_WARP_ALPHA_AT_1 * warp * push,
+                       0.0, 0.8)
+        angle = WARP_ROTATE_DEG * warp * (1.0 + onset) + STEM_WARP_DEG_AT_1 * warp * push
+    # Brightness from the low band (1.0 = typical loudness for this track) and the flash stem.
+    gain = 1.0 + float(r.band_brightness) * (BRIGHTNESS_AT_1 * _clamp(low - 1.0, -1.0, 2.0)
+                                             + STEM_GAIN_AT_1 * routing.drive(stems, "flash"))
     gain = _clamp(gain, 0.3, 1.8)
-    # Hue: a tint whose hue swings with the high/mid balance; multiplies, so black stays black.
+    # Hue: a tint whose hue swings with the high/mid balance, plus one at the harmony's hue as
+    # strong as the colour stem (added as vectors on the hue circle); multiplies, so black stays black.
     tint = (1.0, 1.0, 1.0)
     amount = _clamp(TINT_AT_1 * float(r.band_hue), 0.0, 0.9)
     if amount > 0:
         swing = _clamp(high - mid, -1.5, 1.5)
-        hue = ((HUE_DEGREES_AT_1 * swing) % 360.0) / 360.0
-        strength = amount * min(1.0, abs(swing))
-        red, green, blue = (1.0 - strength + strength * c for c in colorsys.hsv_to_rgb(hue, 1.0, 1.0))
-        tint = (red, green, blue)
+        hue_swing = math.radians(HUE_DEGREES_AT_1 * swing)
+        colour = min(1.0, routing.drive(stems, "colour"))
+        hue_chord = 2 * math.pi * _num(stems.harmonic_hue, 0.0)
+        x = min(1.0, abs(swing)) * math.cos(hue_swing) + colour * math.cos(hue_chord)
+        y = min(1.0, abs(swing)) * math.sin(hue_swing) + colour * math.sin(hue_chord)
+        strength = amount * min(1.0, math.hypot(x, y))
+        if strength > 0:
+            hue = (math.atan2(y, x) / (2 * math.pi)) % 1.0
+            red, green, blue = (1.0 - strength + strength * c for c in colorsys.hsv_to_rgb(hue, 1.0, 1.0))
+            tint = (red, green, blue)
     return Effects(zoom, alpha, angle, gain, tint)
 
 

@@ -1,7 +1,8 @@
 """The heads-up display: what the performer needs to trust the show at a glance.
 
-Display fps, render fps, audio-to-photon latency, BPM with a beat flash, valence/arousal, what the
-head heard (top labels), preset, renderer/back-end, and the last error. Toggled with H; the key list
+Display fps, render fps, audio-to-photon latency, BPM with a beat flash, valence/arousal, four stem
+meters (percussive, bass, harmonic, voice), what the head heard (top labels), preset,
+renderer/back-end, and the last error. Toggled with H; the key list
 with `?`.
 """
 
@@ -12,9 +13,12 @@ from dataclasses import dataclass, field
 
 import pygame
 
+from engine.types import STEM_NAMES
 from live.screen.keys import HELP
 
 ERROR_SHOW_S = 15.0  # an error stays on screen this long after it last happened
+STEM_COLOURS = ((255, 120, 90), (120, 170, 255), (140, 230, 140), (250, 220, 110))  # meters, STEM_NAMES order
+METER_FULL = 2.0  # a meter is full at twice the mix's typical level
 
 
 @dataclass
@@ -29,6 +33,7 @@ class HudState:
     beat: bool = False
     valence: float = 0.0
     arousal: float = 0.0
+    stems: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)  # stem levels (Features.stems.level)
     labels: list[tuple[str, float]] = field(default_factory=list)
     preset: str = ""
     renderer: str = ""
@@ -59,6 +64,7 @@ class Hud:
         self.show_help = False
         self._size = size
         self._font: pygame.font.Font | None = None
+        self._small: pygame.font.Font | None = None  # the stem meters' letters
 
     def _font_(self) -> pygame.font.Font:
         if self._font is None:
@@ -75,6 +81,7 @@ class Hud:
             (f"display {s.display_fps:5.1f} fps   render {s.render_fps:5.2f} fps"
              + (f" ({s.skip_rate:.0%} skipped)" if s.skip_rate > 0 else "") + f"   audio-to-photon {lat}", white),
             (f"{s.bpm:5.1f} BPM   valence {s.valence:+.2f}   arousal {s.arousal:+.2f}", white),
+            ("stems " + "   ".join(f"{n} {v:.2f}" for n, v in zip(STEM_NAMES, s.stems)), white),
             (f"preset {s.preset}   renderer {s.renderer}" + ("   [frozen]" if s.frozen else ""), white),
         ]
         if s.renderer_reason:
@@ -106,6 +113,21 @@ class Hud:
                 y = self._line(surface, font, part, colour, y)
         if s.beat:  # beat flash: a dot in the top-right corner
             pygame.draw.circle(surface, (255, 255, 255), (surface.get_width() - 24, 24), 12)
+        self._draw_meters(surface, s.stems)
+
+    def _draw_meters(self, surface: pygame.Surface, levels: tuple[float, ...]) -> None:
+        """Four vertical stem meters in the bottom-left corner (percussive, bass, harmonic, voice)."""
+        h = max(20, surface.get_height() // 6)
+        x0, y0, w = 12, surface.get_height() - 12, 10
+        if self._small is None:
+            self._small = pygame.font.Font(None, 16)
+        for i, (level, colour) in enumerate(zip(levels, STEM_COLOURS)):
+            x = x0 + i * (w + 6)
+            pygame.draw.rect(surface, (40, 40, 40), (x, y0 - h, w, h))
+            surface.blit(self._small.render(STEM_NAMES[i][0].upper(), True, colour), (x + 1, y0 - h - 12))
+            fill = int(h * min(1.0, max(0.0, float(level) / METER_FULL))) if level == level else 0
+            if fill:
+                pygame.draw.rect(surface, colour, (x, y0 - fill, w, fill))
 
     @staticmethod
     def _line(surface: pygame.Surface, font: pygame.font.Font, text: str, colour: tuple[int, int, int], y: int) -> int:

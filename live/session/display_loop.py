@@ -202,6 +202,7 @@ class DisplayLoop:
         s.render_fps = self.render.render_fps(now)
         if features is not None:
             s.bpm = features.tempo_bpm
+            s.stems = features.stems.level
             s.beat = features.beat or features.beat_phase < 0.12
             s.valence, s.arousal = features.valence, features.arousal
         s.frozen = self.frozen

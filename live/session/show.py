@@ -11,6 +11,8 @@ stage:
     [procedural]   → render (the shader look), compositor (flash limit)
     [conditioning] → understanding (head, style, negative, smoothing, scene rules, zero-shot knobs)
     [reactivity]   → compositor
+    [stems]        → compositor (zoom, flash, warp, colour), render (the shader look: warp, mood),
+                     understanding (subject)
     [transitions]  → transitions (live/presets/transitions.py, stepped by the session)
 """
 
@@ -20,13 +22,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.audio.stems import StemRouting
 from engine.errors import BeatcanvasError
 from engine.models.profiles import PROFILES, Profile, as_profile
 from engine.render.shader.director import Look
 from engine.render.stage import RendererKind, RenderSpec
 from engine.understanding.settings import UnderstandingSettings
 from live.screen.compositor import Reactivity
-from live.presets.schema import Preset, TransitionSettings, preset_hash
+from live.presets.schema import Preset, StemSettings, TransitionSettings, preset_hash
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +61,16 @@ class CompositorSpec:
 def compositor_spec(preset: Preset) -> CompositorSpec:
     """The compositor's part of a preset (also what a schedule changes frame by frame)."""
     r = preset.reactivity
-    reactivity = Reactivity(beat_zoom=r.beat_zoom, band_brightness=r.band_brightness, band_hue=r.band_hue, warp=r.warp)
+    reactivity = Reactivity(beat_zoom=r.beat_zoom, band_brightness=r.band_brightness, band_hue=r.band_hue, warp=r.warp,
+                            stems=stem_routing(preset.stems))
     return CompositorSpec(reactivity, preset.motion.crossfade_ms, preset.procedural.max_flashes_per_s)
+
+
+def stem_routing(s: StemSettings) -> StemRouting:
+    """A preset's `[stems]` as the engine's plain routing."""
+    return StemRouting(zoom=s.zoom, zoom_amount=s.zoom_amount, flash=s.flash, flash_amount=s.flash_amount,
+                       warp=s.warp, warp_amount=s.warp_amount, colour=s.colour, colour_amount=s.colour_amount,
+                       mood=s.mood, mood_amount=s.mood_amount, subject=s.subject, subject_amount=s.subject_amount)
 
 
 @dataclass(frozen=True)
@@ -154,7 +165,8 @@ def resolve(preset: Preset, opts: ShowOptions, kind: tuple[RendererKind, str] | 
         guidance_scale=m.guidance_scale, decoder=m.decoder, allow_downscale=m.allow_downscale,
         feedback=motion.feedback, seed=motion.seed if opts.seed is None else opts.seed,
         seed_policy=motion.seed_policy, reuse_noise=motion.reuse_noise,
-        look=Look(motifs=dict(p.motifs), palette=p.palette, line_width=p.line_width, symmetry=p.symmetry, trails=p.trails),
+        look=Look(motifs=dict(p.motifs), palette=p.palette, line_width=p.line_width, symmetry=p.symmetry, trails=p.trails,
+                  stems=stem_routing(preset.stems)),
         # Export renders each frame on its own (exact, deterministic); live uses the GPU path's batches.
         transition_frames=(m.transition_frames or (4 if gpu else 1)) if live else 1,
         stream_batch=m.stream_batch and gpu and live,
@@ -170,6 +182,7 @@ def resolve(preset: Preset, opts: ShowOptions, kind: tuple[RendererKind, str] | 
         audio_weight=1.0 if opts.directed else c.audio_weight,
         smoothing_s=c.smoothing_s, on_scene_change=c.on_scene_change, scene_threshold=c.scene_threshold,
         top_k=c.top_k, temperature=c.temperature, descriptors=tuple(sorted(c.descriptors.items())),
+        stems=stem_routing(preset.stems),
     )
     return ShowSpec(
         name=preset.name, preset_hash=preset_hash(preset), render=render, understanding=understanding,

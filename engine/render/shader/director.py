@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.audio.stems import StemRouting
 from engine.types import Features
 
 MOTIFS = ("warp", "ink", "kaleidoscope", "tunnel", "ribbons", "particles")
@@ -69,6 +70,7 @@ class Look:
     line_width: float = 2.0  # px at 720 lines; scaled with the output height
     symmetry: int = 6
     trails: float = 1.0  # 0 = no feedback trails, 2 = long trails
+    stems: StemRouting = StemRouting()  # the warp stem turns and pushes the feedback; the mood stem vivifies
 
     def weight(self, motif: str) -> float:
         return float(self.motifs.get(motif, 1.0))
@@ -229,12 +231,15 @@ class Director:
 
     def _scene(self, dt: float, f: Features) -> Scene:
         valence, arousal = (float(v) for v in self._mood)
+        stems = self.look.stems
+        arousal = min(1.0, arousal + 0.5 * stems.drive(f.stems, "mood"))  # the mood stem: a more vivid palette
+        push = stems.drive(f.stems, "warp")
         vivid = _ease(arousal, 2.0)
         bass = float(np.clip(np.nan_to_num(f.low), 0.0, 4.0))
         self._time += dt * (0.15 + 0.9 * vivid**1.3) * (1.0 + 0.15 * min(bass, 2.0))
         palette, saturation = palette_for(valence, arousal, self.look.palette)
         warp = self._weights["warp"]
-        zoom_per_s = warp * (0.03 + 0.3 * vivid + 0.9 * self._beat * vivid)
+        zoom_per_s = warp * (0.03 + 0.3 * vivid + 0.9 * self._beat * vivid + 0.25 * push)
         trails_s = (0.25 + 1.1 * (1 - vivid)) * self.look.trails  # half-life of the trails
         return Scene(
             weights=dict(self._weights),
@@ -246,7 +251,7 @@ class Director:
             onset=float(np.clip(np.nan_to_num(f.onset), 0.0, 1.0)),
             high=float(np.clip(np.nan_to_num(f.high), 0.0, 4.0)),
             zoom=math.exp(zoom_per_s * dt),
-            rotate=self._spin * warp * (0.04 + 0.25 * vivid) * dt,
+            rotate=self._spin * warp * (0.04 + 0.25 * vivid + 0.3 * push) * dt,
             decay=0.0 if trails_s <= 0.01 or dt <= 0 else 0.5 ** (dt / trails_s),
             flow=self._weights["ink"] * (0.6 + 0.6 * (1 - vivid)),
             symmetry=int(self.look.symmetry),
