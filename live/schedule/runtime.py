@@ -115,6 +115,10 @@ class ShowDirection:
         director.prepare(self.texts())
         self.director = director
 
+    def changes(self) -> list[tuple[float, str]]:
+        """(time, which key) of the schedule's switching keys: when each new look must be seen."""
+        return self._timeline.changes() if self._timeline is not None else []
+
     def texts(self) -> list[str]:
         out = [self.base.conditioning.style]
         if self._timeline is not None:
@@ -210,7 +214,7 @@ def direction_for_track(track: Path | None, base: Preset, schedule_path: Path | 
     grid: BarGrid | None = None
     sections: tuple[float, ...] = ()
     if schedule is not None and track is not None and not live:
-        if schedule.needs_grid:
+        if schedule.needs_grid or base.transitions.quantize != "off":
             from engine.audio.beatmap import analyze_beats
 
             grid = BarGrid.from_beatmap(analyze_beats(track), schedule.beats_per_bar)

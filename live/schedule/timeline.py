@@ -26,12 +26,14 @@ from pydantic import ValidationError
 
 from engine.directing.grid import BarGrid
 from engine.directing.keyframes import Keyframe, sample
+from engine.directing.quantize import Quantize, land
 from engine.directing.timecode import Span, format_time
 from live.presets.schema import GROUPS, Preset
 from live.schedule.schema import SCHEDULED, KeySpec, Schedule, ScheduleError
 
 STYLE = "conditioning.style"
 SAME_TIME_S = 1e-3
+CHANGES = ("hold", "cut")  # keys that switch (glides arrive gradually and are not quantised)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class Timeline:
         self.grid = dataclasses.replace(grid, beats_per_bar=schedule.beats_per_bar) if grid is not None else None
         self.sections = schedule.sections or tuple(sections)
         self.live = live
+        self.quantize = Quantize.parse(base.transitions.quantize)
         placed = sorted(((self._place(k), k) for k in schedule.keys), key=lambda p: (p[0], p[1].number))
         self.times = [t for t, _ in placed]
         self.keys = [k for _, k in placed]
@@ -99,7 +102,9 @@ class Timeline:
                 raise self._fail(key, f"section = {key.section}, but there are {len(self.sections)} sections; "
                                       f"use 1..{len(self.sections)} or add a start to `sections`")
             t = self.sections[key.section - 1]
-        if key.mode == "cut" and self.grid is not None:
+        if key.mode in CHANGES and self.quantize.on and self.grid is not None:
+            t = land(self.quantize, t, self.grid)  # a change waits for its beat, downbeat or bar
+        elif key.mode == "cut" and self.grid is not None:
             t = self.grid.next_beat(t)  # without beats (yet), a cut happens at its own time
         return max(0.0, t)
 
@@ -175,6 +180,12 @@ class Timeline:
         if i < len(self.times) and math.isfinite(self.times[i]):
             text += f" · next {format_time(self.times[i])} ({self.keys[i].where})"
         return text
+
+    def changes(self) -> list[tuple[float, str]]:
+        """(time, which key) of every key that switches something at once (hold or cut), in time order:
+        the moments a new look must be on screen."""
+        return [(t, f"key {k.number} ({k.where})") for t, k in zip(self.times, self.keys)
+                if k.mode in CHANGES and math.isfinite(t)]
 
     def texts(self) -> list[str]:
         """Every style text the schedule can show (to encode before the show)."""

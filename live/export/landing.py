@@ -1,0 +1,55 @@
+"""Did the changes land on the beat? Reading an export back: where each new look first shows.
+
+Two views of the same thing, which must agree:
+- `logged_changes`: what `frames.jsonl` records for each change (its intended downbeat's frame and
+  the frame where it appeared: live/export/frames.py);
+- `look_onsets`: what the pixels say: near each expected frame, the frame that differs most from the
+  one before it (a new look is a jump; the motion between two frames of one look is small).
+
+Used by tests/test_anticipation.py and scripts/bench_anticipation.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pygame
+
+from live.export.files import FRAMES_LOG, frame_path
+
+
+def logged_changes(out: Path) -> list[dict[str, Any]]:
+    """Every change an export logged, in frame order."""
+    lines = (Path(out) / FRAMES_LOG).read_text().splitlines()
+    return [c for line in lines for c in json.loads(line).get("changes", [])]
+
+
+def read_frame(out: Path, i: int) -> np.ndarray:
+    return pygame.surfarray.array3d(pygame.image.load(str(frame_path(out, i)))).astype(np.float32)
+
+
+def frame_jumps(out: Path, first: int, stop: int) -> dict[int, float]:
+    """Mean absolute pixel change from frame i-1 to frame i, for i in [first, stop)."""
+    frames = {i: read_frame(out, i) for i in range(max(0, first - 1), stop) if frame_path(out, i).exists()}
+    return {i: float(np.abs(frames[i] - frames[i - 1]).mean()) for i in range(max(1, first), stop)
+            if i in frames and i - 1 in frames}
+
+
+def look_onsets(out: Path, expected: Sequence[int], reach: int = 9) -> list[int]:
+    """For each expected frame, the frame within ±`reach` where the picture jumps most."""
+    onsets = []
+    for e in expected:
+        jumps = frame_jumps(out, e - reach, e + reach + 1)
+        onsets.append(max(jumps, key=lambda i: jumps[i]) if jumps else e)
+    return onsets
+
+
+def errors(onsets: Sequence[int], expected: Sequence[int]) -> dict[str, float]:
+    """Median and worst |onset − expected| in frames."""
+    err = np.abs(np.asarray(onsets) - np.asarray(expected))
+    return {"median_frames": float(np.median(err)) if len(err) else 0.0,
+            "worst_frames": float(err.max()) if len(err) else 0.0}
