@@ -23,6 +23,8 @@ from live.schedule.runtime import ShowDirection
 from live.schedule.schema import parse_schedule
 from live.session.factory import build_stages
 from live.session.show import ShowOptions, resolve
+from live_fakes import FakeRenderer, FakeSource
+from test_live_session import make_session
 
 FPS = 30
 needs_gl = pytest.mark.skipif(gl_unavailable() is not None and not os.environ.get("CI"), reason=f"{gl_unavailable()}")
@@ -158,3 +160,119 @@ def test_tiny_sdxl_changes_land_on_the_beat(tiny_components, monkeypatch, tmp_pa
     e = errors(onsets, expected)
     assert e["median_frames"] <= 1 and e["worst_frames"] <= 2, (onsets, expected)
     assert [c["appeared_frame"] for c in logged] == onsets
+
+
+# -- live: renders delayed 80–200 ms, changes still on screen at their downbeat ------------------
+
+
+class JitteryRenderer(FakeRenderer):
+    """A fake renderer whose every frame takes 80–200 ms (seeded)."""
+
+    def __init__(self) -> None:
+        super().__init__(64, 64)
+        self.rng = np.random.default_rng(0)
+
+    def render(self, conditioning, features, t):
+        self.delay = float(self.rng.uniform(0.08, 0.2))
+        return super().render(conditioning, features, t)
+
+
+def live_onsets(tmp_path, anticipate: bool) -> tuple[list[float], float]:
+    """Play 7.5 s of the accented clicks with three downbeat-quantised keys; → (onset − downbeat for
+    each change, from the session's timestamps; the display frame in seconds)."""
+    r = clicks(150.0, 7.5, accent=2.0)
+    track = tmp_path / "clicks.wav"
+    sf.write(track, r.samples, SR)
+    keys = "\n".join(f'[[key]]\nat = {d + 0.31:.3f}\nmotion.seed = {k + 1}\n' for k, d in enumerate(r.downbeats[1:4]))
+    base = Preset.model_validate({"name": "base", "transitions": {"quantize": "downbeat"}})
+    schedule = parse_schedule('interpolate = "hold"\n' + keys, "show.toml", load_preset)
+    direction = ShowDirection(base, schedule, grid=BarGrid.from_beatmap(analyze_beats(track)))
+    session, _ = make_session(tmp_path, JitteryRenderer(), FakeSource(r.samples), preset=base, max_fps=30.0,
+                              anticipate=anticipate, duration=7.5)
+    session.attach_direction(direction)
+    report = session.run()
+    onsets = report.change_onsets
+    truth = r.downbeats[2:5]
+    assert len(onsets) == 3 and all(abs(i - d) < 0.01 for (i, _), d in zip(onsets, truth))  # queued for them
+    return [shown - d for (_, shown), d in zip(onsets, truth)], 1 / 30
+
+
+@pytest.mark.slow
+def test_live_changes_are_on_screen_within_a_display_frame_of_the_downbeat(tmp_path):
+    errs, frame = live_onsets(tmp_path, anticipate=True)
+    assert abs(float(np.median(errs))) <= frame, errs
+
+
+@pytest.mark.slow
+def test_live_changes_are_a_render_late_without_latency_compensation(tmp_path):
+    errs, frame = live_onsets(tmp_path, anticipate=False)
+    assert float(np.median(errs)) > frame, errs  # fails if the compensation were still on
+
+
+# -- leitmotifs: A B A B ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def abab(tmp_path_factory):
+    """Two contrasting textures, 10 s each, as A B A B: a major chord progression and noise bursts."""
+    from audio_synth import noise_bursts, progression
+
+    a, b = progression(False, bars=2, chord_s=1.25)[: 10 * SR], noise_bursts(10.0, seed=1)
+    path = tmp_path_factory.mktemp("abab") / "abab.wav"
+    sf.write(path, np.concatenate([a, b, a, b]), SR)
+    return path
+
+
+def test_analyze_sections_gives_repeated_letters_for_the_repeats(abab, tmp_path):
+    from typer.testing import CliRunner
+
+    from live.cli import app
+
+    result = CliRunner().invoke(app, ["analyze", str(abab), "--sections", "--schedule-out", str(tmp_path / "s.toml"),
+                                      "--json", str(tmp_path / "a.json")])
+    assert result.exit_code == 0, result.output
+    assert "form: A B A B" in result.output
+    sections = __import__("json").loads((tmp_path / "a.json").read_text())["sections"]
+    assert [s["letter"] for s in sections] == ["A", "B", "A", "B"]
+    assert "part A" in (tmp_path / "s.toml").read_text()
+
+
+def test_section_memory_is_bounded_and_recalls_the_look_of_a_letter():
+    from engine.directing.leitmotif import Fingerprint, SectionMemory
+
+    def fp(k: int) -> Fingerprint:
+        rng = np.random.default_rng(k)
+        return Fingerprint(rng.normal(0, 10, 12), rng.dirichlet(np.ones(12)), np.array([k % 7, 0.5, 6.0, -20.0 - k]))
+
+    memory: SectionMemory[int] = SectionMemory(capacity=4)
+    assert [memory.assign(fp(k))[0] for k in (0, 1, 0)] == ["A", "B", "A"]
+    memory.remember("A", 11)
+    memory.remember("A", 99)  # the first look of a letter is the one kept
+    assert memory.assign(fp(0)) == ("A", True) and memory.recall("A") == 11
+    for k in range(2, 12):
+        memory.assign(fp(k))
+    assert len(memory) == 4 and memory.recall("A") is None  # forgotten, not grown
+
+
+@pytest.mark.parametrize("kind", RENDERERS)
+def test_recall_brings_back_the_look_of_a_returning_section(abab, tmp_path, kind):
+    from live.export.landing import recall_share
+    from live.schedule.runtime import direction_for_track
+
+    schedule = tmp_path / "show.toml"  # as a user fills the skeleton: a new seed per section
+    schedule.write_text('interpolate = "hold"\n' + "".join(f"[[key]]\nsection = {k}\nmotion.seed = {11 * k}\n"
+                                                            for k in range(1, 5)))
+    shares = {}
+    for recall in (1.0, 0.0):
+        base = Preset.model_validate({"name": "base", "transitions": {"recall": recall}})
+        direction = direction_for_track(abab, base, schedule_path=schedule)
+        assert direction.letters == ("A", "B", "A", "B")
+        options = ShowOptions(renderer=kind, directed=True, size=(64, 64), live=False)
+        out = tmp_path / f"recall{recall}"
+        settings = ExportSettings(track=abab, out_dir=out, fps=10, width=64, height=64, chunk_s=0,
+                                  direction=direction.fingerprint())
+        run_export(settings, build_stages(resolve(base, options)).render, None, direction=direction,
+                   respec=lambda p: resolve(p, options))
+        shares[recall] = [recall_share(out, 0.0, 10.0, 20.0, 10.0, 10), recall_share(out, 10.0, 20.0, 30.0, 10.0, 10)]
+    assert min(shares[1.0]) >= 0.9, shares  # each return looks like its first time in ≥ 90 % of the pairs
+    assert np.mean(shares[0.0]) < 0.9, shares  # without recall, not so

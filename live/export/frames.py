@@ -186,7 +186,8 @@ class _Frames:
         if rendered:
             if self.directing is not None and directed is not None:
                 cond = self.directing.mix(self.cond, directed)
-            frame = self.renderer.render(cond, feats, t)
+            heard, clock = (feats, t) if self.directing is None else self.directing.direction.recall_render(seen_at, feats)
+            frame = self.renderer.render(cond, heard, clock - (seen_at - t))
             self.seed = int(frame.seed)
             look = bisect.bisect_right(self.change_times, seen_at)
             self.inflight.append(_InFlight(t + self.latency.seconds, t, frame, look))

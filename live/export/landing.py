@@ -53,3 +53,22 @@ def errors(onsets: Sequence[int], expected: Sequence[int]) -> dict[str, float]:
     err = np.abs(np.asarray(onsets) - np.asarray(expected))
     return {"median_frames": float(np.median(err)) if len(err) else 0.0,
             "worst_frames": float(err.max()) if len(err) else 0.0}
+
+
+def structure_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """0 (the same picture up to brightness and contrast) … 2: 1 − the correlation of the two frames'
+    luminance, so a look that returns in another light still reads as the same picture."""
+    ga, gb = (x[..., :3].mean(-1).ravel() for x in (a, b))
+    ga, gb = ga - ga.mean(), gb - gb.mean()
+    return float(1.0 - ga @ gb / max(float(np.linalg.norm(ga) * np.linalg.norm(gb)), 1e-9))
+
+
+def recall_share(out: Path, first: float, other: float, again: float, span: float, fps: float, step_s: float = 0.5) -> float:
+    """Share of moments o in a section that returns at `again` whose frame is nearer (structure_distance)
+    to the frame at o of its first occurrence (at `first`) than to the frame at o of `other`."""
+    offsets = np.arange(0.5, span - 0.25, step_s)
+    wins = 0
+    for o in offsets:
+        a2, a1, b = (read_frame(out, int(round((s + o) * fps))) for s in (again, first, other))
+        wins += structure_distance(a2, a1) < structure_distance(a2, b)
+    return wins / len(offsets)

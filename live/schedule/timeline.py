@@ -76,6 +76,7 @@ class Timeline:
         for t, key in placed:
             self._validate(key)
         self._last: tuple[dict[str, Any], Preset] | None = None
+        self._recalled: tuple[tuple[Any, ...], ScheduledState, Preset, Preset] | None = None
 
     # -- placing ----------------------------------------------------------------------------------
 
@@ -173,6 +174,39 @@ class Timeline:
             preset = self._preset(values)
             self._last = (values, preset)
         return ScheduledState(preset, style, self.cue(t))
+
+    def recall(self, now: ScheduledState, then: ScheduledState, weight: float) -> ScheduledState:
+        """`now` with a returning section's earlier look (`then`) recalled by `weight` (0..1): numbers
+        blend, switches (the seed among them) and words take the earlier value from 0.5, the style
+        prompts mix by weight."""
+        if weight <= 0:
+            return now
+        key = (id(now.preset), id(then.preset), now.style, then.style, weight)
+        if self._recalled is not None and self._recalled[0] == key:
+            return ScheduledState(self._recalled[1].preset, self._recalled[1].style, now.cue)
+        a, b = now.preset.model_dump(), then.preset.model_dump()
+        values: dict[str, Any] = {}
+        for g in SCHEDULED:
+            for k, v in a[g].items():
+                name, old = f"{g}.{k}", b[g][k]
+                if old == v:
+                    continue
+                if name in NUMBERS:
+                    x = (1 - weight) * v + weight * old
+                    values[name] = int(round(x)) if name in INTEGERS and name != "motion.seed" else x
+                    if name == "motion.seed":
+                        values[name] = old if weight >= 0.5 else v
+                elif weight >= 0.5:
+                    values[name] = old
+        style = tuple((s, w * (1 - weight)) for s, w in now.style) + tuple((s, w * weight) for s, w in then.style)
+        merged: dict[str, float] = {}
+        for s, w in style:
+            merged[s] = merged.get(s, 0.0) + w
+        preset = self._preset({**{n: v for n, v in ((f"{g}.{k}", v) for g in SCHEDULED for k, v in a[g].items())},
+                               **values}) if values else now.preset
+        out = ScheduledState(preset, tuple((s, w) for s, w in merged.items() if w > 0), now.cue)
+        self._recalled = (key, out, now.preset, then.preset)  # the presets kept: their ids stay theirs
+        return out
 
     def cue(self, t: float) -> str:
         i = bisect.bisect_right(self.times, t)

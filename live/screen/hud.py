@@ -41,6 +41,7 @@ class HudState:
     rig: str = ""  # OSC / MIDI / Link / video out status (live/control/rig.py)
     lyric: str = ""  # directing (issue 17): the line being sung (--lyrics)
     cue: str = ""  # directing (issue 17): where the schedule is
+    queued: str = ""  # the next change waiting for its beat, and the beats until it lands
 
     def set_error(self, text: str) -> None:
         self.error = text
@@ -82,6 +83,8 @@ class Hud:
             out.append(("heard: " + ", ".join(f"{k} {v:.2f}" for k, v in s.labels[:3]), grey))
         if s.cue:
             out.append(("schedule: " + s.cue, grey))
+        if s.queued:
+            out.append(("next: " + s.queued, (255, 210, 90)))
         if s.lyric:
             out.append(("lyric: " + s.lyric, (180, 220, 255)))
         if s.message:
