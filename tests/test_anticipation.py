@@ -15,7 +15,7 @@ from engine.directing.grid import BarGrid
 from engine.directing.quantize import ChangeQueue, LatencyMeter, Quantize, land, queued_text
 from engine.render.shader import gl_unavailable
 from engine.types import BeatGrid
-from live.export.landing import errors, logged_changes, look_onsets
+from live.export.landing import errors, export_changes, look_onsets
 from live.export.run import ExportSettings, run_export
 from live.presets.library import load_preset
 from live.presets.schema import Preset, PresetError
@@ -92,30 +92,6 @@ def accented(tmp_path_factory):
     return path, r, analyze_beats(path)
 
 
-def changes_export(track, truth_beats, out, kind, latency_s, *, compensate=True, quantize="downbeat",
-                   changes=8, offset_s=0.31, steps=None):
-    """Export with a schedule of `changes` seed changes, each asked for `offset_s` after a beat of
-    `truth_beats` (so each waits for the next one); → (onset frames from the pixels, expected
-    frames, the changes logged)."""
-    beats = analyze_beats(track)
-    keys = "\n".join(f'[[key]]\nat = {b + offset_s:.3f}\nmotion.seed = {k + 1}\n'
-                     for k, b in enumerate(truth_beats[1:changes + 1]))
-    model = {"steps": steps} if steps else {}
-    base = Preset.model_validate({"name": "base", "transitions": {"quantize": quantize}, "motion": {"crossfade_ms": 0},
-                                  "model": model})
-    schedule = parse_schedule('interpolate = "hold"\n' + keys, "show.toml", load_preset)
-    direction = ShowDirection(base, schedule, grid=BarGrid.from_beatmap(beats))
-    options = ShowOptions(renderer=kind, directed=True, size=(64, 64), live=False, profile="tiny", device="cpu",
-                          allow_cpu_diffusion=True)
-    stage = build_stages(resolve(base, options)).render
-    settings = ExportSettings(track=track, out_dir=out, fps=FPS, width=64, height=64, crossfade_ms=0, chunk_s=0,
-                              direction=direction.fingerprint(), end=float(truth_beats[changes + 1]) + 0.5)
-    run_export(settings, stage, None, direction=direction, respec=lambda p: resolve(p, options), latency_s=latency_s,
-               compensate=compensate, beats=beats)
-    expected = [int(round(b * FPS)) for b in truth_beats[2:changes + 2]]
-    return look_onsets(out, expected), expected, logged_changes(out)
-
-
 RENDERERS = ["numpy", pytest.param("shader", marks=needs_gl)]
 
 
@@ -123,7 +99,7 @@ RENDERERS = ["numpy", pytest.param("shader", marks=needs_gl)]
 @pytest.mark.parametrize("kind", RENDERERS)
 def test_each_new_look_is_first_seen_at_the_frame_nearest_its_downbeat(accented, tmp_path, kind, latency_ms):
     track, truth, _ = accented
-    onsets, expected, logged = changes_export(track, truth.downbeats, tmp_path, kind, latency_ms / 1000)
+    onsets, expected, logged = export_changes(track, truth.downbeats, tmp_path, kind, latency_ms / 1000)
     e = errors(onsets, expected)
     assert e["median_frames"] <= 1 and e["worst_frames"] <= 2, (onsets, expected)
     # the log says the same: each change's intended downbeat, and the frame the pixels show it at
@@ -133,13 +109,13 @@ def test_each_new_look_is_first_seen_at_the_frame_nearest_its_downbeat(accented,
 
 def test_without_latency_compensation_the_new_look_is_a_render_late(accented, tmp_path):
     track, truth, _ = accented
-    onsets, expected, _ = changes_export(track, truth.downbeats, tmp_path, "numpy", 0.2, compensate=False)
+    onsets, expected, _ = export_changes(track, truth.downbeats, tmp_path, "numpy", 0.2, compensate=False)
     assert errors(onsets, expected)["median_frames"] >= 5  # 200 ms at 30 fps: six frames late
 
 
 def test_quantize_off_shows_the_change_when_asked(accented, tmp_path):
     track, truth, _ = accented
-    _, _, logged = changes_export(track, truth.downbeats, tmp_path, "numpy", 0.08, quantize="off", changes=3)
+    _, _, logged = export_changes(track, truth.downbeats, tmp_path, "numpy", 0.08, quantize="off", changes=3)
     asked = [int(round((b + 0.31) * FPS)) for b in truth.downbeats[1:4]]
     onsets = look_onsets(tmp_path, asked)
     assert errors(onsets, asked)["worst_frames"] <= 1 and [c["appeared_frame"] for c in logged] == onsets
@@ -155,7 +131,7 @@ def test_tiny_sdxl_changes_land_on_the_beat(tiny_components, monkeypatch, tmp_pa
     track = tmp_path / "clicks.wav"
     sf.write(track, r.samples, SR)
     # every beat (0.5 s) for speed: a tiny SDXL frame costs ~0.3 s on a CPU
-    onsets, expected, logged = changes_export(track, r.beats[3:], tmp_path / "out", "sdxl", latency_ms / 1000,
+    onsets, expected, logged = export_changes(track, r.beats[3:], tmp_path / "out", "sdxl", latency_ms / 1000,
                                               quantize="beat", offset_s=0.13, steps=1)
     e = errors(onsets, expected)
     assert e["median_frames"] <= 1 and e["worst_frames"] <= 2, (onsets, expected)
@@ -276,3 +252,32 @@ def test_recall_brings_back_the_look_of_a_returning_section(abab, tmp_path, kind
         shares[recall] = [recall_share(out, 0.0, 10.0, 20.0, 10.0, 10), recall_share(out, 10.0, 20.0, 30.0, 10.0, 10)]
     assert min(shares[1.0]) >= 0.9, shares  # each return looks like its first time in ≥ 90 % of the pairs
     assert np.mean(shares[0.0]) < 0.9, shares  # without recall, not so
+
+
+def test_a_preset_switch_waits_for_the_downbeat_less_the_measured_render_latency():
+    from live.presets.playlist import ShowList
+    from live.screen.compositor import Compositor
+    from live.screen.hud import HudState
+    from live.session.router import PresetRouter
+    from live.session.state import Board, SessionConfig
+    from engine.types import Features
+
+    a = Preset.model_validate({"name": "a", "transitions": {"quantize": "downbeat", "switch": "immediate"}})
+    b = Preset.model_validate({"name": "b"})
+    options = ShowOptions(renderer="procedural", canvas=(64, 64))
+    board = Board(HudState())
+    board.anticipation.meter.add(("fake", 64, 64), 0.2)  # renders take 200 ms to reach the screen
+    board.anticipation.key = ("fake", 64, 64)
+    router = PresetRouter(ShowList((a, b), (None, None), (0.0, 0.0)), resolve(a, options), options, board,
+                          SessionConfig(hot_reload=False), Compositor(64, 64))
+    grid = BeatGrid(anchor=0.0, period=0.5, beats_per_bar=4, anchor_in_bar=0, downbeat_confidence=1.0)
+    router.step(Features(t=2.3, grid=grid))
+    router.switch(index=1)  # asked at 2.3 s: lands on the bar line at 4.0 s
+    for t in (2.4, 3.0, 3.7):
+        router.step(Features(t=t, grid=grid))
+        router.apply_pending(t)
+        assert router.spec.name == "a"
+    assert board.state.queued == "preset b in 1 beat"
+    router.step(Features(t=3.8, grid=grid))  # 3.8 + 0.2 + half a 60 fps frame ≥ 4.0: start rendering it
+    router.apply_pending(3.8)
+    assert router.spec.name == "b" and board.state.queued == ""

@@ -72,3 +72,38 @@ def recall_share(out: Path, first: float, other: float, again: float, span: floa
         a2, a1, b = (read_frame(out, int(round((s + o) * fps))) for s in (again, first, other))
         wins += structure_distance(a2, a1) < structure_distance(a2, b)
     return wins / len(offsets)
+
+
+def export_changes(track: Path, truth_beats: Sequence[float], out: Path, kind: str, latency_s: float, *,
+                   compensate: bool = True, quantize: str = "downbeat", changes: int = 8, offset_s: float = 0.31,
+                   steps: int | None = None, fps: int = 30, size: int = 64) -> tuple[list[int], list[int], list[dict[str, Any]]]:
+    """Export `track` with a schedule of `changes` seed changes, each asked for `offset_s` after a beat of
+    `truth_beats` (so each waits for the next one when quantised) → (onset frames from the pixels,
+    expected frames: the next beats', the changes logged)."""
+    from engine.audio.beatmap import analyze_beats
+    from engine.directing.grid import BarGrid
+    from live.export.run import ExportSettings, run_export
+    from live.presets.library import load_preset
+    from live.presets.schema import Preset
+    from live.schedule.runtime import ShowDirection
+    from live.schedule.schema import parse_schedule
+    from live.session.factory import build_stages
+    from live.session.show import ShowOptions, resolve
+
+    beats = analyze_beats(track)
+    keys = "\n".join(f'[[key]]\nat = {b + offset_s:.3f}\nmotion.seed = {k + 1}\n'
+                     for k, b in enumerate(truth_beats[1:changes + 1]))
+    model = {"steps": steps} if steps else {}
+    base = Preset.model_validate({"name": "base", "transitions": {"quantize": quantize}, "motion": {"crossfade_ms": 0},
+                                  "model": model})
+    schedule = parse_schedule('interpolate = "hold"\n' + keys, "show.toml", load_preset)
+    direction = ShowDirection(base, schedule, grid=BarGrid.from_beatmap(beats))
+    options = ShowOptions(renderer=kind, directed=True, size=(size, size), live=False, profile="tiny", device="cpu",
+                          allow_cpu_diffusion=True)
+    stage = build_stages(resolve(base, options)).render
+    settings = ExportSettings(track=track, out_dir=out, fps=fps, width=size, height=size, crossfade_ms=0, chunk_s=0,
+                              direction=direction.fingerprint(), end=float(truth_beats[changes + 1]) + 0.5)
+    run_export(settings, stage, None, direction=direction, respec=lambda p: resolve(p, options), latency_s=latency_s,
+               compensate=compensate, beats=beats, force=True)
+    expected = [int(round(b * fps)) for b in truth_beats[2:changes + 2]]
+    return look_onsets(out, expected), expected, logged_changes(out)
