@@ -16,12 +16,10 @@ from engine.directing.quantize import ChangeQueue, LatencyMeter, Quantize, land,
 from engine.render.shader import gl_unavailable
 from engine.types import BeatGrid
 from live.export.landing import errors, export_changes, look_onsets
-from live.export.run import ExportSettings, run_export
 from live.presets.library import load_preset
-from live.presets.schema import Preset, PresetError
+from live.presets.schema import Preset
 from live.schedule.runtime import ShowDirection
 from live.schedule.schema import parse_schedule
-from live.session.factory import build_stages
 from live.session.show import ShowOptions, resolve
 from live_fakes import FakeRenderer, FakeSource
 from test_live_session import make_session
@@ -232,24 +230,12 @@ def test_section_memory_is_bounded_and_recalls_the_look_of_a_letter():
 
 @pytest.mark.parametrize("kind", RENDERERS)
 def test_recall_brings_back_the_look_of_a_returning_section(abab, tmp_path, kind):
-    from live.export.landing import recall_share
-    from live.schedule.runtime import direction_for_track
+    from live.export.landing import export_recall
 
-    schedule = tmp_path / "show.toml"  # as a user fills the skeleton: a new seed per section
-    schedule.write_text('interpolate = "hold"\n' + "".join(f"[[key]]\nsection = {k}\nmotion.seed = {11 * k}\n"
-                                                            for k in range(1, 5)))
     shares = {}
     for recall in (1.0, 0.0):
-        base = Preset.model_validate({"name": "base", "transitions": {"recall": recall}})
-        direction = direction_for_track(abab, base, schedule_path=schedule)
-        assert direction.letters == ("A", "B", "A", "B")
-        options = ShowOptions(renderer=kind, directed=True, size=(64, 64), live=False)
-        out = tmp_path / f"recall{recall}"
-        settings = ExportSettings(track=abab, out_dir=out, fps=10, width=64, height=64, chunk_s=0,
-                                  direction=direction.fingerprint())
-        run_export(settings, build_stages(resolve(base, options)).render, None, direction=direction,
-                   respec=lambda p: resolve(p, options))
-        shares[recall] = [recall_share(out, 0.0, 10.0, 20.0, 10.0, 10), recall_share(out, 10.0, 20.0, 30.0, 10.0, 10)]
+        letters, shares[recall] = export_recall(abab, tmp_path / f"recall{recall}", kind, recall)
+        assert letters == ("A", "B", "A", "B")
     assert min(shares[1.0]) >= 0.9, shares  # each return looks like its first time in ≥ 90 % of the pairs
     assert np.mean(shares[0.0]) < 0.9, shares  # without recall, not so
 

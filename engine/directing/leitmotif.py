@@ -158,6 +158,8 @@ class MoodTrack:
         """`features` with its mood scalars moved `weight` of the way to the track's at time `then`."""
         if weight <= 0 or not len(self.times):
             return features
-        row = [float(np.interp(then, self.times, self.rows[:, j])) for j in range(len(MOOD_KEYS))]
-        now = [float(getattr(features, k)) for k in MOOD_KEYS]
-        return replace(features, **{k: (1 - weight) * a + weight * b for k, a, b in zip(MOOD_KEYS, now, row)})
+        f = features
+        row = np.array([np.interp(then, self.times, self.rows[:, j]) for j in range(len(MOOD_KEYS))])
+        now = np.array([f.rms, f.low, f.mid, f.high, f.valence, f.arousal])  # MOOD_KEYS' order
+        rms, low, mid, high, valence, arousal = ((1 - weight) * now + weight * row).tolist()
+        return replace(f, rms=rms, low=low, mid=mid, high=high, valence=valence, arousal=arousal)

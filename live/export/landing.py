@@ -107,3 +107,30 @@ def export_changes(track: Path, truth_beats: Sequence[float], out: Path, kind: s
                compensate=compensate, beats=beats, force=True)
     expected = [int(round(b * fps)) for b in truth_beats[2:changes + 2]]
     return look_onsets(out, expected), expected, logged_changes(out)
+
+
+def export_recall(track: Path, out: Path, kind: str, recall: float, section_s: float = 10.0,
+                  fps: int = 10) -> tuple[tuple[str, ...], list[float]]:
+    """Export an A B A B track (sections `section_s` long) with a new seed per section, as a user fills
+    the `analyze --sections` skeleton, and `[transitions] recall`; → (the section letters found, for the
+    second A and the second B: `recall_share` against the first occurrence and the other section)."""
+    from live.export.run import ExportSettings, run_export
+    from live.presets.schema import Preset
+    from live.schedule.runtime import direction_for_track
+    from live.session.factory import build_stages
+    from live.session.show import ShowOptions, resolve
+
+    out.mkdir(parents=True, exist_ok=True)
+    schedule = out / "show.toml"
+    schedule.write_text('interpolate = "hold"\n' + "".join(f"[[key]]\nsection = {k}\nmotion.seed = {11 * k}\n"
+                                                            for k in range(1, 5)))
+    base = Preset.model_validate({"name": "base", "transitions": {"recall": recall}})
+    direction = direction_for_track(track, base, schedule_path=schedule)
+    options = ShowOptions(renderer=kind, directed=True, size=(64, 64), live=False)
+    settings = ExportSettings(track=track, out_dir=out / "frames", fps=fps, width=64, height=64, chunk_s=0,
+                              direction=direction.fingerprint())
+    run_export(settings, build_stages(resolve(base, options)).render, None, direction=direction,
+               respec=lambda p: resolve(p, options), force=True)
+    s = section_s
+    return direction.letters, [recall_share(out / "frames", 0.0, s, 2 * s, s, fps),
+                               recall_share(out / "frames", s, 2 * s, 3 * s, s, fps)]

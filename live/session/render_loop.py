@@ -92,9 +92,13 @@ class RenderLoop:
         self.busy_since = start = time.monotonic()
         a = b.anticipation
         try:
+            clock = t
             if b.direction is not None:  # the schedule and lyrics, exact at the time this render is seen
-                cond = b.direction.condition(cond, b.direction.at(a.seen_at(t, (stage.name, stage.width, stage.height))))
-            frame = stage.render(cond, features, t)
+                seen = a.seen_at(t, (stage.name, stage.width, stage.height))
+                cond = b.direction.condition(cond, b.direction.at(seen))
+                features, clock = b.direction.recall_render(seen, features)  # a returning section's look
+                clock -= seen - t
+            frame = stage.render(cond, features, clock)
             a.tag(frame, self.look, t)
             # A frame the similarity filter kept needs no new picture: the compositor still shows it.
             surface = None if frame.reused else self.compositor.prepare(frame)  # the costly scale, off the display loop
