@@ -120,15 +120,16 @@ def test_quantize_off_shows_the_change_when_asked(accented, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("latency_ms", [0, 200])
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("latency_ms", [200])  # 0 and 80 ms: the numpy and shader cases (same clock)
 def test_tiny_sdxl_changes_land_on_the_beat(tiny_components, monkeypatch, tmp_path, latency_ms):
     import engine.models.profiles
 
     monkeypatch.setattr(engine.models.profiles, "build_sdxl", lambda *a, **k: tiny_components[2])
-    r = clicks(120.0, 7.0, accent=2.0)
+    r = clicks(150.0, 5.6, accent=2.0)
     track = tmp_path / "clicks.wav"
     sf.write(track, r.samples, SR)
-    # every beat (0.5 s) for speed: a tiny SDXL frame costs ~0.3 s on a CPU
+    # every beat (0.4 s) for speed: a tiny SDXL frame costs ~0.3 s on a CPU
     onsets, expected, logged = export_changes(track, r.beats[3:], tmp_path / "out", "sdxl", latency_ms / 1000,
                                               quantize="beat", offset_s=0.13, steps=1)
     e = errors(onsets, expected)
