@@ -12,7 +12,7 @@ import soundfile as sf
 from engine.audio.beatmap import analyze_beats
 from engine.audio.rhythms import SR, clicks
 from engine.directing.grid import BarGrid
-from engine.directing.quantize import ChangeQueue, LatencyMeter, Quantize, land, queued_text
+from engine.directing.quantize import LatencyMeter, Quantize, Queued, land, queued_text
 from engine.render.shader import gl_unavailable
 from engine.types import BeatGrid
 from live.export.landing import errors, export_changes, look_onsets
@@ -57,14 +57,11 @@ def test_changes_land_on_the_next_beat_downbeat_or_group_of_bars():
     assert land(Quantize("downbeat"), 0.2, shifted) == pytest.approx(1.0)
 
 
-def test_queue_hands_out_changes_in_landing_order_and_counts_down_beats():
+def test_the_hud_counts_down_the_beats_until_a_queued_change_lands():
     grid = BarGrid.from_times([0.5 * k for k in range(40)], [2.0 * k for k in range(10)])
-    q = ChangeQueue()
-    q.put("preset neon", 3.1, Quantize("downbeat"), grid)
-    q.put("drop", 2.2, Quantize("beat"), grid)
-    assert queued_text(q.next(), 2.2, grid) == "drop in 1 beat"
-    assert [c.what for c in q.due(2.5)] == ["drop"] and queued_text(q.next(), 2.6, grid) == "preset neon in 3 beats"
-    assert q.due(3.9) == [] and [c.lands for c in q.due(4.0)] == [4.0] and len(q) == 0
+    change = Queued("preset neon", 2.6, land(Quantize("downbeat"), 2.6, grid))
+    assert queued_text(change, 2.6, grid) == "preset neon in 3 beats" and queued_text(change, 4.0, grid) == "preset neon now"
+    assert queued_text(None, 2.6, grid) == ""
 
 
 def test_latency_meter_is_a_running_p95_per_renderer_and_size():
@@ -244,7 +241,7 @@ def test_recall_brings_back_the_look_of_a_returning_section(abab, tmp_path, kind
 def test_a_preset_switch_waits_for_the_downbeat_less_the_measured_render_latency():
     from live.presets.playlist import ShowList
     from live.screen.compositor import Compositor
-    from live.screen.hud import HudState
+    from live.screen.hud import Hud, HudState
     from live.session.router import PresetRouter
     from live.session.state import Board, SessionConfig
     from engine.types import Features
@@ -265,6 +262,7 @@ def test_a_preset_switch_waits_for_the_downbeat_less_the_measured_render_latency
         router.apply_pending(t)
         assert router.spec.name == "a"
     assert board.state.queued == "preset b in 1 beat"
+    assert ("next: preset b in 1 beat", (255, 210, 90)) in Hud().lines(board.state)  # shown to the performer
     router.step(Features(t=3.8, grid=grid))  # 3.8 + 0.2 + half a 60 fps frame ≥ 4.0: start rendering it
     router.apply_pending(3.8)
     assert router.spec.name == "b" and board.state.queued == ""

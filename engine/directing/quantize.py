@@ -18,7 +18,6 @@ tracker's phase-locked `BeatGrid` (engine.types) or a track's `BarGrid` of known
 
 from __future__ import annotations
 
-import bisect
 import math
 import re
 from collections import deque
@@ -136,38 +135,9 @@ class LatencyMeter:
 class Queued:
     """A change waiting for its boundary."""
 
-    what: str  # what changes, for the HUD and the log ("preset neon", "key 3 (line 12)", "drop")
+    what: str  # what changes, for the HUD and the log ("preset neon", "key 3 (line 12)")
     asked: float  # when it was asked for (the music's clock)
     lands: float  # when its first frame must be on screen
-
-
-class ChangeQueue:
-    """Changes waiting for their boundary, in landing order. Not thread-safe: one owner."""
-
-    def __init__(self) -> None:
-        self._queued: list[Queued] = []
-
-    def put(self, what: str, asked: float, q: Quantize, grid: BeatGrid | BarGrid | None) -> Queued:
-        lands = land(q, asked, grid)
-        item = Queued(what, asked, lands)
-        i = bisect.bisect_right([c.lands for c in self._queued], lands)
-        self._queued.insert(i, item)
-        return item
-
-    def due(self, t: float) -> list[Queued]:
-        """The changes that land at or before `t`, taken off the queue."""
-        n = bisect.bisect_right([c.lands for c in self._queued], t + 1e-9)
-        out, self._queued = self._queued[:n], self._queued[n:]
-        return out
-
-    def next(self) -> Queued | None:
-        return self._queued[0] if self._queued else None
-
-    def clear(self) -> None:
-        self._queued.clear()
-
-    def __len__(self) -> int:
-        return len(self._queued)
 
 
 def queued_text(item: Queued | None, t: float, grid: BeatGrid | BarGrid | None) -> str:
