@@ -126,6 +126,7 @@ def export_recall(track: Path, out: Path, kind: str, recall: float, section_s: f
                                                             for k in range(1, 5)))
     base = Preset.model_validate({"name": "base", "transitions": {"recall": recall}})
     direction = direction_for_track(track, base, schedule_path=schedule)
+    assert direction is not None  # it has a schedule
     options = ShowOptions(renderer=kind, directed=True, size=(64, 64), live=False)
     settings = ExportSettings(track=track, out_dir=out / "frames", fps=fps, width=64, height=64, chunk_s=0,
                               direction=direction.fingerprint())
