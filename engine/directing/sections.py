@@ -20,7 +20,7 @@ section's number — hints for whoever edits the schedule skeleton.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 FRAME_S = 0.1
 N_BANDS = 16
 BAND_LO_HZ, BAND_HI_HZ = 60.0, 16_000.0
+CHROMA_LO_HZ, CHROMA_HI_HZ = 60.0, 5_000.0
 EDGE_S = 2.0  # no boundary this close to the start or the end of the track
 SIMILAR = 0.85
 FLOOR_DB = 60.0
@@ -50,12 +51,14 @@ class Section:
     end: float
     loudness_db: float
     like: int | None = None  # 1-based number of an earlier section it sounds like
+    letter: str = ""  # sections with one letter are the same music (engine/directing/leitmotif.py)
 
 
 @dataclass(frozen=True)
 class SectionFeatures:
     values: np.ndarray  # (n, 1 + N_BANDS): loudness dB, band energies dB, one row per FRAME_S
     power: np.ndarray  # (n,) mean square of each frame (for loudness per section)
+    chroma: np.ndarray = field(default_factory=lambda: np.zeros((0, 12)))  # (n, 12) pitch-class energy
 
     @property
     def duration(self) -> float:
@@ -77,8 +80,13 @@ def section_features(blocks: Iterable[np.ndarray], sample_rate: int) -> SectionF
     weights = np.zeros((len(freqs), N_BANDS), np.float32)
     inside = (band >= 0) & (band < N_BANDS)
     weights[np.nonzero(inside)[0], band[inside]] = 1.0
+    pitch = np.full(len(freqs), -1)
+    tonal = (freqs >= CHROMA_LO_HZ) & (freqs <= CHROMA_HI_HZ)
+    pitch[tonal] = np.rint(12 * np.log2(freqs[tonal] / 440.0) + 69).astype(int) % 12
+    chroma_w = np.zeros((len(freqs), 12), np.float32)
+    chroma_w[np.nonzero(tonal)[0], pitch[tonal]] = 1.0
     window = np.hanning(n).astype(np.float32)
-    rows, powers, pending = [], [], np.zeros(0, np.float32)
+    rows, powers, chromas, pending = [], [], [], np.zeros(0, np.float32)
     for block in blocks:
         pending = np.concatenate([pending, np.asarray(block, np.float32)])
         k = len(pending) // n
@@ -89,14 +97,15 @@ def section_features(blocks: Iterable[np.ndarray], sample_rate: int) -> SectionF
             power = np.mean(frames**2, axis=1)
             rows.append(np.column_stack([10 * np.log10(power + 1e-10), 10 * np.log10(spectrum @ weights + 1e-10)]))
             powers.append(power)
+            chromas.append(spectrum @ chroma_w)
     if not rows:
-        return SectionFeatures(np.zeros((0, 1 + N_BANDS)), np.zeros(0))
+        return SectionFeatures(np.zeros((0, 1 + N_BANDS)), np.zeros(0), np.zeros((0, 12)))
     values = np.concatenate(rows)
     # Nearly empty bands (a pure tone's far side, digital silence) wobble by tens of dB on rounding
     # noise: nothing more than FLOOR_DB below the track's loudest is told apart.
     values[:, 0] = np.maximum(values[:, 0], values[:, 0].max() - FLOOR_DB)
     values[:, 1:] = np.maximum(values[:, 1:], values[:, 1:].max() - FLOOR_DB)
-    return SectionFeatures(values, np.concatenate(powers))
+    return SectionFeatures(values, np.concatenate(powers), np.concatenate(chromas))
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:
@@ -182,7 +191,7 @@ def find_sections(features: SectionFeatures, embeddings: tuple[np.ndarray, np.nd
                      for t in peaks})
     starts = [0.0] + bounds
     ends = bounds + [duration]
-    return _describe(features, z, starts, ends)
+    return _letter(_describe(features, z, starts, ends), features, embeddings)
 
 
 def _loudness(power: np.ndarray) -> float:
@@ -204,6 +213,24 @@ def _describe(features: SectionFeatures, z: np.ndarray, starts: list[float], end
         means.append(mean)
         out.append(Section(round(float(s), 3), round(float(e), 3), round(_loudness(features.power[a:b]), 1), like))
     return out
+
+
+def _letter(sections: list[Section], features: SectionFeatures,
+            embeddings: tuple[np.ndarray, np.ndarray] | None) -> list[Section]:
+    """Each section's letter: its fingerprint clustered with the sections before it (leitmotif.py)."""
+    from dataclasses import replace
+
+    from engine.directing.leitmotif import fingerprint, letters
+
+    prints = []
+    for s in sections:
+        a, b = int(round(s.start / FRAME_S)), max(int(round(s.end / FRAME_S)), int(round(s.start / FRAME_S)) + 1)
+        clap = None
+        if embeddings is not None and len(embeddings[0]):
+            inside = (embeddings[0] >= s.start) & (embeddings[0] < s.end)
+            clap = np.asarray(embeddings[1])[inside] if inside.any() else None
+        prints.append(fingerprint(features.values[a:b], features.chroma[a:b], clap))
+    return [replace(s, letter=x) for s, x in zip(sections, letters(prints))]
 
 
 def clap_embeddings(encoder: EncodesAudio, blocks: Iterable[np.ndarray], sample_rate: int, hop_s: float = 1.0,

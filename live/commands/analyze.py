@@ -85,11 +85,13 @@ def run_sections(track: Path, result: dict[str, Any], console: Console, out: Pat
     write_skeleton(out, skeleton_toml(sections, track.name, out.name), force=force)
     result["sections"] = [dataclasses.asdict(s) for s in sections]
     table = Table(title="detected sections", title_justify="left")
-    for col in ("#", "from", "to", "dBFS", "like"):
+    for col in ("#", "from", "to", "dBFS", "like", "letter"):
         table.add_column(col, justify="right")
     for i, s in enumerate(sections, start=1):
-        table.add_row(str(i), format_time(s.start), format_time(s.end), f"{s.loudness_db:.0f}", str(s.like or ""))
+        table.add_row(str(i), format_time(s.start), format_time(s.end), f"{s.loudness_db:.0f}", str(s.like or ""),
+                      s.letter)
     console.print(table)
+    console.print(f"form: {' '.join(s.letter for s in sections)}", highlight=False)
     console.print(f"wrote {out}: give each section a style, then play or export with --schedule {out}",
                   soft_wrap=True, highlight=False)
 

@@ -21,7 +21,10 @@ made fresh.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -35,7 +38,8 @@ from engine.audio.stems import StemTrack
 from engine.errors import BeatcanvasError
 from engine.render.base import Renderer
 from engine.render.stage import RenderStage
-from engine.types import SAMPLE_RATE, WINDOW_SECONDS, Conditioning, Features, Reconfigured, Window
+from engine.directing.quantize import LatencyMeter
+from engine.types import SAMPLE_RATE, WINDOW_SECONDS, Conditioning, Features, Frame, Reconfigured, Window
 from engine.understanding.settings import UnderstandingSettings
 from live.export.chunks import Chunk, warmup
 from live.export.files import frame_path
@@ -90,6 +94,12 @@ class Stages:
     make_compositor: Callable[[], Composes]
     direction: ShowDirection | None = None
     respec: Callable[[Preset], ShowSpec] | None = None  # a scheduled preset, resolved as the stages were
+    # Anticipation (engine/directing/quantize.py): a render's frame reaches the screen `latency_s` after
+    # it starts (on the fixed clock; 0 = at once, as export always rendered: tests and benchmarks set
+    # it to stand for a live renderer's latency), and `compensate` renders each frame for the moment it
+    # will be seen (its start + the measured p95 latency), so a change lands on its own frame.
+    latency_s: float = 0.0
+    compensate: bool = True
 
 
 Emit = Callable[[int, pygame.Surface, dict[str, Any]], None]
@@ -113,7 +123,8 @@ def render_chunk(s: ExportSettings, plan: ExportPlan, beats: BeatMap, chunk: Chu
         if stages.direction is not None:
             directing = _Directing(stages.direction, stages.respec, stages.renderer, stages.understanding, compositor)
         frames = _Frames(s, plan, feed, HopClock.starting_at(w.hops_s, s.hop_s), stages.renderer,
-                         stages.understanding, compositor, beats, directing, stems)
+                         stages.understanding, compositor, beats, directing, stems,
+                         _Latency(stages.latency_s, stages.compensate))
         for i in range(w.first_frame, chunk.stop):
             picture, rec = frames.next(i)
             if i >= chunk.first:
@@ -131,22 +142,45 @@ class _Frames:
 
     def __init__(self, s: ExportSettings, plan: ExportPlan, feed: AudioFeed, hops: HopClock,
                  renderer: Renderer | RenderStage, understanding: Understands | None, compositor: Any, beats: BeatMap,
-                 directing: _Directing | None = None, stems: StemTrack | None = None) -> None:
+                 directing: _Directing | None = None, stems: StemTrack | None = None,
+                 latency: _Latency | None = None) -> None:
         self.s, self.plan, self.feed, self.hops = s, plan, feed, hops
         self.stems = stems
         self._last_t: float | None = None
         self.renderer, self.understanding, self.compositor, self.beats = renderer, understanding, compositor, beats
         self.directing = directing
+        self.latency = latency or _Latency()
         self.pulse = PulseClock(display_s=0.5 / s.fps)
         self.cond: Conditioning | None = None
         self.seed = s.seed
         renderer.reset(s.seed)
+        self.meter = LatencyMeter()
+        self.meter_key = (str(renderer.name), s.width, s.height)
+        self.inflight: deque[_InFlight] = deque()  # renders started, not yet on screen
+        self.changes = directing.direction.changes() if directing is not None else []
+        self.change_times = [c[0] for c in self.changes]
+        self.look = 0  # how many of the changes the picture on screen shows
+
+    def _fade_s(self) -> float:
+        """Half the crossfade when changes are quantised (the fade is centred on the beat), else 0."""
+        d = self.directing
+        if d is None or d.direction.base.transitions.quantize == "off":
+            return 0.0
+        return 0.5 * d.spec.compositor.crossfade_ms / 1000.0
+
+    def _lead(self) -> float:
+        """How far ahead of its start a render's look is chosen: when its frame will be seen (the measured
+        p95 latency, to the middle of its frame), and half of a quantised change's crossfade."""
+        if not self.latency.compensate:
+            return 0.0
+        return self.meter.p95(self.meter_key) + 0.5 / self.s.fps + self._fade_s()
 
     def next(self, i: int) -> tuple[pygame.Surface, dict[str, Any]]:
         s = self.s
         t = self.plan.frame_time(i, s.fps)
         target = int(round(t * SAMPLE_RATE))
-        directed = self.directing.at(t) if self.directing is not None else None  # before the hops it steers
+        seen_at = t + self._lead()  # this frame's render is seen then: it shows the direction of that moment
+        directed = self.directing.at(seen_at) if self.directing is not None else None  # before the hops it steers
         if self.understanding is not None:
             for hop in self.hops.due(target):  # every conditioning hop up to t, each on its own window
                 window = self.feed.window_at(hop)
@@ -163,16 +197,55 @@ class _Frames:
         if rendered:
             if self.directing is not None and directed is not None:
                 cond = self.directing.mix(self.cond, directed)
-            frame = self.renderer.render(cond, feats, t)
+            heard, clock = (feats, t) if self.directing is None else self.directing.direction.recall_render(seen_at, feats)
+            frame = self.renderer.render(cond, heard, clock - (seen_at - t))
             self.seed = int(frame.seed)
-            self.compositor.push(frame, t)
+            look = bisect.bisect_right(self.change_times, seen_at)
+            self.inflight.append(_InFlight(t + self.latency.seconds, t, frame, look))
+        landed = self._deliver(i, t)
         picture = self.compositor.compose(feats, t)
         rec = {"i": i, "file": frame_path(s.out_dir, i).name, "t": round(t, 6), "rendered": rendered,
                "seed": self.seed, "features": _features_record(feats), "labels": _labels(self.cond)}
+        if landed:
+            rec["changes"] = landed
         if directed is not None:
             rec["lyric"] = directed.sung
             rec["prompt"] = cond.prompt if rendered and cond is not None else ""
         return picture, rec
+
+
+    def _deliver(self, i: int, t: float) -> list[dict[str, Any]]:
+        """Renders whose latency has passed go to the compositor; each change a delivered frame is the
+        first to show is logged: its intended time and frame, and the frame where it appeared (the
+        middle of its crossfade)."""
+        landed: list[dict[str, Any]] = []
+        fps = self.s.fps
+        while self.inflight and self.inflight[0].ready <= t + 1e-9:
+            r = self.inflight.popleft()
+            self.meter.add(self.meter_key, t - r.started)
+            self.compositor.push(r.frame, t)
+            for k in range(self.look, r.look):
+                at, what = self.changes[k]
+                landed.append({"what": what, "intended_t": round(at, 6),
+                               "intended_frame": int(round((at - self.plan.start) * fps)),
+                               "appeared_frame": i + int(math.ceil(self._fade_s() * fps - 1e-9)),
+                               "lead_s": round(self.meter.p95(self.meter_key), 6)})
+            self.look = max(self.look, r.look)
+        return landed
+
+
+@dataclass(frozen=True)
+class _Latency:
+    seconds: float = 0.0
+    compensate: bool = True
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    ready: float  # on the fixed clock: when its frame reaches the screen
+    started: float
+    frame: Frame
+    look: int  # how many of the direction's changes it shows
 
 
 class _Directing:

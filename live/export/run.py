@@ -81,13 +81,18 @@ def run_export(
     beats: BeatMap | None = None,
     direction: ShowDirection | None = None,
     respec: Callable[[Preset], ShowSpec] | None = None,
+    latency_s: float = 0.0,
+    compensate: bool = True,
 ) -> ExportResult:
     """Export `settings.track` to PNG frames in `settings.out_dir` in this process, chunk after chunk,
     resuming if a matching export is there. `understanding` None: the renderer gets no conditioning,
     as a procedural show. `make_compositor`: a fresh compositor at the export size per chunk (default:
     the numpy one). `beats`: the track's BeatMap when the caller already has it. `direction`: the
     schedule and lyrics (--schedule/--lyrics), asked per frame on the fixed clock; `respec` resolves a
-    scheduled preset as the stages were resolved (`live.session.show.resolve`). Ray workers: live/export/cluster.py.
+    scheduled preset as the stages were resolved (`live.session.show.resolve`). `latency_s`: a render's
+    frame reaches the screen this long after it starts (benchmarks and tests stand in a live renderer's
+    latency with it); `compensate` False renders for the moment it starts, not the one it is seen
+    (the old way, for comparison). Ray workers: live/export/cluster.py.
 
     KeyboardInterrupt (Ctrl-C) or any exception leaves every finished frame on disk and the log
     consistent; the same call later resumes. A full disk or another file error is one BeatcanvasError.
@@ -96,7 +101,7 @@ def run_export(
     stages = Stages(renderer, understanding, tracker_factory or FeatureTracker,
                     make_compositor or (lambda: Compositor(s.width, s.height, s.reactivity, s.crossfade_ms,
                                                            s.max_flashes_per_s)),
-                    direction, respec)
+                    direction, respec, latency_s, compensate)
     return export_stages(settings, stages, force=force, on_progress=on_progress, plan=plan, beats=beats)
 
 

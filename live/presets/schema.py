@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from engine.directing.quantize import QUANTIZE_PATTERN
 from live.presets.messages import PresetError, find_key_line, validation_error
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
@@ -249,6 +250,15 @@ class TransitionSettings(_Group):
     lock: bool = Field(False, description="stay on this preset: no auto-advance, no hard cuts")
     switch: Literal["immediate", "smooth"] = Field(
         "smooth", description="manual switches: cut at once, or soft-cut over soft_cut_s"
+    )
+    quantize: str = Field(
+        "off", pattern=QUANTIZE_PATTERN,
+        description="changes the music or a performer triggers (preset switches, schedule keys, cues) wait for "
+        "the next beat, downbeat or bar:N, and their render starts early by the measured render latency; off = at once",
+    )
+    recall: float = Field(
+        0.0, ge=0.0, le=1.0, description="a section that returns brings back the look it had (seed, palette, "
+        "conditioning): 1 = the old look, 0 = off (what the music does now)",
     )
 
 

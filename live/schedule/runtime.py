@@ -16,6 +16,7 @@ reproduce it exactly.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
 import threading
@@ -27,12 +28,13 @@ from typing import Any, Protocol
 from engine.directing.director import Direction, Director
 from engine.directing.grid import BarGrid
 from engine.directing.imagery import LyricPrompter
+from engine.directing.leitmotif import MoodTrack
 from engine.directing.lyrics import LyricLine, Lyrics, lyrics_beside, read_lrc
 from engine.errors import BeatcanvasError
 from engine.types import Conditioning, Features
 from live.presets.schema import Preset
 from live.schedule.schema import Schedule, read_schedule
-from live.schedule.timeline import Timeline
+from live.schedule.timeline import ScheduledState, Timeline
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,12 @@ class ShowDirection:
     def __init__(self, base: Preset, schedule: Schedule | None = None, lyrics: Lyrics | None = None,
                  grid: BarGrid | None = None, sections: tuple[float, ...] = (), live: bool = False,
                  prompter: LyricPrompter | None = None, schedule_path: Path | None = None,
-                 lyrics_path: Path | None = None) -> None:
+                 lyrics_path: Path | None = None, letters: tuple[str, ...] = (), moods: MoodTrack | None = None) -> None:
+        """`letters`: one per section start in `sections` (engine/directing/leitmotif.py); with the
+        preset's `transitions.recall` > 0, a section whose letter came before recalls that look."""
         self.base = base
+        self.letters = tuple(letters)
+        self.moods = moods  # the track's feature scalars (a file track, recall on): the mood a return recalls
         self.schedule = schedule
         self.lyrics = lyrics
         self.grid = grid if grid is not None else (BarGrid() if live else None)
@@ -81,6 +87,9 @@ class ShowDirection:
         timeline = self._timeline
         if timeline is not None:
             state = timeline.at(t)
+            then = self._recalled(t, timeline)
+            if then is not None:
+                state = timeline.recall(state, then, self.base.transitions.recall)
             preset, style, cue = state.preset, state.style, state.cue
         else:
             preset, style, cue = self.base, ((self.base.conditioning.style, 1.0),), ""
@@ -98,6 +107,32 @@ class ShowDirection:
         if self.lyrics is None:
             return []
         return [(ln.start, ln.text) for ln in self.lyrics.lines if ln.start > t][:count]
+
+    def _then(self, t: float) -> float | None:
+        """When a returning section (recall on) was at this point the first time it was heard; else None."""
+        if self.base.transitions.recall <= 0 or len(self.letters) != len(self.sections) or not self.sections:
+            return None
+        k = bisect.bisect_right(self.sections, t) - 1
+        if k < 0:
+            return None
+        first = self.letters.index(self.letters[k])
+        return None if first == k else self.sections[first] + (t - self.sections[k])
+
+    def _recalled(self, t: float, timeline: Timeline) -> ScheduledState | None:
+        """The schedule's state at the same moment of this section's first occurrence (a pure function of t)."""
+        then = self._then(t)
+        return None if then is None else timeline.at(then)
+
+    def recall_render(self, t: float, features: Features) -> tuple[Features, float]:
+        """What a renderer is given at `t`: in a returning section, the music's mood moved `recall` of the
+        way to the mood of its first occurrence (a file track's; unchanged live), and the animation
+        clock moved as far toward that moment (the procedural renderers' motion is a function of it)."""
+        then = self._then(t)
+        if then is None:
+            return features, t
+        w = self.base.transitions.recall
+        heard = self.moods.recall(features, then, w) if self.moods is not None else features
+        return heard, t + w * (then - t)
 
     def condition(self, music: Conditioning | None, directed: Directed) -> Conditioning | None:
         """The conditioning to render at this frame (the music's own without text encoders)."""
@@ -120,6 +155,10 @@ class ShowDirection:
         director = Director(understanding.prompt_encoder)
         director.prepare(self.texts())
         self.director = director
+
+    def changes(self) -> list[tuple[float, str]]:
+        """(time, which key) of the schedule's switching keys: when each new look must be seen."""
+        return self._timeline.changes() if self._timeline is not None else []
 
     def texts(self) -> list[str]:
         out = [self.base.conditioning.style]
@@ -215,17 +254,26 @@ def direction_for_track(track: Path | None, base: Preset, schedule_path: Path | 
         say(problem)
     grid: BarGrid | None = None
     sections: tuple[float, ...] = ()
+    letters: tuple[str, ...] = ()
+    moods: MoodTrack | None = None
     if schedule is not None and track is not None and not live:
-        if schedule.needs_grid:
+        if schedule.needs_grid or base.transitions.quantize != "off":
             from engine.audio.beatmap import analyze_beats
 
             grid = BarGrid.from_beatmap(analyze_beats(track), schedule.beats_per_bar)
-        if schedule.needs_sections:
+        if schedule.needs_sections or base.transitions.recall > 0:
             from engine.audio.io import iter_audio_blocks
             from engine.directing.sections import find_sections, section_features
             from engine.types import SAMPLE_RATE
 
             found = find_sections(section_features(iter_audio_blocks(track, 48_000), SAMPLE_RATE))
             sections = tuple(s.start for s in found)
+            letters = tuple(s.letter for s in found)
+            if base.transitions.recall > 0:
+                from engine.audio.analysis import analyze_track
+
+                moods = MoodTrack.from_frames(analyze_track(track)["frames"])
+            if schedule.sections and len(schedule.sections) != len(found):
+                letters = ()  # the file's own sections: the letters were found for others
     return ShowDirection(base, schedule, lyrics, grid, sections, live=live,
-                         schedule_path=schedule_path, lyrics_path=lyrics_path)
+                         schedule_path=schedule_path, lyrics_path=lyrics_path, letters=letters, moods=moods)

@@ -36,6 +36,7 @@ def skeleton_toml(sections: Sequence[Section], track_name: str, schedule_name: s
     ]
     for i, s in enumerate(sections, start=1):
         like = f", sounds like section {s.like}" if s.like else ""
+        like += f", part {s.letter}" if s.letter else ""
         lines += [
             "",
             "[[key]]",

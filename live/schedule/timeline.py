@@ -26,12 +26,14 @@ from pydantic import ValidationError
 
 from engine.directing.grid import BarGrid
 from engine.directing.keyframes import Keyframe, sample
+from engine.directing.quantize import Quantize, land
 from engine.directing.timecode import Span, format_time
 from live.presets.schema import GROUPS, Preset
 from live.schedule.schema import SCHEDULED, KeySpec, Schedule, ScheduleError
 
 STYLE = "conditioning.style"
 SAME_TIME_S = 1e-3
+CHANGES = ("hold", "cut")  # keys that switch (glides arrive gradually and are not quantised)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class Timeline:
         self.grid = dataclasses.replace(grid, beats_per_bar=schedule.beats_per_bar) if grid is not None else None
         self.sections = schedule.sections or tuple(sections)
         self.live = live
+        self.quantize = Quantize.parse(base.transitions.quantize)
         placed = sorted(((self._place(k), k) for k in schedule.keys), key=lambda p: (p[0], p[1].number))
         self.times = [t for t, _ in placed]
         self.keys = [k for _, k in placed]
@@ -73,6 +76,7 @@ class Timeline:
         for t, key in placed:
             self._validate(key)
         self._last: tuple[dict[str, Any], Preset] | None = None
+        self._recalled: tuple[tuple[Any, ...], ScheduledState, Preset, Preset] | None = None
 
     # -- placing ----------------------------------------------------------------------------------
 
@@ -99,7 +103,9 @@ class Timeline:
                 raise self._fail(key, f"section = {key.section}, but there are {len(self.sections)} sections; "
                                       f"use 1..{len(self.sections)} or add a start to `sections`")
             t = self.sections[key.section - 1]
-        if key.mode == "cut" and self.grid is not None:
+        if key.mode in CHANGES and self.quantize.on and self.grid is not None:
+            t = land(self.quantize, t, self.grid)  # a change waits for its beat, downbeat or bar
+        elif key.mode == "cut" and self.grid is not None:
             t = self.grid.next_beat(t)  # without beats (yet), a cut happens at its own time
         return max(0.0, t)
 
@@ -169,12 +175,51 @@ class Timeline:
             self._last = (values, preset)
         return ScheduledState(preset, style, self.cue(t))
 
+    def recall(self, now: ScheduledState, then: ScheduledState, weight: float) -> ScheduledState:
+        """`now` with a returning section's earlier look (`then`) recalled by `weight` (0..1): numbers
+        blend, switches (the seed among them) and words take the earlier value from 0.5, the style
+        prompts mix by weight."""
+        if weight <= 0:
+            return now
+        key = (id(now.preset), id(then.preset), now.style, then.style, weight)
+        if self._recalled is not None and self._recalled[0] == key:
+            return ScheduledState(self._recalled[1].preset, self._recalled[1].style, now.cue)
+        a, b = now.preset.model_dump(), then.preset.model_dump()
+        values: dict[str, Any] = {}
+        for g in SCHEDULED:
+            for k, v in a[g].items():
+                name, old = f"{g}.{k}", b[g][k]
+                if old == v:
+                    continue
+                if name in NUMBERS:
+                    x = (1 - weight) * v + weight * old
+                    values[name] = int(round(x)) if name in INTEGERS and name != "motion.seed" else x
+                    if name == "motion.seed":
+                        values[name] = old if weight >= 0.5 else v
+                elif weight >= 0.5:
+                    values[name] = old
+        style = tuple((s, w * (1 - weight)) for s, w in now.style) + tuple((s, w * weight) for s, w in then.style)
+        merged: dict[str, float] = {}
+        for s, w in style:
+            merged[s] = merged.get(s, 0.0) + w
+        preset = self._preset({**{n: v for n, v in ((f"{g}.{k}", v) for g in SCHEDULED for k, v in a[g].items())},
+                               **values}) if values else now.preset
+        out = ScheduledState(preset, tuple((s, w) for s, w in merged.items() if w > 0), now.cue)
+        self._recalled = (key, out, now.preset, then.preset)  # the presets kept: their ids stay theirs
+        return out
+
     def cue(self, t: float) -> str:
         i = bisect.bisect_right(self.times, t)
         text = f"key {i}/{len(self.keys)}"
         if i < len(self.times) and math.isfinite(self.times[i]):
             text += f" · next {format_time(self.times[i])} ({self.keys[i].where})"
         return text
+
+    def changes(self) -> list[tuple[float, str]]:
+        """(time, which key) of every key that switches something at once (hold or cut), in time order:
+        the moments a new look must be on screen."""
+        return [(t, f"key {k.number} ({k.where})") for t, k in zip(self.times, self.keys)
+                if k.mode in CHANGES and math.isfinite(t)]
 
     def texts(self) -> list[str]:
         """Every style text the schedule can show (to encode before the show)."""

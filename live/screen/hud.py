@@ -49,6 +49,7 @@ class HudState:
     show_t: float | None = None  # directing: the track's clock, with `sections` (their start times, s)
     sections: tuple[float, ...] = ()
     ahead: list[tuple[float, str]] = field(default_factory=list)  # the next lyric lines (start, text)
+    queued: str = ""  # the next change waiting for its beat, and the beats until it lands
 
     def set_error(self, text: str) -> None:
         self.error = text
@@ -92,6 +93,8 @@ class Hud:
             out.append(("heard: " + ", ".join(f"{k} {v:.2f}" for k, v in s.labels[:3]), grey))
         if s.cue:
             out.append(("schedule: " + s.cue, grey))
+        if s.queued:
+            out.append(("next: " + s.queued, (255, 210, 90)))
         if s.lyric:
             out.append(("lyric: " + s.lyric, (180, 220, 255)))
         if s.message:

@@ -19,7 +19,9 @@ from engine.types import Features
 from live.screen.compositor import Compositor
 from live.screen.hud import Hud
 from live.screen.keys import Action, action_for
+from engine.directing.quantize import Queued, queued_text
 from live.presets.schema import Preset
+from live.schedule.runtime import ShowDirection
 from live.screen.pulse import PulseClock
 from live.session.feature_loop import FeatureLoop
 from live.session.render_loop import RenderLoop
@@ -44,6 +46,8 @@ class DisplayLoop:
         self._frame_seen = 0
         self._directed_base: Preset | None = None  # the preset the schedule directs (--schedule)
         self._directed: Preset | None = None  # the scheduled knobs last routed
+        self._held: tuple[pygame.Surface, int] | None = None  # a frame waiting for its change's time, its look
+        self._look = 0  # how many scheduled changes the picture shows
         self.pulse_clock = PulseClock(config.latency_ms / 1000.0, 1.0 / max(1.0, config.max_fps))
 
     def run(self) -> None:
@@ -86,11 +90,7 @@ class DisplayLoop:
     def _show(self, now: float, fps: float) -> None:
         b = self.board
         if not self.frozen:
-            got = b.frames.get_newer(self._frame_seen)
-            if got is not None:
-                self._frame_seen = got[0]
-                self.compositor.push(got[1][1], now)
-                b.report.frames_shown += 1
+            self._take_frame(now)
         features = b.features.get()[1]
         seen = self._as_seen(features)
         picture = self.compositor.compose(seen, now)
@@ -110,6 +110,27 @@ class DisplayLoop:
             b.report.first_frame_s = time.monotonic() - self.started_at
             log.info("first rendered frame on screen %.2f s after the display loop started", b.report.first_frame_s)
         self._measure_latency(features)
+
+    def _take_frame(self, now: float) -> None:
+        """The newest render to the compositor; one that brings a scheduled change waits for its time."""
+        b, a = self.board, self.board.anticipation
+        got = b.frames.get_newer(self._frame_seen)
+        clock = float(self.source.clock())
+        if got is not None:
+            self._frame_seen = got[0]
+            tag = a.arrived(got[1][0], clock)
+            self._held = (got[1][1], tag.look if tag is not None else self._look)
+        if self._held is None:
+            return
+        surface, look = self._held
+        if look > self._look and clock < a.due(look):
+            return  # early: a render faster than the p95 latency
+        self._held = None
+        self.compositor.push(surface, now)
+        b.report.frames_shown += 1
+        for k in range(self._look, look):
+            b.report.change_onsets.append((a.intended(k), clock))
+        self._look = max(self._look, look)
 
     def _as_seen(self, features: Features | None) -> Features | None:
         """The features re-timed to when this frame is seen and heard (live.screen.pulse.PulseClock)."""
@@ -143,14 +164,26 @@ class DisplayLoop:
         if base is not self._directed_base:  # a preset switch or edit: the schedule now directs that one
             self._directed_base = base
             direction.set_base(base)
-        t = float(self.source.clock())
-        d = direction.at(t)
-        if d.preset is not self._directed:
-            self._directed = d.preset
-            self.router.direct(d.preset)
+        a, clock = self.board.anticipation, float(self.source.clock())
+        seen_at = a.seen_at(clock, a.key)  # what a render started now shows (live/session/anticipate.py)
+        d = direction.at(seen_at)
+        with a.lock:
+            if d.preset is not self._directed:
+                self._directed = d.preset
+                self.router.direct(d.preset)
+            a.routed_look = a.look_at(seen_at)
         s = self.board.state
         s.lyric, s.cue = d.sung, d.cue
-        s.show_t, s.sections, s.ahead = t, direction.sections, direction.lyrics_ahead(t)
+        s.show_t, s.sections, s.ahead = clock, direction.sections, direction.lyrics_ahead(clock)
+        s.queued = self._queued(direction, clock)
+
+    def _queued(self, direction: ShowDirection, clock: float) -> str:
+        """The HUD's line for the next scheduled change and the beats until it lands."""
+        ahead = [(t, what) for t, what in direction.changes() if t > clock]
+        if not ahead:
+            return ""
+        t, what = ahead[0]
+        return queued_text(Queued(what, clock, t), clock, direction.grid)
 
     def _drain_rig(self) -> None:
         """OSC / MIDI knobs and commands, applied through the preset router like any edit."""

@@ -51,6 +51,7 @@ class RenderLoop:
         self.durations: deque[float] = deque(maxlen=30)
         self.finished_at: deque[float] = deque(maxlen=30)
         self.generation = 0
+        self.look = 0  # how many scheduled changes the spec being rendered shows
         self.threads: list[threading.Thread] = []
         self._seen = {"specs": board.specs.version, "negatives": board.negatives.version,
                       "built": rebuilder.renders.version, "features": 0}
@@ -73,8 +74,9 @@ class RenderLoop:
             if wait > 0 and b.stop.wait(wait):
                 break
             last = time.monotonic()
-            with b.faults.guard("render setup"):
+            with b.faults.guard("render setup"), b.anticipation.lock:  # the spec and its look together
                 self._take_updates()
+                self.look = b.anticipation.routed_look
             got = b.features.wait_newer(self._seen["features"], timeout=0.1)
             if got is None or self.awaiting_step_down:
                 continue
@@ -88,10 +90,16 @@ class RenderLoop:
         except Exception:  # noqa: BLE001 - a lost source; render on its features' time
             t = features.t
         self.busy_since = start = time.monotonic()
+        a = b.anticipation
         try:
-            if b.direction is not None:  # the schedule and lyrics, exact at this render's time
-                cond = b.direction.condition(cond, b.direction.at(t))
-            frame = stage.render(cond, features, t)
+            clock = t
+            if b.direction is not None:  # the schedule and lyrics, exact at the time this render is seen
+                seen = a.seen_at(t, (stage.name, stage.width, stage.height))
+                cond = b.direction.condition(cond, b.direction.at(seen))
+                features, clock = b.direction.recall_render(seen, features)  # a returning section's look
+                clock -= seen - t
+            frame = stage.render(cond, features, clock)
+            a.tag(frame, self.look, t)
             # A frame the similarity filter kept needs no new picture: the compositor still shows it.
             surface = None if frame.reused else self.compositor.prepare(frame)  # the costly scale, off the display loop
         except Exception as e:  # noqa: BLE001 - the show goes on

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import BeatcanvasError
-from engine.types import Features
+from engine.directing.quantize import Quantize, Queued, land, queued_text
+from engine.types import BeatGrid, Features
 from live.screen.compositor import Compositor
 from live.presets.watch import PresetWatcher
 from live.presets.playlist import ShowList
@@ -35,6 +36,7 @@ class Pending:
     index: int
     fade_s: float = 0.0  # > 0: a soft cut over this long
     why: str = ""
+    lands: float = 0.0  # quantised (the left preset's transitions.quantize): on screen at this audio time
 
 
 class PresetRouter:
@@ -51,6 +53,7 @@ class PresetRouter:
         self._watched: Path | None = None
         self.events: list[tuple[float, str, str, bool]] = []  # (audio time, preset, why, on a beat)
         self._beat = False  # the newest features' beat flag
+        self._grid: BeatGrid | None = None  # the newest features' beat grid (where a switch is quantised to)
         board.state.preset = self._label(spec.name)
 
     # -- from the loops -----------------------------------------------------------------------------
@@ -58,7 +61,7 @@ class PresetRouter:
     def step(self, features: Features) -> None:
         """Feature loop: every block, so a hard cut lands on the beat that triggered it."""
         with self._lock:
-            self._t, self._beat = features.t, features.beat
+            self._t, self._beat, self._grid = features.t, features.beat, features.grid
             state = self.transitions.step(features.t, features)
             if state.event is not None:
                 self._queue(state)
@@ -109,15 +112,28 @@ class PresetRouter:
 
     def _queue(self, state: TransitionState) -> None:
         fade = state.fade_s if state.previous is not None else 0.0
-        self._pending = Pending(state.preset, state.index, fade, state.event or "")
+        q = Quantize.parse(self.spec.transitions.quantize)  # the preset being left governs
+        lands = land(q, self._t, self._grid) - 0.5 * fade if q.on else 0.0  # a soft cut's middle on the beat
+        self._pending = Pending(state.preset, state.index, fade, state.event or "", lands)
         self.events.append((state.t, state.preset.name, state.event or "", self._beat))
         del self.events[:-100]
 
     # -- the display loop ---------------------------------------------------------------------------
 
     def apply_pending(self, now: float) -> None:
+        """The pending change, if it is due: a quantised switch is applied when a render started now
+        would be seen on its beat (the measured render latency before it, live/session/anticipate.py)."""
         with self._lock:
-            pending, self._pending = self._pending, None
+            pending = self._pending
+            if pending is not None and pending.lands:
+                a = self.board.anticipation
+                seen = a.seen_at(self._t, a.key)
+                if seen < pending.lands:
+                    self.board.state.queued = queued_text(
+                        Queued(f"preset {pending.preset.name}", self._t, pending.lands), self._t, self._grid)
+                    return
+                self.board.state.queued = ""
+            self._pending = None
         if pending is None:
             return
         spec = resolve(pending.preset, self.options)

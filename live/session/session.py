@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from live.screen.compositor import Compositor
 from live.screen.gl_compositor import make_compositor
+from live.session.anticipate import Anticipation
 from live.session.factory import Builder, Stages
 from live.screen.hud import HudState
 from live.presets.playlist import ShowList
@@ -61,6 +62,7 @@ class Session:
         cfg = self.config = config or SessionConfig()
         self.source, self.tracker, self.display = source, tracker, display
         self.board = Board(HudState(renderer_reason=spec.reason))
+        self.board.anticipation = Anticipation(1.0 / max(1.0, cfg.max_fps), cfg.anticipate)
         self.compositor = compositor or make_compositor(cfg.width, cfg.height, spec.compositor.reactivity,
                                                         spec.compositor.crossfade_ms, spec.compositor.max_flashes_per_s)
         self.rebuilder = Rebuilder(builder or Builder(), self.board.stop)
@@ -99,6 +101,7 @@ class Session:
         """--schedule / --lyrics (live/schedule/runtime.py): style, lyrics and knobs over time."""
         self.board.direction = direction
         if direction is not None:
+            self.board.anticipation.set_changes([t for t, _ in direction.changes()])
             direction.attach(self.conditioning_loop.understanding)
             direction.set_base(self.router.preset)
 

@@ -22,6 +22,7 @@ from engine.render.stage import Negative
 from engine.types import Conditioning, Features, Frame
 from live.audio.hopclock import HOP_S
 from live.screen.hud import HudState
+from live.session.anticipate import Anticipation
 from live.session.faults import Faults
 from live.session.show import ShowSpec
 from live.session.slots import LatestSlot
@@ -56,6 +57,7 @@ class SessionConfig:
     hud: bool = True
     hot_reload: bool = True
     latency_ms: float = 0.0  # extra lead for the beat pulses (--latency-ms; calibration taps replace it)
+    anticipate: bool = True  # render a change early by the measured latency (live/session/anticipate.py)
 
 
 @dataclass
@@ -82,6 +84,7 @@ class SessionReport:
     latency_ms_median: float | None = None
     latency_ms_p95: float | None = None
     interrupted: bool = False
+    change_onsets: list[tuple[float, float]] = field(default_factory=list)  # (intended, first on screen), source clock
     last_error: str = ""
 
 
@@ -99,6 +102,7 @@ class Board:
     stop: threading.Event = field(default_factory=threading.Event)
     rig: Rig | None = None  # OSC / MIDI / Link / video out (live/control/rig.py), when the show has one
     direction: ShowDirection | None = None  # --schedule / --lyrics (live/schedule/runtime.py)
+    anticipation: Anticipation = field(default_factory=lambda: Anticipation(1 / 60))  # the session sets its own
     faults: Faults = field(init=False)
 
     def __post_init__(self) -> None:

@@ -1,0 +1,82 @@
+"""Live anticipation: a scheduled change's first frame is on screen at its beat, not one render late.
+
+Shared by the render loop (worker thread) and the display loop (main thread), on the source's clock:
+
+- the render loop asks `seen_at(t)` — when a render started now will be on screen (its start plus the
+  measured p95 render latency of this renderer and size, plus half a display frame) — renders the
+  direction of *that* moment, and `tag`s the frame with how many of the schedule's changes it shows;
+- the display loop `arrived` each frame (its latency goes into the meter) and `hold`s a frame that
+  brings a new change until that change's time (less half a display frame), so a render that was
+  faster than the p95 does not show the new look early; `landed` records when each change was first
+  on screen (`SessionReport.change_onsets`).
+
+With `compensate` off (SessionConfig.anticipate = False) renders show the direction of their start,
+the old way: a change then appears one render latency late.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+from engine.directing.quantize import LatencyMeter
+from engine.types import Frame
+
+
+@dataclass(frozen=True)
+class Tag:
+    look: int  # how many of the direction's changes the frame shows
+    started: float  # the source clock when its render started
+
+
+class Anticipation:
+    def __init__(self, display_frame_s: float, compensate: bool = True) -> None:
+        self.half_frame = 0.5 * display_frame_s
+        self.compensate = compensate
+        self.meter = LatencyMeter()
+        self.key: tuple[str, int, int] = ("", 0, 0)
+        self.change_times: list[float] = []
+        self._tags: deque[tuple[Frame, Tag]] = deque(maxlen=16)
+        self.lock = self._lock = threading.RLock()  # the display loop routes a change and its look under it
+        self.routed_look = 0  # the look of the preset the display loop last routed to the stages
+
+    def set_changes(self, times: list[float]) -> None:
+        with self._lock:
+            self.change_times = sorted(times)
+
+    def seen_at(self, t: float, key: tuple[str, int, int]) -> float:
+        """Render loop: the moment a render started at `t` should show."""
+        if not self.compensate:
+            return t
+        with self._lock:
+            self.key = key
+            return t + self.meter.p95(key) + self.half_frame
+
+    def look_at(self, t: float) -> int:
+        with self._lock:
+            return bisect.bisect_right(self.change_times, t)
+
+    def tag(self, frame: Frame, look: int, started: float) -> None:
+        with self._lock:
+            self._tags.append((frame, Tag(look, started)))
+
+    def arrived(self, frame: Frame, now: float) -> Tag | None:
+        """Display loop: a frame has reached it; its latency is measured (to arrival, not to a hold)."""
+        with self._lock:
+            for f, tag in self._tags:
+                if f is frame:
+                    self.meter.add(self.key, now - tag.started)
+                    return tag
+        return None
+
+    def due(self, look: int) -> float:
+        """When a frame showing `look` changes may be on screen: its newest change's time, less half a
+        display frame (so it is the frame nearest the change); 0 without changes."""
+        with self._lock:
+            return self.change_times[look - 1] - self.half_frame if 0 < look <= len(self.change_times) else 0.0
+
+    def intended(self, k: int) -> float:
+        with self._lock:
+            return self.change_times[k]
