@@ -102,7 +102,7 @@ class BeatAnalyzer:
     def finish(self) -> BeatMap:
         env = _joined(self._strength).astype(np.float64)
         periods, tempo = local_periods(env, self.fps)
-        active = _active(_joined(self._rms), self.fps)
+        active = active_frames(_joined(self._rms), self.fps)
         if tempo is None or not active.any():
             return BeatMap(np.zeros(0), np.zeros(0), np.zeros(0, int), 120.0, self.beats_per_bar)
         frames = track_beats(env / (env.std() + 1e-9), periods)
@@ -171,7 +171,7 @@ def track_beats(env: np.ndarray, periods: np.ndarray) -> np.ndarray:
     return np.asarray(beats[::-1])
 
 
-def _active(rms: np.ndarray, fps: float) -> np.ndarray:
+def active_frames(rms: np.ndarray, fps: float) -> np.ndarray:
     """Frames with audible sound in the half second before them or the 50 ms after (a beat in
     silence is not a beat; the music's last beat may ring for a moment)."""
     back, ahead = int(0.5 * fps), int(0.05 * fps)

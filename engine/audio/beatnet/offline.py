@@ -1,0 +1,76 @@
+"""The learned offline beat pass: features of a whole track → the offline network → bar-pointer Viterbi.
+
+Same interface as the DSP pass (`engine.audio.beatmap.BeatAnalyzer`): `feed(block)` as the track is
+decoded, `finish()` → a `BeatMap` whose `beats_per_bar` is the decoded meter (2 for 6/8: dotted
+quarter beats). Beats where nothing is audible, and all beats when the network heard no beat at
+all (its beat probability never reaches `MIN_PEAK`), are dropped: silence gives no beats.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.audio.beatmap import BeatMap, active_frames
+from engine.audio.beatnet.decode import decode
+from engine.audio.beatnet.features import HOP, N_FFT, N_INPUT, LogBands
+from engine.audio.beatnet.model import BeatNet, beat_time_of_frame
+from engine.audio.onsets import SampleTail, hop_spectra
+from engine.types import SAMPLE_RATE
+
+MIN_PEAK = 0.2  # a track whose beat probability never reaches this has no beats
+
+
+class LearnedBeatAnalyzer:
+    """Collects features from blocks of a 48 kHz stream; `finish()` decodes the whole track."""
+
+    def __init__(self, net: BeatNet) -> None:
+        self.net = net
+        self.fps = SAMPLE_RATE / HOP
+        self._bands = LogBands()
+        self._window = np.hanning(N_FFT).astype(np.float32)
+        self._past = SampleTail(N_FFT - HOP)
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._feats: list[np.ndarray] = []
+        self._rms: list[np.ndarray] = []
+
+    def feed(self, block: np.ndarray) -> None:
+        data = np.concatenate([self._pending, np.asarray(block, dtype=np.float32).reshape(-1)])
+        n = len(data) // HOP
+        self._pending = data[n * HOP :]
+        if n == 0:
+            return
+        whole = data[: n * HOP]
+        mags = hop_spectra(self._past.last(self._past.keep), whole, HOP, self._window)
+        self._past.append(whole)
+        self._feats.append(self._bands.process(mags.astype(np.float32)))
+        hops = whole.reshape(n, HOP)
+        self._rms.append(np.sqrt(np.add.reduce(hops * hops, axis=1) / HOP))
+
+    def activations(self) -> np.ndarray:
+        feats = np.concatenate(self._feats) if self._feats else np.zeros((0, N_INPUT), np.float32)
+        return self.net.activations(feats) if len(feats) else np.zeros((0, 2), np.float32)
+
+    def finish(self) -> BeatMap:
+        act = self.activations()
+        rms = np.concatenate(self._rms) if self._rms else np.zeros(0)
+        return beatmap_of(act, rms, self.fps)
+
+
+def beatmap_of(act: np.ndarray, rms: np.ndarray, fps: float) -> BeatMap:
+    """Decode activations (frames × 2) into a BeatMap; `rms` per frame drops beats in silence."""
+    empty = BeatMap(np.zeros(0), np.zeros(0), np.zeros(0, int), 120.0, 4)
+    if len(act) < 2 or float(act[:, 0].max()) < MIN_PEAK:
+        return empty
+    d = decode(act)
+    keep = active_frames(rms, fps)[np.minimum(d.frames, len(rms) - 1)] if len(rms) else np.ones(len(d.frames), bool)
+    frames, positions = d.frames[keep], d.positions[keep]
+    if len(frames) < 2:
+        return empty
+    times = np.asarray(beat_time_of_frame(frames), dtype=np.float64)
+    lo, hi = np.maximum(frames - 2, 0), np.minimum(frames + 3, len(act))
+    conf = np.array([act[a:b, 0].max() for a, b in zip(lo, hi)])
+    down = np.array([act[a:b, 1].max() for a, b in zip(lo, hi)])
+    db = positions == 0
+    db_conf = float(np.clip(down[db].mean() - (down[~db].mean() if (~db).any() else 0.0), 0.0, 1.0)) if db.any() else 0.0
+    tempo = float(60.0 / np.median(np.diff(times)))
+    return BeatMap(times, np.clip(conf, 0.0, 1.0), positions, tempo, d.beats_per_bar, db_conf)
