@@ -30,10 +30,13 @@ CROP = 1200  # frames (12 s)
 BATCH = 16
 
 
-def load(data: Path) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Each piece: features (frames × N_INPUT float16) and targets (frames × 2 float32)."""
+def load(data: Path, skip: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each piece after the first `skip` (by name): features (frames × N_INPUT float16) and targets
+    (frames × 2 float32). Training re-reads the folder every epoch, so it may start while
+    make_beat_data.py is still writing; the newest file may be half written and waits for the next read)."""
     out = []
-    for f in sorted(data.glob("piece_*.safetensors")):
+    files = sorted(data.glob("piece_*.safetensors"))[:-1]  # the newest may be half written
+    for f in files[skip:]:
         d = load_file(str(f))
         x = d["x"]
         y = np.zeros((len(x), 2), dtype=np.float32)
@@ -92,10 +95,8 @@ def main() -> None:
     pieces = load(args.data)
     if len(pieces) < 4:
         sys.exit(f"train_beats: only {len(pieces)} pieces in {args.data}: run scripts/make_beat_data.py first")
-    order = rng.permutation(len(pieces))
-    n_val = max(1, len(pieces) // 20)
-    val = [pieces[i] for i in order[:n_val]]
-    train = [pieces[i] for i in order[n_val:]]
+    val = [p for i, p in enumerate(pieces) if i % 20 == 0]  # every 20th piece validates
+    train = [p for i, p in enumerate(pieces) if i % 20]
     frames = sum(len(x) for x, _ in train)
     cfg = NetConfig(variant=args.variant, channels=args.channels, layers=args.layers)
     net = BeatNet(cfg)
@@ -125,8 +126,14 @@ def main() -> None:
             if time.time() - t0 >= budget:
                 break
         epoch += 1
+        for i, p in enumerate(load(args.data, skip=len(pieces)), start=len(pieces)):  # pieces written since
+            pieces.append(p)
+            (val if i % 20 == 0 else train).append(p)
+            best = math.inf if i % 20 == 0 else best  # another validation set: losses do not compare
+        frames = sum(len(x) for x, _ in train)
+        steps_per_epoch = max(1, frames // (BATCH * CROP))
         v = val_loss(net, val)
-        log.append({"epoch": epoch, "step": step, "val_loss": round(v, 5), "train_loss": round(float(loss), 5),
+        log.append({"epoch": epoch, "step": step, "pieces": len(pieces), "val_loss": round(v, 5), "train_loss": round(float(loss), 5),
                     "minutes": round((time.time() - t0) / 60, 2)})
         print(json.dumps(log[-1]), flush=True)
         if v < best:

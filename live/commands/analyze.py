@@ -16,6 +16,7 @@ from rich.table import Table
 from engine.audio.analysis import analyze_track
 from engine.audio.io import probe
 from engine.errors import BeatcanvasError
+from live.commands.play import check_beats
 
 if TYPE_CHECKING:
     from engine.understanding.pipeline import Understanding
@@ -152,6 +153,8 @@ def analyze(
     schedule_out: Optional[Path] = typer.Option(None, "--schedule-out", help="Skeleton file (default: TRACK.schedule.toml)."),
     clap: bool = typer.Option(False, "--clap", help="--sections also compares CLAP embeddings (slow on a CPU)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing skeleton."),
+    beats: str = typer.Option("learned", "--beats", help="Beat tracker: learned (the shipped beat network; falls "
+                              "back to dsp, saying why, when its weights do not load) | dsp."),
 ) -> None:
     """Beats, tempo, loudness, bands and valence/arousal of a track (streamed; any length)."""
     console = Console()
@@ -161,8 +164,10 @@ def analyze(
         console=console, transient=True,
     ) as progress:
         task = progress.add_task("analyze", total=max(info.duration, 1e-3))
-        result = analyze_track(track, frame_every=frame_every,
+        result = analyze_track(track, frame_every=frame_every, beats=check_beats(beats),
                                on_progress=lambda t: progress.update(task, completed=t))
+    if result.get("beat_tracker_note"):
+        console.print(result["beat_tracker_note"], highlight=False)
     if head:
         run_head_analysis(head, track, result, console, profile=profile, hop_s=head_hop)
     if sections:  # directing (issue 17)

@@ -211,9 +211,9 @@ def direction_for_track(track: Path | None, base: Preset, schedule_path: Path | 
     sections: tuple[float, ...] = ()
     if schedule is not None and track is not None and not live:
         if schedule.needs_grid:
-            from engine.audio.beatmap import analyze_beats
+            from engine.audio.beatnet.choice import analyze_track_beats
 
-            grid = BarGrid.from_beatmap(analyze_beats(track), schedule.beats_per_bar)
+            grid = BarGrid.from_beatmap(analyze_track_beats(track)[0], schedule.beats_per_bar)
         if schedule.needs_sections:
             from engine.audio.io import iter_audio_blocks
             from engine.directing.sections import find_sections, section_features

@@ -10,13 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from engine.audio.beatmap import BeatAnalyzer, BeatMap
-from engine.audio.beatnet.model import BeatNet, WeightsError, load_weights
 from engine.audio.beats import BeatTracker
+
+if TYPE_CHECKING:  # torch loads when a network is built, not when this module is imported
+    from engine.audio.beatnet.model import BeatNet
 
 BEAT_TRACKERS = ("learned", "dsp")
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -40,6 +42,8 @@ def weights_path(variant: str, weights_dir: Path | None = None) -> Path:
 
 @lru_cache(maxsize=8)
 def _load(path: Path) -> BeatNet:
+    from engine.audio.beatnet.model import load_weights
+
     return load_weights(path)
 
 
@@ -48,6 +52,8 @@ def _net(kind: str, variant: str, weights_dir: Path | None) -> tuple[BeatNet | N
         raise ValueError(f"beats must be one of {', '.join(BEAT_TRACKERS)}, not {kind!r}")
     if kind == "dsp":
         return None, Choice("dsp", "")
+    from engine.audio.beatnet.model import WeightsError
+
     try:
         net = _load(weights_path(variant, weights_dir))
     except WeightsError as e:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.audio.accents import MIN_BAR_CONFIDENCE
 from engine.audio.beatmap import BeatMap, active_frames
 from engine.audio.beatnet.decode import decode
 from engine.audio.beatnet.features import HOP, N_FFT, N_INPUT, LogBands
@@ -63,6 +64,7 @@ def beatmap_of(act: np.ndarray, rms: np.ndarray, fps: float) -> BeatMap:
         return empty
     d = decode(act)
     keep = active_frames(rms, fps)[np.minimum(d.frames, len(rms) - 1)] if len(rms) else np.ones(len(d.frames), bool)
+    keep &= np.asarray(beat_time_of_frame(d.frames)) >= 0.0
     frames, positions = d.frames[keep], d.positions[keep]
     if len(frames) < 2:
         return empty
@@ -72,5 +74,7 @@ def beatmap_of(act: np.ndarray, rms: np.ndarray, fps: float) -> BeatMap:
     down = np.array([act[a:b, 1].max() for a, b in zip(lo, hi)])
     db = positions == 0
     db_conf = float(np.clip(down[db].mean() - (down[~db].mean() if (~db).any() else 0.0), 0.0, 1.0)) if db.any() else 0.0
+    if db_conf < MIN_BAR_CONFIDENCE:  # the network hears no bar (equal clicks): no downbeats invented
+        positions, db_conf = np.full(len(frames), -1), 0.0
     tempo = float(60.0 / np.median(np.diff(times)))
     return BeatMap(times, np.clip(conf, 0.0, 1.0), positions, tempo, d.beats_per_bar, db_conf)
