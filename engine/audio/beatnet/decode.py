@@ -27,6 +27,7 @@ N_TEMPI = 60
 TRANSITION_LAMBDA = 100.0
 OBSERVATION_LAMBDA = 16
 METERS = (2, 3, 4)
+WINDOW_FRAMES = 6000 * 10  # 10 minutes at 100 frames/s
 EPS = 1e-5
 
 
@@ -82,14 +83,15 @@ def decode_bars(act: np.ndarray, beats_per_bar: int) -> Decoded:
             delta = new
         delta[0] += np.where(zone, log_down[t], log_none[t])
         delta[1:] += np.where(zone, log_beat[t], log_none[t])
-    j, s = np.unravel_index(int(np.argmax(delta)), delta.shape)
+    best = np.unravel_index(int(np.argmax(delta)), delta.shape)
+    j, s = int(best[0]), int(best[1])
     score = float(delta[j, s]) / max(1, n_frames)
     ti = int(np.searchsorted(offsets, s, side="right") - 1)
     p = int(s - offsets[ti])
     frames, positions = [], []
-    t = n_frames - 1
-    while t >= 0:  # walk back a whole beat at a time
-        start = t - p
+    frame = n_frames - 1
+    while frame >= 0:  # walk back a whole beat at a time
+        start = frame - p
         if start >= 0:
             frames.append(start)
             positions.append(int(j))
@@ -98,7 +100,7 @@ def decode_bars(act: np.ndarray, beats_per_bar: int) -> Decoded:
         ti = int(back[start, j, ti])
         j = (j - 1) % m
         p = int(taus[ti]) - 1
-        t = start - 1
+        frame = start - 1
     beats = _to_peaks(act[:, 0], np.asarray(frames[::-1], dtype=int), taus.min() // OBSERVATION_LAMBDA + 3)
     return Decoded(beats, np.asarray(positions[::-1], dtype=int), m, score)
 
@@ -113,9 +115,26 @@ def _to_peaks(beat: np.ndarray, frames: np.ndarray, reach: int) -> np.ndarray:
     return out
 
 
-def decode(act: np.ndarray, meters: tuple[int, ...] = METERS) -> Decoded:
-    """The likeliest beats, downbeats and meter for a whole track's activations."""
+def decode(act: np.ndarray, meters: tuple[int, ...] = METERS, window: int = WINDOW_FRAMES) -> Decoded:
+    """The likeliest beats, downbeats and meter for a whole track's activations. A long track is
+    decoded in `window`-frame pieces (memory and time stay bounded: the back-pointers of a 3-hour
+    mix would take half a gigabyte); a piece's first beat too close to the previous piece's last
+    is dropped, and the meter is the one most of the track's beats were decoded in."""
     if len(act) < 2:
         return Decoded(np.zeros(0, int), np.zeros(0, int), 4, 0.0)
-    best = max((decode_bars(act, m) for m in meters), key=lambda d: d.score)
-    return best
+    parts = []
+    for a in range(0, len(act), window):
+        seg = act[a : a + window]
+        if len(seg) >= 2:
+            d = max((decode_bars(seg, m) for m in meters), key=lambda d: d.score)
+            parts.append(Decoded(d.frames + a, d.positions, d.beats_per_bar, d.score))
+    frames, positions = [parts[0].frames], [parts[0].positions]
+    for d in parts[1:]:
+        last = frames[-1][-1] if len(frames[-1]) else -(10**9)
+        keep = d.frames > last + 60.0 * FPS / MAX_BPM / 2
+        frames.append(d.frames[keep])
+        positions.append(d.positions[keep])
+    weights = [len(d.frames) for d in parts]
+    meter = max(set(d.beats_per_bar for d in parts), key=lambda m: sum(w for d, w in zip(parts, weights) if d.beats_per_bar == m))
+    score = float(np.average([d.score for d in parts], weights=np.maximum(weights, 1)))
+    return Decoded(np.concatenate(frames), np.concatenate(positions), meter, score)
