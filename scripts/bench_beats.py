@@ -86,9 +86,9 @@ def time_to_lock(beats: np.ndarray, r: Rhythm, run: int = 8) -> float | None:
     return None
 
 
-def live(r: Rhythm) -> dict:
-    tr = FeatureTracker(SR, 480)
-    x, beats, downbeats, tempi = r.samples, [], [], []
+def feed_live(x: np.ndarray, tr: FeatureTracker, tempo_after: float) -> tuple[list, list, list, float]:
+    """Feed 10 ms blocks as a live source does: (beats, downbeats, tempo every 0.1 s after `tempo_after`, wall s)."""
+    beats, downbeats, tempi = [], [], []
     t0 = time.perf_counter()
     for k in range(len(x) // 480):
         t = (k + 1) * 480 / SR
@@ -97,9 +97,14 @@ def live(r: Rhythm) -> dict:
             beats.append(tr.last_beat_time)
             if feats.downbeat:
                 downbeats.append(tr.last_beat_time)
-        if t > r.music_start + 5.0 and k % 10 == 0:
+        if t > tempo_after and k % 10 == 0:
             tempi.append(feats.tempo_bpm)
-    wall = time.perf_counter() - t0
+    return beats, downbeats, tempi, time.perf_counter() - t0
+
+
+def live(r: Rhythm) -> dict:
+    x = r.samples
+    beats, downbeats, tempi, wall = feed_live(x, FeatureTracker(SR, 480), r.music_start + 5.0)
     b = np.array(beats)
     true = r.tempo_bpm
     return {
@@ -158,19 +163,7 @@ def _run_live(x: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray, float, 
     from engine.audio.beatnet.choice import live_tracker
 
     bt, _ = live_tracker(kind)
-    tr = FeatureTracker(SR, 480, beats=bt)
-    beats, downbeats, tempi = [], [], []
-    t0 = time.perf_counter()
-    for k in range(len(x) // 480):
-        t = (k + 1) * 480 / SR
-        feats = tr.process(x[k * 480 : (k + 1) * 480], t)
-        if feats.beat:
-            beats.append(tr.last_beat_time)
-            if feats.downbeat:
-                downbeats.append(tr.last_beat_time)
-        if t > 5.0 and k % 10 == 0 and bt.confidence > 0:
-            tempi.append(feats.tempo_bpm)
-    wall = time.perf_counter() - t0
+    beats, downbeats, tempi, wall = feed_live(x, FeatureTracker(SR, 480, beats=bt), 5.0)
     return np.array(beats, dtype=float), np.array(downbeats, dtype=float), float(np.median(tempi)) if tempi else 0.0, len(x) / SR / wall
 
 
