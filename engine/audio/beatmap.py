@@ -117,6 +117,22 @@ class BeatAnalyzer:
             positions, db_conf = np.full(len(frames), -1), 0.0
         return BeatMap(times, conf, positions, tempo, self.beats_per_bar, db_conf)
 
+    def bars_at(self, times: np.ndarray) -> tuple[np.ndarray, float]:
+        """Bar positions (0 = downbeat; −1 when no accent pattern stands out) and their confidence
+        for beats another tracker found at `times`, from the accents this pass heard there."""
+        env = _joined(self._strength).astype(np.float64)
+        if len(times) < 2 or len(env) == 0:
+            return np.full(len(times), -1), 0.0
+        low = _joined(self._low).astype(np.float64)
+        bands = _joined(self._bands, self._onsets.n_bands).astype(np.float32)
+        frames = np.clip(np.round((np.asarray(times) + ONSET_DELAY_S) * self.fps - 1).astype(int), 0, len(env) - 1)
+        periods = np.gradient(np.asarray(times, dtype=np.float64)) * self.fps
+        accents = np.array([np.dot(ACCENT_WEIGHTS, accent_parts(env, low, bands, int(i), p)) for i, p in zip(frames, periods)])
+        positions, conf = bar_positions(accents, self.beats_per_bar)
+        if conf < MIN_BAR_CONFIDENCE:
+            return np.full(len(times), -1), 0.0
+        return positions, conf
+
     def _beat_time(self, env: np.ndarray, i: int) -> float:
         """Frame i's beat time: its activation peak to a fraction of a frame, less the onset delay."""
         shift = 0.0
