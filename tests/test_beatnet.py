@@ -16,6 +16,7 @@ from engine.audio.beatnet.live import LearnedBeatTracker
 from engine.audio.beatnet.model import BeatNet, NetConfig, StreamingBeatNet, load_weights, n_params
 from engine.audio.beatnet.offline import LearnedBeatAnalyzer
 from engine.audio.beats import BeatTracker
+from engine.audio.features import FeatureTracker
 from engine.audio.onsets import hop_spectra
 from engine.audio.rhythms import SR, drums
 
@@ -27,6 +28,51 @@ def _bumps(n: int, beats: np.ndarray, downbeats: np.ndarray, floor: float = 0.03
     act[:, 0] = np.maximum(floor, 0.9 * np.exp(-0.5 * ((i - beats[None]) / 1.2) ** 2).max(axis=1))
     act[:, 1] = np.maximum(floor, 0.8 * np.exp(-0.5 * ((i - downbeats[None]) / 1.2) ** 2).max(axis=1))
     return act
+
+
+def _meter_track(bpm: float, per_bar: int, seconds: float, sub: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Oom-pah with no drums: a low note on each bar's first beat, a chord on the others, and with
+    `sub` = 3 quiet notes on the eighths between (6/8: 2 dotted-quarter beats of 3 eighths)."""
+    n = int(seconds * SR)
+    x = (1e-3 * np.random.default_rng(0).standard_normal(n)).astype(np.float32)
+    t = np.arange(int(0.6 * SR)) / SR
+    env = np.exp(-t / 0.25) * np.minimum(1.0, t / 0.005)
+    period = 60.0 / bpm
+    beats = np.arange(0.0, seconds - 0.5, period)
+    notes = [(b, [65.4, 130.8] if k % per_bar == 0 else [261.6, 329.6, 392.0], 0.5 if k % per_bar == 0 else 0.25)
+             for k, b in enumerate(beats)]
+    notes += [(b + j * period / sub, [523.2, 659.3], 0.08) for b in beats for j in range(1, sub)]
+    for at, freqs, gain in notes:
+        i = int(at * SR)
+        s = (sum(np.sin(2 * np.pi * f * t) for f in freqs) * env * gain)[: n - i]
+        x[i : i + len(s)] += s.astype(np.float32)
+    return x, beats
+
+
+@pytest.mark.parametrize(("bpm", "per_bar", "sub"), [(100.0, 3, 1), (60.0, 2, 3), (80.0, 4, 1)])
+def test_meter_decoded_on_synthesized_audio(bpm: float, per_bar: int, sub: int) -> None:
+    """3/4 → 3 beats a bar, 6/8 → 2 dotted-quarter beats, 4/4 → 4, with the beats where they are."""
+    x, beats = _meter_track(bpm, per_bar, 20.0, sub)
+    a, _ = offline_analyzer("learned")
+    a.feed(x)
+    bm = a.finish()
+    assert bm.beats_per_bar == per_bar
+    assert abs(bm.tempo_bpm - bpm) < 2.0
+    assert np.abs(bm.beats[:, None] - beats[None]).min(axis=1).max() < 0.05
+
+
+def test_live_learned_tracker_follows_a_tempo_ramp() -> None:
+    r = drums("four", 100.0, 40.0, bpm_end=130.0)
+    bt, choice = live_tracker("learned")
+    tr, beats = FeatureTracker(SR, 480, beats=bt), []
+    for k in range(len(r.samples) // 480):
+        if tr.process(r.samples[k * 480 : (k + 1) * 480], (k + 1) * 480 / SR).beat:
+            beats.append(tr.last_beat_time)
+    b = np.array(beats)
+    late = b[b > 10.0]
+    near = np.abs(late[:, None] - r.beats[None]).min(axis=1)
+    assert np.mean(near < 0.07) >= 0.9 and len(late) >= 0.9 * np.sum(r.beats > 10.0)
+    assert abs(bt.tempo_bpm - 60.0 / np.diff(r.beats[-2:])[0]) < 0.05 * 130.0
 
 
 @pytest.mark.parametrize("variant", ["causal", "offline"])

@@ -4,8 +4,10 @@ Same interface as the DSP pass (`engine.audio.beatmap.BeatAnalyzer`): `feed(bloc
 decoded, `finish()` → a `BeatMap` whose `beats_per_bar` is the decoded meter (2 for 6/8: dotted
 quarter beats). Where the network hears no bar (its downbeat probability no higher on the decoded
 downbeats than elsewhere), the DSP pass's accents number the learned beats in 4/4 bars when they
-show a pattern (an accented metronome), else no beat is called a downbeat. Beats where nothing is audible, and all beats when the network heard no beat at
-all (its beat probability never reaches `MIN_PEAK`), are dropped: silence gives no beats.
+show a pattern (an accented metronome), else no beat is called a downbeat. Beats where nothing is audible,
+beats before the first and after the last one the network heard (beat probability ≥ `MIN_PEAK`:
+the decoder carries beats through gaps, not past the ends), and all beats when it heard none, are
+dropped: silence gives no beats.
 """
 
 from __future__ import annotations
@@ -90,6 +92,11 @@ def beatmap_of(act: np.ndarray, rms: np.ndarray, fps: float,
     lo, hi = np.maximum(frames - 2, 0), np.minimum(frames + 3, len(act))
     conf = np.array([act[a:b, 0].max() for a, b in zip(lo, hi)])
     down = np.array([act[a:b, 1].max() for a, b in zip(lo, hi)])
+    strong = np.nonzero(conf >= MIN_PEAK)[0]  # the decoder carries beats through gaps, not past the ends
+    if len(strong) < 2:
+        return empty
+    ends = slice(int(strong[0]), int(strong[-1]) + 1)
+    frames, positions, times, conf, down = frames[ends], positions[ends], times[ends], conf[ends], down[ends]
     db = positions == 0
     db_conf = float(np.clip(down[db].mean() - (down[~db].mean() if (~db).any() else 0.0), 0.0, 1.0)) if db.any() else 0.0
     per_bar = d.beats_per_bar
