@@ -120,8 +120,8 @@ class Features:
     `spectrum` and `wave` are per-block snapshots (tuples, so Features stays immutable).
     `beat` is True for the block in which a beat landed; `beat_phase` runs 0→1 between beats.
     `downbeat` marks a beat that starts a bar; `beat_confidence` (0..1) says how sure the tracker is
-    of the beat. `event` is a scene-level moment on a beat: "drop" (a sudden rise in energy) or
-    "break" (a sudden fall), else "". `grid` lets a consumer place beats at any other time.
+    of the beat. `event` is a scene-level moment on a beat: "build" (a slow rise: a drop may
+    follow), "drop" (a sudden rise in energy) or "break" (a sudden fall), else "". `grid` lets a consumer place beats at any other time.
     """
 
     t: float = 0.0

@@ -1,7 +1,15 @@
 #!/usr/bin/env python
 """Benchmark: beat and downbeat tracking on synthesised tracks with known beats → JSON.
 
-    python scripts/bench_beats.py [--out bench/results/beats-cpu.json]
+    python scripts/bench_beats.py [--out bench/results/beats-cpu.json] [--heldout /work/beatdata/heldout]
+
+Side by side in one run: the learned tracker (live: causal network + predicted grid; offline: offline
+network + bar-pointer Viterbi), the DSP tracker (live and offline) and librosa's `beat_track` (an
+optional bench dependency: skipped with a note when not installed), on (a) the held-out synthesized
+set from `scripts/make_beat_data.py --split heldout --audio` (other soundfont, styles and tempos than
+training) and (b) the synthetic set below. Per tracker and set: beat F (±70 ms), CMLt, AMLt
+(mir_eval), downbeat F, tempo-octave accuracy and, live, the pulse error (|emitted predicted beat −
+nearest true beat|, median, for beats within 70 ms). The per-track DSP section follows.
 
 For each track (engine.audio.rhythms: click tracks 70–180 BPM, swing, a tempo ramp, syncopated
 drums, a half-time breakdown, silence then music) it runs the live tracker (FeatureTracker, 10 ms
@@ -78,9 +86,9 @@ def time_to_lock(beats: np.ndarray, r: Rhythm, run: int = 8) -> float | None:
     return None
 
 
-def live(r: Rhythm) -> dict:
-    tr = FeatureTracker(SR, 480)
-    x, beats, downbeats, tempi = r.samples, [], [], []
+def feed_live(x: np.ndarray, tr: FeatureTracker, tempo_after: float) -> tuple[list, list, list, float]:
+    """Feed 10 ms blocks as a live source does: (beats, downbeats, tempo every 0.1 s after `tempo_after`, wall s)."""
+    beats, downbeats, tempi = [], [], []
     t0 = time.perf_counter()
     for k in range(len(x) // 480):
         t = (k + 1) * 480 / SR
@@ -89,9 +97,14 @@ def live(r: Rhythm) -> dict:
             beats.append(tr.last_beat_time)
             if feats.downbeat:
                 downbeats.append(tr.last_beat_time)
-        if t > r.music_start + 5.0 and k % 10 == 0:
+        if t > tempo_after and k % 10 == 0:
             tempi.append(feats.tempo_bpm)
-    wall = time.perf_counter() - t0
+    return beats, downbeats, tempi, time.perf_counter() - t0
+
+
+def live(r: Rhythm) -> dict:
+    x = r.samples
+    beats, downbeats, tempi, wall = feed_live(x, FeatureTracker(SR, 480), r.music_start + 5.0)
     b = np.array(beats)
     true = r.tempo_bpm
     return {
@@ -132,9 +145,98 @@ def export_pulse_errors_ms(bm, r: Rhythm, fps: float = 60.0) -> dict:
             "missed": int((~hit).sum()), "beats": int(len(truth))}
 
 
+# ---------------------------------------------------------------------------- side by side
+def _metrics(ref: np.ndarray, est: np.ndarray, ref_db: np.ndarray, est_db: np.ndarray | None, tempo: float | None,
+             skip: float = 5.0) -> dict:
+    ref_s, est_s = ref[ref >= skip], est[est >= skip]
+    cont = mir_eval.beat.continuity(ref_s, est_s) if len(ref_s) > 1 and len(est_s) > 1 else (0.0, 0.0, 0.0, 0.0)
+    true_tempo = 60.0 / float(np.median(np.diff(ref))) if len(ref) > 1 else 0.0
+    out = {"beat_f": float(mir_eval.beat.f_measure(ref_s, est_s)) if len(ref_s) else 0.0,
+           "cmlt": float(cont[1]), "amlt": float(cont[3]),
+           "tempo_ok": bool(tempo is not None and true_tempo > 0 and abs(tempo - true_tempo) / true_tempo < 0.04)}
+    if est_db is not None and len(ref_db[ref_db >= skip]):
+        out["downbeat_f"] = float(mir_eval.beat.f_measure(ref_db[ref_db >= skip], est_db[est_db >= skip]))
+    return out
+
+
+def _run_live(x: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray, float, float]:
+    from engine.audio.beatnet.choice import live_tracker
+
+    bt, _ = live_tracker(kind)
+    beats, downbeats, tempi, wall = feed_live(x, FeatureTracker(SR, 480, beats=bt), 5.0)
+    return np.array(beats, dtype=float), np.array(downbeats, dtype=float), float(np.median(tempi)) if tempi else 0.0, len(x) / SR / wall
+
+
+def _run_offline(x: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray, float, int]:
+    from engine.audio.beatnet.choice import offline_analyzer
+
+    a, _ = offline_analyzer(kind)
+    for i in range(0, len(x), 4800):
+        a.feed(x[i : i + 4800])
+    bm = a.finish()
+    return bm.beats, bm.downbeats, bm.tempo_bpm, bm.beats_per_bar
+
+
+def _run_librosa(x: np.ndarray) -> tuple[np.ndarray, float]:
+    import librosa
+
+    y = librosa.resample(x, orig_sr=SR, target_sr=22050)
+    tempo, frames = librosa.beat.beat_track(y=y, sr=22050)
+    return librosa.frames_to_time(frames, sr=22050), float(np.atleast_1d(tempo)[0])
+
+
+def side_by_side(pieces: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], librosa_ok: bool) -> dict:
+    """pieces: (name, audio, true beats, true downbeats) → per tracker: mean metrics and per-piece rows."""
+    out: dict = {}
+    trackers = ["learned_live", "learned_offline", "dsp_live", "dsp_offline"] + (["librosa"] if librosa_ok else [])
+    for name in trackers:
+        rows, errs, speeds = [], [], []
+        for title, x, ref, ref_db in pieces:
+            if name.endswith("_live"):
+                est, est_db, tempo, speed = _run_live(x, name.split("_")[0])
+                speeds.append(speed)
+                near = np.array([np.min(np.abs(ref - b)) for b in est[est >= 5.0]]) if len(ref) else np.zeros(0)
+                errs.extend(near[near < 0.07].tolist())
+                row = _metrics(ref, est, ref_db, est_db, tempo)
+            elif name.endswith("_offline"):
+                est, est_db, tempo, bpb = _run_offline(x, name.split("_")[0])
+                row = _metrics(ref, est, ref_db, est_db, tempo)
+                row["beats_per_bar"] = bpb
+            else:
+                est, tempo = _run_librosa(x)
+                row = _metrics(ref, est, ref_db, None, tempo)
+            rows.append({"piece": title, **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}})
+        summary = {k: round(float(np.mean([r[k] for r in rows if k in r])), 3)
+                   for k in ("beat_f", "cmlt", "amlt", "downbeat_f", "tempo_ok") if any(k in r for r in rows)}
+        if errs:
+            summary["live_pulse_error_median_ms"] = round(1000 * float(np.median(errs)), 1)
+        if speeds:
+            summary["realtime_multiple_median"] = round(float(np.median(speeds)), 1)
+        out[name] = {"mean": summary, "pieces": rows}
+        print(f"  {name:16s} {summary}", flush=True)
+    return out
+
+
+def heldout_pieces(folder: Path) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    import soundfile as sf
+    from safetensors import safe_open
+
+    out = []
+    for wav in sorted(folder.glob("piece_*.wav")):
+        audio, sr = sf.read(str(wav), dtype="float32")
+        with safe_open(str(wav.with_suffix(".safetensors")), framework="np") as fh:
+            beats, downbeats = fh.get_tensor("beats"), fh.get_tensor("downbeats")
+            meta = json.loads((fh.metadata() or {}).get("meta", "{}"))
+        assert sr == SR
+        out.append((f"{wav.stem} {meta.get('meter')} {meta.get('style')} {meta.get('bpm')} {meta.get('curve')}", audio, beats, downbeats))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--out", type=Path, default=Path("bench/results/beats.json"))
+    ap.add_argument("--heldout", type=Path, default=Path("/work/beatdata/heldout"))
+    ap.add_argument("--max-heldout", type=int, default=0, help="only the first N held-out pieces (0: all)")
     args = ap.parse_args()
     try:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
@@ -142,6 +244,24 @@ def main() -> int:
     except (AttributeError, OSError):
         pinned = False
     load_before = round(os.getloadavg()[0], 2)  # the machine is shared: say how busy it was
+    try:
+        import librosa  # noqa: F401
+
+        librosa_ok, librosa_note = True, ""
+    except ImportError:
+        librosa_ok, librosa_note = False, "librosa not installed (pip install librosa): its column is skipped"
+        print(librosa_note)
+    compare: dict = {"librosa_note": librosa_note}
+    held = heldout_pieces(args.heldout) if args.heldout.is_dir() else []
+    if args.max_heldout:
+        held = held[: args.max_heldout]
+    if held:
+        print(f"(a) held-out synthesized set: {len(held)} pieces from {args.heldout}")
+        compare["heldout"] = side_by_side(held, librosa_ok)
+    else:
+        compare["heldout"] = f"no held-out set at {args.heldout}: run scripts/make_beat_data.py --split heldout --audio"
+    print("(b) synthetic set (engine.audio.rhythms)")
+    compare["synthetic"] = side_by_side([(label(r), r.samples, r.beats, r.downbeats) for r in tracks()], librosa_ok)
     rows = []
     for r in tracks():
         off, bm = offline(r)
@@ -151,7 +271,7 @@ def main() -> int:
         print(f"{row['track']:40s} live F {lv['beat_f']} DB {lv['downbeat_f']} tempo {lv['tempo_bpm']} lock {lv['time_to_lock_s']} "
               f"x{lv['realtime_multiple']} | offline F {off['beat_f']} DB {off['downbeat_f']} | pulse {row['export_pulse_60fps']}")
     result = {
-        "benchmark": "beats", "tracks": rows,
+        "benchmark": "beats", "compare": compare, "tracks": rows,
         "median_live_beat_f": float(np.median([r["live"]["beat_f"] for r in rows])),
         "median_offline_beat_f": float(np.median([r["offline"]["beat_f"] for r in rows])),
         "live_tempo_octave_accuracy": float(np.mean([r["live"]["tempo_ok"] for r in rows])),
@@ -161,11 +281,11 @@ def main() -> int:
         "export_pulse_60fps_missed": int(sum(r["export_pulse_60fps"]["missed"] for r in rows)),
         "load_average_1min": [load_before, round(os.getloadavg()[0], 2)],
         "pinned_to_one_core": pinned, "python": platform.python_version(), "numpy": np.__version__,
-        "command": "python scripts/bench_beats.py --out " + str(args.out),
+        "command": "python scripts/bench_beats.py --out " + str(args.out) + f" --heldout {args.heldout}",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "tracks"}, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("tracks", "compare")}, indent=2))
     return 0
 
 

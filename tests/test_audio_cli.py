@@ -21,7 +21,9 @@ def test_analyze_writes_the_documented_json(tmp_path: Path, capsys) -> None:
     out = tmp_path / "sub" / "a.json"
     assert main(["analyze", str(tmp_path / "click.wav"), "--json", str(out)]) == 0
     d = json.loads(out.read_text())
-    assert set(d) == {"tempo_bpm", "beats", "beat_confidence", "downbeats", "downbeat_confidence", "frames"}
+    assert set(d) - {"beat_tracker_note"} == {"tempo_bpm", "beats", "beat_confidence", "downbeats", "downbeat_confidence",
+                                              "frames", "beat_tracker", "beats_per_bar"}
+    assert d["beat_tracker"] == "learned" or d["beat_tracker_note"]
     assert abs(d["tempo_bpm"] - 120.0) < 2.0
     assert all(min(abs(b - clicks)) < 0.03 for b in d["beats"]) and len(d["beats"]) >= 19
     assert len(d["beat_confidence"]) == len(d["beats"]) and min(d["beat_confidence"]) > 0.5

@@ -146,6 +146,27 @@ def test_drop_fires_one_event_on_a_downbeat() -> None:
     assert on_downbeat and quiet.downbeats[6] - 0.05 < at < quiet.downbeats[8] + 0.05
 
 
+def test_a_slow_build_is_its_own_event_before_the_drop() -> None:
+    """8 bars of quiet groove, a 12 s crescendo, then the drop: "build" during the rise, then "drop"."""
+    calm = drums("halftime", 124.0, 40.0, chords=True)
+    loud = drums("four", 124.0, 40.0, chords=True)
+    t = np.arange(len(calm.samples)) / SR
+    rise_from, drop_at = 10.0, float(calm.downbeats[np.searchsorted(calm.downbeats, 22.0)])
+    gain = np.interp(t, [0.0, rise_from, drop_at], [0.15, 0.15, 0.45])  # +9.5 dB in 12 s
+    x = np.where(t < drop_at, gain * calm.samples, 2.0 * loud.samples).astype(np.float32)
+    bt = BeatTracker(SR, 480)
+    events = []
+    for k in range(len(x) // 480):
+        bt.update(x[k * 480 : (k + 1) * 480], (k + 1) * 480 / SR)
+        if bt.event:
+            events.append((bt.event, (k + 1) * 480 / SR))
+    kinds = [e for e, _ in events]
+    assert "build" in kinds and "drop" in kinds, events
+    build_t = next(t for e, t in events if e == "build")
+    drop_t = next(t for e, t in events if e == "drop")
+    assert rise_from < build_t < drop_at <= drop_t + 0.05
+
+
 # --------------------------------------------------------------------- pulses
 
 

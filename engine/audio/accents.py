@@ -4,7 +4,12 @@
   harmony changed across it); the accents pile up per bar position with a slow decay, and the
   position that keeps winning is the downbeat. Confidence is the winner's margin.
 - `SectionDetector`: a short (0.25 s) and a long (4 s) loudness follower; when the short one jumps
-  `DROP_DB` above the long one the music dropped, when it falls `BREAK_DB` below it broke down.
+  `DROP_DB` above the long one — and half that above the loudest quarter second of the 4 s before
+  it, so a crescendo's newest highs are not a drop — the music dropped; when it falls `BREAK_DB`
+  below the long one it broke down. A
+  build is the 4 s loudness climbing `BUILD_DB` or more over the last `BUILD_S` seconds, higher than
+  two seconds before at every second along the way and without a jump (a crescendo, a riser), so the show can prepare for
+  the drop that usually follows; a build does not hold back the drop's event.
   The event waits for the next downbeat (or beat, while the bar is unknown) so that a hard cut on it
   lands on the music, and at most one event fires every `MIN_GAP_S`.
 """
@@ -12,6 +17,7 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import numpy as np
 
@@ -23,6 +29,9 @@ MIN_BAR_CONFIDENCE = 0.1  # below this margin no beat is called a downbeat
 # harmony changes on the bar line. Weighed by hand on the synthetic patterns of engine.audio.rhythms.
 ACCENT_WEIGHTS = np.array([1.0, -0.5, 3.0])
 DROP_DB, BREAK_DB = 6.0, 9.0
+BUILD_DB, BUILD_S = 4.0, 8  # the 4 s loudness this much louder than BUILD_S seconds ago, climbing all along
+PEAK_SLOT_S, PEAK_SLOTS = 0.25, 16  # the recent loudest: per quarter second, over 4 s (the newest 0.5 s left out)
+BUILD_GAP_S = 16.0  # at most one build event this often, and none this soon after a drop or break
 EVENT_LEVEL_DB = -40.0  # quieter music than this makes no events
 MIN_GAP_S = 4.0
 EVENT_WAIT_S = 2.5  # a pending event fires anyway after this long without a beat to sit on
@@ -97,7 +106,9 @@ class SectionDetector:
     def reset(self) -> None:
         self._short = self._long = 1e-10
         self._long_weight = 0.0  # bias correction: "typical so far" until 4 s have been heard
-        self._last_event = -math.inf
+        self._seconds: deque[tuple[int, float]] = deque(maxlen=BUILD_S + 1)  # (second, 4 s loudness dB)
+        self._last_event = self._last_build = -math.inf
+        self._slots: deque[tuple[int, float]] = deque(maxlen=PEAK_SLOTS + 2)  # (slot, loudest short dB)
         self._pending: tuple[str, float] | None = None
 
     def update(self, rms: float, t: float) -> None:
@@ -108,13 +119,29 @@ class SectionDetector:
         a_long = self._a_long / self._long_weight  # 1 on the first sound, then the 4 s average
         self._short += (self._a_short if self._long_weight > self._a_long else 1.0) * (power - self._short)
         self._long += a_long * (power - self._long)
-        if self._pending is not None or t - self._last_event < MIN_GAP_S:
-            return
         short_db, long_db = 10 * math.log10(self._short), 10 * math.log10(self._long)
-        if short_db > EVENT_LEVEL_DB and short_db - long_db > DROP_DB:
-            self._pending = ("drop", t)
-        elif long_db > EVENT_LEVEL_DB and long_db - short_db > BREAK_DB:
-            self._pending = ("break", t)
+        slot = int(t / PEAK_SLOT_S)
+        if self._slots and self._slots[-1][0] == slot:
+            self._slots[-1] = (slot, max(self._slots[-1][1], short_db))
+        else:
+            self._slots.append((slot, short_db))
+        recent = max((db for k, db in self._slots if k < slot - 1), default=-math.inf)
+        if self._pending is not None:
+            return
+        if t - self._last_event >= MIN_GAP_S:
+            if short_db > EVENT_LEVEL_DB and short_db - long_db > DROP_DB and short_db - recent > DROP_DB / 2:
+                self._pending = ("drop", t)
+                return
+            if long_db > EVENT_LEVEL_DB and long_db - short_db > BREAK_DB:
+                self._pending = ("break", t)
+                return
+        if not self._seconds or self._seconds[-1][0] != int(t):
+            self._seconds.append((int(t), long_db))
+        levels = [db for _, db in self._seconds]
+        if (len(levels) > BUILD_S and t - self._last_build >= BUILD_GAP_S and t - self._last_event >= BUILD_GAP_S
+                and long_db > EVENT_LEVEL_DB and levels[-1] - levels[0] >= BUILD_DB
+                and all(b > a for a, b in zip(levels, levels[2:])) and short_db - long_db < DROP_DB / 2):
+            self._pending = ("build", t)
 
     def take(self, t: float, beat: bool, downbeat: bool, bar_known: bool) -> str:
         """The event to fire in this hop ("" for none): on the first downbeat after it was heard
@@ -124,6 +151,9 @@ class SectionDetector:
         kind, since = self._pending
         if (beat and (downbeat or not bar_known)) or t - since > EVENT_WAIT_S:
             self._pending = None
-            self._last_event = t
+            if kind == "build":
+                self._last_build = t
+            else:
+                self._last_event = t
             return kind
         return ""

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.audio.beatmap import BeatAnalyzer
+from engine.audio.beatnet.choice import offline_analyzer
 from engine.audio.features import FeatureTracker
 from engine.audio.io import iter_audio_blocks, probe
 from engine.types import SAMPLE_RATE
@@ -35,11 +35,14 @@ def analyze_track(
     frame_every: float = 0.1,
     block_size: int = 480,
     on_progress: Callable[[float], None] | None = None,
+    beats: str = "learned",
 ) -> dict[str, Any]:
-    """Run the features over a whole file; returns the analyze JSON dict (plus `duration`)."""
+    """Run the features over a whole file; returns the analyze JSON dict (plus `duration`). `beats`:
+    the offline beat tracker (learned | dsp); the JSON says which ran (`beat_tracker`) and, when the
+    learned one could not, why (`beat_tracker_note`)."""
     info = probe(path)
     tracker = FeatureTracker(SAMPLE_RATE, block_size)
-    beat_pass = BeatAnalyzer(SAMPLE_RATE)
+    beat_pass, choice = offline_analyzer(beats)
     frames: list[dict[str, float]] = []
     next_frame = frame_every
     onset_max = 0.0
@@ -76,13 +79,16 @@ def analyze_track(
             last_progress = t
     if on_progress is not None:
         on_progress(pos / SAMPLE_RATE)
-    beats = beat_pass.finish()
+    beat_map = beat_pass.finish()
     return {
-        "tempo_bpm": round(beats.tempo_bpm, 2),
-        "beats": [round(float(b), 4) for b in beats.beats],
-        "beat_confidence": [round(float(c), 3) for c in beats.confidence],
-        "downbeats": [round(float(b), 4) for b in beats.downbeats],
-        "downbeat_confidence": round(beats.downbeat_confidence, 3),
+        "beat_tracker": choice.used,
+        **({"beat_tracker_note": choice.note} if choice.note else {}),
+        "beats_per_bar": beat_map.beats_per_bar,
+        "tempo_bpm": round(beat_map.tempo_bpm, 2),
+        "beats": [round(float(b), 4) for b in beat_map.beats],
+        "beat_confidence": [round(float(c), 3) for c in beat_map.confidence],
+        "downbeats": [round(float(b), 4) for b in beat_map.downbeats],
+        "downbeat_confidence": round(beat_map.downbeat_confidence, 3),
         "frames": frames,
         "duration": round(pos / SAMPLE_RATE, 4) if pos else info.duration,
     }

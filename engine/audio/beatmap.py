@@ -102,7 +102,7 @@ class BeatAnalyzer:
     def finish(self) -> BeatMap:
         env = _joined(self._strength).astype(np.float64)
         periods, tempo = local_periods(env, self.fps)
-        active = _active(_joined(self._rms), self.fps)
+        active = active_frames(_joined(self._rms), self.fps)
         if tempo is None or not active.any():
             return BeatMap(np.zeros(0), np.zeros(0), np.zeros(0, int), 120.0, self.beats_per_bar)
         frames = track_beats(env / (env.std() + 1e-9), periods)
@@ -116,6 +116,22 @@ class BeatAnalyzer:
         if db_conf < MIN_BAR_CONFIDENCE:  # no accent pattern: do not invent downbeats
             positions, db_conf = np.full(len(frames), -1), 0.0
         return BeatMap(times, conf, positions, tempo, self.beats_per_bar, db_conf)
+
+    def bars_at(self, times: np.ndarray) -> tuple[np.ndarray, float]:
+        """Bar positions (0 = downbeat; −1 when no accent pattern stands out) and their confidence
+        for beats another tracker found at `times`, from the accents this pass heard there."""
+        env = _joined(self._strength).astype(np.float64)
+        if len(times) < 2 or len(env) == 0:
+            return np.full(len(times), -1), 0.0
+        low = _joined(self._low).astype(np.float64)
+        bands = _joined(self._bands, self._onsets.n_bands).astype(np.float32)
+        frames = np.clip(np.round((np.asarray(times) + ONSET_DELAY_S) * self.fps - 1).astype(int), 0, len(env) - 1)
+        periods = np.gradient(np.asarray(times, dtype=np.float64)) * self.fps
+        accents = np.array([np.dot(ACCENT_WEIGHTS, accent_parts(env, low, bands, int(i), p)) for i, p in zip(frames, periods)])
+        positions, conf = bar_positions(accents, self.beats_per_bar)
+        if conf < MIN_BAR_CONFIDENCE:
+            return np.full(len(times), -1), 0.0
+        return positions, conf
 
     def _beat_time(self, env: np.ndarray, i: int) -> float:
         """Frame i's beat time: its activation peak to a fraction of a frame, less the onset delay."""
@@ -171,7 +187,7 @@ def track_beats(env: np.ndarray, periods: np.ndarray) -> np.ndarray:
     return np.asarray(beats[::-1])
 
 
-def _active(rms: np.ndarray, fps: float) -> np.ndarray:
+def active_frames(rms: np.ndarray, fps: float) -> np.ndarray:
     """Frames with audible sound in the half second before them or the 50 ms after (a beat in
     silence is not a beat; the music's last beat may ring for a moment)."""
     back, ahead = int(0.5 * fps), int(0.05 * fps)

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from engine.audio.accents import MIN_BAR_CONFIDENCE, BarCounter, SectionDetector, accent_parts
-from engine.audio.onsets import ONSET_DELAY_S, OnsetDetector, SampleTail, hop_spectra
+from engine.audio.onsets import ONSET_DELAY_S, Onsets, OnsetDetector, SampleTail, hop_spectra
 from engine.audio.tempo import comb_phase, estimate_tempo
 from engine.types import SAMPLE_RATE, BeatGrid
 
@@ -92,12 +92,14 @@ class BeatTracker:
         self._tempo_every = max(1, round(TEMPO_EVERY_S * self.fps))
         self._phase_every = max(1, round(PHASE_EVERY_S * self.fps))
         self.beats_per_bar = beats_per_bar
+        self.delay = ONSET_DELAY_S  # a beat at τ peaks in the activation of the hop ending τ + delay
         self.reset()
 
     def reset(self) -> None:
         """Forget the stream (a new track)."""
         self._past.reset()
         self._onsets.reset()
+        self._reset_activation()
         self._bar.reset()
         self._sections.reset()
         self._hops = 0
@@ -152,7 +154,7 @@ class BeatTracker:
     def update_spectra(self, mags: np.ndarray, t: float, rms: Sequence[float]) -> bool:
         """Consecutive hops: their |rfft| rows (n_fft frames, the last ending at `t`) and RMS.
         True when a beat landed in any of them; `downbeat` and `event` likewise cover them all."""
-        on = self._onsets.process(mags)
+        on = self._activation(mags)
         n, dt = len(on.strength), 1.0 / self.fps
         beat = downbeat = False
         event = ""
@@ -167,6 +169,14 @@ class BeatTracker:
         if key != self._grid_key:
             self._grid_key, self.grid = key, self._make_grid()
         return beat
+
+    def _activation(self, mags: np.ndarray) -> Onsets:
+        """The activation the grid follows, one row per hop: here the DSP onsets (`strength` for
+        tempo and phase, `low` and `bands` for the accents that find the downbeat)."""
+        return self._onsets.process(mags)
+
+    def _reset_activation(self) -> None:
+        """Forget the activation's own state (a subclass with another activation resets it here)."""
 
     def _step(self, t: float, rms: float) -> None:
         """One hop ending at `t`, its activation already in the history."""
@@ -225,7 +235,7 @@ class BeatTracker:
             return
         offset, contrast = comb_phase(self._hist.recent_strength(n), period_frames, n_beats=4, decay=0.7)
         self._contrast += 0.2 * (contrast - self._contrast)
-        beat = t - offset / self.fps - ONSET_DELAY_S
+        beat = t - offset / self.fps - self.delay
         if self._anchor is None:
             self._anchor = beat
             return
@@ -256,12 +266,12 @@ class BeatTracker:
 
     def _score_accents(self, t: float) -> None:
         """Score each emitted beat once three quarters of a beat of audio after it is in."""
-        wait = 0.75 * self.period + ONSET_DELAY_S
+        wait = 0.75 * self.period + self.delay
         while self._pending and t - self._pending[0][0] >= wait:
             beat, count = self._pending.popleft()
             frames = int(round((t - beat + self.period) * self.fps)) + 8
             strength, low, bands = self._hist.recent(frames)
-            i = len(strength) - 1 - int(round((t - beat - ONSET_DELAY_S) * self.fps))
+            i = len(strength) - 1 - int(round((t - beat - self.delay) * self.fps))
             self._bar.add(count, *accent_parts(strength, low, bands, i, self.period * self.fps))
 
     @property

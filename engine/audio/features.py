@@ -71,7 +71,11 @@ class FeatureTracker:
     `t` is the time (s) of the block's last sample; when omitted, the tracker counts samples.
     """
 
-    def __init__(self, sample_rate: int = SAMPLE_RATE, block_size: int = 480, stems: bool = True) -> None:
+    def __init__(self, sample_rate: int = SAMPLE_RATE, block_size: int = 480, stems: bool = True,
+                 beats: BeatTracker | None = None) -> None:
+        """`stems`: also separate the four stems (engine/audio/stems.py). `beats`: the beat tracker to run
+        on this stream's spectra (default: the DSP one; the learned one comes from
+        `engine.audio.beatnet.choice.live_tracker`)."""
         if block_size <= 0 or block_size > N_FFT:
             raise ValueError(f"block_size must be in 1..{N_FFT}")
         self.sample_rate = sample_rate
@@ -105,7 +109,7 @@ class FeatureTracker:
         self._chroma_every = max(1, int(round(CHROMA_EVERY_S * self.fps)))
         self._chroma_rate = 1.0 - math.exp(-self._chroma_every / self.fps / CHROMA_MEMORY_S)
 
-        self.beats = BeatTracker(sr, hop, N_FFT)
+        self.beats = beats if beats is not None else BeatTracker(sr, hop, N_FFT)
         self.stems = StemSeparator(sr, hop, N_FFT) if stems else None
         self.reset_state()
 

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from engine.errors import BeatcanvasError
 from engine.files import file_error, write_text
+from live.commands.play import check_beats
 
 if TYPE_CHECKING:
     from engine.understanding.pipeline import Understanding
@@ -201,6 +202,8 @@ def analyze(
                                "(offline) and write them to TRACK.stems.csv (and into --json)."),
     stems_out: Optional[Path] = typer.Option(None, "--stems-out", help="Where --stems writes: .csv or .json "
                                              "(default: TRACK.stems.csv)."),
+    beats: str = typer.Option("learned", "--beats", help="Beat tracker: learned (the shipped beat network; falls "
+                              "back to dsp, saying why, when its weights do not load) | dsp."),
 ) -> None:
     """Beats, tempo, loudness, bands and valence/arousal of a track (streamed; any length)."""
     from engine.audio.analysis import analyze_track  # numpy and the decoder: when it runs, not for --help
@@ -213,8 +216,10 @@ def analyze(
         console=console, transient=True,
     ) as progress:
         task = progress.add_task("analyze", total=max(info.duration, 1e-3))
-        result = analyze_track(track, frame_every=frame_every,
+        result = analyze_track(track, frame_every=frame_every, beats=check_beats(beats),
                                on_progress=lambda t: progress.update(task, completed=t))
+    if result.get("beat_tracker_note"):
+        console.print(result["beat_tracker_note"], highlight=False)
     if head:
         run_head_analysis(head, track, result, console, profile=profile, hop_s=head_hop)
     if sections:  # directing (issue 17)

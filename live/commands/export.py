@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from engine.errors import BeatcanvasError
 from live.commands.options import ModelArgs, with_options
-from live.commands.play import parse_size
+from live.commands.play import check_beats, parse_size
 
 if TYPE_CHECKING:
     from live.export.run import ExportResult
@@ -99,7 +99,7 @@ def export(
         track=track.resolve(), out_dir=out.resolve(), fps=fps, width=width, height=height, start=start, end=end,
         render_every=render_every, seed=spec.render.seed, preset_name=spec.name, preset_hash=spec.preset_hash,
         profile=spec.profile, reactivity=spec.compositor.reactivity, crossfade_ms=spec.compositor.crossfade_ms,
-        max_flashes_per_s=spec.compositor.max_flashes_per_s, chunk_s=chunk_seconds,
+        max_flashes_per_s=spec.compositor.max_flashes_per_s, chunk_s=chunk_seconds, beats=check_beats(model.beats),
     )
     plan = plan_export(settings)  # argument errors before any model loads
     direction = direction_for_track(track, preset, schedule, lyrics, say=lambda m: console.print(m, highlight=False))

@@ -68,6 +68,8 @@ class ModelArgs:
     profile: str = option("real", "--profile", help="Model weights: real | tiny | random-full.")
     backend: Optional[str] = option(None, "--backend", help="auto | eager | inductor | tensorrt (default: the preset's).")
     models_dir: Optional[Path] = option(None, "--models-dir", help="Folder with downloaded models.")
+    beats: str = option("learned", "--beats", help="Beat tracker: learned (the shipped beat network; falls back to "
+                        "dsp, saying why, when its weights do not load) | dsp.")
 
     def show_options(self, **kw: Any) -> ShowOptions:
         from live.session.show import ShowOptions

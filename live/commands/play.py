@@ -34,6 +34,12 @@ def parse_size(text: str, min_side: int = 64) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+def check_beats(value: str) -> str:
+    if value not in ("learned", "dsp"):
+        raise BeatcanvasError(f"--beats {value} is not a beat tracker — use learned or dsp")
+    return value
+
+
 def check_latency_ms(value: float) -> float:
     if not -1000.0 <= value <= 1000.0:
         raise BeatcanvasError(f"--latency-ms {value:g} is out of range — use -1000..1000 (typical: 0..150)")
@@ -45,6 +51,7 @@ def run_show(source: Source, model: ModelArgs, show: ShowArgs, *, rig: RigOption
              track: Path | None = None, hold: bool = False) -> SessionReport:
     """Build everything from the preset (or playlist) and options, run the session, print a summary.
     `hold`: no auto-advance or hard cut leaves the preset (switching by hand still works)."""
+    from engine.audio.beatnet.choice import live_tracker
     from engine.audio.features import FeatureTracker
     from live.screen.display import Display
     from live.presets.library import preset_file
@@ -73,7 +80,12 @@ def run_show(source: Source, model: ModelArgs, show: ShowArgs, *, rig: RigOption
                            screenshots_dir=show.screenshots, hud=not show.no_hud,
                            latency_ms=check_latency_ms(show.latency_ms))
     display = Display(width, height, fullscreen=show.fullscreen, display_index=show.display, fit=show.fit)
-    session = build_session(source, tracker or FeatureTracker(), shows, opts, display, config, spec)
+    if tracker is None:
+        beat_tracker, choice = live_tracker(check_beats(model.beats))
+        if choice.note:
+            console.print(choice.note, highlight=False)
+        tracker = FeatureTracker(beats=beat_tracker)
+    session = build_session(source, tracker, shows, opts, display, config, spec)
     if hold:
         session.router.transitions.set_lock(True)
     if rig is not None and rig.web and not show.playlist:  # the page may edit a preset started by path

@@ -50,6 +50,7 @@ class ExportSettings:
     max_flashes_per_s: float = 3.0  # preset.procedural.max_flashes_per_s
     chunk_s: float = DEFAULT_CHUNK_S  # export's chunks (live/export/chunks.py): part of what the frames are
     direction: str = ""  # ShowDirection.fingerprint() of --schedule/--lyrics (live/schedule/runtime.py)
+    beats: str = "learned"  # the offline beat tracker (engine/audio/beatnet/choice.py): learned | dsp
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ def fingerprint(settings: ExportSettings, plan: ExportPlan) -> dict[str, Any]:
         "model_ids": dict(sorted(s.model_ids.items())),
         "chunks": {"seconds": float(s.chunk_s), "warmup_s": WARMUP_S, "render_warmup_s": RENDER_WARMUP_S},
         **({"direction": s.direction} if s.direction else {}),
+        **({"beats": s.beats} if s.beats != "dsp" else {}),  # the pulses sit on these beats
     }
 
 

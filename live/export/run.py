@@ -25,7 +25,8 @@ from typing import Any, BinaryIO
 
 import pygame
 
-from engine.audio.beatmap import BeatMap, analyze_beats
+from engine.audio.beatmap import BeatMap
+from engine.audio.beatnet.choice import analyze_track_beats
 from engine.audio.stems import StemTrack, analyze_stems
 from engine.audio.features import FeatureTracker
 from engine.files import file_error, remove_stale_temps
@@ -150,7 +151,9 @@ class ExportRun:
     def track_beats(self) -> BeatMap:
         """The track's beats (analysed on the first call unless the caller gave them)."""
         if self.beats is None:
-            self.beats = analyze_beats(self.s.track)
+            self.beats, choice = analyze_track_beats(self.s.track, self.s.beats)
+            if choice.note:
+                log.warning(choice.note)
         return self.beats
 
     @property

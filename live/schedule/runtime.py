@@ -258,9 +258,9 @@ def direction_for_track(track: Path | None, base: Preset, schedule_path: Path | 
     moods: MoodTrack | None = None
     if schedule is not None and track is not None and not live:
         if schedule.needs_grid or base.transitions.quantize != "off":
-            from engine.audio.beatmap import analyze_beats
+            from engine.audio.beatnet.choice import analyze_track_beats
 
-            grid = BarGrid.from_beatmap(analyze_beats(track), schedule.beats_per_bar)
+            grid = BarGrid.from_beatmap(analyze_track_beats(track)[0], schedule.beats_per_bar)
         if schedule.needs_sections or base.transitions.recall > 0:
             from engine.audio.io import iter_audio_blocks
             from engine.directing.sections import find_sections, section_features

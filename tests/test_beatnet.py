@@ -1,0 +1,177 @@
+"""The learned beat tracker (engine/audio/beatnet): committed weights, streaming, decoding, fallback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engine.audio.beatmap import BeatAnalyzer
+from engine.audio.beatnet.choice import live_tracker, offline_analyzer, weights_path
+from engine.audio.beatnet.decode import decode
+from engine.audio.beatnet.features import HOP, LogBands, features_of
+from engine.audio.beatnet.live import LearnedBeatTracker
+from engine.audio.beatnet.model import BeatNet, NetConfig, StreamingBeatNet, load_weights, n_params
+from engine.audio.beatnet.offline import LearnedBeatAnalyzer
+from engine.audio.beats import BeatTracker
+from engine.audio.features import FeatureTracker
+from engine.audio.onsets import hop_spectra
+from engine.audio.rhythms import SR, drums
+
+
+def _bumps(n: int, beats: np.ndarray, downbeats: np.ndarray, floor: float = 0.03) -> np.ndarray:
+    """Activations like the network's: a 2-frame-wide bump at each beat (and downbeat)."""
+    i = np.arange(n)[:, None]
+    act = np.full((n, 2), floor)
+    act[:, 0] = np.maximum(floor, 0.9 * np.exp(-0.5 * ((i - beats[None]) / 1.2) ** 2).max(axis=1))
+    act[:, 1] = np.maximum(floor, 0.8 * np.exp(-0.5 * ((i - downbeats[None]) / 1.2) ** 2).max(axis=1))
+    return act
+
+
+def _meter_track(bpm: float, per_bar: int, seconds: float, sub: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Oom-pah with no drums: a low note on each bar's first beat, a chord on the others, and with
+    `sub` = 3 quiet notes on the eighths between (6/8: 2 dotted-quarter beats of 3 eighths)."""
+    n = int(seconds * SR)
+    x = (1e-3 * np.random.default_rng(0).standard_normal(n)).astype(np.float32)
+    t = np.arange(int(0.6 * SR)) / SR
+    env = np.exp(-t / 0.25) * np.minimum(1.0, t / 0.005)
+    period = 60.0 / bpm
+    beats = np.arange(0.0, seconds - 0.5, period)
+    notes = [(b, [65.4, 130.8] if k % per_bar == 0 else [261.6, 329.6, 392.0], 0.5 if k % per_bar == 0 else 0.25)
+             for k, b in enumerate(beats)]
+    notes += [(b + j * period / sub, [523.2, 659.3], 0.08) for b in beats for j in range(1, sub)]
+    for at, freqs, gain in notes:
+        i = int(at * SR)
+        s = (sum(np.sin(2 * np.pi * f * t) for f in freqs) * env * gain)[: n - i]
+        x[i : i + len(s)] += s.astype(np.float32)
+    return x, beats
+
+
+@pytest.mark.parametrize(("bpm", "per_bar", "sub"), [(100.0, 3, 1), (60.0, 2, 3), (80.0, 4, 1)])
+def test_meter_decoded_on_synthesized_audio(bpm: float, per_bar: int, sub: int) -> None:
+    """3/4 → 3 beats a bar, 6/8 → 2 dotted-quarter beats, 4/4 → 4, with the beats where they are."""
+    x, beats = _meter_track(bpm, per_bar, 20.0, sub)
+    a, _ = offline_analyzer("learned")
+    a.feed(x)
+    bm = a.finish()
+    assert bm.beats_per_bar == per_bar
+    assert abs(bm.tempo_bpm - bpm) < 2.0
+    assert np.abs(bm.beats[:, None] - beats[None]).min(axis=1).max() < 0.05
+
+
+def test_live_learned_tracker_follows_a_tempo_ramp() -> None:
+    r = drums("four", 100.0, 40.0, bpm_end=130.0)
+    bt, choice = live_tracker("learned")
+    tr, beats = FeatureTracker(SR, 480, beats=bt), []
+    for k in range(len(r.samples) // 480):
+        if tr.process(r.samples[k * 480 : (k + 1) * 480], (k + 1) * 480 / SR).beat:
+            beats.append(tr.last_beat_time)
+    b = np.array(beats)
+    late = b[b > 10.0]
+    near = np.abs(late[:, None] - r.beats[None]).min(axis=1)
+    assert np.mean(near < 0.07) >= 0.9 and len(late) >= 0.9 * np.sum(r.beats > 10.0)
+    assert abs(bt.tempo_bpm - 60.0 / np.diff(r.beats[-2:])[0]) < 0.05 * 130.0
+
+
+@pytest.mark.parametrize("variant", ["causal", "offline"])
+def test_committed_weights_load_without_network(variant: str) -> None:
+    net = load_weights(weights_path(variant))
+    assert net.cfg.variant == variant
+    assert n_params(net) <= 1_000_000
+    assert weights_path(variant).stat().st_size < 5_000_000
+
+
+def test_streaming_in_chunks_equals_one_pass() -> None:
+    net = load_weights(weights_path("causal"))
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal(SR * 6)).astype(np.float32)
+    feats = features_of(audio)
+    # features: block by block (odd block sizes) == one pass
+    bands, window, before, rows = LogBands(), np.hanning(1024).astype(np.float32), np.zeros(1024 - HOP, np.float32), []
+    for a, b in [(0, 7), (7, 8), (8, 150), (150, len(feats))]:
+        chunk = audio[a * HOP : b * HOP]
+        rows.append(bands.process(hop_spectra(before, chunk, HOP, window).astype(np.float32)))
+        before = np.concatenate([before, chunk])[-(1024 - HOP):]
+    np.testing.assert_allclose(np.concatenate(rows), feats, atol=1e-5)
+    # network: streaming chunks of 1, 3, 64, … frames == the torch pass over the whole
+    whole = net.activations(feats)
+    stream, out, i = StreamingBeatNet(net), [], 0
+    for size in [1, 3, 64, 1, 200, 5000]:
+        out.append(stream.process(feats[i : i + size]))
+        i += size
+    np.testing.assert_allclose(np.concatenate(out), whole, atol=1e-4)
+
+
+def test_deterministic() -> None:
+    audio = drums("four", 120.0, 12.0).samples
+    maps = []
+    for _ in range(2):
+        a, _ = offline_analyzer("learned")
+        a.feed(audio)
+        maps.append(a.finish())
+    np.testing.assert_array_equal(maps[0].beats, maps[1].beats)
+    torch.manual_seed(3)
+    w1 = BeatNet(NetConfig()).state_dict()
+    torch.manual_seed(3)
+    w2 = BeatNet(NetConfig()).state_dict()
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+
+
+@pytest.mark.parametrize(("period", "per_bar", "expect"), [(50, 3, 3), (43, 4, 4), (80, 2, 2)])
+def test_decoder_picks_the_meter(period: int, per_bar: int, expect: int) -> None:
+    """3/4 → 3 beats a bar, 4/4 → 4, 6/8 → 2 dotted-quarter beats a bar (the labels' convention)."""
+    beats = np.arange(20, 3000, period)
+    d = decode(_bumps(3000, beats, beats[::per_bar]))
+    assert d.beats_per_bar == expect
+    assert np.abs(d.frames[:, None] - beats[None]).min(axis=1).max() <= 1
+    assert set(d.frames[d.positions == 0]) <= set(beats[::per_bar])
+
+
+def test_decoder_follows_a_tempo_ramp() -> None:
+    gaps = np.linspace(60, 40, 60)  # 100 → 150 BPM
+    beats = np.round(20 + np.concatenate([[0], np.cumsum(gaps)])).astype(int)
+    d = decode(_bumps(int(beats[-1]) + 30, beats, beats[::4]))
+    assert len(d.frames) == len(beats)
+    assert np.abs(d.frames - beats).max() <= 1
+
+
+def test_a_long_track_decoded_in_pieces_keeps_every_beat_once() -> None:
+    beats = np.arange(20, 5000, 50)
+    d = decode(_bumps(5000, beats, beats[::3]), window=1500)
+    np.testing.assert_array_equal(d.frames, beats)
+    assert d.beats_per_bar == 3
+
+
+def test_silence_gives_no_beats() -> None:
+    silence = np.zeros(SR * 10, dtype=np.float32)
+    a, choice = offline_analyzer("learned")
+    assert choice.used == "learned"
+    a.feed(silence)
+    assert len(a.finish().beats) == 0
+    tr, _ = live_tracker("learned")
+    beat = False
+    for k in range(len(silence) // 480):
+        beat |= tr.update(silence[k * 480 : (k + 1) * 480], (k + 1) * 0.01)
+    assert not beat and not tr.grid.locked
+
+
+@pytest.mark.parametrize("content", [None, b"not a safetensors file at all"])
+def test_missing_or_corrupt_weights_fall_back_to_dsp(tmp_path: Path, content: bytes | None) -> None:
+    if content is not None:
+        for v in ("causal", "offline"):
+            (tmp_path / f"{v}.safetensors").write_bytes(content)
+    tracker, choice = live_tracker("learned", tmp_path)
+    assert type(tracker) is BeatTracker and choice.used == "dsp"
+    assert "\n" not in choice.note and str(tmp_path) in choice.note and "DSP" in choice.note
+    analyzer, choice = offline_analyzer("learned", tmp_path)
+    assert isinstance(analyzer, BeatAnalyzer) and choice.used == "dsp" and "\n" not in choice.note
+
+
+def test_learned_is_the_default_and_dsp_can_be_chosen() -> None:
+    tracker, choice = live_tracker()
+    assert isinstance(tracker, LearnedBeatTracker) and choice.used == "learned" and choice.note == ""
+    analyzer, choice = offline_analyzer("dsp")
+    assert isinstance(analyzer, BeatAnalyzer) and choice.used == "dsp" and choice.note == ""
+    assert isinstance(offline_analyzer()[0], LearnedBeatAnalyzer)
