@@ -31,7 +31,7 @@ from live.presets.schema import Preset
 from live.control.rig import Rig, RigOptions
 from live.session.session import Session, SessionConfig
 from live.session.show import ShowOptions, resolve
-from live_fakes import FakeBuilder, FakeRenderer, FakeSource, FakeStage, stop_when, wait_for
+from live_fakes import FakeBuilder, FakeRenderer, FakeSource, FakeStage, stop_when, then_shown_more, wait_for
 
 
 def new_session(renderer, source, seconds: float | None, show=None, **cfg):
@@ -115,12 +115,12 @@ def hud_text(session: Session) -> str:
 
 def shown_more_frames(n: int = 5) -> Callable[[Session], bool]:
     """A `happened` that holds once the window has presented `n` more pictures: the show went on."""
-    start: list[int] = []
+    made: list[Callable[[], bool]] = []
 
     def happened(session: Session) -> bool:
-        if not start:
-            start.append(session.report.display_frames)
-        return session.report.display_frames >= start[0] + n
+        if not made:
+            made.append(then_shown_more(lambda: True, lambda: session.report.display_frames, n))
+        return made[0]()
 
     return happened
 
