@@ -127,10 +127,15 @@ def test_nan_burst_in_the_input_never_reaches_the_conditioning(tmp_path, tiny_co
     conds: list = []
     render = renderer.render
     renderer.render = lambda c, f, t: (conds.append(c), render(c, f, t))[1]
-    session, display = make_session(tmp_path, renderer, source, duration=2.5, understanding=und,
+    session, display = make_session(tmp_path, renderer, source, understanding=und,
                                     options=ShowOptions(profile="tiny", renderer="sdxl", canvas=(320, 180)))
+
+    def after_burst() -> list:
+        return [c for c in list(conds) if c is not None and c.t > 0.6]
+
+    stop_when(session, lambda: len({float(c.prompt_embeds.sum()) for c in after_burst()}) > 1)
     session.run()
-    after = [c for c in conds if c is not None and c.t > 0.6]
+    after = after_burst()
     assert after and all(torch.isfinite(c.prompt_embeds).all() for c in after)
     assert len({float(c.prompt_embeds.sum()) for c in after}) > 1  # still moving with the music
     assert "NaN/Inf in the audio input" in session.state.error or session.report.conditioning_errors == 0
@@ -256,7 +261,8 @@ def test_persistent_render_failure_falls_back_and_keeps_retrying(tmp_path):
 
 def test_out_of_memory_at_the_smallest_size_falls_back(tmp_path):
     renderer = FakeRenderer(width=256, height=256, fail={2: torch.cuda.OutOfMemoryError("CUDA out of memory")})
-    session, display = make_session(tmp_path, renderer, FakeSource(synth_track(10.0)), duration=1.2, retry_s=30.0)
+    session, display = make_session(tmp_path, renderer, FakeSource(synth_track(10.0)), retry_s=30.0)
+    stop_when(session, lambda: session.report.fallbacks == 1 and "smallest size" in session.state.message)
     session.run()
     assert session.report.fallbacks == 1 and "smallest size" in session.state.message
 
