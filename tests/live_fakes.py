@@ -58,6 +58,13 @@ def then_shown_more(condition: Callable[[], object], count: Callable[[], int], n
     return happened
 
 
+def watching(session) -> bool:
+    """The session's preset watcher is watching (its `ready` event): an edit made before that is not
+    one it can see, however long a test waits for it."""
+    watcher = session.router._watcher
+    return watcher is not None and watcher.ready.is_set()
+
+
 def synth_track(seconds: float = 20.0, sr: int = SAMPLE_RATE, bpm: float = 120.0) -> np.ndarray:
     """Quiet pad for the first half, loud kicks + hats in the second: frames must differ."""
     t = np.arange(int(seconds * sr)) / sr

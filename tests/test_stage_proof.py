@@ -32,14 +32,10 @@ from live.presets.schema import Preset, PresetError, parse_preset
 from live.audio.ringbuffer import RingBuffer
 from live.session.faults import Backoff
 from live.session.show import ShowOptions
-from live_fakes import FakeBuilder, FakeRenderer, FakeSource, FakeUnderstanding, stop_when, synth_track, then_shown_more, wait_for
+from live_fakes import FakeBuilder, FakeRenderer, FakeSource, FakeUnderstanding, stop_when, synth_track, then_shown_more, wait_for, watching
 from test_live_session import assert_kept_showing, key, make_session
 
 DEEP = "[motion]\nfeedback = " + "[" * 10_000 + "]" * 10_000 + "\n"
-
-
-def _later(delay: float, fn) -> None:
-    threading.Timer(delay, fn).start()
 
 
 # 1. A preset typo must not end the show --------------------------------------------------------
@@ -55,20 +51,43 @@ def test_broken_preset_text_is_one_preset_error(text, words):
         parse_preset(text, "show.toml")
 
 
-def test_play_survives_list_then_deep_nesting_then_applies_a_valid_edit(tmp_path, caplog):
+def test_play_survives_list_then_deep_nesting_then_applies_a_valid_edit(tmp_path, caplog, monkeypatch):
     from live.cli import main
+    from live.session.session import Session
 
     track = tmp_path / "t.wav"
-    sf.write(str(track), synth_track(8.0), 48_000)
+    sf.write(str(track), synth_track(60.0), 48_000)  # longer than any wait: the test stops the show
     path = tmp_path / "show.toml"
     path.write_text(to_toml(Preset(name="show", model={"renderer": "procedural"})))
-    _later(0.8, lambda: path.write_text('[model]\nmodel = ["x"]\n'))
-    _later(1.6, lambda: path.write_text(DEEP))
-    _later(2.4, lambda: path.write_text(to_toml(Preset(name="show", model={"renderer": "procedural"},
-                                                       reactivity={"beat_zoom": 1.7}))))
     caplog.set_level(logging.INFO, logger="live")
-    code = main(["play", str(track), "--preset", str(path), "--no-audio-out", "--duration", "3.6", "--size", "320x180",
+    sessions: list[Session] = []
+    start = Session.start
+    monkeypatch.setattr(Session, "start", lambda self: (sessions.append(self), start(self))[1])
+
+    def logged(words: str) -> bool:
+        return any(words in r.getMessage() for r in list(caplog.records))
+
+    def edit() -> None:  # each edit once the one before was handled; then stop the show
+        try:
+            if not wait_for(lambda: bool(sessions) and watching(sessions[0])):
+                return
+            path.write_text('[model]\nmodel = ["x"]\n')
+            if not wait_for(lambda: logged("model.model")):
+                return
+            path.write_text(DEEP)
+            if not wait_for(lambda: logged("nested too deeply")):
+                return
+            path.write_text(to_toml(Preset(name="show", model={"renderer": "procedural"}, reactivity={"beat_zoom": 1.7})))
+            wait_for(lambda: logged("preset show applied"))
+        finally:
+            if sessions:
+                sessions[0].request_stop()
+
+    editor = threading.Thread(target=edit, daemon=True)
+    editor.start()
+    code = main(["play", str(track), "--preset", str(path), "--no-audio-out", "--duration", "120", "--size", "320x180",
                  "--screenshots", str(tmp_path)])
+    editor.join(5.0)
     assert code == 0
     rejected = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
     assert any("model.model" in m for m in rejected) and any("nested too deeply" in m for m in rejected)
@@ -301,8 +320,7 @@ def test_empty_half_written_and_huge_preset_files_are_not_applied(tmp_path):
 
     def edits():
         try:
-            wait_for(lambda: len(display.shown) > 0)  # the show (and its preset watcher) started
-            time.sleep(0.6)  # the watcher's thread is listening
+            wait_for(lambda: len(display.shown) > 0 and watching(session))  # the show and its preset watcher run
             path.write_text("")
             until("empty")
             path.write_text("# x\n" * 8_000_000)  # 32 MB
