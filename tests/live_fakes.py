@@ -47,6 +47,26 @@ def stop_when(session, condition: Callable[[], object], timeout: float = 60.0) -
     return thread
 
 
+def then_shown_more(condition: Callable[[], object], count: Callable[[], int], n: int = 5) -> Callable[[], bool]:
+    """A condition for `wait_for`/`stop_when`: `condition` came true and then `count()` (pictures
+    presented) grew by `n`: what the test waits for happened and the show went on after it."""
+    mark: list[int] = []
+
+    def happened() -> bool:
+        if not mark and condition():
+            mark.append(count())
+        return bool(mark) and count() >= mark[0] + n
+
+    return happened
+
+
+def watching(session) -> bool:
+    """The session's preset watcher is watching (its `ready` event): an edit made before that is not
+    one it can see, however long a test waits for it."""
+    watcher = session.router._watcher
+    return watcher is not None and watcher.ready.is_set()
+
+
 def synth_track(seconds: float = 20.0, sr: int = SAMPLE_RATE, bpm: float = 120.0) -> np.ndarray:
     """Quiet pad for the first half, loud kicks + hats in the second: frames must differ."""
     t = np.arange(int(seconds * sr)) / sr
@@ -142,22 +162,27 @@ class FakeSource:
 class RenderLog:
     """Every FakeRenderer call, process-wide: the (start, end) monotonic span of each finished one.
     Tests read it to check, without asserting any speed, that the display kept presenting while a
-    render was in progress (tests/test_live_session.py's assert_kept_showing)."""
+    render was in progress (tests/test_live_session.py's assert_kept_showing). `meant_s` is how long
+    the test made the render take (its sleep, or its wait on a held gate): a 0.02 s render that took
+    0.6 s only says the machine was busy, one meant to take 1 s says something about the display."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.spans: list[tuple[float, float]] = []
+        self.meant: list[float] = []
 
     def begin(self) -> float:
         return time.monotonic()
 
-    def end(self, start: float) -> None:
+    def end(self, start: float, meant_s: float = 0.0) -> None:
         with self._lock:
             self.spans.append((start, time.monotonic()))
+            self.meant.append(meant_s)
 
-    def since(self, t0: float) -> list[tuple[float, float]]:
+    def since(self, t0: float, meant_at_least: float = 0.0) -> list[tuple[float, float]]:
+        """Spans of the renders begun at `t0` or later that the test meant to last `meant_at_least` s."""
         with self._lock:
-            return [s for s in self.spans if s[0] >= t0]
+            return [s for s, m in zip(self.spans, self.meant) if s[0] >= t0 and m >= meant_at_least]
 
 
 RENDERS = RenderLog()
@@ -183,17 +208,20 @@ class FakeRenderer:
 
     def render(self, conditioning, features: Features, t: float) -> Frame:
         start = RENDERS.begin()
+        self._meant = self.delay
         try:
             return self._render(features, t)
         finally:
-            RENDERS.end(start)
+            RENDERS.end(start, self._meant)
 
     def _render(self, features: Features, t: float) -> Frame:
         self.calls += 1
         if self.delay:
             time.sleep(self.delay)
-        if self.gate is not None:
+        if self.gate is not None and not self.gate.is_set():
+            held = time.monotonic()
             self.gate.wait(60.0)
+            self._meant += time.monotonic() - held  # the test held it this long
         if self.calls in self.fail:
             raise self.fail[self.calls]
         r = int(np.clip(features.low * 80, 0, 255))

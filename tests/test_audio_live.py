@@ -264,7 +264,7 @@ _NULL_SCRIPT = textwrap.dedent(
     # The null sink swallows samples as fast as they come: the track "plays" in well under 2 s.
     out = FileSource(sys.argv[1], device="nullpcm")
     out.start()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30  # generous: a busy machine
     while not out.finished and time.monotonic() < deadline:
         time.sleep(0.02)
     out.stop()

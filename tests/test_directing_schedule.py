@@ -200,7 +200,7 @@ def test_hot_reload_keeps_the_last_good_schedule(tmp_path):
     errors: list[str] = []
     d.watch(errors.append)
     try:
-        time.sleep(0.3)
+        _wait(lambda: d._watchers and all(w.ready.is_set() for w in d._watchers))  # watching: edits are seen
         path.write_text('[[key]]\nat = "0:0x"\nreactivity.warp = 0.5\n')
         _wait(lambda: errors)
         assert "line 2" in errors[-1] and "keeping the last good schedule" in errors[-1]

@@ -7,6 +7,7 @@ the conditioning path (every hop, replayed on resume) is exercised without CLAP.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -215,16 +216,27 @@ def test_track_shorter_than_one_frame(tmp_path):
         plan_export(settings(p, tmp_path / "o"))
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="running as root, who can write into a read-only folder: needs a normal user")
-def test_unwritable_out_dir(track, tmp_path):
+def test_unwritable_out_dir(track, tmp_path, monkeypatch):
+    """A read-only folder: the kernel refuses the mkdir with EACCES. Root may write anywhere (CI runs
+    as root), so the refusal is also made at the OS boundary (os.mkdir) for paths inside the folder:
+    the export must turn it into the one-line message, never a traceback."""
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
+    real_mkdir = os.mkdir
+
+    def refusing_mkdir(path, *args, **kwargs):
+        if Path(path).is_relative_to(locked) and Path(path) != locked:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", refusing_mkdir)
     try:
-        with pytest.raises(BeatcanvasError, match="cannot write to the output folder"):
+        with pytest.raises(BeatcanvasError, match="cannot write to the output folder .*Permission denied.* pick another --out"):
             export(settings(track, locked / "frames"))
     finally:
         locked.chmod(0o700)
+    assert not (locked / "frames").exists()
 
 
 def test_out_path_that_is_a_file(track, tmp_path):

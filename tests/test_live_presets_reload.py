@@ -14,7 +14,7 @@ import time
 from live.presets.library import to_toml
 from live.presets.schema import Preset
 from live.session.show import ShowOptions, resolve
-from live_fakes import FakeRenderer, FakeSource, synth_track, wait_for
+from live_fakes import FakeRenderer, FakeSource, synth_track, wait_for, watching
 from test_live_session import assert_kept_showing, make_session
 
 
@@ -41,7 +41,7 @@ def test_good_edit_applies_then_broken_edit_is_refused(tmp_path):
 
     def edits():  # each step waits for the one before to take effect (how fast is scripts/bench_live.py's)
         try:
-            assert wait_for(lambda: len(display.shown) > 0)
+            assert wait_for(lambda: len(display.shown) > 0 and watching(session))
             _write(path, Preset(name="show", reactivity={"beat_zoom": 2.0}))
             applied.append(wait_for(lambda: session.compositor.reactivity.beat_zoom == 2.0))
             path.write_text("[reactivity]\nbeat_zoom = 'loud'\n", encoding="utf-8")
@@ -68,7 +68,7 @@ def test_deleted_preset_file_keeps_last_good_preset(tmp_path):
 
     def delete():  # delete once the show runs; stop once the deletion was noticed and renders went on
         try:
-            assert wait_for(lambda: len(display.shown) > 0)
+            assert wait_for(lambda: len(display.shown) > 0 and watching(session))
             path.unlink()
             assert wait_for(lambda: "deleted" in session.state.error)
             seen = renderer.rendered

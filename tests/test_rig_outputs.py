@@ -330,7 +330,7 @@ class Receiver:
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
-    def wait(self, n, timeout=2.0):
+    def wait(self, n, timeout=30.0):  # returns as soon as n arrived; generous for a busy machine
         deadline = time.monotonic() + timeout
         while len(self.messages) < n and time.monotonic() < deadline:
             time.sleep(0.01)

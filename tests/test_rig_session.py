@@ -14,6 +14,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 import socket
 import threading
 import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest
@@ -30,12 +31,13 @@ from live.presets.schema import Preset
 from live.control.rig import Rig, RigOptions
 from live.session.session import Session, SessionConfig
 from live.session.show import ShowOptions, resolve
-from live_fakes import FakeBuilder, FakeRenderer, FakeSource, FakeStage, wait_for
+from live_fakes import FakeBuilder, FakeRenderer, FakeSource, FakeStage, stop_when, then_shown_more, wait_for
 
 
-def new_session(renderer, source, seconds: float, show=None, **cfg):
+def new_session(renderer, source, seconds: float | None, show=None, **cfg):
     """A session as `play` builds it (the library as its show, so presets switch by name), around a
-    fake render stage that records every spec the preset router hands it."""
+    fake render stage that records every spec the preset router hands it. `seconds=None`: the show
+    runs until the test stops it (`stop_when`) or the track ends."""
     config = SessionConfig(width=160, height=96, duration=seconds, hot_reload=False, hop_s=0.2, **cfg)
     preset = Preset(name="test")
     show = show or library_show(preset, None)
@@ -66,24 +68,65 @@ class Receiver:
         self.server.server_close()
 
 
-def run_session(renderer, samples, options: RigOptions, seconds: float, actions=(), speed: float = 1.0):
-    """Run a real session for `seconds` with a rig; `actions` are (at seconds, callable(rig))."""
-    session, stage = new_session(renderer, FakeSource(samples, speed=speed), seconds)
+Step = tuple[Callable[[Rig], None], Callable[[Session], object]]
+
+
+def run_session(renderer, samples, options: RigOptions, steps: Sequence[Step] = (), speed: float = 1.0,
+                timeout: float = 30.0):
+    """Run a real session with a rig until what the test is about has happened. `steps` are
+    (act(rig), happened(session)): once the window shows pictures, each act runs and the next
+    waits until the previous one's effect is seen (or `timeout` s: generous, the machine is
+    shared); then the show stops. Returns (session, report, the rig's say lines, how many steps'
+    effects were seen)."""
+    session, stage = new_session(renderer, FakeSource(samples, speed=speed), None)
     rig = Rig(options)
     lines: list[str] = []
     rig.start(lambda: session.preset, say=lines.append)
     session.attach_rig(rig)
     session.stage = stage
-    timers = [threading.Timer(at, fn, args=(rig,)) for at, fn in actions]
-    for t in timers:
-        t.start()
+    seen: list[int] = []
+
+    def direct() -> None:
+        try:
+            if not wait_for(lambda: session.report.display_frames > 0, timeout):
+                return
+            for act, happened in steps:
+                act(rig)
+                if not wait_for(lambda: happened(session), timeout):
+                    return
+                seen.append(1)
+        finally:
+            session.request_stop()
+
+    director = threading.Thread(target=direct, daemon=True)
+    director.start()
     try:
         report = session.run()
     finally:
-        for t in timers:
-            t.cancel()
+        session.request_stop()
+        director.join(timeout)
         rig.stop()
-    return session, report, lines
+    return session, report, lines, len(seen)
+
+
+def hud_text(session: Session) -> str:
+    return "\n".join(text for text, _ in session.display_loop.hud.lines(session.state))
+
+
+def shown_more_frames(n: int = 5) -> Callable[[Session], bool]:
+    """A `happened` that holds once the window has presented `n` more pictures: the show went on."""
+    made: list[Callable[[], bool]] = []
+
+    def happened(session: Session) -> bool:
+        if not made:
+            made.append(then_shown_more(lambda: True, lambda: session.report.display_frames, n))
+        return made[0]()
+
+    return happened
+
+
+def nothing(rig: Rig) -> None:
+    pass
 
 
 def test_osc_client_sets_feedback_and_the_renderer_sees_it():
@@ -92,12 +135,15 @@ def test_osc_client_sets_feedback_and_the_renderer_sees_it():
     def send(rig):
         SimpleUDPClient(*rig.osc_in.address).send_message("/beatcanvas/motion/feedback", 0.4)
 
-    samples = np.zeros(48_000 * 4, np.float32)
-    session, _, lines = run_session(renderer, samples, RigOptions(osc_port=0), 1.5, actions=[(0.4, send)])
+    def rendered_with_it(session):  # the render stage got the new value
+        return session.stage.configured and session.stage.configured[-1].feedback == pytest.approx(0.4)
+
+    samples = np.zeros(48_000 * 60, np.float32)  # longer than any wait
+    session, _, lines, seen = run_session(renderer, samples, RigOptions(osc_port=0),
+                                          [(send, rendered_with_it), (nothing, lambda s: "OSC :" in s.state.rig)])
+    assert seen == 2, f"the renderer never got feedback 0.4 (configured: {session.stage.configured}, HUD rig: {session.state.rig!r})"
     assert session.preset.motion.feedback == pytest.approx(0.4)
-    assert session.stage.configured and session.stage.configured[-1].feedback == pytest.approx(0.4)  # the render stage got it
     assert any("listening on 127.0.0.1:" in line for line in lines)
-    assert "OSC :" in session.state.rig
 
 
 def test_a_bad_value_is_shown_in_the_hud_and_changes_nothing():
@@ -108,13 +154,13 @@ def test_a_bad_value_is_shown_in_the_hud_and_changes_nothing():
         client.send_message("/beatcanvas/motion/feedback", 7.5)
         client.send_message("/beatcanvas/motion/nonsense", 1.0)
 
-    samples = np.zeros(48_000 * 4, np.float32)
-    session, report, _ = run_session(renderer, samples, RigOptions(osc_port=0), 1.2, actions=[(0.3, send)])
+    samples = np.zeros(48_000 * 60, np.float32)  # longer than any wait
+    session, report, _, seen = run_session(renderer, samples, RigOptions(osc_port=0),
+                                           [(send, lambda s: "7.5 is out of range" in hud_text(s)),  # the refusal is on screen
+                                            (nothing, shown_more_frames(5))])  # and the show went on
+    assert seen == 2, f"no refusal in the HUD, or the window stopped after it: {hud_text(session)!r}, {report}"
     assert session.preset == Preset(name="test")
     assert session.stage.configured == []
-    hud = "\n".join(text for text, _ in session.display_loop.hud.lines(session.state))
-    assert "nonsense" in hud or "7.5" in hud  # the newest refusal is on screen
-    assert report.display_frames > 10  # the show went on
 
 
 def test_osc_commands_reach_the_session():
@@ -126,9 +172,12 @@ def test_osc_commands_reach_the_session():
     def restyle(rig):
         SimpleUDPClient(*rig.osc_in.address).send_message("/beatcanvas/style", "neon rain")
 
-    samples = np.zeros(48_000 * 4, np.float32)
-    session, _, _ = run_session(FakeRenderer(width=32, height=32), samples, RigOptions(osc_port=0), 1.3,
-                                actions=[(0.3, send), (0.7, restyle)])
+    samples = np.zeros(48_000 * 60, np.float32)  # longer than any wait
+    session, _, _, seen = run_session(
+        FakeRenderer(width=32, height=32), samples, RigOptions(osc_port=0),
+        [(send, lambda s: s.display_loop.frozen and s.preset.name == "neon-noir"),
+         (restyle, lambda s: s.preset.conditioning.style == "neon rain")])
+    assert seen == 2, f"frozen={session.display_loop.frozen}, preset={session.preset.name}, style={session.preset.conditioning.style!r}"
     assert session.display_loop.frozen is True
     assert session.preset.name == "neon-noir"  # loaded from the library by name
     assert session.preset.conditioning.style == "neon rain"  # a knob of the preset now running
@@ -139,7 +188,10 @@ def test_feature_broadcast_of_a_click_track_has_a_plausible_tempo():
     try:
         samples, _ = click_track(120.0, seconds=12.0)
         options = RigOptions(osc_out=f"127.0.0.1:{receiver.port}")
-        _, report, _ = run_session(FakeRenderer(width=32, height=32), samples, options, 3.5, speed=3.0)
+        # the whole 12 s track, played 3x fast
+        _, report, _, seen = run_session(FakeRenderer(width=32, height=32), samples, options,
+                                         [(nothing, lambda s: s.source.finished)], speed=3.0)
+        assert seen == 1, f"the track never finished playing: {report}"
         wait_for(lambda: len(receiver.values("/beatcanvas/out/bpm")) >= 0.9 * report.display_frames, timeout=5.0)
     finally:
         receiver.close()
@@ -171,14 +223,15 @@ def test_video_senders_get_the_composed_picture_without_the_hud():
 
     backend = RecordingBackend()
 
-    samples = np.zeros(48_000 * 3, np.float32)
-    session, _ = new_session(FakeRenderer(width=32, height=32), FakeSource(samples), 1.0)
+    samples = np.zeros(48_000 * 60, np.float32)  # longer than any wait
+    session, _ = new_session(FakeRenderer(width=32, height=32), FakeSource(samples), None)
     rig = Rig(RigOptions())
     rig.senders.append(SenderThread(backend))
     session.attach_rig(rig)
+    stop_when(session, lambda: len(backend.frames) >= 5, timeout=30.0)
     session.run()
     rig.stop()
-    assert len(backend.frames) > 10
+    assert len(backend.frames) >= 5, f"the sender got {len(backend.frames)} pictures"
     frame = backend.frames[-1]
     assert frame.size == (160, 96)
     # The HUD draws a shaded box with white text at the top left of the window; the sent picture
@@ -187,46 +240,54 @@ def test_video_senders_get_the_composed_picture_without_the_hud():
     assert np.abs(top_left - np.median(top_left, axis=(0, 1))).max() < 40
 
 
-class WallClockLink:
-    """aalink.Link's surface over the wall clock, at a tempo the audio does not have."""
+class RecordingLink:
+    """aalink.Link's surface over the wall clock, at a tempo the audio does not have; remembers
+    every beat it handed out, so a test can tell Link's phase from the audio's exactly."""
 
     def __init__(self, tempo=133.0):
         self.tempo, self.quantum, self.num_peers, self.enabled = tempo, 4.0, 1, True
         self.t0 = time.monotonic()
+        self.read: list[float] = []
 
     @property
     def beat(self):
-        return (time.monotonic() - self.t0) * self.tempo / 60.0
+        b = (time.monotonic() - self.t0) * self.tempo / 60.0
+        self.read.append(b)
+        return b
 
 
 def test_link_moves_the_sessions_beat_phase():
     from live.control.link import LinkFollower
 
-    link = WallClockLink(133.0)
-    samples, _ = click_track(100.0, seconds=6.0)  # the audio says 100 BPM; Link says 133
-    session, _ = new_session(FakeRenderer(width=32, height=32), FakeSource(samples), 1.5)
+    link = RecordingLink(133.0)
+    samples, _ = click_track(100.0, seconds=40.0)  # the audio says 100 BPM; Link says 133
+    session, _ = new_session(FakeRenderer(width=32, height=32), FakeSource(samples), None)
     rig = Rig(RigOptions())
     rig.link = LinkFollower(link)
     session.attach_rig(rig)
-    phases = []
+    blocks: dict[float, tuple[float, float]] = {}  # each Features block seen: t -> (bpm, phase)
 
     def sample():
         while not session.board.stop.is_set():
             f = session.board.features.get()[1]
             if f is not None:
-                phases.append((f.tempo_bpm, f.beat_phase, (link.beat % 1.0)))
+                blocks[f.t] = (f.tempo_bpm, f.beat_phase)
             time.sleep(0.02)
 
     watcher = threading.Thread(target=sample, daemon=True)
     watcher.start()
+    stop_when(session, lambda: len(blocks) >= 20 and "Link 133.0 BPM" in session.state.rig, timeout=30.0)
     session.run()
     rig.stop()
-    assert len(phases) > 20
-    assert all(bpm == 133.0 for bpm, _, _ in phases)
-    # the grid is Link's: each block's phase is Link's phase when it was read (a block is a few
-    # ms old when sampled; 0.15 of a beat leaves room for a loaded machine)
-    lag = [min(abs(p - now), 1 - abs(p - now)) for _, p, now in phases]
-    assert float(np.median(lag)) < 0.15
+    watcher.join(5.0)
+    assert len(blocks) >= 20, f"only {len(blocks)} feature blocks seen"
+    assert all(bpm == 133.0 for bpm, _ in blocks.values())
+    # the grid is Link's: each block's phase is the phase of a beat Link handed out (the audio's
+    # 100 BPM grid would give other phases), and it moves on from block to block
+    handed_out = {round(b % 1.0, 9) for b in link.read}
+    phases = [p for _, p in blocks.values()]
+    assert all(round(p, 9) in handed_out for p in phases), "a block's beat phase did not come from Link"
+    assert len(set(phases)) >= 10
     assert "Link 133.0 BPM" in session.state.rig
 
 
@@ -262,8 +323,6 @@ def test_a_gl_compositor_hands_its_readback_straight_to_the_senders():
     rig.senders.append(SenderThread(backend))
     frame = VideoFrame(np.zeros((4, 6, 4), np.uint8), "RGBA")
     rig.frame(frame, None)
-    deadline = time.monotonic() + 30.0
-    while not backend.frames and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: bool(backend.frames), timeout=30.0)
     rig.stop()
     assert backend.frames == [frame]

@@ -90,7 +90,7 @@ def test_playlist_switches_on_schedule_soft_cut_blends_and_hard_cut_lands_on_a_b
     b = Preset(name="b", transitions={"duration_s": 4.0, "hard_cut": True, "hard_cut_min_s": 1.5,
                                       "hard_cut_sensitivity": 2.0}, reactivity={"beat_zoom": 2.0})
     show = ShowList((a, b), (None, None), (None, None), name="two")
-    source = FakeSource(kick_track(13.0), speed=3.0)  # 12 s of music in 4 s
+    source = FakeSource(kick_track(20.0), speed=3.0)  # the 3 switches come within 12 s of music (4 s); the rest is slack for a busy machine
     session, display = make_session(tmp_path, FakeRenderer(delay=0.01), source, duration=60.0, show=show)
     cuts: list[tuple[float, float]] = []
     begin = session.compositor.begin_cut
@@ -177,19 +177,33 @@ def test_measured_tempo_picks_the_prompts_tempo_words(shared_tiny, tmp_path):
 
 def test_the_conditioning_loop_hands_the_tracker_features_to_the_understanding(tmp_path):
     understanding = FakeUnderstanding()
-    session, display = make_session(tmp_path, FakeRenderer(delay=0.02), FakeSource(synth_track(10.0)), duration=1.5,
+    session, display = make_session(tmp_path, FakeRenderer(delay=0.02), FakeSource(synth_track(10.0)),
                                     understanding=understanding, options=SDXL_TINY)
+
+    def tracked() -> list:
+        return [f for f in understanding.features_seen if f is not None]
+
+    stop_when(session, lambda: len(tracked()) >= 3 and tracked()[-1].t > 0.5)
     session.run()
-    seen = [f for f in understanding.features_seen if f is not None]
+    seen = tracked()
     assert len(seen) >= 3 and seen[-1].t > 0.5  # the tracker's, with its tempo, not a 120 BPM default
 
 
 def test_r_releases_the_tapped_tempo(tmp_path):
     taps = [(0.2 + i * 0.4, key(pygame.K_t, "t")) for i in range(4)]  # 150 BPM
-    session, display = make_session(tmp_path, FakeRenderer(delay=0.02), FakeSource(synth_track(10.0)), duration=2.4,
-                                    script=taps + [(1.8, key(pygame.K_r, "r"))])
+    session, display = make_session(tmp_path, FakeRenderer(delay=0.02), FakeSource(synth_track(10.0)), script=taps)
+    tracker = session.display_loop.tracker
     tapped_at: list[bool] = []
-    threading.Timer(1.6, lambda: tapped_at.append(session.display_loop.tracker.tapped)).start()
+
+    def release() -> None:  # R once the tapped tempo has taken over; stop once it was released
+        try:
+            tapped_at.append(wait_for(lambda: tracker.tapped))
+            display.script.append((0.0, key(pygame.K_r, "r")))
+            wait_for(lambda: not tracker.tapped and "released" in session.state.message)
+        finally:
+            session.request_stop()
+
+    threading.Thread(target=release, daemon=True).start()
     session.run()
     assert tapped_at == [True]
     assert session.display_loop.tracker.tapped is False

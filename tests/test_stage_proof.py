@@ -32,14 +32,10 @@ from live.presets.schema import Preset, PresetError, parse_preset
 from live.audio.ringbuffer import RingBuffer
 from live.session.faults import Backoff
 from live.session.show import ShowOptions
-from live_fakes import FakeBuilder, FakeRenderer, FakeSource, FakeUnderstanding, stop_when, synth_track, wait_for
+from live_fakes import FakeBuilder, FakeRenderer, FakeSource, FakeUnderstanding, stop_when, synth_track, then_shown_more, wait_for, watching
 from test_live_session import assert_kept_showing, key, make_session
 
 DEEP = "[motion]\nfeedback = " + "[" * 10_000 + "]" * 10_000 + "\n"
-
-
-def _later(delay: float, fn) -> None:
-    threading.Timer(delay, fn).start()
 
 
 # 1. A preset typo must not end the show --------------------------------------------------------
@@ -55,20 +51,43 @@ def test_broken_preset_text_is_one_preset_error(text, words):
         parse_preset(text, "show.toml")
 
 
-def test_play_survives_list_then_deep_nesting_then_applies_a_valid_edit(tmp_path, caplog):
+def test_play_survives_list_then_deep_nesting_then_applies_a_valid_edit(tmp_path, caplog, monkeypatch):
     from live.cli import main
+    from live.session.session import Session
 
     track = tmp_path / "t.wav"
-    sf.write(str(track), synth_track(8.0), 48_000)
+    sf.write(str(track), synth_track(60.0), 48_000)  # longer than any wait: the test stops the show
     path = tmp_path / "show.toml"
     path.write_text(to_toml(Preset(name="show", model={"renderer": "procedural"})))
-    _later(0.8, lambda: path.write_text('[model]\nmodel = ["x"]\n'))
-    _later(1.6, lambda: path.write_text(DEEP))
-    _later(2.4, lambda: path.write_text(to_toml(Preset(name="show", model={"renderer": "procedural"},
-                                                       reactivity={"beat_zoom": 1.7}))))
     caplog.set_level(logging.INFO, logger="live")
-    code = main(["play", str(track), "--preset", str(path), "--no-audio-out", "--duration", "3.6", "--size", "320x180",
+    sessions: list[Session] = []
+    start = Session.start
+    monkeypatch.setattr(Session, "start", lambda self: (sessions.append(self), start(self))[1])
+
+    def logged(words: str) -> bool:
+        return any(words in r.getMessage() for r in list(caplog.records))
+
+    def edit() -> None:  # each edit once the one before was handled; then stop the show
+        try:
+            if not wait_for(lambda: bool(sessions) and watching(sessions[0])):
+                return
+            path.write_text('[model]\nmodel = ["x"]\n')
+            if not wait_for(lambda: logged("model.model")):
+                return
+            path.write_text(DEEP)
+            if not wait_for(lambda: logged("nested too deeply")):
+                return
+            path.write_text(to_toml(Preset(name="show", model={"renderer": "procedural"}, reactivity={"beat_zoom": 1.7})))
+            wait_for(lambda: logged("preset show applied"))
+        finally:
+            if sessions:
+                sessions[0].request_stop()
+
+    editor = threading.Thread(target=edit, daemon=True)
+    editor.start()
+    code = main(["play", str(track), "--preset", str(path), "--no-audio-out", "--duration", "120", "--size", "320x180",
                  "--screenshots", str(tmp_path)])
+    editor.join(5.0)
     assert code == 0
     rejected = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
     assert any("model.model" in m for m in rejected) and any("nested too deeply" in m for m in rejected)
@@ -76,7 +95,7 @@ def test_play_survives_list_then_deep_nesting_then_applies_a_valid_edit(tmp_path
 
 
 def test_a_stage_exception_on_the_display_thread_costs_one_frame_not_the_show(tmp_path):
-    session, display = make_session(tmp_path, FakeRenderer(delay=0.02), FakeSource(synth_track(10.0)), duration=1.2)
+    session, display = make_session(tmp_path, FakeRenderer(delay=0.02), FakeSource(synth_track(10.0)))
     compose, calls = session.compositor.compose, []
 
     def flaky(features, now):
@@ -86,16 +105,19 @@ def test_a_stage_exception_on_the_display_thread_costs_one_frame_not_the_show(tm
         return compose(features, now)
 
     session.compositor.compose = flaky
+    stop_when(session, lambda: len(calls) > 30)  # the show went on well past the three failures
     session.run()
     assert len(calls) > 30 and "a stage bug" in session.state.error
     assert session.board.faults.counts["display"] == 3
 
 
 def test_a_key_whose_action_fails_is_reported_and_the_show_goes_on(tmp_path):
-    session, display = make_session(tmp_path, FakeRenderer(delay=0.02), FakeSource(synth_track(10.0)), duration=1.2,
+    session, display = make_session(tmp_path, FakeRenderer(delay=0.02), FakeSource(synth_track(10.0)),
                                     script=[(0.3, key(pygame.K_5, "5"))])  # slot 5 of a one-preset show
+    refused = then_shown_more(lambda: "slot 5 is empty" in session.state.error, lambda: len(display.shown), 5)
+    stop_when(session, refused)  # the refusal is on screen and 5 more pictures followed it
     session.run()
-    assert "slot 5 is empty" in session.state.error
+    assert refused(), f"error {session.state.error!r}, {len(display.shown)} pictures"
     assert_kept_showing(display, session)
 
 
@@ -124,10 +146,15 @@ def test_nan_burst_in_the_input_never_reaches_the_conditioning(tmp_path, tiny_co
     conds: list = []
     render = renderer.render
     renderer.render = lambda c, f, t: (conds.append(c), render(c, f, t))[1]
-    session, display = make_session(tmp_path, renderer, source, duration=2.5, understanding=und,
+    session, display = make_session(tmp_path, renderer, source, understanding=und,
                                     options=ShowOptions(profile="tiny", renderer="sdxl", canvas=(320, 180)))
+
+    def after_burst() -> list:
+        return [c for c in list(conds) if c is not None and c.t > 0.6]
+
+    stop_when(session, lambda: len({float(c.prompt_embeds.sum()) for c in after_burst()}) > 1)
     session.run()
-    after = [c for c in conds if c is not None and c.t > 0.6]
+    after = after_burst()
     assert after and all(torch.isfinite(c.prompt_embeds).all() for c in after)
     assert len({float(c.prompt_embeds.sum()) for c in after}) > 1  # still moving with the music
     assert "NaN/Inf in the audio input" in session.state.error or session.report.conditioning_errors == 0
@@ -170,17 +197,36 @@ def test_exported_float_wav_with_a_nan_burst_has_no_black_frames_after_it(tmp_pa
 # 4. Switching between SDXL and procedural presets at run time ------------------------------------
 
 
+WEIGHTS_FREE = ("shader", "procedural")  # a "procedural" preset: the shader look where GL runs, numpy elsewhere
+
+
 def test_switching_to_a_procedural_preset_and_back_works_both_ways(tmp_path):
     sdxl = Preset(name="paint", model={"renderer": "sdxl"})
     proc = Preset(name="geo", model={"renderer": "procedural"})
     show = ShowList((sdxl, proc), (None, None), (0.0, 0.0))
     understanding, builder = FakeUnderstanding(), FakeBuilder()
     session, display = make_session(
-        tmp_path, FakeRenderer(delay=0.02), FakeSource(synth_track(10.0)), duration=2.6, show=show,
-        understanding=understanding, builder=builder, options=ShowOptions(profile="tiny", canvas=(320, 180)),
-        script=[(0.6, key(pygame.K_RIGHT)), (1.6, key(pygame.K_LEFT))])
+        tmp_path, FakeRenderer(delay=0.02), FakeSource(synth_track(30.0)), show=show,
+        understanding=understanding, builder=builder, options=ShowOptions(profile="tiny", canvas=(320, 180)))
+
+    def switch() -> None:  # each key once the previous switch has landed and pictures followed it
+        kind = lambda: session.render_loop.stage.spec.kind  # noqa: E731
+        try:
+            if not wait_for(lambda: len(display.shown) > 5):
+                return
+            display.script.append((0.0, key(pygame.K_RIGHT)))
+            if not wait_for(then_shown_more(lambda: kind() in WEIGHTS_FREE, lambda: len(display.shown))):
+                return
+            display.script.append((0.0, key(pygame.K_LEFT)))
+            wait_for(then_shown_more(lambda: kind() == "sdxl" and len(builder.asked) == 2 and understanding.steps > 3,
+                                     lambda: len(display.shown)))
+        finally:
+            session.request_stop()
+
+    threading.Thread(target=switch, daemon=True).start()
     session.run()
-    assert [spec.render.kind for spec, _ in builder.asked] == ["procedural", "sdxl"]
+    asked = [spec.render.kind for spec, _ in builder.asked]
+    assert len(asked) == 2 and asked[0] in WEIGHTS_FREE and asked[1] == "sdxl", asked
     assert session.report.conditioning_errors == 0 and session.state.error == ""
     assert session.render_loop.stage.spec.kind == "sdxl" and understanding.steps > 3
     assert_kept_showing(display, session)
@@ -234,7 +280,8 @@ def test_persistent_render_failure_falls_back_and_keeps_retrying(tmp_path):
 
 def test_out_of_memory_at_the_smallest_size_falls_back(tmp_path):
     renderer = FakeRenderer(width=256, height=256, fail={2: torch.cuda.OutOfMemoryError("CUDA out of memory")})
-    session, display = make_session(tmp_path, renderer, FakeSource(synth_track(10.0)), duration=1.2, retry_s=30.0)
+    session, display = make_session(tmp_path, renderer, FakeSource(synth_track(10.0)), retry_s=30.0)
+    stop_when(session, lambda: session.report.fallbacks == 1 and "smallest size" in session.state.message)
     session.run()
     assert session.report.fallbacks == 1 and "smallest size" in session.state.message
 
@@ -253,7 +300,7 @@ def test_empty_half_written_and_huge_preset_files_are_not_applied(tmp_path):
     path = tmp_path / "show.toml"
     preset = Preset(name="show", reactivity={"beat_zoom": 1.0})
     path.write_text(to_toml(preset))
-    session, display = make_session(tmp_path, FakeRenderer(delay=0.02), FakeSource(synth_track(30.0)), duration=25.0,
+    session, display = make_session(tmp_path, FakeRenderer(delay=0.02), FakeSource(synth_track(30.0)), duration=300.0,
                                     preset=preset, preset_path=path, stop_when_finished=False)
     errors: list[str] = []
     good = to_toml(Preset(name="show", reactivity={"beat_zoom": 1.5}))
@@ -267,24 +314,22 @@ def test_empty_half_written_and_huge_preset_files_are_not_applied(tmp_path):
             f.truncate()
             f.write(good)
 
-    def until(words: str, timeout: float = 8.0) -> None:  # the watcher saw it (however loaded the machine)
-        end = time.monotonic() + timeout
-        while words not in (session.state.error or "") and time.monotonic() < end:
-            time.sleep(0.02)
+    def until(words: str) -> None:  # the watcher saw it (however loaded the machine)
+        wait_for(lambda: words in (session.state.error or ""))
         errors.append(session.state.error)
 
     def edits():
-        time.sleep(0.6)
-        path.write_text("")
-        until("empty")
-        path.write_text("# x\n" * 8_000_000)  # 32 MB
-        until("MB")
-        half_then_whole()
-        end = time.monotonic() + 8.0
-        while session.report.presets_applied < 1 and time.monotonic() < end:
-            time.sleep(0.02)
-        time.sleep(0.3)
-        session.request_stop()
+        try:
+            wait_for(lambda: len(display.shown) > 0 and watching(session))  # the show and its preset watcher run
+            path.write_text("")
+            until("empty")
+            path.write_text("# x\n" * 8_000_000)  # 32 MB
+            until("MB")
+            half_then_whole()
+            wait_for(lambda: session.report.presets_applied >= 1)
+            time.sleep(0.3)  # a late second apply (of a half-written file) would show in the count
+        finally:
+            session.request_stop()
 
     threading.Thread(target=edits, daemon=True).start()
     session.run()
