@@ -145,6 +145,9 @@ class Features:
     stems: Stems = field(default_factory=Stems)  # per-stem envelopes (engine/audio/stems.py)
 
 
+UNHEARD = Features(low=0.0, mid=0.0, high=0.0)  # a feed's features before its first block is heard
+
+
 @dataclass(frozen=True)
 class Conditioning:
     """What SDXL needs, plus what the head heard (for the HUD and `analyze`).

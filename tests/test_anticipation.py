@@ -238,6 +238,25 @@ def test_recall_brings_back_the_look_of_a_returning_section(abab, tmp_path, kind
     assert np.mean(shares[0.0]) < 0.9, shares  # without recall, not so
 
 
+def test_a_return_to_the_first_moment_of_the_track_recalls_what_was_heard_then_nothing_yet():
+    """The first occurrence's first frame is rendered before any audio is heard (the feed's UNHEARD
+    features); a return recalling that moment must give the renderer the same, not the track's first
+    analysis frame, or a stateful renderer (the shader director) starts the return from another mood."""
+    from dataclasses import replace
+
+    from engine.directing.leitmotif import MoodTrack
+    from engine.types import UNHEARD, Features
+
+    row = {"rms": 0.2, "low": 1.4, "mid": 1.2, "high": 0.9, "valence": -0.1, "arousal": -0.7}
+    moods = MoodTrack.from_frames([{"t": 0.1, **row}, {"t": 0.2, **row}])
+    heard = Features(t=20.0, rms=0.3, low=1.1, mid=1.0, high=1.0, valence=0.2, arousal=0.1)
+    nothing = replace(heard, rms=UNHEARD.rms, low=UNHEARD.low, mid=UNHEARD.mid, high=UNHEARD.high,
+                      valence=UNHEARD.valence, arousal=UNHEARD.arousal)
+    assert moods.recall(heard, 0.0, 1.0) == nothing  # at 0 s nothing had been heard
+    assert moods.recall(heard, 0.15, 1.0) == replace(heard, **row)  # after the first block: the track's mood
+    assert moods.recall(heard, 0.0, 0.0) == heard  # recall off: what is heard now
+
+
 def test_a_preset_switch_waits_for_the_downbeat_less_the_measured_render_latency():
     from live.presets.playlist import ShowList
     from live.screen.compositor import Compositor

@@ -25,7 +25,7 @@ from typing import Generic, TypeVar
 import numpy as np
 from scipy.fft import dct
 
-from engine.types import Features
+from engine.types import UNHEARD, Features
 
 SAME_SECTION = 0.22  # mean part distance under which two sections are the same music
 JUMP_DB = 3.0
@@ -159,7 +159,15 @@ class MoodTrack:
         if weight <= 0 or not len(self.times):
             return features
         f = features
-        row = np.array([np.interp(then, self.times, self.rows[:, j]) for j in range(len(MOOD_KEYS))])
-        now = np.array([f.rms, f.low, f.mid, f.high, f.valence, f.arousal])  # MOOD_KEYS' order
+        if then < self.times[0]:  # before the track's first block nothing was heard: what the feed gave then
+            row = _mood(UNHEARD)
+        else:
+            row = np.array([np.interp(then, self.times, self.rows[:, j]) for j in range(len(MOOD_KEYS))])
+        now = _mood(f)
         rms, low, mid, high, valence, arousal = ((1 - weight) * now + weight * row).tolist()
         return replace(f, rms=rms, low=low, mid=mid, high=high, valence=valence, arousal=arousal)
+
+
+def _mood(f: Features) -> np.ndarray:
+    """`f`'s mood scalars in MOOD_KEYS' order."""
+    return np.array([f.rms, f.low, f.mid, f.high, f.valence, f.arousal])

@@ -18,7 +18,7 @@ from collections.abc import Generator, Iterator
 import numpy as np
 
 from engine.audio.features import FeatureTracker
-from engine.types import SAMPLE_RATE, WINDOW_SECONDS, Features, Window
+from engine.types import SAMPLE_RATE, UNHEARD, WINDOW_SECONDS, Features, Window
 from live.audio.ringbuffer import RingBuffer
 
 HOP_S = 0.5
@@ -107,7 +107,7 @@ class AudioFeed:
     def take_features(self, t: float) -> Features:
         """The newest features, with `beat` set if a beat landed since the last call."""
         if self._features is None:
-            return Features(t=t, low=0.0, mid=0.0, high=0.0)
+            return dataclasses.replace(UNHEARD, t=t)
         feats = dataclasses.replace(self._features, beat=self._beat)
         self._beat = False
         return feats
