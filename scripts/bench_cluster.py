@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
-from engine.audio.beatmap import analyze_beats  # noqa: E402
+from engine.audio.beatnet.choice import analyze_track_beats  # noqa: E402
 from engine.audio.demo import ensure_demo_track  # noqa: E402
 from live.export.run import export_stages  # noqa: E402
 from live.export.chunks import plan_chunks, warmup  # noqa: E402
@@ -78,7 +78,7 @@ def seams(r: Recipe) -> dict:
     one_process(r)
     s = r.settings
     n = plan_export(s).n_frames
-    found, p99 = seam_metric(s.out_dir, n, s.fps, s.chunk_s, analyze_beats(s.track))
+    found, p99 = seam_metric(s.out_dir, n, s.fps, s.chunk_s, analyze_track_beats(s.track, s.beats)[0])
     return {"renderer": r.spec.render.kind, "size": f"{s.width}x{s.height}", "fps": s.fps,
             "seams": [round(x, 2) for x in found], "max_seam": round(max(found), 2), "p99_inside": round(p99, 2),
             "holds": max(found) <= p99}
@@ -97,7 +97,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
     r10 = recipe(track, work / "one", "procedural", size, args.fps, 10.0)
     n = plan_export(r10.settings).n_frames
-    chunks = plan_chunks(n, 0.0, args.fps, 10.0, analyze_beats(track))
+    chunks = plan_chunks(n, 0.0, args.fps, 10.0, analyze_track_beats(track)[0])
     extra = sum(c.first - warmup(c, 0.0, args.fps).first_frame for c in chunks)
     t1 = one_process(r10)
     t_one_chunk = one_process(recipe(track, work / "whole", "procedural", size, args.fps, 0.0))

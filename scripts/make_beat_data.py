@@ -395,7 +395,7 @@ def make_piece(idx: int, seed: int, split: str, tmp: Path) -> tuple[np.ndarray, 
     audio = synthesize(mid, wav, sf, gain=0.4)
     audio, augs = augment(audio, rng)
     beats = lead + times[:n_beats]
-    downbeats = beats[:: piece.beats_per_bar]
+    downbeats = np.ascontiguousarray(beats[:: piece.beats_per_bar])  # safetensors writes a strided view's buffer
     meta = {"meter": piece.meter, "beats_per_bar": piece.beats_per_bar, "bpm": round(bpm, 2), "curve": curve,
             "style": piece.style, "percussion": piece.drums, "soundfont": Path(sf).name,
             "augment": augs, "seconds": round(len(audio) / SAMPLE_RATE, 2)}

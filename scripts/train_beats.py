@@ -24,7 +24,7 @@ import torch
 from safetensors.numpy import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engine.audio.beatnet.model import BeatNet, NetConfig, label_frame, n_params, save_weights  # noqa: E402
+from engine.audio.beatnet.model import BeatNet, NetConfig, label_frame, load_weights, n_params, save_weights  # noqa: E402
 
 CROP = 1200  # frames (12 s)
 BATCH = 16
@@ -65,14 +65,14 @@ def batch(pieces: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator)
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
-def val_loss(net: BeatNet, pieces: list[tuple[np.ndarray, np.ndarray]]) -> float:
+def val_loss(net: BeatNet, pieces: list[tuple[np.ndarray, np.ndarray]], pos_weight: torch.Tensor) -> float:
     net.eval()
     total, n = 0.0, 0
     with torch.inference_mode():
         for x, y in pieces:
             logits = net(torch.from_numpy(x.astype(np.float32))[None])[0]
             total += float(torch.nn.functional.binary_cross_entropy_with_logits(
-                logits, torch.from_numpy(y), pos_weight=torch.tensor([4.0, 12.0]), reduction="sum"))
+                logits, torch.from_numpy(y), pos_weight=pos_weight, reduction="sum"))
             n += len(x)
     net.train()
     return total / max(1, n)
@@ -88,6 +88,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tuning)")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--downbeat-weight", type=float, default=12.0, help="BCE positive weight of downbeat frames")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -100,8 +103,10 @@ def main() -> None:
     frames = sum(len(x) for x, _ in train)
     cfg = NetConfig(variant=args.variant, channels=args.channels, layers=args.layers)
     net = BeatNet(cfg)
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-    pos_weight = torch.tensor([4.0, 12.0])
+    if args.init is not None:
+        net.load_state_dict(load_weights(args.init).state_dict())
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    pos_weight = torch.tensor([4.0, args.downbeat_weight])
     steps_per_epoch = max(1, frames // (BATCH * CROP))
     budget = args.minutes * 60
     t0 = time.time()
@@ -115,7 +120,7 @@ def main() -> None:
         for _ in range(steps_per_epoch):
             frac = min(1.0, (time.time() - t0) / budget)
             for g in opt.param_groups:
-                g["lr"] = 2e-3 * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
+                g["lr"] = args.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
             x, y = batch(train, rng)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x), y, pos_weight=pos_weight)
             opt.zero_grad()
@@ -132,13 +137,14 @@ def main() -> None:
             best = math.inf if i % 20 == 0 else best  # another validation set: losses do not compare
         frames = sum(len(x) for x, _ in train)
         steps_per_epoch = max(1, frames // (BATCH * CROP))
-        v = val_loss(net, val)
+        v = val_loss(net, val, pos_weight)
         log.append({"epoch": epoch, "step": step, "pieces": len(pieces), "val_loss": round(v, 5), "train_loss": round(float(loss), 5),
                     "minutes": round((time.time() - t0) / 60, 2)})
         print(json.dumps(log[-1]), flush=True)
         if v < best:
             best = v
-            card = {"data": str(args.data), "seed": args.seed, "epoch": epoch, "steps": step,
+            card = {"data": str(args.data), "seed": args.seed, "init": str(args.init or ""), "lr": args.lr,
+                    "downbeat_weight": args.downbeat_weight, "epoch": epoch, "steps": step,
                     "val_loss": round(v, 5), "params": n_params(net), "train_hours": round(frames / 360000, 3)}
             save_weights(net, args.out, card)
     print(f"done: best validation loss {best:.5f}, {step} steps, {(time.time() - t0) / 60:.1f} min", flush=True)

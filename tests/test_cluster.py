@@ -89,7 +89,7 @@ def test_without_shared_storage_the_inputs_and_frames_travel_through_ray(track, 
 def test_a_worker_without_shared_storage_touches_none_of_the_drivers_paths(track, tmp_path):
     """The worker renders from its own copy of the track and hands the PNGs back; the driver's
     track may be gone and its output folder may not exist on the worker's machine."""
-    from engine.audio.beatmap import analyze_beats
+    from engine.audio.beatnet.choice import analyze_track_beats
     from live.export.run import plan_export
     from live.export.chunks import plan_chunks
 
@@ -99,7 +99,7 @@ def test_a_worker_without_shared_storage_touches_none_of_the_drivers_paths(track
     files_, plan = _inputs(r), plan_export(r.settings)  # what the driver sends
     copy.unlink()  # only the bytes remain
     worker = ChunkWorker(r)
-    beats = analyze_beats(track)
+    beats, _ = analyze_track_beats(track, r.settings.beats)  # the beats the driver's export uses
     chunk = plan_chunks(plan.n_frames, plan.start, r.settings.fps, r.settings.chunk_s, beats)[1]
     rendered = worker.render(plan, beats, chunk, frozenset(range(chunk.first, chunk.stop)), files_)
     worker.close()

@@ -92,8 +92,8 @@ def decode_bars(act: np.ndarray, beats_per_bar: int) -> Decoded:
     frame = n_frames - 1
     while frame >= 0:  # walk back a whole beat at a time
         start = frame - p
-        if start >= 0:
-            frames.append(start)
+        if start >= 0 or start + max(1, int(taus[ti]) // OBSERVATION_LAMBDA) > 0:  # (a first zone may begin before frame 0)
+            frames.append(max(start, 0))
             positions.append(int(j))
         if start <= 0:
             break
