@@ -24,7 +24,8 @@ import torch
 from safetensors.numpy import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engine.audio.beatnet.model import BeatNet, NetConfig, label_frame, load_weights, n_params, save_weights  # noqa: E402
+from engine.audio.beatnet.model import BeatNet, load_weights, n_params, save_weights  # noqa: E402
+from engine.audio.beatnet.net import NetConfig, label_frame  # noqa: E402
 
 CROP = 1200  # frames (12 s)
 BATCH = 16

@@ -13,7 +13,8 @@ from engine.audio.beatnet.choice import live_tracker, offline_analyzer, weights_
 from engine.audio.beatnet.decode import decode
 from engine.audio.beatnet.features import HOP, LogBands, features_of
 from engine.audio.beatnet.live import LearnedBeatTracker
-from engine.audio.beatnet.model import BeatNet, NetConfig, StreamingBeatNet, load_weights, n_params
+from engine.audio.beatnet.model import BeatNet, load_weights, n_params, to_net
+from engine.audio.beatnet.net import NetConfig, StreamingBeatNet, WeightsError, load_net
 from engine.audio.beatnet.offline import LearnedBeatAnalyzer
 from engine.audio.beats import BeatTracker
 from engine.audio.features import FeatureTracker
@@ -83,8 +84,27 @@ def test_committed_weights_load_without_network(variant: str) -> None:
     assert weights_path(variant).stat().st_size < 5_000_000
 
 
+@pytest.mark.parametrize("variant", ["causal", "offline"])
+def test_the_numpy_network_a_show_runs_equals_the_trained_torch_module(variant: str) -> None:
+    """Shows, analyze and export run the weights in numpy (no torch import); training is torch."""
+    trained = load_weights(weights_path(variant))
+    feats = np.random.default_rng(1).standard_normal((3000, 80)).astype(np.float32)
+    np.testing.assert_allclose(load_net(weights_path(variant)).activations(feats), trained.activations(feats), atol=1e-4)
+    np.testing.assert_allclose(to_net(trained).activations(feats), trained.activations(feats), atol=1e-4)
+
+
+def test_a_weights_file_of_another_shape_is_refused_in_one_line(tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    bad = tmp_path / "causal.safetensors"
+    save_file({"inp.weight": np.zeros((32, 80, 1), np.float32)}, str(bad), metadata={"config": "{}"})
+    with pytest.raises(WeightsError, match="unreadable") as e:
+        load_net(bad)
+    assert "\n" not in str(e.value)
+
+
 def test_streaming_in_chunks_equals_one_pass() -> None:
-    net = load_weights(weights_path("causal"))
+    net = load_net(weights_path("causal"))
     rng = np.random.default_rng(0)
     audio = (0.1 * rng.standard_normal(SR * 6)).astype(np.float32)
     feats = features_of(audio)
@@ -95,7 +115,7 @@ def test_streaming_in_chunks_equals_one_pass() -> None:
         rows.append(bands.process(hop_spectra(before, chunk, HOP, window).astype(np.float32)))
         before = np.concatenate([before, chunk])[-(1024 - HOP):]
     np.testing.assert_allclose(np.concatenate(rows), feats, atol=1e-5)
-    # network: streaming chunks of 1, 3, 64, … frames == the torch pass over the whole
+    # network: streaming chunks of 1, 3, 64, … frames == one pass over the whole
     whole = net.activations(feats)
     stream, out, i = StreamingBeatNet(net), [], 0
     for size in [1, 3, 64, 1, 200, 5000]:

@@ -17,8 +17,8 @@ import numpy as np
 from engine.audio.beatmap import BeatAnalyzer, BeatMap
 from engine.audio.beats import BeatTracker
 
-if TYPE_CHECKING:  # torch loads when a network is built, not when this module is imported
-    from engine.audio.beatnet.model import BeatNet
+if TYPE_CHECKING:
+    from engine.audio.beatnet.net import Net
 
 BEAT_TRACKERS = ("learned", "dsp")
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -41,18 +41,18 @@ def weights_path(variant: str, weights_dir: Path | None = None) -> Path:
 
 
 @lru_cache(maxsize=8)
-def _load(path: Path) -> BeatNet:
-    from engine.audio.beatnet.model import load_weights
+def _load(path: Path) -> Net:
+    from engine.audio.beatnet.net import load_net  # numpy: a show never imports torch for its beats
 
-    return load_weights(path)
+    return load_net(path)
 
 
-def _net(kind: str, variant: str, weights_dir: Path | None) -> tuple[BeatNet | None, Choice]:
+def _net(kind: str, variant: str, weights_dir: Path | None) -> tuple[Net | None, Choice]:
     if kind not in BEAT_TRACKERS:
         raise ValueError(f"beats must be one of {', '.join(BEAT_TRACKERS)}, not {kind!r}")
     if kind == "dsp":
         return None, Choice("dsp", "")
-    from engine.audio.beatnet.model import WeightsError
+    from engine.audio.beatnet.net import WeightsError
 
     try:
         net = _load(weights_path(variant, weights_dir))

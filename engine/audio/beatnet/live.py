@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.audio.beatnet.features import LogBands
-from engine.audio.beatnet.model import LOOKAHEAD_S, BeatNet, StreamingBeatNet
+from engine.audio.beatnet.net import LOOKAHEAD_S, Net, StreamingBeatNet
 from engine.audio.beats import BeatTracker
 from engine.audio.onsets import Onsets
 from engine.types import SAMPLE_RATE
@@ -23,7 +23,7 @@ from engine.types import SAMPLE_RATE
 class LearnedBeatTracker(BeatTracker):
     """Causal beat + downbeat tracking driven by the causal beat network (`net.cfg.variant == "causal"`)."""
 
-    def __init__(self, net: BeatNet, sample_rate: int = SAMPLE_RATE, hop: int = 480, n_fft: int = 1024,
+    def __init__(self, net: Net, sample_rate: int = SAMPLE_RATE, hop: int = 480, n_fft: int = 1024,
                  beats_per_bar: int = 4) -> None:
         if (sample_rate, hop, n_fft) != (SAMPLE_RATE, 480, 1024):
             raise ValueError("the beat network hears 48 kHz audio in 480-sample hops with 1024-point frames")

@@ -20,7 +20,7 @@ from engine.audio.accents import MIN_BAR_CONFIDENCE
 from engine.audio.beatmap import BeatAnalyzer, BeatMap, active_frames
 from engine.audio.beatnet.decode import decode
 from engine.audio.beatnet.features import HOP, N_FFT, N_INPUT, LogBands
-from engine.audio.beatnet.model import BeatNet, beat_time_of_frame
+from engine.audio.beatnet.net import Net, beat_time_of_frame
 from engine.audio.onsets import SampleTail, hop_spectra
 from engine.types import SAMPLE_RATE
 
@@ -30,7 +30,7 @@ MIN_PEAK = 0.2  # a track whose beat probability never reaches this has no beats
 class LearnedBeatAnalyzer:
     """Collects features from blocks of a 48 kHz stream; `finish()` decodes the whole track."""
 
-    def __init__(self, net: BeatNet) -> None:
+    def __init__(self, net: Net) -> None:
         self.net = net
         self.fps = SAMPLE_RATE / HOP
         self._bands = LogBands()

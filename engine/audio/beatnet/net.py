@@ -1,0 +1,167 @@
+"""The beat network at run time, in numpy: weights from safetensors, one pass over a whole track
+(`Net.activations`) or a block of frames at a time with each layer's state kept (`StreamingBeatNet`).
+
+Torch is only for training (`engine/audio/beatnet/model.py` holds the same network as a torch module,
+and a test checks both give the same activations): a show, `analyze` and export run the network
+without importing torch, which keeps their start-up fast and their feature thread light.
+
+The network: a 1×1 input layer, `layers` residual blocks of a dilated convolution (kernel `kernel`,
+dilation 2^k, causal or centred) + ReLU + a 1×1 mix, and a 1×1 output layer → beat and downbeat
+logits per frame.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.audio.beatnet.features import FPS
+
+LOOKAHEAD_S = 0.02  # label frame i ends LOOKAHEAD_S after its beat: the causal model's look-ahead
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    variant: str = "causal"  # "causal" | "offline"
+    channels: int = 32
+    layers: int = 11
+    kernel: int = 3
+    dropout: float = 0.1
+
+    @property
+    def causal(self) -> bool:
+        return self.variant == "causal"
+
+
+class WeightsError(RuntimeError):
+    """The weights file is missing, corrupt, or not a beat network; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class _Layer:
+    dilation: int
+    conv: np.ndarray  # (kernel · channels) × channels: the taps stacked along the input axis
+    conv_bias: np.ndarray
+    mix: np.ndarray  # channels × channels
+    mix_bias: np.ndarray
+
+
+class Net:
+    """The network's weights as matrices, ready for `x @ W` on rows of frames."""
+
+    def __init__(self, cfg: NetConfig, state: dict[str, np.ndarray]) -> None:
+        self.cfg = cfg
+        sd = {k: np.asarray(v, dtype=np.float32) for k, v in state.items()}
+        self.state = sd  # as saved (torch's layout), for training further (model.load_weights)
+        k = cfg.kernel
+        self.w_in, self.b_in = sd["inp.weight"][:, :, 0].T.copy(), sd["inp.bias"]
+        self.layers = tuple(
+            _Layer(2**i, np.concatenate([sd[f"blocks.{i}.conv.weight"][:, :, j].T for j in range(k)], axis=0),
+                   sd[f"blocks.{i}.conv.bias"], sd[f"blocks.{i}.mix.weight"][:, :, 0].T.copy(), sd[f"blocks.{i}.mix.bias"])
+            for i in range(cfg.layers))
+        self.w_out, self.b_out = sd["out.weight"][:, :, 0].T.copy(), sd["out.bias"]
+
+    def _pads(self, dilation: int) -> tuple[int, int]:
+        p = (self.cfg.kernel - 1) * dilation
+        return (p, 0) if self.cfg.causal else (p // 2, p - p // 2)
+
+    def activations(self, feats: np.ndarray) -> np.ndarray:
+        """A whole track's features (frames × N_INPUT) → probabilities (frames × 2), in one pass."""
+        h = np.maximum(np.asarray(feats, dtype=np.float32) @ self.w_in + self.b_in, 0.0)
+        n = len(h)
+        for layer in self.layers:
+            left, right = self._pads(layer.dilation)
+            padded = np.pad(h, ((left, right), (0, 0)))
+            d = layer.dilation
+            taps = np.concatenate([padded[j * d : j * d + n] for j in range(self.cfg.kernel)], axis=1)
+            h = h + np.maximum(taps @ layer.conv + layer.conv_bias, 0.0) @ layer.mix + layer.mix_bias
+        return _sigmoid(h @ self.w_out + self.b_out)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+
+
+def load_net(path: Path) -> Net:
+    """The network in a safetensors file; `WeightsError` (one line) when that cannot be done."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"beat network weights not found at {path}: reinstall beatcanvas or train them "
+                           "with scripts/train_beats.py")
+    try:
+        with safe_open(str(path), framework="np") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+        net = Net(NetConfig(**json.loads(meta["config"])), state)
+        if net.w_out.shape[1] != 2 or any(layer.conv.shape[1] != net.cfg.channels for layer in net.layers):
+            raise ValueError("the layers do not match the config")
+    except (SafetensorError, OSError, KeyError, ValueError, TypeError, IndexError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise WeightsError(f"beat network weights at {path} are unreadable ({first}): "
+                           "restore the file or train new ones with scripts/train_beats.py") from None
+    return net
+
+
+def beat_time_of_frame(i: np.ndarray | float) -> np.ndarray | float:
+    """The beat time (s) an activation peak at frame index i stands for."""
+    return (np.asarray(i) + 1) / FPS - LOOKAHEAD_S
+
+
+def label_frame(t: np.ndarray) -> np.ndarray:
+    """The frame index a beat at time t is labelled at (inverse of `beat_time_of_frame`)."""
+    return np.round((np.asarray(t) + LOOKAHEAD_S) * FPS).astype(np.int64) - 1
+
+
+class StreamingBeatNet:
+    """The causal network run a block of frames at a time, with each layer's input history kept:
+    blocks of any size give the rows one pass gives."""
+
+    def __init__(self, net: Net) -> None:
+        if not net.cfg.causal:
+            raise ValueError("streaming needs the causal variant")
+        self.net = net
+        self.reset()
+
+    def reset(self) -> None:
+        k, c = self.net.cfg.kernel, self.net.cfg.channels
+        self._state = [_Rows((k - 1) * layer.dilation, c) for layer in self.net.layers]
+
+    def process(self, feats: np.ndarray) -> np.ndarray:
+        """Features of the next n frames (n × N_INPUT) → probabilities (n × 2)."""
+        net = self.net
+        h = np.maximum(np.asarray(feats, dtype=np.float32) @ net.w_in + net.b_in, 0.0)
+        n = len(h)
+        for rows, layer in zip(self._state, net.layers):
+            past = rows.push(h)  # the (k−1)·d inputs before these n, then these n
+            d = layer.dilation
+            taps = np.concatenate([past[j * d : j * d + n] for j in range(net.cfg.kernel)], axis=1)
+            h = h + np.maximum(taps @ layer.conv + layer.conv_bias, 0.0) @ layer.mix + layer.mix_bias
+        return _sigmoid(h @ net.w_out + net.b_out)
+
+
+class _Rows:
+    """A layer's input history: the newest `keep` rows (zeros before the stream), appended in place
+    into a buffer with room for more (rows move back only when it fills), read as one view."""
+
+    def __init__(self, keep: int, width: int) -> None:
+        self.keep = keep
+        self._buf = np.zeros((keep + max(256, keep), width), dtype=np.float32)
+        self._end = keep
+
+    def push(self, x: np.ndarray) -> np.ndarray:
+        """Append rows `x`; returns a view of the `keep` rows before them followed by them."""
+        n, keep = len(x), self.keep
+        if self._end + n > len(self._buf):
+            if keep + n > len(self._buf):
+                self._buf = np.concatenate([self._buf[self._end - keep : self._end], np.zeros((n, self._buf.shape[1]), np.float32)])
+            else:
+                self._buf[:keep] = self._buf[self._end - keep : self._end]
+            self._end = keep
+        self._buf[self._end : self._end + n] = x
+        self._end += n
+        return self._buf[self._end - n - keep : self._end]
