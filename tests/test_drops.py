@@ -1,0 +1,71 @@
+"""Drops are ready before they hit (issue 26, part 2): a build prepares the drop's look, the export cuts
+to it on the drop's downbeat whatever the render latency, and a build with no drop changes nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from engine.audio.beatmap import analyze_beats
+from engine.audio.demo import demo_track
+from engine.directing.drops import plan_drops, section_events
+from engine.directing.grid import BarGrid
+from live.export.landing import export_drop, first_difference, logged_drops, read_frame
+
+SR, FPS = 48000, 30
+DROP_S = 36.774  # the demo track's drop (its first downbeat)
+START, END = 33.0, 39.0
+
+
+@pytest.fixture(scope="module")
+def tracks(tmp_path_factory):
+    """The demo track, and the same build that never drops: its last two bars looped, then fading."""
+    d = tmp_path_factory.mktemp("drops")
+    x = demo_track(60.0)
+    a, b = int(34.838 * SR), int(DROP_S * SR)
+    sf.write(d / "demo.wav", x, SR)
+    sf.write(d / "nodrop.wav", np.concatenate([x[:b], *[x[a:b]] * 4, x[a:b] * np.linspace(1, 0.3, b - a)]), SR)
+    return d / "demo.wav", d / "nodrop.wav"
+
+
+def test_a_build_predicts_the_drop_and_a_build_without_one_is_discarded(tracks):
+    demo, nodrop = tracks
+    cues = plan_drops(section_events(demo, beats := analyze_beats(demo)), BarGrid.from_beatmap(beats))
+    assert len(cues) == 1 and cues[0].prepared < DROP_S - 1.0  # prepared well ahead of the drop
+    assert cues[0].used and abs(cues[0].lands - DROP_S) < 0.02  # cut on the drop's downbeat
+    cues = plan_drops(section_events(nodrop, beats := analyze_beats(nodrop)), BarGrid.from_beatmap(beats))
+    assert len(cues) == 1 and not cues[0].used and cues[0].decided > cues[0].predicted
+
+
+@pytest.fixture(scope="module")
+def plain(tracks, tmp_path_factory):
+    """The demo's drop exported the normal way (no cue), at each latency."""
+    out = {}
+    for ms in (0, 80, 200):
+        out[ms] = tmp_path_factory.mktemp(f"plain{ms}")
+        export_drop(tracks[0], out[ms], "numpy", ms / 1000, START, END, drops=False)
+    return out
+
+
+@pytest.mark.slow  # about 9 s per export on one CPU
+@pytest.mark.parametrize("latency_ms", [0, 80, 200])
+def test_the_drop_look_is_first_seen_at_the_frame_nearest_the_drop(tracks, plain, tmp_path, latency_ms):
+    export_drop(tracks[0], tmp_path, "numpy", latency_ms / 1000, START, END)
+    expected = int(round((DROP_S - START) * FPS))
+    # the first frame of the drop look: the first that is not the normal path's (the same until then)
+    onset = first_difference(tmp_path, plain[latency_ms], 0, int((END - START) * FPS))
+    assert onset is not None and abs(onset - expected) <= 1, (onset, expected)
+    cut = np.abs(read_frame(tmp_path, onset) - read_frame(tmp_path, onset - 1)).mean()
+    assert cut > 2 * np.abs(read_frame(tmp_path, onset - 1) - read_frame(tmp_path, onset - 2)).mean()  # a cut
+    log = logged_drops(tmp_path)
+    assert [d["state"] for d in log] == ["prepared", "used"] and log[1]["appeared_frame"] == onset
+    assert log[0]["build_t"] < DROP_S - 1.0  # prepared more than a second ahead
+
+
+@pytest.mark.slow
+def test_a_build_with_no_drop_shows_no_drop_look(tracks, tmp_path):
+    export_drop(tracks[1], tmp_path / "on", "numpy", 0.2, START, 45.0)
+    export_drop(tracks[1], tmp_path / "off", "numpy", 0.2, START, 45.0, drops=False)
+    assert [d["state"] for d in logged_drops(tmp_path / "on")] == ["prepared", "discarded"]
+    assert first_difference(tmp_path / "on", tmp_path / "off", 0, int((45.0 - START) * FPS)) is None  # the normal path
