@@ -69,3 +69,19 @@ def test_a_build_with_no_drop_shows_no_drop_look(tracks, tmp_path):
     export_drop(tracks[1], tmp_path / "off", "numpy", 0.2, START, 45.0, drops=False)
     assert [d["state"] for d in logged_drops(tmp_path / "on")] == ["prepared", "discarded"]
     assert first_difference(tmp_path / "on", tmp_path / "off", 0, int((45.0 - START) * FPS)) is None  # the normal path
+
+
+def test_live_a_build_shows_drop_ready_on_the_hud_until_the_drop_or_the_window_ends():
+    from engine.directing.drops import DropWatch
+    from engine.types import BeatGrid
+    from live.screen.hud import Hud, HudState
+
+    grid = BeatGrid(anchor=0.0, period=0.5, beats_per_bar=4, anchor_in_bar=0, downbeat_confidence=1.0)
+    w = DropWatch()  # bars every 2 s; the drop predicted on the next group of 4 bars: 8 s
+    assert w.step(5.1, "", grid) == "" and w.text(5.1, grid) == ""
+    assert w.step(5.1, "build", grid) == "prepared" and w.text(7.1, grid) == "drop ready · 2 beats"
+    assert ("next: drop ready · 2 beats", (255, 210, 90)) in Hud().lines(HudState(drop=w.text(7.1, grid)))
+    assert w.step(8.02, "drop", grid) == "used" and w.text(8.1, grid) == ""
+    w.step(17.0, "build", grid)  # predicted at 24 s; no drop by 24 + 2 bars
+    assert w.step(27.9, "", grid) == "" and w.text(25.0, grid) == "drop ready · now"
+    assert w.step(28.1, "", grid) == "discarded" and w.text(28.1, grid) == ""

@@ -20,8 +20,8 @@ from engine.audio.accents import SectionDetector
 from engine.audio.beatmap import BeatMap
 from engine.audio.io import iter_audio_blocks
 from engine.directing.grid import BarGrid
-from engine.directing.quantize import Quantize, land
-from engine.types import SAMPLE_RATE
+from engine.directing.quantize import Quantize, beats_until, land
+from engine.types import SAMPLE_RATE, BeatGrid
 
 HOP = 480  # 10 ms: the live tracker's hop
 BUILD_BARS = 4  # a build's drop is predicted on the next bar line that starts a group of this many bars
@@ -75,7 +75,7 @@ def plan_drops(events: Iterable[tuple[float, str]], grid: BarGrid, build_bars: i
     event comes between the build and `window_bars` bars after the prediction (the cut is on that
     drop's downbeat), else discarded at the end of that window."""
     ev = sorted(events)
-    bar = grid.period() * grid.beats_per_bar if grid.beats else 2.0
+    bar = _bar_s(grid)
     cues: list[DropCue] = []
     for t, kind in ev:
         if kind != "build":
@@ -95,3 +95,46 @@ def plan_drops(events: Iterable[tuple[float, str]], grid: BarGrid, build_bars: i
 def drop_changes(cues: Sequence[DropCue]) -> list[tuple[float, str]]:
     """The used drops as changes on the show's timeline: (the drop's downbeat, "drop")."""
     return [(c.lands, "drop") for c in cues if c.lands is not None]
+
+
+class DropWatch:
+    """Live: a "build" event prepares a cue (its drop predicted on the next group of `build_bars` bars of
+    the live grid), a "drop" event within `window_bars` bars of the prediction uses it, the window's end
+    discards it. `step` says what happened in this hop; `text` is the HUD's queued line."""
+
+    def __init__(self, build_bars: int = BUILD_BARS, window_bars: int = WINDOW_BARS) -> None:
+        self.build_bars, self.window_bars = build_bars, window_bars
+        self.prepared: float | None = None
+        self.predicted = 0.0
+        self.until = 0.0
+
+    def step(self, t: float, event: str, grid: BeatGrid | BarGrid | None) -> str:
+        """"prepared" | "used" | "discarded" | "" for this hop's features (time `t`, section `event`)."""
+        if event == "build" and self.prepared is None:
+            self.prepared, self.predicted = t, land(Quantize("bar", self.build_bars), t + 1e-3, grid)
+            self.until = self.predicted + self.window_bars * _bar_s(grid)
+            return "prepared"
+        if self.prepared is None:
+            return ""
+        if event == "drop":
+            self.prepared = None
+            return "used"
+        if t > self.until:
+            self.prepared = None
+            return "discarded"
+        return ""
+
+    def text(self, t: float, grid: BeatGrid | BarGrid | None) -> str:
+        """"drop ready · 2 beats" while a cue waits for its predicted downbeat ("… · now" past it)."""
+        if self.prepared is None:
+            return ""
+        n = beats_until(t, self.predicted, grid)
+        return f"drop ready · {'now' if n == 0 else f'{n} beat' + ('s' if n > 1 else '')}"
+
+
+def _bar_s(grid: BeatGrid | BarGrid | None) -> float:
+    if isinstance(grid, BarGrid) and grid.beats:
+        return grid.period() * grid.beats_per_bar
+    if isinstance(grid, BeatGrid) and grid.anchor is not None:
+        return grid.period * grid.beats_per_bar
+    return 2.0
