@@ -11,6 +11,9 @@
 2. The demo track's drop (engine/audio/demo.py): a seed change asked 0.4 s before the drop's bar line,
    `quantize = "beat"`, shader renderer if available else numpy, 200 ms latency; the error, and the
    three frames around the onset written to --frames-dir to look at.
+2b. The demo track's drop prepared by its build (`export --drops`, engine/directing/drops.py): numpy
+   renderer, 0/80/200 ms latency; the first frame that differs from the normal path's vs the frame
+   nearest the drop (36.774 s), and the build's lead (s before the drop it was prepared).
 3. Live (headless, the session's real loops and clock, renders delayed 80–200 ms, 30 fps display):
    onset − true downbeat of 3 scheduled changes from the session's timestamps, compensation on and off.
 4. Recall: an A B A B track (major chords / noise bursts, 10 s each), a new seed per section; the share
@@ -88,6 +91,24 @@ def demo_drop(tmp: Path, frames_dir: Path | None) -> dict:
     return result
 
 
+def prepared_drop(tmp: Path) -> list[dict]:
+    from live.export.landing import export_drop, first_difference, logged_drops
+
+    track, drop, start, end = write_demo_track(tmp / "demo.wav"), 36.774, 33.0, 39.0
+    rows = []
+    for latency_ms in (0, 80, 200):
+        on, off = tmp / f"cue-{latency_ms}", tmp / f"plain-{latency_ms}"
+        export_drop(track, on, "numpy", latency_ms / 1000, start, end)
+        export_drop(track, off, "numpy", latency_ms / 1000, start, end, drops=False)
+        log = logged_drops(on)
+        rows.append({"renderer": "numpy", "latency_ms": latency_ms, "expected_frame": int(round((drop - start) * 30)),
+                     "first_drop_frame": first_difference(on, off, 0, int((end - start) * 30)),
+                     "states": [d["state"] for d in log],
+                     "prepared_s_before": round(drop - log[0]["build_t"], 3) if log else None})
+        print(rows[-1], flush=True)
+    return rows
+
+
 def live_errors(tmp: Path) -> dict:
     import pytest  # noqa: F401 - the tests' helpers import it
 
@@ -133,6 +154,7 @@ def main() -> int:
             "machine": {"platform": platform.platform(), "python": platform.python_version()},
             "export_change_onsets": export_errors(tmp),
             "demo_drop": demo_drop(tmp, args.frames_dir),
+            "prepared_drop": prepared_drop(tmp),
             "live_change_onsets": live_errors(tmp),
             "recall": recall_effect(tmp),
         }

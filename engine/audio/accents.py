@@ -143,6 +143,11 @@ class SectionDetector:
                 and all(b > a for a, b in zip(levels, levels[2:])) and short_db - long_db < DROP_DB / 2):
             self._pending = ("build", t)
 
+    @property
+    def pending(self) -> tuple[str, float] | None:
+        """The event heard and waiting for its beat: (kind, when it was heard), else None."""
+        return self._pending
+
     def take(self, t: float, beat: bool, downbeat: bool, bar_known: bool) -> str:
         """The event to fire in this hop ("" for none): on the first downbeat after it was heard
         (the first beat while the bar is unknown), or after EVENT_WAIT_S regardless."""

@@ -67,6 +67,8 @@ def export(
     shared_storage: bool = typer.Option(True, "--shared-storage/--no-shared-storage",
                                         help="Ray workers write --out themselves (it must be on storage every node "
                                              "mounts); --no-shared-storage: the inputs and PNGs travel through Ray."),
+    drops: bool = typer.Option(False, "--drops", help="Prepare each build's drop look and cut to it on the drop's "
+                               "beat (a build with no drop changes nothing); logged in frames.jsonl."),
     *,
     model: ModelArgs,
 ) -> None:
@@ -100,6 +102,7 @@ def export(
         render_every=render_every, seed=spec.render.seed, preset_name=spec.name, preset_hash=spec.preset_hash,
         profile=spec.profile, reactivity=spec.compositor.reactivity, crossfade_ms=spec.compositor.crossfade_ms,
         max_flashes_per_s=spec.compositor.max_flashes_per_s, chunk_s=chunk_seconds, beats=check_beats(model.beats),
+        drops=drops,
     )
     plan = plan_export(settings)  # argument errors before any model loads
     direction = direction_for_track(track, preset, schedule, lyrics, say=lambda m: console.print(m, highlight=False))

@@ -38,6 +38,8 @@ from engine.audio.stems import StemTrack
 from engine.errors import BeatcanvasError
 from engine.render.base import Renderer
 from engine.render.stage import RenderStage
+from engine.directing.drops import DROP_AROUSAL, DropCue, drop_changes, plan_drops, section_events
+from engine.directing.grid import BarGrid
 from engine.directing.quantize import LatencyMeter
 from engine.types import SAMPLE_RATE, WINDOW_SECONDS, Conditioning, Features, Frame, Reconfigured, Window
 from engine.understanding.settings import UnderstandingSettings
@@ -122,9 +124,10 @@ def render_chunk(s: ExportSettings, plan: ExportPlan, beats: BeatMap, chunk: Chu
         directing = None
         if stages.direction is not None:
             directing = _Directing(stages.direction, stages.respec, stages.renderer, stages.understanding, compositor)
+        cues = plan_drops(section_events(s.track, beats), BarGrid.from_beatmap(beats)) if s.drops else []
         frames = _Frames(s, plan, feed, HopClock.starting_at(w.hops_s, s.hop_s), stages.renderer,
                          stages.understanding, compositor, beats, directing, stems,
-                         _Latency(stages.latency_s, stages.compensate))
+                         _Latency(stages.latency_s, stages.compensate), cues)
         for i in range(w.first_frame, chunk.stop):
             picture, rec = frames.next(i)
             if i >= chunk.first:
@@ -143,7 +146,7 @@ class _Frames:
     def __init__(self, s: ExportSettings, plan: ExportPlan, feed: AudioFeed, hops: HopClock,
                  renderer: Renderer | RenderStage, understanding: Understands | None, compositor: Any, beats: BeatMap,
                  directing: _Directing | None = None, stems: StemTrack | None = None,
-                 latency: _Latency | None = None) -> None:
+                 latency: _Latency | None = None, cues: list[DropCue] | None = None) -> None:
         self.s, self.plan, self.feed, self.hops = s, plan, feed, hops
         self.stems = stems
         self._last_t: float | None = None
@@ -157,9 +160,16 @@ class _Frames:
         self.meter = LatencyMeter()
         self.meter_key = (str(renderer.name), s.width, s.height)
         self.inflight: deque[_InFlight] = deque()  # renders started, not yet on screen
-        self.changes = directing.direction.changes() if directing is not None else []
+        self.changes = sorted((directing.direction.changes() if directing is not None else [])
+                              + drop_changes(cues or []))
         self.change_times = [c[0] for c in self.changes]
         self.look = 0  # how many of the changes the picture on screen shows
+        # Drops (engine/directing/drops.py): each build's cue is logged when prepared, and its look is
+        # rendered from the render that will be seen at the drop's downbeat on, or discarded.
+        self.cues = cues or []
+        self.drop_times = [c.lands for c in self.cues if c.lands is not None]
+        self.drops_rendered = 0
+        self.cue_logged: set[tuple[int, str]] = set()
 
     def _fade_s(self) -> float:
         """Half the crossfade when changes are quantised (the fade is centred on the beat), else 0."""
@@ -198,6 +208,7 @@ class _Frames:
             if self.directing is not None and directed is not None:
                 cond = self.directing.mix(self.cond, directed)
             heard, clock = (feats, t) if self.directing is None else self.directing.direction.recall_render(seen_at, feats)
+            heard = self._drop_look(heard, seen_at)
             frame = self.renderer.render(cond, heard, clock - (seen_at - t))
             self.seed = int(frame.seed)
             look = bisect.bisect_right(self.change_times, seen_at)
@@ -208,11 +219,48 @@ class _Frames:
                "seed": self.seed, "features": _features_record(feats), "labels": _labels(self.cond)}
         if landed:
             rec["changes"] = landed
+        drops = self._drop_log(i, t) + [{"state": "used", "intended_t": c["intended_t"],
+                                         "appeared_frame": c["appeared_frame"]} for c in landed if c["what"] == "drop"]
+        if drops:
+            rec["drops"] = drops
         if directed is not None:
             rec["lyric"] = directed.sung
             rec["prompt"] = cond.prompt if rendered and cond is not None else ""
         return picture, rec
 
+
+    def _drop_look(self, heard: Features, seen_at: float) -> Features:
+        """A render seen at or after a drop's downbeat shows the drop look: the first one starts a new
+        scene (a fresh seed: other motifs and field, the mood started at the drop's, an event "drop"),
+        and for a bar the music is pushed toward high arousal."""
+        n = bisect.bisect_right(self.drop_times, seen_at)
+        if n == 0:
+            return heard
+        bar = 4 * (heard.grid.period if heard.grid.anchor is not None else 0.5)
+        hot = seen_at - self.drop_times[n - 1] < bar
+        first = n > self.drops_rendered
+        if first:
+            self.drops_rendered = n
+            self.renderer.reset(self.s.seed + 7919 * n)
+        if not hot:
+            return heard
+        return dataclasses.replace(heard, arousal=max(heard.arousal, DROP_AROUSAL),
+                                   event="drop" if first else heard.event)
+
+    def _drop_log(self, i: int, t: float) -> list[dict[str, Any]]:
+        """Each cue once when prepared (the build: its predicted downbeat) and, for a drop that did not
+        come, once when discarded (the end of its window)."""
+        out: list[dict[str, Any]] = []
+        fps = self.s.fps
+        for k, c in enumerate(self.cues):
+            if t >= c.prepared and (k, "prepared") not in self.cue_logged:
+                self.cue_logged.add((k, "prepared"))
+                out.append({"state": "prepared", "build_t": round(c.prepared, 6), "predicted_t": round(c.predicted, 6),
+                            "predicted_frame": int(round((c.predicted - self.plan.start) * fps))})
+            if c.lands is None and t >= c.decided and (k, "discarded") not in self.cue_logged:
+                self.cue_logged.add((k, "discarded"))
+                out.append({"state": "discarded", "predicted_t": round(c.predicted, 6)})
+        return out
 
     def _deliver(self, i: int, t: float) -> list[dict[str, Any]]:
         """Renders whose latency has passed go to the compositor; each change a delivered frame is the

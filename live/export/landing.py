@@ -135,3 +135,30 @@ def export_recall(track: Path, out: Path, kind: str, recall: float, section_s: f
     s = section_s
     return direction.letters, [recall_share(out / "frames", 0.0, s, 2 * s, s, fps),
                                recall_share(out / "frames", s, 2 * s, 3 * s, s, fps)]
+
+
+def logged_drops(out: Path) -> list[dict[str, Any]]:
+    """Every drop cue state an export logged (prepared, used, discarded), in frame order."""
+    lines = (Path(out) / FRAMES_LOG).read_text().splitlines()
+    return [d for line in lines for d in json.loads(line).get("drops", [])]
+
+
+def export_drop(track: Path, out: Path, kind: str, latency_s: float, start: float, end: float, *,
+                drops: bool = True, fps: int = 30, size: int = 64) -> None:
+    """Export `track` from `start` to `end` with drops prepared (`drops`) and renders reaching the
+    screen `latency_s` after they start; read it back with `look_onsets` and `logged_drops`."""
+    from live.export.run import ExportSettings, run_export
+    from live.presets.schema import Preset
+    from live.session.factory import build_stages
+    from live.session.show import ShowOptions, resolve
+
+    base = Preset.model_validate({"name": "base", "motion": {"crossfade_ms": 0}})
+    options = ShowOptions(renderer=kind, size=(size, size), live=False, profile="tiny", device="cpu")
+    settings = ExportSettings(track=track, out_dir=out, fps=fps, width=size, height=size, crossfade_ms=0, chunk_s=0,
+                              start=start, end=end, drops=drops)
+    run_export(settings, build_stages(resolve(base, options)).render, None, latency_s=latency_s, force=True)
+
+
+def first_difference(out: Path, other: Path, first: int, stop: int) -> int | None:
+    """The first frame in [first, stop) whose pixels differ between two exports (None: all equal)."""
+    return next((i for i in range(first, stop) if not np.array_equal(read_frame(out, i), read_frame(other, i))), None)

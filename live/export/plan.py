@@ -51,6 +51,7 @@ class ExportSettings:
     chunk_s: float = DEFAULT_CHUNK_S  # export's chunks (live/export/chunks.py): part of what the frames are
     direction: str = ""  # ShowDirection.fingerprint() of --schedule/--lyrics (live/schedule/runtime.py)
     beats: str = "learned"  # the offline beat tracker (engine/audio/beatnet/choice.py): learned | dsp
+    drops: bool = False  # prepare each build's drop look and cut to it on the drop's downbeat (engine/directing/drops.py)
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ def fingerprint(settings: ExportSettings, plan: ExportPlan) -> dict[str, Any]:
         "chunks": {"seconds": float(s.chunk_s), "warmup_s": WARMUP_S, "render_warmup_s": RENDER_WARMUP_S},
         **({"direction": s.direction} if s.direction else {}),
         **({"beats": s.beats} if s.beats != "dsp" else {}),  # the pulses sit on these beats
+        **({"drops": True} if s.drops else {}),
     }
 
 

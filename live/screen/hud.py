@@ -50,6 +50,7 @@ class HudState:
     sections: tuple[float, ...] = ()
     ahead: list[tuple[float, str]] = field(default_factory=list)  # the next lyric lines (start, text)
     queued: str = ""  # the next change waiting for its beat, and the beats until it lands
+    drop: str = ""  # a build's prepared drop and the beats until its predicted downbeat ("drop ready · 2 beats")
 
     def set_error(self, text: str) -> None:
         self.error = text
@@ -95,6 +96,8 @@ class Hud:
             out.append(("schedule: " + s.cue, grey))
         if s.queued:
             out.append(("next: " + s.queued, (255, 210, 90)))
+        if s.drop:
+            out.append(("next: " + s.drop, (255, 210, 90)))
         if s.lyric:
             out.append(("lyric: " + s.lyric, (180, 220, 255)))
         if s.message:

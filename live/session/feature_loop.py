@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from engine.directing.drops import DropWatch
 from engine.errors import BeatcanvasError
 from engine.types import Features
 from live.session.state import Board, SessionConfig
@@ -37,6 +38,7 @@ class FeatureLoop:
         self._skips = 0  # times it fell a whole ring behind
         self._nonfinite_seen = 0
         self._nonfinite_told = 0.0
+        self.drops = DropWatch()  # a build's drop, prepared until it comes or its window ends (the HUD's line)
 
     def run(self) -> None:
         cfg, b = self.config, self.board
@@ -118,6 +120,11 @@ class FeatureLoop:
         if direction is not None:  # live input: the beats heard grow the schedule's bar grid
             with self.board.faults.guard("schedule"):
                 direction.observe(feats)
+        said = self.drops.step(feats.t, feats.event, feats.grid)
+        if said:
+            self.board.report.drops.append((feats.t, said))
+            del self.board.report.drops[:-100]
+        self.board.state.drop = self.drops.text(feats.t, feats.grid)
         self.board.features.put(feats)
         self.board.report.overflows = self._skips + self.source.stats.overflows
         if self.on_features is not None:

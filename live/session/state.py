@@ -85,6 +85,7 @@ class SessionReport:
     latency_ms_p95: float | None = None
     interrupted: bool = False
     change_onsets: list[tuple[float, float]] = field(default_factory=list)  # (intended, first on screen), source clock
+    drops: list[tuple[float, str]] = field(default_factory=list)  # (source clock, prepared | used | discarded)
     last_error: str = ""
 
 
