@@ -14,7 +14,7 @@ from engine.audio.beatnet.decode import decode
 from engine.audio.beatnet.features import HOP, LogBands, features_of
 from engine.audio.beatnet.live import LearnedBeatTracker
 from engine.audio.beatnet.model import BeatNet, load_weights, n_params, to_net
-from engine.audio.beatnet.net import NetConfig, StreamingBeatNet, WeightsError, load_net
+from engine.audio.beatnet.net import NetConfig, OfflinePass, StreamingBeatNet, WeightsError, load_net
 from engine.audio.beatnet.offline import LearnedBeatAnalyzer
 from engine.audio.beats import BeatTracker
 from engine.audio.features import FeatureTracker
@@ -91,6 +91,19 @@ def test_the_numpy_network_a_show_runs_equals_the_trained_torch_module(variant: 
     feats = np.random.default_rng(1).standard_normal((3000, 80)).astype(np.float32)
     np.testing.assert_allclose(load_net(weights_path(variant)).activations(feats), trained.activations(feats), atol=1e-4)
     np.testing.assert_allclose(to_net(trained).activations(feats), trained.activations(feats), atol=1e-4)
+
+
+def test_the_offline_pass_in_pieces_equals_one_pass_over_the_whole_track() -> None:
+    """Export and analyze run the offline network as the track decodes, holding one piece of features
+    (bounded memory on a long mix), with exactly the activations of one pass."""
+    net = load_net(weights_path("offline"))
+    feats = np.random.default_rng(2).standard_normal((7000, 80)).astype(np.float32)
+    pieces, i = OfflinePass(net, piece=500), 0
+    for size in [1, 999, 37, 2500, 3463]:
+        pieces.feed(feats[i : i + size])
+        i += size
+        assert len(pieces._buf) <= 500 + 3 * net.halo  # never the whole track
+    np.testing.assert_allclose(pieces.finish(), net.activations(feats), atol=1e-5)
 
 
 def test_a_weights_file_of_another_shape_is_refused_in_one_line(tmp_path: Path) -> None:

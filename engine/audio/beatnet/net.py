@@ -68,17 +68,61 @@ class Net:
         p = (self.cfg.kernel - 1) * dilation
         return (p, 0) if self.cfg.causal else (p // 2, p - p // 2)
 
+    @property
+    def halo(self) -> int:
+        """How many frames on either side of a frame its activation depends on."""
+        return sum(max(self._pads(layer.dilation)) for layer in self.layers)
+
     def activations(self, feats: np.ndarray) -> np.ndarray:
-        """A whole track's features (frames × N_INPUT) → probabilities (frames × 2), in one pass."""
+        """Features (frames × N_INPUT) → probabilities (frames × 2), in one pass (padded with zeros
+        at both ends, as in training)."""
         h = np.maximum(np.asarray(feats, dtype=np.float32) @ self.w_in + self.b_in, 0.0)
-        n = len(h)
+        n, c = h.shape
         for layer in self.layers:
             left, right = self._pads(layer.dilation)
             padded = np.pad(h, ((left, right), (0, 0)))
             d = layer.dilation
-            taps = np.concatenate([padded[j * d : j * d + n] for j in range(self.cfg.kernel)], axis=1)
-            h = h + np.maximum(taps @ layer.conv + layer.conv_bias, 0.0) @ layer.mix + layer.mix_bias
+            acc = layer.conv_bias + padded[:n] @ layer.conv[:c]  # tap by tap: no (frames × k·c) copy
+            for j in range(1, self.cfg.kernel):
+                acc += padded[j * d : j * d + n] @ layer.conv[j * c : (j + 1) * c]
+            h += np.maximum(acc, 0.0, out=acc) @ layer.mix + layer.mix_bias
         return _sigmoid(h @ self.w_out + self.b_out)
+
+
+class OfflinePass:
+    """The (centred) network over a track's features as they arrive, a piece at a time: it keeps the
+    features of one piece and its halo, never the whole track's, and gives exactly the activations
+    of one pass over the whole (a frame more than `halo` from a piece's cut sees no padding)."""
+
+    def __init__(self, net: Net, piece: int = 2048) -> None:
+        self.net, self.piece, self.halo = net, piece, net.halo
+        self._buf = np.zeros((0, net.w_in.shape[0]), np.float32)
+        self._buf_start = 0  # the track frame of _buf's first row
+        self._done = 0  # activations given for frames before this
+        self._out: list[np.ndarray] = []
+
+    def feed(self, feats: np.ndarray) -> None:
+        self._buf = np.concatenate([self._buf, np.asarray(feats, dtype=np.float32)])
+        while self._buf_start + len(self._buf) - self._done >= self.piece + self.halo:
+            self._emit(self._done + self.piece)
+
+    def finish(self) -> np.ndarray:
+        """Every activation (frames × 2); the pass is spent afterwards."""
+        end = self._buf_start + len(self._buf)
+        if end > self._done:
+            self._emit(end)
+        return np.concatenate(self._out) if self._out else np.zeros((0, 2), np.float32)
+
+    def _emit(self, stop: int) -> None:
+        """Activations for frames done..stop from the buffered window around them; then drop the rows
+        no later frame needs."""
+        window_stop = min(self._buf_start + len(self._buf), stop + self.halo)
+        act = self.net.activations(self._buf[: window_stop - self._buf_start])
+        self._out.append(act[self._done - self._buf_start : stop - self._buf_start])
+        self._done = stop
+        keep_from = max(self._buf_start, stop - self.halo)
+        self._buf = self._buf[keep_from - self._buf_start :].copy()
+        self._buf_start = keep_from
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

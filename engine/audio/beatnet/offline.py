@@ -19,8 +19,8 @@ import numpy as np
 from engine.audio.accents import MIN_BAR_CONFIDENCE
 from engine.audio.beatmap import BeatAnalyzer, BeatMap, active_frames
 from engine.audio.beatnet.decode import decode
-from engine.audio.beatnet.features import HOP, N_FFT, N_INPUT, LogBands
-from engine.audio.beatnet.net import Net, beat_time_of_frame
+from engine.audio.beatnet.features import HOP, N_FFT, LogBands
+from engine.audio.beatnet.net import Net, OfflinePass, beat_time_of_frame
 from engine.audio.onsets import SampleTail, hop_spectra
 from engine.types import SAMPLE_RATE
 
@@ -37,7 +37,7 @@ class LearnedBeatAnalyzer:
         self._window = np.hanning(N_FFT).astype(np.float32)
         self._past = SampleTail(N_FFT - HOP)
         self._pending = np.zeros(0, dtype=np.float32)
-        self._feats: list[np.ndarray] = []
+        self._pass = OfflinePass(net)  # the network runs as the features arrive; the track's features are never all held
         self._rms: list[np.ndarray] = []
         self._accents = BeatAnalyzer(SAMPLE_RATE)  # the DSP pass, for its accents only
 
@@ -51,13 +51,13 @@ class LearnedBeatAnalyzer:
         whole = data[: n * HOP]
         mags = hop_spectra(self._past.last(self._past.keep), whole, HOP, self._window)
         self._past.append(whole)
-        self._feats.append(self._bands.process(mags.astype(np.float32)))
+        self._pass.feed(self._bands.process(mags.astype(np.float32)))
         hops = whole.reshape(n, HOP)
         self._rms.append(np.sqrt(np.add.reduce(hops * hops, axis=1) / HOP))
 
     def activations(self) -> np.ndarray:
-        feats = np.concatenate(self._feats) if self._feats else np.zeros((0, N_INPUT), np.float32)
-        return self.net.activations(feats) if len(feats) else np.zeros((0, 2), np.float32)
+        """The whole track's activations (frames × 2); call once, at the end."""
+        return self._pass.finish()
 
     def finish(self) -> BeatMap:
         act = self.activations()
