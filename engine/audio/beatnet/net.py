@@ -126,7 +126,7 @@ class OfflinePass:
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+    return (0.5 + 0.5 * np.tanh(0.5 * z)).astype(np.float32)  # = 1 / (1 + e^-z), without overflow
 
 
 def load_net(path: Path) -> Net:
