@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from live.control.osc import DEFAULT_HOST
+from live.control import DEFAULT_HOST
 
 
 def register(app: typer.Typer) -> None:
