@@ -8,7 +8,7 @@ from live.session.show import ShowOptions, resolve
 
 def test_procedural_renderer_draws_at_the_composition_size_not_the_sdxl_size():
     preset = load_preset("default")  # an SDXL preset: 512x512
-    stages = build_stages(resolve(preset, ShowOptions(renderer="procedural", canvas=(320, 180))))
+    stages = build_stages(resolve(preset, ShowOptions(renderer="procedural", canvas=(320, 180), live=True)))
     assert (stages.render.width, stages.render.height) == (320, 180)
     h, w, _ = stages.render.render(None, Features(), 0.0).image.shape
     assert abs(w / h - 320 / 180) < 0.05 and w <= 320  # smaller only in a window on software GL
