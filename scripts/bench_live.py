@@ -76,9 +76,9 @@ def bench_session(renderer: str, seconds: float, width: int, height: int, max_fp
     track = write_demo_track(tmp / "bench.wav", max(seconds + 2, 10.0))
     preset = load_preset("default")
     if renderer == "tiny":
-        opts = ShowOptions(renderer="sdxl", profile="tiny", size=(256, 256))
+        opts = ShowOptions(renderer="sdxl", profile="tiny", size=(256, 256), live=True)
     else:
-        opts = ShowOptions(renderer="procedural", canvas=(width, height))
+        opts = ShowOptions(renderer="procedural", canvas=(width, height), live=True)
     config = SessionConfig(width=width, height=height, duration=seconds, max_fps=max_fps,
                            screenshots_dir=tmp, hot_reload=False)
     t0 = time.perf_counter()

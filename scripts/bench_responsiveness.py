@@ -82,7 +82,7 @@ class SlowStage(RenderStage):
 def session(track: Path, delay: float, seconds: float, preset_path: Path | None = None,
             gate: threading.Event | None = None) -> tuple[Session, TimedDisplay]:
     preset = Preset(name="bench")
-    options = ShowOptions(renderer="procedural", canvas=(W, H))
+    options = ShowOptions(renderer="procedural", canvas=(W, H), live=True)
     spec = resolve(preset, options)
     stage = SlowStage(procedural_stage(spec, (W, H)), delay, gate)
     display = TimedDisplay()

@@ -64,7 +64,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 def session_for(path: Path, size: tuple[int, int], seconds: float, max_fps: float) -> Session:
     preset = read_preset_file(path)
     show = library_show(preset, path)
-    options = ShowOptions(renderer="numpy", canvas=size)
+    options = ShowOptions(renderer="numpy", canvas=size, live=True)
     spec = resolve(show.presets[show.start], options)
     builder = Builder()
     config = SessionConfig(width=size[0], height=size[1], duration=seconds + 90.0, hot_reload=False, max_fps=max_fps)

@@ -198,7 +198,7 @@ def child(args: argparse.Namespace) -> int:
     geometry = load_preset("geometry")
     show = ShowList((read_preset_file(preset_path), geometry), (preset_path, preset_file("geometry")), (0.0, 0.0))
     width, height = (int(x) for x in args.size.split("x"))
-    options = ShowOptions(profile="tiny", canvas=(width, height))
+    options = ShowOptions(profile="tiny", canvas=(width, height), live=True)
     config = SessionConfig(width=width, height=height, duration=seconds, hang_s=args.hang_s, retry_s=5.0,
                            screenshots_dir=work, max_render_fps=args.render_fps)
     session = build_session(source, FeatureTracker(), show, options, Display(width, height, vsync=False), config,

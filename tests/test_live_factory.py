@@ -8,7 +8,7 @@ from live.session.show import ShowOptions, resolve
 
 def test_procedural_renderer_draws_at_the_composition_size_not_the_sdxl_size():
     preset = load_preset("default")  # an SDXL preset: 512x512
-    stages = build_stages(resolve(preset, ShowOptions(renderer="procedural", canvas=(320, 180))))
+    stages = build_stages(resolve(preset, ShowOptions(renderer="procedural", canvas=(320, 180), live=True)))
     assert (stages.render.width, stages.render.height) == (320, 180)
     h, w, _ = stages.render.render(None, Features(), 0.0).image.shape
     assert abs(w / h - 320 / 180) < 0.05 and w <= 320  # smaller only in a window on software GL
@@ -32,3 +32,15 @@ def test_each_preset_section_lands_in_the_part_of_the_spec_its_stage_reads():
     assert spec.compositor.crossfade_ms == preset.motion.crossfade_ms
     assert spec.compositor.reactivity.beat_zoom == preset.reactivity.beat_zoom
     assert spec.transitions == preset.transitions
+
+
+def test_only_a_window_draws_the_shader_look_smaller_on_software_gl(monkeypatch):
+    """A one-off render (no `live=True`) promises and gets its full size even on Mesa's rasteriser."""
+    import live.session.show
+
+    monkeypatch.setattr(live.session.show, "_software_gl", lambda: True)
+    preset = load_preset("default")
+    shader = ("shader", "test")
+    one_off = resolve(preset, ShowOptions(size=(64, 64)), kind=shader)
+    window = resolve(preset, ShowOptions(canvas=(320, 180), live=True), kind=shader)
+    assert not one_off.render.adaptive and window.render.adaptive

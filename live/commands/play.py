@@ -67,7 +67,7 @@ def run_show(source: Source, model: ModelArgs, show: ShowArgs, *, rig: RigOption
     else:
         path = preset_file(model.preset)
         shows = library_show(read_preset_file(path), path)
-    opts = model.show_options(allow_cpu_diffusion=show.allow_cpu_diffusion, canvas=(width, height))
+    opts = model.show_options(allow_cpu_diffusion=show.allow_cpu_diffusion, canvas=(width, height), live=True)
     direction = direction_for_track(track, shows.presets[shows.start], show.schedule, show.lyrics, live=track is None,
                                     say=lambda m: console.print(m, highlight=False))
     if direction is not None:  # the director mixes the style per frame, so the head hears music only

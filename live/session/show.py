@@ -47,7 +47,10 @@ class ShowOptions:
     seed: int | None = None
     device: str | None = None  # default: cuda when available
     canvas: tuple[int, int] | None = None  # the composition size; the procedural renderer draws at it
-    live: bool = True  # a window (play/live/demo) rather than an export: software-GL shaders draw smaller
+    # A window (play/live/demo/studio say so): on software GL the shader draws smaller and adapts, and the
+    # render stage hands over frames smaller than its width x height (the compositor scales them). Export
+    # and one-off renders (thumbnails, tests, benches) keep the default: frames of exactly the size asked.
+    live: bool = False
     directed: bool = False  # a schedule/lyrics mix the style in per frame (live/schedule): the head hears music only
 
 
