@@ -196,6 +196,24 @@ def test_a_track_that_ends_while_the_show_goes_on_is_finished_not_a_lost_device(
     assert len(display.shown) > 5
 
 
+def test_a_looping_track_keeps_the_features_coming_past_its_end(tmp_path):
+    """`studio`: the track loops, so the tracker hears audio (and a clock counting up) past the track's
+    end, twice over, with no gap, nothing lost, nothing reopened and no "track finished"."""
+    import soundfile as sf
+
+    from live.audio.sources import FileSource
+
+    sf.write(tmp_path / "t.wav", synth_track(0.5), 48_000)
+    source = FileSource(tmp_path / "t.wav", audio_out=False, loop=True)
+    session, display = make_session(tmp_path, FakeRenderer(delay=0.02), source, duration=60.0, stop_when_finished=False)
+    newest = lambda: session.board.features.get()[1]  # noqa: E731
+    stop_when(session, lambda: newest() is not None and newest().t > 1.2)
+    report = session.run()
+    assert newest().t > 1.2 and source.loops >= 2 and not source.finished
+    assert report.reopens == 0 and report.overflows == 0 and "audio input" not in session.state.error
+    assert session.state.message != "track finished"
+
+
 def test_input_device_disappearing_is_reopened(tmp_path):
     source = FakeSource(synth_track(10.0), fail_at=0.5, fail_reopens=1)
     renderer = FakeRenderer(delay=0.02)
