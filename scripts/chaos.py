@@ -177,6 +177,7 @@ def child(args: argparse.Namespace) -> int:
         stats = property(lambda self: self.inner.stats)
         finished = property(lambda self: self.inner.finished)
         lead_s = property(lambda self: self.inner.lead_s)
+        live_input = property(lambda self: self.inner.live_input)
 
         def clock(self) -> float:
             return self.inner.clock()

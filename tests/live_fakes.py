@@ -103,6 +103,7 @@ class FakeSource:
         self.stats = SourceStats()
         self.nan_at: tuple[float, float] | None = None  # (start, seconds) of a NaN burst in the audio
         self.lead_s = 0.0
+        self.live_input = False
         self._t0 = 0.0
         self._pos = 0
         self._stop = threading.Event()

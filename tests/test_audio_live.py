@@ -129,6 +129,82 @@ def test_file_source_no_audio_out_runs_at_real_time_pace(tmp_path: Path, monkeyp
         src.stop()
 
 
+def _noise_track(tmp_path: Path, n: int = 4_977) -> tuple[Path, np.ndarray]:
+    """A short track of noise at 48 kHz (float, so decoding is exact), `n` samples long: n is a
+    multiple of no block size, so the wrap falls inside a block."""
+    x = np.random.default_rng(7).uniform(-0.5, 0.5, n).astype(np.float32)
+    sf.write(tmp_path / "noise.wav", x, 48_000, subtype="FLOAT")
+    return tmp_path / "noise.wav", x
+
+
+def test_looping_file_source_is_seamless_and_its_clock_keeps_counting(tmp_path: Path, monkeypatch) -> None:
+    """`studio`'s loop, silent (wall clock): across three wraps the ring holds the track again and
+    again, sample for sample, and the clock never jumps back nor stops at the track's end."""
+    path, x = _noise_track(tmp_path)
+    now = _fake_clock(monkeypatch)
+    src = FileSource(path, audio_out=False, loop=True)
+    src.start()
+    clocks = []
+    try:
+        for _ in range(7):  # 0.35 s of a 0.104 s track
+            now[0] += 0.05
+            clocks.append(src.clock())
+            assert wait_for(lambda: src.ring.t_end >= clocks[-1] - 1e-9), "the audio did not follow the clock"
+        assert not src.finished and src.loops >= 3
+    finally:
+        src.stop()
+    assert np.all(np.diff(clocks) > 0) and clocks[-1] == pytest.approx(0.35)
+    n = int(round(0.35 * 48_000))
+    heard = src.ring.latest(0.3).samples
+    np.testing.assert_array_equal(heard, np.tile(x, 4)[n - len(heard) : n])
+
+
+def test_looping_file_source_through_a_sound_card_has_no_seam(tmp_path: Path, monkeypatch) -> None:
+    """The same through a (fake) output device: the sample after the track's last is its first, the
+    device never runs dry at the wrap, and the clock (the playback position) keeps increasing."""
+    path, x = _noise_track(tmp_path)
+    now = _fake_clock(monkeypatch)
+    callbacks = []
+
+    class Stream:
+        latency = 0.0
+
+        def __init__(self, **kw: object) -> None:
+            callbacks.append(kw["callback"])
+
+        def start(self) -> None:
+            pass
+
+        def stop(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    fake = SimpleNamespace(OutputStream=Stream, PortAudioError=OSError, CallbackStop=StopIteration)
+    monkeypatch.setattr(sources, "import_sounddevice", lambda: fake)
+    monkeypatch.setattr(sources, "resolve_device", lambda d, k: None)
+    src = FileSource(path, loop=True)
+    src.start()
+    played, clocks = [], []
+    no_time = SimpleNamespace(outputBufferDacTime=0.0, currentTime=0.0)
+    try:
+        for _ in range(40):  # 40 callbacks of 480 samples: 19,200 samples, the track 3.9 times
+            assert wait_for(lambda: src._fifo.qsize() >= 2), "the decoder stopped at the track's end"
+            out = np.zeros((480, 1), np.float32)
+            callbacks[0](out, 480, no_time, SimpleNamespace(output_underflow=False))
+            played.append(out[:, 0].copy())
+            now[0] += 0.010
+            clocks.append(src.clock())
+        assert not src.finished and src.error is None and src.stats.underflows == 0
+    finally:
+        src.stop()
+    played_all = np.concatenate(played)
+    np.testing.assert_array_equal(played_all, np.tile(x, 4)[: len(played_all)])
+    assert played_all[len(x)] == x[0]  # the block after the last sample starts with the first one
+    assert np.all(np.diff(clocks) > 0) and clocks[-1] > 3 * len(x) / 48_000
+
+
 def test_file_source_without_any_output_device_plays_silently(tmp_path: Path, monkeypatch) -> None:
     def no_device(device, kind):
         raise BeatcanvasError("no audio output device found")

@@ -38,6 +38,15 @@ def test_play_procedural_runs_and_reports(track, tmp_path, capsys):
     assert "display frames" in err and "renders" in err
 
 
+def test_play_to_the_end_of_the_track_says_track_finished_not_device_unplugged(tmp_path, capsys):
+    sf.write(str(tmp_path / "short.wav"), synth_track(0.5), 48000)
+    code = main(["play", str(tmp_path / "short.wav"), "--renderer", "procedural", "--no-audio-out", "--duration", "120",
+                 "--size", "320x180"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 0, err
+    assert "track finished" in err and "unplugged" not in err and "audio input lost" not in err
+
+
 def test_play_missing_track_is_one_line_error(tmp_path, capsys):
     code = main(["play", str(tmp_path / "nope.wav"), "--renderer", "procedural", "--no-audio-out"])
     err = capsys.readouterr().err

@@ -29,7 +29,7 @@ from live.presets.playlist import ShowList
 from live.presets.schema import Preset
 from live.session.session import Session, SessionConfig
 from live.session.show import ShowOptions, resolve
-from live_fakes import RENDERS, FakeBuilder, FakeRenderer, FakeSource, FakeStage, stop_when, synth_track
+from live_fakes import RENDERS, FakeBuilder, FakeRenderer, FakeSource, FakeStage, stop_when, synth_track, then_shown_more
 
 
 class RecordingDisplay(Display):
@@ -176,6 +176,42 @@ def test_oom_as_runtime_error_without_downscale_allowed(tmp_path):
     assert builder.asked == []  # it did not step down
     assert renderer.rendered > 3
     assert_kept_showing(display, session)
+
+
+def test_a_track_that_ends_while_the_show_goes_on_is_finished_not_a_lost_device(tmp_path):
+    """`studio --once`: the end of a file is "track finished", not "audio input lost (device unplugged?)",
+    and nothing is reopened; the picture goes on."""
+    import soundfile as sf
+
+    from live.audio.sources import FileSource
+
+    sf.write(tmp_path / "t.wav", synth_track(0.4), 48_000)
+    source = FileSource(tmp_path / "t.wav", audio_out=False)
+    session, display = make_session(tmp_path, FakeRenderer(delay=0.02), source, duration=60.0, stop_when_finished=False)
+    stop_when(session, then_shown_more(lambda: session.state.message == "track finished", lambda: len(display.shown)))
+    report = session.run()
+    assert source.finished and session.state.message == "track finished"
+    assert "unplugged" not in session.state.error and "lost" not in session.state.error
+    assert report.reopens == 0 and not session.feature_loop.lost
+    assert len(display.shown) > 5
+
+
+def test_a_looping_track_keeps_the_features_coming_past_its_end(tmp_path):
+    """`studio`: the track loops, so the tracker hears audio (and a clock counting up) past the track's
+    end, twice over, with no gap, nothing lost, nothing reopened and no "track finished"."""
+    import soundfile as sf
+
+    from live.audio.sources import FileSource
+
+    sf.write(tmp_path / "t.wav", synth_track(0.5), 48_000)
+    source = FileSource(tmp_path / "t.wav", audio_out=False, loop=True)
+    session, display = make_session(tmp_path, FakeRenderer(delay=0.02), source, duration=60.0, stop_when_finished=False)
+    newest = lambda: session.board.features.get()[1]  # noqa: E731
+    stop_when(session, lambda: newest() is not None and newest().t > 1.2)
+    report = session.run()
+    assert newest().t > 1.2 and source.loops >= 2 and not source.finished
+    assert report.reopens == 0 and report.overflows == 0 and "audio input" not in session.state.error
+    assert session.state.message != "track finished"
 
 
 def test_input_device_disappearing_is_reopened(tmp_path):

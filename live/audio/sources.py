@@ -8,6 +8,10 @@ FileSource has two clocks:
 - "device" (default): plays through the output device; the clock is the playback position, so
   picture and sound stay in sync whatever the device latency.
 - "realtime" (`audio_out=False`, the CLI's `--no-audio-out`): silent, paced by the wall clock.
+`loop=True` (the studio's default) plays the track over and over without a seam: the sample after
+its last is its first again, and the clock, the ring's timestamps and so the beat tracker simply keep
+counting up (they never see a jump back to 0); such a source never finishes. Without it, the end of
+the track is `finished`, never an `error` (an error means the device went away).
 Files are always streamed block by block, never loaded whole (a 3-hour mix is fine). Export and
 analyze need no source: they feed the ring from the file on the hop clock (live/audio/hopclock.py).
 
@@ -118,6 +122,9 @@ class SourceStats:
 class AudioSource(Protocol):
     ring: RingBuffer
     stats: SourceStats
+    # True for a live input (its stream stopping means the device went away); False for a track,
+    # whose end is just the end of the track.
+    live_input: bool
     # How far the sound the audience hears now is ahead of clock() (s): a live input's capture
     # latency; 0 for a track, whose clock already follows the speaker (see FileSource.clock).
     lead_s: float
@@ -150,8 +157,12 @@ class FileSource:
         block_size: int = 480,
         sample_rate: int = SAMPLE_RATE,
         ring_seconds: float = WINDOW_SECONDS,
+        loop: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.loop = loop
+        self.live_input = False
+        self.loops = 0  # times the track wrapped back to its start (decoding, ahead of what is heard)
         self.info = probe(self.path)  # bad files fail here, before any device opens
         self.duration = self.info.duration
         self.mode = "device" if audio_out else "realtime"
@@ -181,17 +192,24 @@ class FileSource:
 
     # -------------------------------------------------------------- decoding
     def _take(self, n: int) -> np.ndarray:
-        """The next n samples of the track (zeros past its end)."""
+        """The next n samples of the track (zeros past its end; with `loop`, its start again)."""
         parts, have = [], 0
         if len(self._pending):
             parts.append(self._pending)
             have = len(self._pending)
+        restarted = False
         while have < n and not self._eof:
             try:
                 b = next(self._blocks)
             except StopIteration:
-                self._eof = True
-                break
+                if not self.loop or restarted:  # a restart that decoded nothing: stop, don't spin
+                    self._eof = True
+                    break
+                self._blocks = iter_audio_blocks(self.path, self.block_size, self.sample_rate)
+                self.loops += 1
+                restarted = True
+                continue
+            restarted = False
             parts.append(b)
             have += len(b)
         data = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
@@ -260,19 +278,20 @@ class FileSource:
             self._thread = None
 
     def clock(self) -> float:
+        end = float("inf") if self.loop else self.duration
         if self.mode == "realtime":
-            return min(time.monotonic() - self._t0, self.duration) if self._t0 else 0.0
+            return min(time.monotonic() - self._t0, end) if self._t0 else 0.0
         frames_before, mono, dac_delay = self._cb_state
         if mono == 0.0:
             return 0.0
         t = frames_before / self.sample_rate + (time.monotonic() - mono) - dac_delay
-        return float(min(max(t, 0.0), self._out_frames / self.sample_rate, self.duration))
+        return float(min(max(t, 0.0), self._out_frames / self.sample_rate, end))
 
     @property
     def finished(self) -> bool:
         if self.mode == "device":
             return self._done
-        return self.clock() >= self.duration
+        return not self.loop and self.clock() >= self.duration
 
     # -------------------------------------------------------------- realtime pacing
     def _pace(self) -> None:
@@ -280,7 +299,7 @@ class FileSource:
         while not self._stop.is_set():
             now = self.clock()
             self._advance_to(now)
-            if now >= self.duration:
+            if now >= self.duration and not self.loop:
                 break
             self._stop.wait(step)
 
@@ -376,6 +395,7 @@ class MicSource:
         self._stopped = False
         self.error: str | None = None  # set when the stream stops by itself (device unplugged)
         self.lead_s = 0.0  # the input's reported latency, once open: the room is this far ahead of clock()
+        self.live_input = True
 
     def start(self) -> None:
         sd = import_sounddevice()

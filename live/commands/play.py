@@ -97,6 +97,8 @@ def run_show(source: Source, model: ModelArgs, show: ShowArgs, *, rig: RigOption
     finally:
         session.stop_rig()
     session.join_workers(5.0)
+    if source.finished and not source.live_input:  # the track's end, said as such (not a lost device)
+        console.print("track finished", highlight=False)
     lat = f"{report.latency_ms_median:.0f} ms" if report.latency_ms_median is not None else "n/a"
     console.print(
         f"{report.display_frames} display frames ({report.display_fps:.1f} fps), {report.frames_rendered} renders, "

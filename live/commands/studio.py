@@ -1,6 +1,7 @@
 """`beatcanvas studio PRESET [TRACK]`: tweak a preset against a track from the studio page, without
-the fullscreen window: a small window (or none, `--headless`), the page on 127.0.0.1. The show
-keeps running when the track ends (the page stays up until Q, the window's close or Ctrl-C), and
+the fullscreen window: a small window (or none, `--headless`), the page on 127.0.0.1. The track loops
+without a seam (the beat tracker and the clock just keep going); with `--once` it plays once and the
+show goes on, quiet, saying "track finished". The page stays up until Q, the window's close or Ctrl-C, and
 stays on the preset being tweaked: its own transitions (auto-advance, hard cuts) are held; the
 page's library and prev/next still switch by hand."""
 
@@ -28,6 +29,7 @@ def register(app: typer.Typer) -> None:
         web_host: str = typer.Option(DEFAULT_HOST, "--web-host", help="0.0.0.0 opens it to phones on the network (with a token)."),
         midi: Optional[str] = typer.Option(None, "--midi", help="MIDI input (part of its name; '' = the first port), for learn."),
         no_audio_out: bool = typer.Option(False, "--no-audio-out", help="Do not play the track; follow the wall clock."),
+        once: bool = typer.Option(False, "--once", help="Play the track once instead of looping it."),
         duration: Optional[float] = typer.Option(None, "--duration", help="Stop after S seconds."),
         schedule: Optional[Path] = typer.Option(None, "--schedule", help="Schedule TOML: its cues and sections show on the page."),
         lyrics: Optional[Path] = typer.Option(None, "--lyrics", help="Timed lyrics (.lrc); default: TRACK.lrc if present."),
@@ -45,5 +47,6 @@ def register(app: typer.Typer) -> None:
         model = ModelArgs(preset=preset, renderer=renderer, profile=profile)
         show = ShowArgs(size=size, duration=duration, no_hud=headless, schedule=schedule, lyrics=lyrics)
         rig = RigOptions(web=True, web_host=web_host, web_port=web_port, midi=midi)
-        run_show(FileSource(path, audio_out=not no_audio_out), model, show, rig=rig, stop_when_finished=False, track=path,
+        source = FileSource(path, audio_out=not no_audio_out, loop=not once)
+        run_show(source, model, show, rig=rig, stop_when_finished=False, track=path,
                  hold=True)

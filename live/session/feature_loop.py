@@ -34,6 +34,7 @@ class FeatureLoop:
         self.board, self.config = board, config
         self.on_features = on_features
         self.lost = False  # the input is gone and being reopened
+        self.track_finished = False  # the track ended and the show goes on (said once, not an error)
         self._last_t: float | None = None
         self._skips = 0  # times it fell a whole ring behind
         self._nonfinite_seen = 0
@@ -63,8 +64,13 @@ class FeatureLoop:
         if self.source.error:
             raise BeatcanvasError(str(self.source.error))
         if not self.config.stop_when_finished and self.source.finished:
-            # a live input whose stream stopped by itself: the device went away
-            raise BeatcanvasError("the audio input stopped (device unplugged?)")
+            if self.source.live_input:  # a live input whose stream stopped by itself: the device went away
+                raise BeatcanvasError("the audio input stopped (device unplugged?)")
+            if not self.track_finished:  # a track that ended while the show goes on: say so, once
+                self.track_finished = True
+                log.info("track finished")
+                self.board.state.message = "track finished"
+            return
         if self.lost:  # it came back
             self.lost = False
             self.board.state.message = ""

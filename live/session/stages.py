@@ -37,6 +37,10 @@ class Source(Protocol):
     @property
     def finished(self) -> bool: ...
     @property
+    def live_input(self) -> bool:
+        """True for a live input (its stream stopping means the device went away), False for a track
+        (its end is the end of the track, not a lost device)."""
+    @property
     def lead_s(self) -> float:
         """How long from `clock()` until the audio is heard (the output latency of a played file)."""
 
