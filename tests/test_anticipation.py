@@ -126,9 +126,11 @@ def test_tiny_sdxl_changes_land_on_the_beat(tiny_components, monkeypatch, tmp_pa
     r = clicks(150.0, 5.6, accent=2.0)
     track = tmp_path / "clicks.wav"
     sf.write(track, r.samples, SR)
-    # every beat (0.4 s) for speed: a tiny SDXL frame costs ~0.3 s on a CPU
+    # every beat (0.4 s) for speed: a tiny SDXL frame costs ~0.3 s on a CPU. `still`: a tiny SDXL's new
+    # look changes the pixels less (mean |Δ| ≈ 2) than the accented downbeat's percussive-stem kick does
+    # in the frame after it, so the pixels alone would put the look one frame late
     onsets, expected, logged = export_changes(track, r.beats[3:], tmp_path / "out", "sdxl", latency_ms / 1000,
-                                              quantize="beat", offset_s=0.13, steps=1)
+                                              quantize="beat", offset_s=0.13, steps=1, still=True)
     e = errors(onsets, expected)
     assert e["median_frames"] <= 1 and e["worst_frames"] <= 2, (onsets, expected)
     assert [c["appeared_frame"] for c in logged] == onsets
@@ -235,7 +237,9 @@ def test_recall_brings_back_the_look_of_a_returning_section(abab, tmp_path, kind
         letters, shares[recall] = export_recall(abab, tmp_path / f"recall{recall}", kind, recall)
         assert letters == ("A", "B", "A", "B")
     assert min(shares[1.0]) >= 0.9, shares  # each return looks like its first time in ≥ 90 % of the pairs
-    assert np.mean(shares[0.0]) < 0.9, shares  # without recall, not so
+    # without recall, less so (the numpy look's vignette and beat ring, shared by every seed, keep its
+    # returns near 0.9 even then: the pass is recall's gain, not an absolute level)
+    assert np.mean(shares[0.0]) < min(0.95, np.mean(shares[1.0]) - 0.05), shares
 
 
 def test_a_return_to_the_first_moment_of_the_track_recalls_what_was_heard_then_nothing_yet():

@@ -41,7 +41,7 @@ from engine.render.stage import RenderStage
 from engine.directing.drops import DROP_AROUSAL, DropCue, drop_changes, plan_drops, section_events
 from engine.directing.grid import BarGrid
 from engine.directing.quantize import LatencyMeter
-from engine.types import SAMPLE_RATE, WINDOW_SECONDS, Conditioning, Features, Frame, Reconfigured, Window
+from engine.types import SAMPLE_RATE, WINDOW_SECONDS, BeatGrid, Conditioning, Features, Frame, Reconfigured, Window
 from engine.understanding.settings import UnderstandingSettings
 from live.export.chunks import Chunk, warmup
 from live.export.files import frame_path
@@ -200,7 +200,8 @@ class _Frames:
         if self.stems is not None:  # the offline stems at t, onsets since the last frame
             feats = dataclasses.replace(feats, stems=self.stems.at(t, self._last_t))
         self._last_t = t
-        exact = self.beats.grid_at(t + self.pulse.display_s)  # the offline beats, not the live tracker's
+        shift = 0.0 if self.directing is None else self.directing.direction.recall_shift(seen_at)
+        exact = _shifted(self.beats.grid_at(t + shift + self.pulse.display_s), -shift)  # the offline beats
         feats = self.pulse.at(dataclasses.replace(feats, grid=exact, beat_confidence=exact.confidence), t)
         rendered = i % s.render_every == 0
         cond = self.cond
@@ -339,3 +340,8 @@ class _Directing:
             raise BeatcanvasError(
                 f"the schedule changes {', '.join(rebuild)} at {t:.2f} s ({old.name} → {spec.name}), which needs "
                 "other weights or shapes; an export keeps its models: set those in the preset, not the schedule")
+
+
+def _shifted(grid: BeatGrid, by: float) -> BeatGrid:
+    """`grid` with its beats `by` seconds later (a returning section's beats, read at its first time)."""
+    return grid if by == 0.0 or grid.anchor is None else dataclasses.replace(grid, anchor=grid.anchor + by)

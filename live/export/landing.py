@@ -76,10 +76,13 @@ def recall_share(out: Path, first: float, other: float, again: float, span: floa
 
 def export_changes(track: Path, truth_beats: Sequence[float], out: Path, kind: str, latency_s: float, *,
                    compensate: bool = True, quantize: str = "downbeat", changes: int = 8, offset_s: float = 0.31,
-                   steps: int | None = None, fps: int = 30, size: int = 64) -> tuple[list[int], list[int], list[dict[str, Any]]]:
+                   steps: int | None = None, fps: int = 30, size: int = 64,
+                   still: bool = False) -> tuple[list[int], list[int], list[dict[str, Any]]]:
     """Export `track` with a schedule of `changes` seed changes, each asked for `offset_s` after a beat of
     `truth_beats` (so each waits for the next one when quantised) → (onset frames from the pixels,
-    expected frames: the next beats', the changes logged)."""
+    expected frames: the next beats', the changes logged). `still`: no zoom pulse or brightening from
+    the compositor (the percussive stem's included), for a renderer whose new look moves the pixels less
+    than an accented beat's kick does."""
     from engine.audio.beatmap import analyze_beats
     from engine.directing.grid import BarGrid
     from live.export.run import ExportSettings, run_export
@@ -95,14 +98,16 @@ def export_changes(track: Path, truth_beats: Sequence[float], out: Path, kind: s
                      for k, b in enumerate(truth_beats[1:changes + 1]))
     model = {"steps": steps} if steps else {}
     base = Preset.model_validate({"name": "base", "transitions": {"quantize": quantize}, "motion": {"crossfade_ms": 0},
-                                  "model": model})
+                                  "model": model, "reactivity": {"beat_zoom": 0.0, "band_brightness": 0.0} if still else {}})
     schedule = parse_schedule('interpolate = "hold"\n' + keys, "show.toml", load_preset)
     direction = ShowDirection(base, schedule, grid=BarGrid.from_beatmap(beats))
     options = ShowOptions(renderer=kind, directed=True, size=(size, size), live=False, profile="tiny", device="cpu",
                           allow_cpu_diffusion=True)
-    stage = build_stages(resolve(base, options)).render
+    spec = resolve(base, options)
+    stage = build_stages(spec).render
     settings = ExportSettings(track=track, out_dir=out, fps=fps, width=size, height=size, crossfade_ms=0, chunk_s=0,
-                              direction=direction.fingerprint(), end=float(truth_beats[changes + 1]) + 0.5)
+                              reactivity=spec.compositor.reactivity, direction=direction.fingerprint(),
+                              end=float(truth_beats[changes + 1]) + 0.5)
     run_export(settings, stage, None, direction=direction, respec=lambda p: resolve(p, options), latency_s=latency_s,
                compensate=compensate, beats=beats, force=True)
     expected = [int(round(b * fps)) for b in truth_beats[2:changes + 2]]

@@ -123,6 +123,14 @@ class ShowDirection:
         then = self._then(t)
         return None if then is None else timeline.at(then)
 
+    def recall_shift(self, t: float) -> float:
+        """How far back the beats of `t` are read (0 outside a returning section): with recall ≥ ½ a
+        returning section pulses on the beats found at its first occurrence (shifted to now), so its look
+        returns whichever tracker made the grid (a tracker may lock later, or at another tempo level,
+        the first time round)."""
+        then = self._then(t)
+        return 0.0 if then is None or self.base.transitions.recall < 0.5 else then - t
+
     def recall_render(self, t: float, features: Features) -> tuple[Features, float]:
         """What a renderer is given at `t`: in a returning section, the music's mood moved `recall` of the
         way to the mood of its first occurrence (a file track's; unchanged live), and the animation
