@@ -126,11 +126,6 @@ class FlashLimiter:
         self.counter.feed(lum, t)
 
 
-def srgb_gain(linear_gain: float) -> float:
-    """The multiplier on sRGB-encoded values that scales linear luminance by about `linear_gain`."""
-    return float(linear_gain) ** (1 / 2.2)
-
-
 def exposure_lut(g: float) -> np.ndarray:
     """uint8 → uint8 table applying the sRGB gain `g` to a frame: `g` < 1 scales down; `g` > 1
     brightens along c' = 1 − (1 − c)^g, which is about g·c in the shadows (structure keeps its
@@ -143,7 +138,7 @@ def exposure_lut(g: float) -> np.ndarray:
 def fit_exposure(rgb: np.ndarray, target: float, step: int = 4) -> float:
     """The sRGB gain whose `exposure_lut` brings `rgb`'s `mean_luminance` to `target`, on the safe side:
     not above it when darkening, not below it when brightening. The brightening curve is not a plain
-    multiply, so `srgb_gain` of the linear ratio falls short; this solves on the image's per-channel
+    multiply, so the linear ratio ** (1/2.2) falls short; this solves on the image's per-channel
     histograms (bisection, exact for the table as applied)."""
     sample = rgb[::step, ::step, :3].reshape(-1, 3)
     hists = np.stack([np.bincount(sample[:, c], minlength=256) for c in range(3)]).astype(np.float64)
