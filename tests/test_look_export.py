@@ -139,3 +139,23 @@ def test_holding_a_fall_never_lifts_a_dark_frame_to_white_or_flat_grey():
     lut = exposure_lut(4.0 ** (1 / 2.2))  # the largest hold
     assert lut[0] == 0 and lut[255] == 255  # black stays black, white is not exceeded
     assert lut[40] - lut[10] > 40 - 10  # the shadows' contrast grows instead of washing out
+
+
+def test_a_held_fall_on_a_lit_frame_stays_within_the_threshold_of_the_last_bright_frame():
+    """The lift curve is not a plain multiply: the exposure is fitted on the frame, so a held plunge
+    after a used-up budget really is held (it was 0.22 for a 0.28 target, a 4th flash on export)."""
+    from live.screen.flash import THRESHOLD, exposure_lut, fit_exposure
+
+    limiter = FlashLimiter(3.0)
+    for i in range(12):  # use up the budget with a strobe between 0.09 and 0.6
+        lum = 0.6 if i % 2 else 0.09
+        limiter.record(lum, i / FPS)
+    rng = np.random.default_rng(0)
+    dark = (rng.random((H, W, 3)) ** 1.5 * 170).astype(np.uint8)  # a lit but dim, textured frame
+    lum = mean_luminance(dark)
+    gain = limiter.gain(lum, 12 / FPS)
+    assert gain > 4.0  # more than the near-black cap: a lit frame may be lifted this far
+    held = exposure_lut(fit_exposure(dark, lum * gain))[dark]
+    assert 0.6 - mean_luminance(held) < THRESHOLD  # no change registered: no 4th flash
+    assert 0.6 - mean_luminance(held, step=1) < THRESHOLD  # nor on every pixel
+    assert held.min() == dark.min() and held.max() <= 255  # black stays black

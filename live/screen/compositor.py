@@ -30,7 +30,7 @@ import pygame
 
 from engine.audio.stems import StemRouting
 from engine.types import Features, Frame, Reconfigured
-from live.screen.flash import GUIDELINE_PER_S, FlashLimiter, exposure_lut, mean_luminance, srgb_gain
+from live.screen.flash import GUIDELINE_PER_S, FlashLimiter, exposure_lut, fit_exposure, mean_luminance
 from live.screen.pulse import beat_pulse
 
 
@@ -310,7 +310,7 @@ class Compositor(Knobs):
         gain = self.flash_limiter.gain(lum, now)
         if gain != 1.0:
             pixels = pygame.surfarray.pixels3d(self._out)
-            pixels[...] = exposure_lut(srgb_gain(gain))[pixels]
+            pixels[...] = exposure_lut(fit_exposure(pixels, lum * gain))[pixels]
             del pixels  # unlock the surface
             pygame.transform.smoothscale(self._out, self._fb_size, self._feedback)
             lum = self._luminance()

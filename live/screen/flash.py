@@ -27,7 +27,9 @@ THRESHOLD = 0.10  # relative luminance change that counts
 DARK_LIMIT = 0.80  # one of the two states must be darker than this
 GUIDELINE_PER_S = 3.0
 _MARGIN = 0.5  # a held frame stays within half the threshold of the last extreme
-MAX_LIFT = 4.0  # the most a held frame's linear luminance is raised
+MAX_LIFT = 4.0  # the most a near-black held frame's linear luminance is raised
+MAX_LIFT_LIT = 8.0  # ... and a lit one's (mean ≥ NEAR_BLACK): the lift curve keeps black black, white white
+NEAR_BLACK = 0.05
 
 _SRGB_TO_LINEAR = np.where(
     (x := np.arange(256) / 255.0) <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4
@@ -75,7 +77,8 @@ class FlashCounter:
         return False
 
     def changes_within(self, t: float, seconds: float = 1.0) -> int:
-        while self.times and self.times[0] <= t - seconds:
+        # A change exactly `seconds` ago still counts (frame times in floats land on either side).
+        while self.times and self.times[0] < t - seconds - 1e-6:
             self.times.popleft()
         return len(self.times)
 
@@ -115,16 +118,12 @@ class FlashLimiter:
         e = c.extreme
         target = e + math.copysign(_MARGIN * THRESHOLD, lum - e)
         self.held += 1
-        # Holding a fall brightens the frame: at most 4x (a near-black frame is not lifted to white).
-        return min(max(target, 1e-4) / max(lum, 1e-4), MAX_LIFT)
+        # Holding a fall brightens the frame: a near-black frame at most 4x (it is not lifted to grey);
+        # a lit one far enough to hold a plunge from a bright frame (about 5x in a loud strobe).
+        return min(max(target, 1e-4) / max(lum, 1e-4), MAX_LIFT if lum < NEAR_BLACK else MAX_LIFT_LIT)
 
     def record(self, lum: float, t: float) -> None:
         self.counter.feed(lum, t)
-
-
-def srgb_gain(linear_gain: float) -> float:
-    """The multiplier on sRGB-encoded values that scales linear luminance by about `linear_gain`."""
-    return float(linear_gain) ** (1 / 2.2)
 
 
 def exposure_lut(g: float) -> np.ndarray:
@@ -134,3 +133,27 @@ def exposure_lut(g: float) -> np.ndarray:
     c = np.arange(256) / 255.0
     out = c * g if g <= 1.0 else 1.0 - (1.0 - c) ** g
     return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
+
+
+def fit_exposure(rgb: np.ndarray, target: float, step: int = 4) -> float:
+    """The sRGB gain whose `exposure_lut` brings `rgb`'s `mean_luminance` to `target`, on the safe side:
+    not above it when darkening, not below it when brightening. The brightening curve is not a plain
+    multiply, so the linear ratio ** (1/2.2) falls short; this solves on the image's per-channel
+    histograms (bisection, exact for the table as applied)."""
+    sample = rgb[::step, ::step, :3].reshape(-1, 3)
+    hists = np.stack([np.bincount(sample[:, c], minlength=256) for c in range(3)]).astype(np.float64)
+    weights = (hists * _Y[:, None]).sum(axis=0) / max(len(sample), 1)  # Y weight per input code value
+
+    def lum(g: float) -> float:
+        return float(weights @ _SRGB_TO_LINEAR[exposure_lut(g)])
+
+    now = lum(1.0)
+    darken = target < now
+    lo, hi = (0.0, 1.0) if darken else (1.0, 16.0)
+    for _ in range(24):
+        mid = 0.5 * (lo + hi)
+        if lum(mid) > target:  # luminance grows with g: lo stays at or below the target, hi above
+            hi = mid
+        else:
+            lo = mid
+    return lo if darken else hi

@@ -24,7 +24,7 @@ from engine.render.shader.context import gpu_gl, make_context
 from engine.render.shader.renderer import glsl
 from engine.types import Features, Frame
 from live.screen.compositor import WARP_ZOOM, Knobs, Reactivity, _clamp, effects
-from live.screen.flash import GUIDELINE_PER_S, FlashLimiter, mean_luminance, srgb_gain
+from live.screen.flash import GUIDELINE_PER_S, FlashLimiter, fit_exposure, mean_luminance
 
 def _frag(name: str) -> str:
     return resources.files("live.screen").joinpath("glsl", name).read_text(encoding="utf-8")
@@ -189,7 +189,7 @@ class GLCompositor(Knobs):
         gain = self.flash_limiter.gain(lum, now)
         src = 0
         if gain != 1.0:
-            g = srgb_gain(gain)
+            g = fit_exposure(self._frame(), lum * gain)
             prog = gl["expose_prog"]
             prog["u_src"].value = 0
             prog["u_gain"].value = g
@@ -217,7 +217,11 @@ class GLCompositor(Knobs):
     def _read(self, index: int) -> float:
         """Read output `index` back (what export and the window show); its mean luminance."""
         self._out_bytes = self._objects["fbos"][index].read(components=3, alignment=1)
-        return mean_luminance(np.frombuffer(self._out_bytes, np.uint8).reshape(self.height, self.width, 3))
+        return mean_luminance(self._frame())
+
+    def _frame(self) -> np.ndarray:
+        """The last read-back output as HxWx3 uint8 (a view, no copy)."""
+        return np.frombuffer(self._out_bytes, np.uint8).reshape(self.height, self.width, 3)
 
     def to_array(self, surface: pygame.Surface | None = None) -> np.ndarray:
         """The last composed picture (or `surface`) as HxWx3 uint8."""
