@@ -130,6 +130,7 @@ class Features:
     low: float = 1.0
     mid: float = 1.0
     high: float = 1.0
+    low_peak: float = 0.0  # the loudest hop's `low` in the block (a kick inside a long block); 0: only `low` known
     beat: bool = False
     beat_phase: float = 0.0
     tempo_bpm: float = 120.0

@@ -296,3 +296,17 @@ def test_no_beat_and_no_pulse_after_the_music_stops() -> None:
     assert bm.beats[-1] < 10.05
     assert bm.grid_at(bm.beats[-1] + 0.3).locked is False and bm.grid_at(bm.beats[0] - 0.01).locked is False
     assert bm.grid_at(bm.beats[-1] + 0.2).locked  # the last beat's own pulse still decays
+
+
+def test_a_long_blocks_low_peak_keeps_the_kick_its_newest_hop_lost() -> None:
+    """100 ms blocks of a kick every 0.5 s: the block holding a kick reports its bass in `low_peak`
+    even when its last hop (`low`) is after the kick has decayed; a hard cut judges that."""
+    from engine.audio.features import FeatureTracker
+    from live_fakes import kick_track
+
+    x, sr, blk = kick_track(6.0), 48000, 4800
+    tr = FeatureTracker()
+    feats = [tr.process(x[i : i + blk], (i + blk) / sr) for i in range(0, len(x) - blk + 1, blk)]
+    kicks = [f for f in feats if 3.0 < f.t and round(f.t * 10) % 5 == 1]  # the blocks 3.0–3.1, 3.5–3.6, ...
+    assert len(kicks) == 6
+    assert all(f.low_peak > 1.5 > f.low for f in kicks)

@@ -171,3 +171,23 @@ def test_builtin_playlists_only_name_shipped_presets() -> None:
         assert len(show.presets) == len(playlist.order()) > 0, path.name
         outside = [p for p in show.paths if p is None or not p.resolve().is_relative_to(BUILTIN_DIR.resolve())]
         assert not outside, f"{path.name} plays presets that are not shipped: {outside}"
+
+
+def test_hard_cut_hears_the_kick_after_a_predicted_beat_and_inside_a_long_block() -> None:
+    """A predicting beat tracker flags the beat on the block that ends where the kick starts (its bass
+    still the last kick's tail), and a long block's newest hop may be after the kick has decayed: the
+    hard cut judges the beat by the loudest bass of its block, or of the block right after it."""
+
+    def cut_times(blocks: list[tuple[float, bool, float, float]]) -> list[float]:
+        tr = Transitioner([preset("a", duration_s=0, hard_cut=True, hard_cut_min_s=1.0), preset("b", duration_s=0)])
+        return [t for t, beat, low, peak in blocks if tr.step(t, Features(t=t, beat=beat, low=low, low_peak=peak)).event]
+
+    weak, kick = 0.4, 4.0  # at sensitivity 1 a hard cut needs bass 1.5
+    # 10 ms blocks: the beat on the block before the kick, the kick in the next one: a cut on the kick
+    assert cut_times([(2.0, True, weak, weak), (2.01, False, kick, kick)]) == [2.01]
+    # a block that begins 0.2 s after the beat is not that beat's hit: no cut on its bass
+    assert cut_times([(2.0, True, weak, weak), (2.2, False, weak, weak), (2.3, False, kick, kick)]) == []
+    # one 100 ms block holds beat and kick, its newest hop already decayed: cut
+    assert cut_times([(2.1, True, weak, kick)]) == [2.1]
+    # 200 ms blocks: the beat ends one block, its kick fills the next
+    assert cut_times([(2.0, True, weak, weak), (2.2, False, weak, kick)]) == [2.2]

@@ -11,6 +11,7 @@ Conventions (what the compositor can rely on):
 - `onset`: spectral-flux onset strength, 0..1 relative to recent peaks (the block's strongest).
 - `low`/`mid`/`high`: band amplitudes with automatic gain control — 1.0 means "typical for this
   track so far" (MilkDrop's convention); a kick drum pushes `low` to 2–4, silence gives 0.
+  `low_peak`: the block's loudest hop of `low` (a long block's kick, decayed by its newest hop).
 - `beat`, `beat_phase`, `downbeat`, `beat_confidence`, `event`, `grid`, `tempo_bpm`: from the
   phase-locked `engine.audio.beats.BeatTracker`, fed the same spectrum (or from taps, `tap(t)`).
 - `stems`: percussive, bass, harmonic and voice envelopes, onsets and descriptors from the same
@@ -187,7 +188,7 @@ class FeatureTracker:
 
     def _with_time(self, t: float) -> Features:
         last = self._last
-        return dataclasses.replace(last, t=t, beat=False, downbeat=False, event="", beat_phase=last.grid.phase_at(t),
+        return dataclasses.replace(last, t=t, low_peak=last.low, beat=False, downbeat=False, event="", beat_phase=last.grid.phase_at(t),
                                    stems=dataclasses.replace(last.stems, hit=(False, False, False, False)))
 
     def _hops_of(self, x: np.ndarray, t: float) -> Features:
@@ -206,9 +207,10 @@ class FeatureTracker:
         bt = self.beats
         beat = bt.update_spectra(mags, t, rms.tolist())
         stems = self.stems.process(mags) if self.stems is not None else Stems()
-        onset = 0.0
+        onset = low_peak = 0.0
         for i, (level, fl, e) in enumerate(zip(rms.tolist(), flux.tolist(), energies.tolist())):
             onset = max(onset, self._hop(level, fl, e))
+            low_peak = max(low_peak, self._bands[0])
             if self._hops % self._chroma_every == 0:  # chroma of the LONG_FFT samples up to this hop
                 self._update_chroma(np.concatenate([self._past.last(LONG_FFT), x[: (i + 1) * hop]])[-LONG_FFT:])
         spectrum = self._spectrum(sums[-1, self._n_sums :], float(rms[-1]) < SILENCE_RMS)
@@ -217,7 +219,7 @@ class FeatureTracker:
         valence, arousal = self._va_now()
         grid = bt.grid
         feats = Features(
-            t=t, rms=float(rms[-1]), onset=min(onset, 1.0), low=self._bands[0], mid=self._bands[1], high=self._bands[2],
+            t=t, rms=float(rms[-1]), onset=min(onset, 1.0), low=self._bands[0], mid=self._bands[1], high=self._bands[2], low_peak=low_peak,
             beat=beat, beat_phase=grid.phase_at(t), tempo_bpm=bt.tempo_bpm,
             valence=valence, arousal=arousal, downbeat=bt.downbeat,
             beat_confidence=grid.confidence, event=bt.event, grid=grid, spectrum=spectrum, wave=wave, stems=stems,

@@ -9,13 +9,14 @@ The rules, after projectM (the preset being *left* governs, like a DJ deciding w
 - auto-advance: after `transitions.duration_s` (0 = never) soft-cut to the next preset;
 - soft cut: the new preset's weight `blend` rises linearly 0 → 1 over `soft_cut_s`;
 - hard cut: with `hard_cut` on, at least `hard_cut_min_s` after the last switch, a beat strong
-  enough (see `beat_is_strong`) cuts at once (blend = 1);
+  enough (see `beat_is_strong`: its bass, up to `BEAT_HIT_S` after it) cuts at once (blend = 1);
 - lock: no auto-advance and no hard cuts (manual switches still work);
 - manual switches (`switch_to`, `next`, `previous`) cut at once or soft-cut, per `switch`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Literal, Sequence
 
@@ -27,13 +28,18 @@ from live.presets.schema import Preset
 # reach this level on a beat: sensitivity 1 cuts on beats 50 % louder than usual, 2 on most beats,
 # 0 never.
 HARD_CUT_LEVEL = 1.5
+# A beat's hit: a tracker that predicts the beat flags it on the hop that ends where the kick begins,
+# so its bass arrives in the next block. The beat's strength is the loudest `low_peak` this soon after it.
+BEAT_HIT_S = 0.1
 
 Event = Literal["start", "auto", "hard_cut", "manual"]
 
 
-def beat_is_strong(features: Features, sensitivity: float) -> bool:
-    """Whether this block's beat is strong enough for a hard cut at `sensitivity` (0..2)."""
-    return bool(features.beat) and sensitivity > 0 and features.low * sensitivity >= HARD_CUT_LEVEL
+def beat_is_strong(features: Features, sensitivity: float, in_hit: bool = False) -> bool:
+    """Whether this block's beat — or, `in_hit`, the beat that the block began within `BEAT_HIT_S`
+    of — hits hard enough for a hard cut at `sensitivity` (0..2): the block's loudest bass."""
+    near = bool(features.beat) or in_hit
+    return near and sensitivity > 0 and max(features.low, features.low_peak) * sensitivity >= HARD_CUT_LEVEL
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,8 @@ class Transitioner:
         self.loop = loop
         self.lock_override: bool | None = None  # None: follow the active preset's `lock`
         self._t = t0
+        self.last_beat = -math.inf  # when the newest beat was stepped (its hit is judged for BEAT_HIT_S)
+        self.in_beat_hit = False  # the newest step was a beat's block or began within BEAT_HIT_S after one
         first = start % len(presets)
         self._state = self._with_lock(
             TransitionState(t=t0, index=first, preset=self.presets[first], since=t0, event="start")
@@ -137,7 +145,12 @@ class Transitioner:
 
     def step(self, t: float, features: Features | None = None) -> TransitionState:
         """Advance to time `t` (earlier times count as no time passing) and apply the rules."""
+        began = self._t
         t = self._advance_clock(t)
+        beat = features is not None and features.beat
+        self.in_beat_hit = beat or began - self.last_beat <= BEAT_HIT_S
+        if beat:
+            self.last_beat = t
         s = self._state
         rules = s.preset.transitions
         elapsed = t - s.since
@@ -147,7 +160,7 @@ class Transitioner:
                 rules.hard_cut
                 and features is not None
                 and elapsed >= rules.hard_cut_min_s
-                and beat_is_strong(features, rules.hard_cut_sensitivity)
+                and beat_is_strong(features, rules.hard_cut_sensitivity, self.in_beat_hit)
             ):
                 return self._switch(target, t, hard=True, event="hard_cut")
             duration = self.duration(s.index)

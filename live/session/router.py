@@ -115,7 +115,8 @@ class PresetRouter:
         q = Quantize.parse(self.spec.transitions.quantize)  # the preset being left governs
         lands = land(q, self._t, self._grid) - 0.5 * fade if q.on else 0.0  # a soft cut's middle on the beat
         self._pending = Pending(state.preset, state.index, fade, state.event or "", lands)
-        self.events.append((state.t, state.preset.name, state.event or "", self._beat))
+        on_beat = self._beat or self.transitions.in_beat_hit  # a hard cut: on its beat's kick
+        self.events.append((state.t, state.preset.name, state.event or "", on_beat))
         del self.events[:-100]
 
     # -- the display loop ---------------------------------------------------------------------------
