@@ -98,25 +98,31 @@ class OfflinePass:
         self.net, self.piece, self.halo = net, piece, net.halo
         self._buf = np.zeros((0, net.w_in.shape[0]), np.float32)
         self._buf_start = 0  # the track frame of _buf's first row
+        self._arrived: list[np.ndarray] = []  # rows after _buf, joined to it only when a piece is due
+        self._end = 0  # the track frame after the last row fed
         self._done = 0  # activations given for frames before this
         self._out: list[np.ndarray] = []
 
     def feed(self, feats: np.ndarray) -> None:
-        self._buf = np.concatenate([self._buf, np.asarray(feats, dtype=np.float32)])
-        while self._buf_start + len(self._buf) - self._done >= self.piece + self.halo:
+        rows = np.asarray(feats, dtype=np.float32)
+        self._arrived.append(rows)
+        self._end += len(rows)
+        while self._end - self._done >= self.piece + self.halo:
             self._emit(self._done + self.piece)
 
     def finish(self) -> np.ndarray:
         """Every activation (frames × 2); the pass is spent afterwards."""
-        end = self._buf_start + len(self._buf)
-        if end > self._done:
-            self._emit(end)
+        if self._end > self._done:
+            self._emit(self._end)
         return np.concatenate(self._out) if self._out else np.zeros((0, 2), np.float32)
 
     def _emit(self, stop: int) -> None:
         """Activations for frames done..stop from the buffered window around them; then drop the rows
         no later frame needs."""
-        window_stop = min(self._buf_start + len(self._buf), stop + self.halo)
+        if self._arrived:
+            self._buf = np.concatenate([self._buf, *self._arrived])
+            self._arrived = []
+        window_stop = min(self._end, stop + self.halo)
         act = self.net.activations(self._buf[: window_stop - self._buf_start])
         self._out.append(act[self._done - self._buf_start : stop - self._buf_start])
         self._done = stop

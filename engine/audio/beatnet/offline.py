@@ -31,7 +31,6 @@ class LearnedBeatAnalyzer:
     """Collects features from blocks of a 48 kHz stream; `finish()` decodes the whole track."""
 
     def __init__(self, net: Net) -> None:
-        self.net = net
         self.fps = SAMPLE_RATE / HOP
         self._bands = LogBands()
         self._window = np.hanning(N_FFT).astype(np.float32)
