@@ -18,6 +18,7 @@ from engine.render.stage import RenderSpec, RenderStage
 from engine.types import SAMPLE_RATE, Features, Frame, Reconfigured
 from live.session.factory import Builder
 from live.audio.ringbuffer import RingBuffer
+from live.session.clock import SteppedClock
 from live.session.show import ShowSpec
 from live.audio.sources import SourceStats
 
@@ -89,8 +90,9 @@ class FakeSource:
     """
 
     def __init__(self, samples: np.ndarray, speed: float = 1.0, block: int = 480, fail_at: float | None = None,
-                 fail_reopens: int = 1, burst_at: float | None = None) -> None:
+                 fail_reopens: int = 1, burst_at: float | None = None, clock: SteppedClock | None = None) -> None:
         self.samples = samples
+        self.stepped = clock  # plays on a stepped clock: audio is written as it ticks, no thread
         self.speed = speed
         self.block = block
         self.ring = RingBuffer()
@@ -116,6 +118,11 @@ class FakeSource:
                 self.fail_reopens -= 1
                 raise RuntimeError("device not found")
             self.error = None
+        if self.stepped is not None:
+            if self._pump not in self.stepped.advanced:
+                self._t0 = self.stepped.monotonic()
+                self.stepped.advanced.append(self._pump)
+            return
         if not self._t0:
             self._t0 = time.monotonic()
         self._stop.clear()
@@ -128,6 +135,8 @@ class FakeSource:
             self._thread.join(0.5)
 
     def clock(self) -> float:
+        if self.stepped is not None:
+            return min((self.stepped.monotonic() - self._t0) * self.speed, self.duration)
         return min((time.monotonic() - self._t0) * self.speed, self.duration) if self._t0 else 0.0
 
     @property
@@ -135,29 +144,42 @@ class FakeSource:
         return self.clock() >= self.duration
 
     def _run(self) -> None:
-        sr = SAMPLE_RATE
-        while not self._stop.is_set():
-            now = self.clock()
-            if self.fail_at is not None and now >= self.fail_at:
-                self.fail_at = None
-                self.error = "input device disappeared"
-                return
-            if self.burst_at is not None and now >= self.burst_at:
-                self.burst_at = None
-                n = 12 * sr
-                chunk = np.resize(self.samples, n).astype(np.float32)
-                self._pos += n
-                self.ring.write(chunk, t_end=self._pos / sr)
-                self.stats.overflows += 1
-            target = min(int(now * sr), len(self.samples))
-            if target > self._pos:
-                new = self.samples[self._pos : target].copy()
-                if self.nan_at is not None:
-                    a, b = (int(x * sr) - self._pos for x in (self.nan_at[0], sum(self.nan_at)))
-                    new[max(0, a) : max(0, b)] = np.nan
-                self._pos = target
-                self.ring.write(new, t_end=self._pos / sr)
+        while not self._stop.is_set() and self._pump():
             time.sleep(0.005)
+
+    def _pump(self, _now: float = 0.0) -> bool:
+        """Write the audio played up to now; False once the device "disappeared"."""
+        sr = SAMPLE_RATE
+        now = self.clock()
+        if self.fail_at is not None and now >= self.fail_at:
+            self.fail_at = None
+            self.error = "input device disappeared"
+            return False
+        if self.burst_at is not None and now >= self.burst_at:
+            self.burst_at = None
+            n = 12 * sr
+            chunk = np.resize(self.samples, n).astype(np.float32)
+            self._pos += n
+            self.ring.write(chunk, t_end=self._pos / sr)
+            self.stats.overflows += 1
+        target = min(int(now * sr), len(self.samples))
+        if target > self._pos:
+            new = self.samples[self._pos : target].copy()
+            if self.nan_at is not None:
+                a, b = (int(x * sr) - self._pos for x in (self.nan_at[0], sum(self.nan_at)))
+                new[max(0, a) : max(0, b)] = np.nan
+            self._pos = target
+            self.ring.write(new, t_end=self._pos / sr)
+        return True
+
+
+def settle_features(clock: SteppedClock, session, source: FakeSource) -> None:
+    """A stepped clock's session moves on once its feature loop has heard all the audio written."""
+    def heard() -> bool:
+        written, heard = source.ring.t_end, session.feature_loop.heard_until
+        return written <= 0.0 or (heard is not None and heard >= written - 1e-9) or session.board.stop.is_set()
+
+    clock.settled.append(heard)
 
 
 class RenderLog:
@@ -196,8 +218,10 @@ class FakeRenderer:
     is stuck for as long as the test wants, without a long sleep."""
 
     def __init__(self, width: int = 64, height: int = 64, delay: float = 0.0, fail: dict | None = None,
-                 name: str = "fake", steps: int = 2, gate: threading.Event | None = None) -> None:
+                 name: str = "fake", steps: int = 2, gate: threading.Event | None = None,
+                 clock: SteppedClock | None = None) -> None:
         self.gate = gate
+        self.clock = clock  # `delay` passes on this clock (a stepped one: exactly, whatever the load)
         self.name = name
         self.width, self.height = width, height
         self.delay = delay
@@ -218,7 +242,7 @@ class FakeRenderer:
     def _render(self, features: Features, t: float) -> Frame:
         self.calls += 1
         if self.delay:
-            time.sleep(self.delay)
+            (self.clock.sleep if self.clock is not None else time.sleep)(self.delay)
         if self.gate is not None and not self.gate.is_set():
             held = time.monotonic()
             self.gate.wait(60.0)

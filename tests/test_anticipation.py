@@ -21,7 +21,8 @@ from live.presets.schema import Preset
 from live.schedule.runtime import ShowDirection
 from live.schedule.schema import parse_schedule
 from live.session.show import ShowOptions, resolve
-from live_fakes import FakeRenderer, FakeSource
+from live.session.clock import SteppedClock
+from live_fakes import FakeRenderer, FakeSource, settle_features
 from test_live_session import make_session
 
 FPS = 30
@@ -140,10 +141,10 @@ def test_tiny_sdxl_changes_land_on_the_beat(tiny_components, monkeypatch, tmp_pa
 
 
 class JitteryRenderer(FakeRenderer):
-    """A fake renderer whose every frame takes 80–200 ms (seeded)."""
+    """A fake renderer whose every frame takes 80–200 ms (seeded) of the session's stepped clock."""
 
-    def __init__(self) -> None:
-        super().__init__(64, 64)
+    def __init__(self, clock: SteppedClock) -> None:
+        super().__init__(64, 64, clock=clock)
         self.rng = np.random.default_rng(0)
 
     def render(self, conditioning, features, t):
@@ -153,18 +154,24 @@ class JitteryRenderer(FakeRenderer):
 
 def live_onsets(tmp_path, anticipate: bool) -> tuple[list[float], float]:
     """Play 7.5 s of the accented clicks with three downbeat-quantised keys; → (onset − downbeat for
-    each change, from the session's timestamps; the display frame in seconds)."""
-    r = clicks(150.0, 7.5, accent=2.0)
+    each change, from the session's timestamps; the display frame in seconds). On a stepped clock
+    (live/session/clock.py) that the source, the renderer's delay and the display share: every
+    number is the same on a quiet machine and on one with every core busy."""
+    r = clicks(150.0, 8.0, accent=2.0)
     track = tmp_path / "clicks.wav"
     sf.write(track, r.samples, SR)
     keys = "\n".join(f'[[key]]\nat = {d + 0.31:.3f}\nmotion.seed = {k + 1}\n' for k, d in enumerate(r.downbeats[1:4]))
     base = Preset.model_validate({"name": "base", "transitions": {"quantize": "downbeat"}})
     schedule = parse_schedule('interpolate = "hold"\n' + keys, "show.toml", load_preset)
     direction = ShowDirection(base, schedule, grid=BarGrid.from_beatmap(analyze_beats(track)))
-    session, _ = make_session(tmp_path, JitteryRenderer(), FakeSource(r.samples), preset=base, max_fps=30.0,
-                              anticipate=anticipate, duration=7.5)
+    clock = SteppedClock()
+    source = FakeSource(r.samples, clock=clock)
+    session, _ = make_session(tmp_path, JitteryRenderer(clock), source, preset=base, max_fps=30.0,
+                              anticipate=anticipate, duration=7.5, clock=clock)
+    settle_features(clock, session, source)
     session.attach_direction(direction)
     report = session.run()
+    assert clock.late_ticks == 0  # every frame waited for the loops: the run is the same under any load
     onsets = report.change_onsets
     truth = r.downbeats[2:5]
     assert len(onsets) == 3 and all(abs(i - d) < 0.01 for (i, _), d in zip(onsets, truth))  # queued for them

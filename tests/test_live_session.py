@@ -24,6 +24,7 @@ import torch
 from engine.audio.features import FeatureTracker
 from engine.render.stage import RenderStage
 from live.screen.display import Display
+from live.session.clock import Clock
 from live.session.factory import Stages
 from live.presets.playlist import ShowList
 from live.presets.schema import Preset
@@ -36,26 +37,27 @@ class RecordingDisplay(Display):
     """A dummy-driver window that records when each picture was shown and injects scripted events
     (`script`: list of (seconds after open, event))."""
 
-    def __init__(self, *a, script=None, **kw):
+    def __init__(self, *a, script=None, clock=None, **kw):
         super().__init__(*a, vsync=False, **kw)
+        self.clock = clock or Clock()  # whose time `shown` is in (the session's)
         self.shown: list[float] = []
         self.script = sorted(script or [], key=lambda s: s[0])
         self.samples: list[tuple[float, np.ndarray]] = []
 
     def open(self):
         super().open()
-        self.t0 = time.monotonic()
+        self.t0 = self.clock.monotonic()
 
     def events(self):
         out = super().events()
-        now = time.monotonic() - self.t0
+        now = self.clock.monotonic() - self.t0
         while self.script and self.script[0][0] <= now:
             out.append(self.script.pop(0)[1])
         return out
 
     def present(self, picture):
         super().present(picture)
-        now = time.monotonic()
+        now = self.clock.monotonic()
         self.shown.append(now)
         if len(self.shown) % 10 == 0:
             self.samples.append((now, pygame.surfarray.array3d(picture).mean(axis=(0, 1))))
@@ -65,10 +67,10 @@ class RecordingDisplay(Display):
 
 
 def make_session(tmp_path, renderer, source, *, script=None, preset=None, preset_path=None, builder=None,
-                 understanding=None, show=None, options=None, **cfg):
+                 understanding=None, show=None, options=None, clock=None, **cfg):
     """A session as `play` builds it, around a fake (or real) render stage; `show` defaults to the one
     preset (with `preset_path` hot-reloaded when given)."""
-    display = RecordingDisplay(320, 180, script=script)
+    display = RecordingDisplay(320, 180, script=script, clock=clock)
     config = SessionConfig(
         width=320, height=180, hop_s=0.2, backoff_s=0.05, backoff_max_s=0.2, reopen_every_s=0.2,
         screenshots_dir=tmp_path / "screenshots", hot_reload=preset_path is not None, **cfg,
@@ -80,7 +82,7 @@ def make_session(tmp_path, renderer, source, *, script=None, preset=None, preset
     stage = renderer if isinstance(renderer, RenderStage) else FakeStage(renderer, spec.render)
     stages = Stages(stage, understanding, spec.reason)
     session = Session(source, FeatureTracker(), stages, spec, display, show, options, config,
-                      builder or FakeBuilder())
+                      builder or FakeBuilder(), clock=clock)
     return session, display
 
 

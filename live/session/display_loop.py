@@ -23,6 +23,7 @@ from engine.directing.quantize import Queued, queued_text
 from live.presets.schema import Preset
 from live.schedule.runtime import ShowDirection
 from live.screen.pulse import PulseClock
+from live.session.clock import Clock
 from live.session.feature_loop import FeatureLoop
 from live.session.render_loop import RenderLoop
 from live.session.router import PresetRouter
@@ -35,14 +36,15 @@ log = logging.getLogger(__name__)
 class DisplayLoop:
     def __init__(self, source: Source, tracker: Tracker, tracker_lock: threading.Lock, display: Output,
                  compositor: Compositor, board: Board, config: SessionConfig, router: PresetRouter,
-                 render: RenderLoop, features: FeatureLoop) -> None:
+                 render: RenderLoop, features: FeatureLoop, clock: Clock | None = None) -> None:
+        self.clock = clock or Clock()
         self.source, self.tracker, self.tracker_lock, self.display = source, tracker, tracker_lock, display
         self.compositor, self.board, self.config = compositor, board, config
         self.router, self.render, self.feature_loop = router, render, features
         self.hud = Hud(visible=config.hud)
         self.frozen = self.blackout = self.screenshot_requested = False
         self.latencies: list[float] = []
-        self.started_at = time.monotonic()
+        self.started_at = self.clock.monotonic()
         self._frame_seen = 0
         self._directed_base: Preset | None = None  # the preset the schedule directs (--schedule)
         self._directed: Preset | None = None  # the scheduled knobs last routed
@@ -52,15 +54,14 @@ class DisplayLoop:
 
     def run(self) -> None:
         cfg, b = self.config, self.board
-        clock = pygame.time.Clock()
         fps_ema = 0.0
-        last = time.monotonic()
+        last = self.clock.monotonic()
         while not b.stop.is_set():
             self._events()
             if b.rig is not None:
                 with b.faults.guard("rig"):
                     self._drain_rig()
-            now = time.monotonic()
+            now = self.clock.monotonic()
             with b.faults.guard("preset"):
                 self.router.apply_pending(now)
             if b.direction is not None:
@@ -69,8 +70,8 @@ class DisplayLoop:
             self.render.watchdog(now)
             with b.faults.guard("display"):
                 self._show(now, fps_ema)
-            clock.tick(cfg.max_fps)
-            t = time.monotonic()
+            self.clock.tick(cfg.max_fps)
+            t = self.clock.monotonic()
             dt, last = t - last, t
             b.report.longest_frame_gap_s = max(b.report.longest_frame_gap_s, dt)
             if dt > 0:
@@ -107,7 +108,7 @@ class DisplayLoop:
         self.display.present(picture)
         b.report.display_frames += 1
         if b.report.first_frame_s is None and b.report.frames_shown:
-            b.report.first_frame_s = time.monotonic() - self.started_at
+            b.report.first_frame_s = self.clock.monotonic() - self.started_at
             log.info("first rendered frame on screen %.2f s after the display loop started", b.report.first_frame_s)
         self._measure_latency(features)
 
@@ -293,7 +294,7 @@ class DisplayLoop:
 
     def finish(self) -> None:
         r = self.board.report
-        r.seconds = time.monotonic() - self.started_at
+        r.seconds = self.clock.monotonic() - self.started_at
         r.display_fps = r.display_frames / r.seconds if r.seconds > 0 else 0.0
         if self.latencies:
             lat = np.asarray(self.latencies)

@@ -41,6 +41,11 @@ class FeatureLoop:
         self._nonfinite_told = 0.0
         self.drops = DropWatch()  # a build's drop, prepared until it comes or its window ends (the HUD's line)
 
+    @property
+    def heard_until(self) -> float | None:
+        """The audio time the features have heard up to (None before the first block)."""
+        return self._last_t
+
     def run(self) -> None:
         cfg, b = self.config, self.board
         next_reopen = 0.0

@@ -23,6 +23,7 @@ from collections import deque
 from engine.render.stage import Negative, RenderStage
 from engine.types import Conditioning, Features
 from live.screen.compositor import Compositor
+from live.session.clock import Clock
 from live.session.factory import procedural_stage, smaller_size
 from engine.errors import one_line
 from live.session.faults import Backoff, is_out_of_memory
@@ -38,7 +39,8 @@ RETRY_MAX_S = 120.0
 
 class RenderLoop:
     def __init__(self, source: Source, stage: RenderStage, spec: ShowSpec, board: Board, config: SessionConfig,
-                 compositor: Compositor, rebuilder: Rebuilder) -> None:
+                 compositor: Compositor, rebuilder: Rebuilder, clock: Clock | None = None) -> None:
+        self.clock = clock or Clock()
         self.source, self.stage, self.spec = source, stage, spec
         self.board, self.config, self.compositor, self.rebuilder = board, config, compositor, rebuilder
         self.negative: Negative | None = None
@@ -61,6 +63,7 @@ class RenderLoop:
 
     def start(self) -> None:
         t = threading.Thread(target=self.run, args=(self.generation,), name="beatcanvas-render", daemon=True)
+        self.clock.enlist(t)
         t.start()
         self.threads.append(t)
 
@@ -70,14 +73,16 @@ class RenderLoop:
         while not b.stop.is_set() and generation == self.generation:
             # The render cap is the preset's ([model] max_render_fps, resolved per device) under the display's.
             min_gap = 1.0 / max(1e-3, min(self.spec.render.max_render_fps, cfg.max_render_fps, cfg.max_fps))
-            wait = last + min_gap - time.monotonic()
-            if wait > 0 and b.stop.wait(wait):
+            wait = last + min_gap - self.clock.monotonic()
+            if wait > 0 and self.clock.wait(b.stop, wait):
                 break
-            last = time.monotonic()
+            last = self.clock.monotonic()
             with b.faults.guard("render setup"), b.anticipation.lock:  # the spec and its look together
                 self._take_updates()
                 self.look = b.anticipation.routed_look
-            got = b.features.wait_newer(self._seen["features"], timeout=0.1)
+            seen = self._seen["features"]
+            with self.clock.parked(lambda: b.features.version > seen or b.stop.is_set()):
+                got = b.features.wait_newer(seen, timeout=0.1)
             if got is None or self.awaiting_step_down:
                 continue
             self._seen["features"] = got[0]
@@ -89,7 +94,7 @@ class RenderLoop:
             t = float(self.source.clock())
         except Exception:  # noqa: BLE001 - a lost source; render on its features' time
             t = features.t
-        self.busy_since = start = time.monotonic()
+        self.busy_since = start = self.clock.monotonic()
         a = b.anticipation
         try:
             clock = t
@@ -111,7 +116,7 @@ class RenderLoop:
         if generation != self.generation:
             return  # abandoned by the watchdog while it rendered: its frame is stale
         self.failures.succeeded()
-        now = time.monotonic()
+        now = self.clock.monotonic()
         self.durations.append(now - start)
         self.finished_at.append(now)
         with b.faults.guard("render size"):

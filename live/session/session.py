@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from live.screen.compositor import Compositor
 from live.screen.gl_compositor import make_compositor
 from live.session.anticipate import Anticipation
+from live.session.clock import Clock
 from live.session.factory import Builder, Stages
 from live.screen.hud import HudState
 from live.presets.playlist import ShowList
@@ -58,8 +59,10 @@ class Session:
 
     def __init__(self, source: Source, tracker: Tracker, stages: Stages, spec: ShowSpec, display: Output,
                  show: ShowList, options: ShowOptions, config: SessionConfig | None = None,
-                 builder: Builder | None = None, compositor: Compositor | None = None) -> None:
+                 builder: Builder | None = None, compositor: Compositor | None = None,
+                 clock: Clock | None = None) -> None:
         cfg = self.config = config or SessionConfig()
+        self.clock = clock or Clock()  # the wall clock; a SteppedClock where timing must not depend on load
         self.source, self.tracker, self.display = source, tracker, display
         self.board = Board(HudState(renderer_reason=spec.reason))
         self.board.anticipation = Anticipation(1.0 / max(1.0, cfg.max_fps), cfg.anticipate)
@@ -70,9 +73,10 @@ class Session:
         self.router = PresetRouter(show, spec, options, self.board, cfg, self.compositor)
         self.feature_loop = FeatureLoop(source, tracker, tracker_lock, self.board, cfg, on_features=self.router.step)
         self.conditioning_loop = ConditioningLoop(source, stages.understanding, spec, self.board, cfg, self.rebuilder)
-        self.render_loop = RenderLoop(source, stages.render, spec, self.board, cfg, self.compositor, self.rebuilder)
+        self.render_loop = RenderLoop(source, stages.render, spec, self.board, cfg, self.compositor, self.rebuilder,
+                                      self.clock)
         self.display_loop = DisplayLoop(source, tracker, tracker_lock, display, self.compositor, self.board, cfg,
-                                        self.router, self.render_loop, self.feature_loop)
+                                        self.router, self.render_loop, self.feature_loop, self.clock)
         self._threads: list[threading.Thread] = []
 
     # -- what tests and the CLI read ----------------------------------------------------------------
@@ -113,7 +117,7 @@ class Session:
 
     def start(self) -> None:
         self.board.stop.clear()
-        self.display_loop.started_at = time.monotonic()
+        self.display_loop.started_at = self.clock.monotonic()
         self.display.open()
         self.source.start()
         self._spawn("features", self.feature_loop.run)
@@ -136,6 +140,7 @@ class Session:
         """Ends everything within about half a second: workers are daemons, each joined briefly;
         one stuck in a long render is left to die with the process."""
         self.board.close()
+        self.clock.close()
         self.rebuilder.wake()
         self.router.stop_watching()
         if self.board.direction is not None:
