@@ -296,3 +296,77 @@ def test_a_preset_switch_waits_for_the_downbeat_less_the_measured_render_latency
     router.step(Features(t=3.8, grid=grid))  # 3.8 + 0.2 + half a 60 fps frame ≥ 4.0: start rendering it
     router.apply_pending(3.8)
     assert router.spec.name == "b" and board.state.queued == ""
+
+
+# -- live: a quantised soft cut is centred on the downbeat ----------------------------------------
+
+
+def seed_look_stage(clock: SteppedClock, spec):
+    """A stage whose frames are red under seed 1 and blue under seed 2 (its preset's look), each
+    render taking 80–200 ms of the stepped clock."""
+    from dataclasses import replace
+
+    from live_fakes import FakeStage
+
+    class SeedLook(FakeStage):
+        def render(self, conditioning, features, t):
+            frame = super().render(conditioning, features, t)
+            img = np.zeros_like(frame.image)
+            img[..., 0 if self.spec.seed == 1 else 2] = 200
+            return replace(frame, image=img)
+
+    return SeedLook(JitteryRenderer(clock), spec.render)
+
+
+def live_soft_cut(tmp_path, anticipate: bool) -> tuple[float, float, float]:
+    """Switch preset (→, at 3.1 s) from red to blue with a 0.6 s soft cut quantised to the downbeat;
+    → (the downbeat it was queued for, when the picture was first half blue, when the cut began: the
+    last all-red picture before that), all from the stepped clock's timestamps."""
+    import pygame
+
+    from live.presets.playlist import ShowList
+    from test_live_session import key
+
+    r = clicks(150.0, 8.0, accent=2.0)
+    still = {"beat_zoom": 0.0, "band_brightness": 0.0, "band_hue": 0.0, "warp": 0.0}
+    a = Preset.model_validate({"name": "red", "motion": {"seed": 1, "crossfade_ms": 0}, "reactivity": still,
+                               "transitions": {"quantize": "downbeat", "switch": "smooth", "soft_cut_s": 0.6}})
+    b = Preset.model_validate({"name": "blue", "motion": {"seed": 2, "crossfade_ms": 0}, "reactivity": still})
+    options = ShowOptions(renderer="procedural", canvas=(320, 180))
+    clock = SteppedClock()
+    source = FakeSource(r.samples, clock=clock)
+    stage = seed_look_stage(clock, resolve(a, options))
+    session, display = make_session(tmp_path, stage, source, show=ShowList((a, b), (None, None), (0.0, 0.0)),
+                                    options=options, max_fps=30.0, anticipate=anticipate, duration=7.0,
+                                    clock=clock, hud=False, script=[(3.1, key(pygame.K_RIGHT))])
+    settle_features(clock, session, source)
+    seen: list[tuple[float, float]] = []  # (time, share of blue) of each presented picture
+    present = display.present
+
+    def record(picture):
+        present(picture)
+        rgb = pygame.surfarray.array3d(picture).reshape(-1, 3).mean(axis=0)
+        seen.append((display.shown[-1] - display.t0, float(rgb[2] / max(1e-6, rgb[0] + rgb[2]))))
+
+    display.present = record
+    session.run()
+    assert clock.late_ticks == 0
+    assert session.spec.name == "blue" and len(session.report.change_onsets) == 1
+    intended, _ = session.report.change_onsets[0]
+    downbeat = intended + 0.3
+    assert min(abs(downbeat - d) for d in r.beats) < 0.05, downbeat  # on a beat (the live tracker's bar line)
+    half = next(t for t, blue in seen if blue >= 0.5)
+    began = max(t for t, blue in seen if blue < 0.02 and t < half)
+    return downbeat, half, began
+
+
+def test_a_live_soft_cut_is_centred_on_the_downbeat(tmp_path):
+    downbeat, half, began = live_soft_cut(tmp_path, anticipate=True)
+    frame = 1 / 30
+    assert abs(half - downbeat) <= frame + 1e-6, (downbeat, half, began)  # half way through on the downbeat
+    assert abs(began - (downbeat - 0.3)) <= frame + 1e-6, (downbeat, half, began)  # begun half the cut before
+
+
+def test_a_live_soft_cut_is_late_without_latency_compensation(tmp_path):
+    downbeat, half, _ = live_soft_cut(tmp_path, anticipate=False)
+    assert half - downbeat > 1 / 30, (downbeat, half)  # fails if the compensation were still on

@@ -10,6 +10,10 @@ Shared by the render loop (worker thread) and the display loop (main thread), on
   faster than the p95 does not show the new look early; `landed` records when each change was first
   on screen (`SessionReport.change_onsets`).
 
+A quantised preset or playlist switch joins the changes when the router applies it (`add_change`,
+with its soft cut's length): its first frame is held like a key's, and the display loop begins the
+soft cut when that frame goes up, half the cut before the downbeat, so the cut is centred on it.
+
 With `compensate` off (SessionConfig.anticipate = False) renders show the direction of their start,
 the old way: a change then appears one render latency late.
 """
@@ -38,6 +42,7 @@ class Anticipation:
         self.meter = LatencyMeter()
         self.key: tuple[str, int, int] = ("", 0, 0)
         self.change_times: list[float] = []
+        self.change_fades: list[float] = []  # a soft cut's length per change (0: none)
         self._tags: deque[tuple[Frame, Tag]] = deque(maxlen=16)
         self.lock = self._lock = threading.RLock()  # the display loop routes a change and its look under it
         self.routed_look = 0  # the look of the preset the display loop last routed to the stages
@@ -45,6 +50,21 @@ class Anticipation:
     def set_changes(self, times: list[float]) -> None:
         with self._lock:
             self.change_times = sorted(times)
+            self.change_fades = [0.0] * len(times)
+
+    def add_change(self, at: float, fade_s: float = 0.0) -> None:
+        """A switch the router applies now, to be first on screen at `at` (a soft cut of `fade_s` begins
+        then); renders started from now on show it (call with `lock` held, with the new spec's put)."""
+        with self._lock:
+            i = bisect.bisect_right(self.change_times, at)
+            self.change_times.insert(i, at)
+            self.change_fades.insert(i, fade_s)
+            self.routed_look = max(self.routed_look + 1, i + 1)
+
+    def fade(self, k: int) -> float:
+        """The soft cut change `k` begins (0: none)."""
+        with self._lock:
+            return self.change_fades[k] if 0 <= k < len(self.change_fades) else 0.0
 
     def seen_at(self, t: float, key: tuple[str, int, int]) -> float:
         """Render loop: the moment a render started at `t` should show."""

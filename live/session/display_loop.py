@@ -127,6 +127,10 @@ class DisplayLoop:
         if look > self._look and clock < a.due(look):
             return  # early: a render faster than the p95 latency
         self._held = None
+        for k in range(self._look, look):  # a quantised switch's soft cut begins with its first frame
+            fade = a.fade(k)
+            if fade > 0:
+                self.compositor.begin_cut(now, fade)
         self.compositor.push(surface, now)
         b.report.frames_shown += 1
         for k in range(self._look, look):

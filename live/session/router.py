@@ -143,10 +143,15 @@ class PresetRouter:
         if spec.compositor != old.compositor:
             self.compositor.configure(spec.compositor.reactivity, spec.compositor.crossfade_ms,
                                       spec.compositor.max_flashes_per_s)
-        if pending.fade_s > 0:
-            self.compositor.begin_cut(now, pending.fade_s)
-        if "render" in parts or "understanding" in parts:
-            self.board.specs.put(spec)
+        if pending.lands:  # its first frame goes up at `lands`, and the soft cut begins with it (display loop)
+            with self.board.anticipation.lock:
+                self.board.anticipation.add_change(pending.lands, pending.fade_s)
+                self.board.specs.put(spec)  # the render loop takes the spec and its look together
+        else:
+            if pending.fade_s > 0:
+                self.compositor.begin_cut(now, pending.fade_s)
+            if "render" in parts or "understanding" in parts:
+                self.board.specs.put(spec)
         self.board.report.presets_applied += 1
         state = self.board.state
         state.preset, state.message = self._label(spec.name), ""
