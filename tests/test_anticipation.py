@@ -22,6 +22,7 @@ from live.schedule.runtime import ShowDirection
 from live.schedule.schema import parse_schedule
 from live.session.show import ShowOptions, resolve
 from live.session.clock import SteppedClock
+from live.control.knobs import Command
 from live_fakes import FakeRenderer, FakeSource, settle_features
 from test_live_session import make_session
 
@@ -318,29 +319,43 @@ def seed_look_stage(clock: SteppedClock, spec):
     return SeedLook(JitteryRenderer(clock), spec.render)
 
 
-def live_soft_cut(tmp_path, anticipate: bool) -> tuple[float, float, float]:
-    """Switch preset (→, at 3.1 s) from red to blue with a 0.6 s soft cut quantised to the downbeat;
-    → (the downbeat it was queued for, when the picture was first half blue, when the cut began: the
-    last all-red picture before that), all from the stepped clock's timestamps."""
+def live_switch(tmp_path, anticipate: bool, transitions: dict, cues: list[tuple[float, tuple]] = ()):
+    """Play the accented clicks (150 bpm) on the stepped clock with a red preset (seed 1, leaving by
+    `transitions`) and a blue one (seed 2); at 3.1 s switch to blue: by the → key, or by the OSC
+    messages `cues` ((time, args of /beatcanvas/cue/preset)) when given. → (the clicks, the session,
+    (time, share of blue) of each picture presented), times from the stepped clock."""
     import pygame
 
+    from live.control.osc import parse_message
+    from live.control.rig import Rig, RigOptions
     from live.presets.playlist import ShowList
     from test_live_session import key
 
     r = clicks(150.0, 8.0, accent=2.0)
     still = {"beat_zoom": 0.0, "band_brightness": 0.0, "band_hue": 0.0, "warp": 0.0}
     a = Preset.model_validate({"name": "red", "motion": {"seed": 1, "crossfade_ms": 0}, "reactivity": still,
-                               "transitions": {"quantize": "downbeat", "switch": "smooth", "soft_cut_s": 0.6}})
+                               "transitions": transitions})
     b = Preset.model_validate({"name": "blue", "motion": {"seed": 2, "crossfade_ms": 0}, "reactivity": still})
     options = ShowOptions(renderer="procedural", canvas=(320, 180))
     clock = SteppedClock()
     source = FakeSource(r.samples, clock=clock)
     stage = seed_look_stage(clock, resolve(a, options))
+    script = [] if cues else [(3.1, key(pygame.K_RIGHT))]
     session, display = make_session(tmp_path, stage, source, show=ShowList((a, b), (None, None), (0.0, 0.0)),
                                     options=options, max_fps=30.0, anticipate=anticipate, duration=7.0,
-                                    clock=clock, hud=False, script=[(3.1, key(pygame.K_RIGHT))])
+                                    clock=clock, hud=False, script=script)
     settle_features(clock, session, source)
-    seen: list[tuple[float, float]] = []  # (time, share of blue) of each presented picture
+    if cues:
+        rig = Rig(RigOptions())
+        session.attach_rig(rig)
+        waiting = sorted(cues)
+
+        def send(now: float) -> None:  # the performer's OSC messages, as the OSC server would put them
+            while waiting and waiting[0][0] <= now:
+                rig.hub.put(parse_message("/beatcanvas/cue/preset", waiting.pop(0)[1]))
+
+        clock.advanced.append(send)
+    seen: list[tuple[float, float]] = []
     present = display.present
 
     def record(picture):
@@ -352,7 +367,16 @@ def live_soft_cut(tmp_path, anticipate: bool) -> tuple[float, float, float]:
     session.run()
     assert clock.late_ticks == 0
     assert session.spec.name == "blue" and len(session.report.change_onsets) == 1
-    intended, _ = session.report.change_onsets[0]
+    intended = session.report.change_onsets[0][0]
+    return r, session, seen, intended
+
+
+def live_soft_cut(tmp_path, anticipate: bool) -> tuple[float, float, float]:
+    """Switch preset (→, at 3.1 s) from red to blue with a 0.6 s soft cut quantised to the downbeat;
+    → (the downbeat it was queued for, when the picture was first half blue, when the cut began: the
+    last all-red picture before that)."""
+    r, _, seen, intended = live_switch(tmp_path, anticipate, {"quantize": "downbeat", "switch": "smooth",
+                                                              "soft_cut_s": 0.6})
     downbeat = intended + 0.3
     assert min(abs(downbeat - d) for d in r.beats) < 0.05, downbeat  # on a beat (the live tracker's bar line)
     half = next(t for t, blue in seen if blue >= 0.5)
@@ -370,3 +394,64 @@ def test_a_live_soft_cut_is_centred_on_the_downbeat(tmp_path):
 def test_a_live_soft_cut_is_late_without_latency_compensation(tmp_path):
     downbeat, half, _ = live_soft_cut(tmp_path, anticipate=False)
     assert half - downbeat > 1 / 30, (downbeat, half)  # fails if the compensation were still on
+
+
+# -- live: an OSC/MIDI cue "on the downbeat" -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (("ember",), Command("cue", "ember", quantize="downbeat")),
+        (("ember", "bar:4"), Command("cue", "ember", quantize="bar:4")),
+        (("ember", "beat"), Command("cue", "ember", quantize="beat")),
+    ],
+)
+def test_an_osc_cue_names_a_preset_and_when_it_lands(args, expected):
+    from live.control.osc import parse_message
+
+    assert parse_message("/beatcanvas/cue/preset", args) == expected
+
+
+@pytest.mark.parametrize("args", [(), ("ember", "sometimes"), ("../../etc",), (3,), ("ember", "downbeat", "x")])
+def test_a_malformed_cue_is_one_line_saying_what_to_send(args):
+    from live.control.knobs import ControlError
+    from live.control.osc import parse_message
+
+    item = parse_message("/beatcanvas/cue/preset", args)
+    assert isinstance(item, ControlError) and "\n" not in item.message
+    assert '/beatcanvas/cue/preset "neon-noir" downbeat' in item.message
+
+
+def test_a_midi_pad_cues_a_preset_on_the_boundary_its_binding_names():
+    from pydantic import ValidationError
+
+    from live.control.hub import ControlHub
+    from live.control.midi import MidiControl
+    from live.control.midi_map import Binding, MidiMapping
+
+    hub = ControlHub()
+    mapping = MidiMapping(bind=(Binding(note=37, target="/beatcanvas/cue/preset", arg="ember", quantize="bar:2"),
+                                Binding(note=38, target="/beatcanvas/cue/preset", arg="neon")))
+    midi = MidiControl(hub, mapping, lambda: Preset(), None)
+    midi._note(1, 37)
+    midi._note(1, 38)
+    assert hub.drain(Preset()).commands == [Command("cue", "ember", "MIDI", "bar:2"),
+                                            Command("cue", "neon", "MIDI", "downbeat")]
+    with pytest.raises(ValidationError, match="quantize"):
+        Binding(note=1, target="/beatcanvas/cue/preset", arg="ember", quantize="sometimes")
+    with pytest.raises(ValidationError, match="needs arg"):
+        Binding(note=1, target="/beatcanvas/cue/preset")
+
+
+def test_an_osc_cue_is_on_screen_at_the_downbeat_and_a_malformed_one_leaves_the_show_going(tmp_path):
+    """The red preset switches at once when asked (quantize off); a cue asks for the downbeat."""
+    r, session, seen, intended = live_switch(tmp_path, True, {"quantize": "off", "switch": "immediate"},
+                                             cues=[(2.0, ("blue", "sometimes")), (3.1, ("blue", "downbeat"))])
+    assert min(abs(intended - d) for d in r.beats) < 0.05, intended  # queued for a bar line (as tracked)
+    assert intended > 3.1
+    first_blue = next(t for t, blue in seen if blue > 0.5)
+    assert abs(first_blue - intended) <= 1 / 30 + 1e-6, (intended, first_blue)
+    assert all(blue < 0.02 for t, blue in seen if t < intended - 1 / 30)  # nothing of it early
+    assert "/beatcanvas/cue/preset" in session.state.error and "sometimes" in session.state.error  # on the HUD
+    assert len([t for t, _ in seen if t > 2.0]) > 100  # the show went on after the malformed one

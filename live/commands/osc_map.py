@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         for k in knob_table().values():
             console.print(f"  {k.address:<48} {OSC_TYPES[k.kind]:<16} {knob_range(k):<34} "
                           f"default {k.default!r:<14} {k.description}", markup=False)
-        arg_types = {"none": "", "toggle": "[0|1]", "text": "s", "address": "[s]"}
+        arg_types = {"none": "", "toggle": "[0|1]", "text": "s", "address": "[s]", "cue": "s [s]"}
         for address, c in COMMANDS.items():
             console.print(f"  {address:<48} {arg_types[c.arg]:<16} {c.help}", markup=False)
         for address, what in QUERIES.items():

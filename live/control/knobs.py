@@ -43,12 +43,14 @@ class KnobChange:
 
 @dataclass(frozen=True)
 class Command:
-    """A one-shot action: freeze, blackout, tap, next_preset, prev_preset, preset (arg: name),
-    learn (arg: address or None), hud, screenshot. `arg` True/False sets a toggle, None flips it."""
+    """A one-shot action: freeze, blackout, tap, next_preset, prev_preset, preset (arg: name), cue
+    (arg: name; `quantize`: when it lands), learn (arg: address or None), hud, screenshot. `arg`
+    True/False sets a toggle, None flips it."""
 
     name: str
     arg: str | bool | None = None
     origin: str = "OSC"
+    quantize: str = ""  # a cue's boundary (engine/directing/quantize.py: off, beat, downbeat, bar:N)
 
 
 @dataclass(frozen=True)
@@ -159,12 +161,15 @@ class CommandSpec:
     """A command's address in the shared vocabulary of OSC addresses and MIDI targets."""
 
     name: str
-    arg: str  # "none" (a trigger), "toggle" (0/1 or nothing), "text", "address"
+    arg: str  # "none" (a trigger), "toggle" (0/1 or nothing), "text", "address", "cue" (name [quantize])
     help: str
 
 
 COMMANDS: dict[str, CommandSpec] = {
     f"{ROOT}/preset": CommandSpec("preset", "text", "switch to the named preset"),
+    f"{ROOT}/cue/preset": CommandSpec("cue", "cue", "switch to the named preset on the next downbeat "
+                                      "(or the boundary a second argument names: beat, downbeat, bar:N, off), "
+                                      "its render started early by the measured render latency"),
     f"{ROOT}/preset/next": CommandSpec("next_preset", "none", "next preset in the library"),
     f"{ROOT}/preset/prev": CommandSpec("prev_preset", "none", "previous preset in the library"),
     f"{ROOT}/freeze": CommandSpec("freeze", "toggle", "hold the picture (effects keep moving)"),

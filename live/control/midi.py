@@ -68,7 +68,7 @@ class MidiControl:
         if address not in COMMANDS:
             find_knob(address)  # raises ControlInputError with a suggestion
         try:  # can a control drive it at all? (text knobs cannot)
-            Binding(cc=0, target=address, arg="x" if address.endswith("/preset") else None)
+            Binding(cc=0, target=address, arg="x" if address.endswith("/preset") else None)  # preset, cue/preset
         except ValidationError as e:
             raise ControlInputError(f"MIDI learn: {_reason(e)}") from None
         with self._lock:
@@ -198,6 +198,8 @@ class MidiControl:
 
 def _command(b: Binding) -> Command:
     spec = COMMANDS[b.target]
+    if spec.name == "cue":
+        return Command("cue", b.arg, "MIDI", quantize=b.quantize or "downbeat")
     return Command(spec.name, b.arg if spec.name == "preset" else None, "MIDI")
 
 

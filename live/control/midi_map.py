@@ -14,6 +14,11 @@
     target = "/beatcanvas/preset"
     arg = "neon-noir"
 
+    [[bind]]
+    note = 42
+    target = "/beatcanvas/cue/preset"   # on the next downbeat (quantize: beat, downbeat, bar:N, off)
+    arg = "ember"
+
 Targets are the OSC addresses (`beatcanvas osc-map`), so one vocabulary names every knob. MIDI
 learn appends to this file; it is written atomically, so a crash never leaves half a file.
 """
@@ -29,6 +34,7 @@ from typing import Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from engine.directing.quantize import QUANTIZE_PATTERN
 from live.control.knobs import COMMANDS, ControlInputError, find_knob
 from live.presets.schema import PresetError, validation_error
 
@@ -42,7 +48,10 @@ class Binding(BaseModel):
     note: int | None = Field(None, ge=0, le=127, description="note number (pads, buttons)")
     channel: int | None = Field(None, ge=1, le=16, description="1..16; leave out for any channel")
     target: str = Field(..., description="an address from `beatcanvas osc-map`")
-    arg: str | None = Field(None, description="the preset name for /beatcanvas/preset")
+    arg: str | None = Field(None, description="the preset name for /beatcanvas/preset and /beatcanvas/cue/preset")
+    quantize: str | None = Field(None, pattern=QUANTIZE_PATTERN,
+                                 description="/beatcanvas/cue/preset: when it lands (off, beat, downbeat, bar:N); "
+                                             "default downbeat")
 
     @model_validator(mode="after")
     def _check(self) -> "Binding":
@@ -50,10 +59,12 @@ class Binding(BaseModel):
             raise ValueError("give exactly one of cc = N or note = N")
         spec = COMMANDS.get(self.target)
         if spec is not None:
-            if spec.name == "preset" and not self.arg:
+            if spec.name in ("preset", "cue") and not self.arg:
                 raise ValueError(f'{self.target} needs arg = "preset-name"')
             if spec.name in ("style", "learn"):
                 raise ValueError(f"{self.target} takes text; it cannot be bound to a MIDI control")
+            if self.quantize is not None and spec.name != "cue":
+                raise ValueError(f"quantize is for /beatcanvas/cue/preset, not {self.target}")
             return self
         try:
             knob = find_knob(self.target)

@@ -2,6 +2,9 @@
 
     /beatcanvas/<section>/<key> VALUE   set a preset knob (`beatcanvas osc-map` lists them)
     /beatcanvas/preset "neon-noir"      switch preset;  /beatcanvas/preset/next, /preset/prev
+    /beatcanvas/cue/preset "neon-noir" [downbeat|beat|bar:N|off]
+                                        switch on the next downbeat (or what the 2nd argument names),
+                                        its first frame on screen then: rendered early by the latency
     /beatcanvas/freeze [0|1]            freeze / blackout / hud: 1 on, 0 off, no argument flips
     /beatcanvas/tap                     tap tempo (a button's release, value 0, is ignored)
     /beatcanvas/style "text"            the style text (same as /beatcanvas/conditioning/style)
@@ -27,6 +30,7 @@ from typing import Any
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
 
+from engine.directing.quantize import Quantize
 from engine.errors import BeatcanvasError
 from live.control import DEFAULT_HOST
 from live.control.hub import ControlHub
@@ -68,6 +72,8 @@ def parse_message(address: str, args: tuple[Any, ...], origin: str = "OSC") -> C
             return Command(spec.name, None if not args else bool(args[0]), origin)
         if spec.arg == "address":
             return Command(spec.name, str(args[0]) if args else None, origin)
+        if spec.arg == "cue":
+            return _cue(address, args, origin)
         value = _single(address, args)
         if not isinstance(value, str) or not re.fullmatch(NAME_PATTERN, value.strip()):
             # a name, never a path: OSC may come from the network
@@ -75,6 +81,22 @@ def parse_message(address: str, args: tuple[Any, ...], origin: str = "OSC") -> C
         return Command(spec.name, value.strip(), origin)
     except ControlInputError as e:
         return ControlError(f"{origin}: {e}")
+
+
+def _cue(address: str, args: tuple[Any, ...], origin: str) -> Command:
+    """`/beatcanvas/cue/preset "name" [quantize]`: a switch queued for the next downbeat (or the
+    boundary named), like a quantised preset switch."""
+    usage = f'send e.g. {address} "neon-noir" downbeat (when: off, beat, downbeat or bar:N)'
+    if not 1 <= len(args) <= 2 or not all(isinstance(a, str) for a in args):
+        raise ControlInputError(f"{address} needs a preset name and optionally when it lands; {usage}")
+    name, when = str(args[0]).strip(), str(args[1]).strip() if len(args) == 2 else "downbeat"
+    if not re.fullmatch(NAME_PATTERN, name):  # a name, never a path: OSC may come from the network
+        raise ControlInputError(f"{address} needs a preset name, not {name!r}; {usage}")
+    try:
+        Quantize.parse(when)
+    except ValueError as e:
+        raise ControlInputError(f"{address}: {e}; {usage}") from None
+    return Command("cue", name, origin, quantize=when)
 
 
 def _section_key(address: str) -> tuple[str, str]:

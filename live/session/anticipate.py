@@ -5,6 +5,10 @@ Shared by the render loop (worker thread) and the display loop (main thread), on
 - the render loop asks `seen_at(t)` — when a render started now will be on screen (its start plus the
   measured p95 render latency of this renderer and size, plus half a display frame) — renders the
   direction of *that* moment, and `tag`s the frame with how many of the schedule's changes it shows;
+- the display loop and the router route a change (its knobs and look, a quantised switch's spec) when
+  `routed_by(t)` reaches its time: a render can only start once the one in progress is done, so a
+  change routed now is first rendered up to one render period later (the p95 of the gaps between
+  render starts), then seen a latency after that;
 - the display loop `arrived` each frame (its latency goes into the meter) and `hold`s a frame that
   brings a new change until that change's time (less half a display frame), so a render that was
   faster than the p95 does not show the new look early; `landed` records when each change was first
@@ -40,6 +44,8 @@ class Anticipation:
         self.half_frame = 0.5 * display_frame_s
         self.compensate = compensate
         self.meter = LatencyMeter()
+        self.periods = LatencyMeter()  # seconds between render starts, per renderer and size
+        self._last_start: float | None = None
         self.key: tuple[str, int, int] = ("", 0, 0)
         self.change_times: list[float] = []
         self.change_fades: list[float] = []  # a soft cut's length per change (0: none)
@@ -74,6 +80,14 @@ class Anticipation:
             self.key = key
             return t + self.meter.p95(key) + self.half_frame
 
+    def routed_by(self, t: float) -> float:
+        """Display loop, router: the latest moment the first frame of a change routed at `t` is seen
+        (the render in progress finishes first, then the change's render takes its latency)."""
+        if not self.compensate:
+            return t
+        with self._lock:
+            return t + self.periods.p95(self.key) + self.meter.p95(self.key) + self.half_frame
+
     def look_at(self, t: float) -> int:
         with self._lock:
             return bisect.bisect_right(self.change_times, t)
@@ -81,6 +95,9 @@ class Anticipation:
     def tag(self, frame: Frame, look: int, started: float) -> None:
         with self._lock:
             self._tags.append((frame, Tag(look, started)))
+            if self._last_start is not None:
+                self.periods.add(self.key, started - self._last_start)
+            self._last_start = started
 
     def arrived(self, frame: Frame, now: float) -> Tag | None:
         """Display loop: a frame has reached it; its latency is measured (to arrival, not to a hold)."""

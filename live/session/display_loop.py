@@ -170,7 +170,7 @@ class DisplayLoop:
             self._directed_base = base
             direction.set_base(base)
         a, clock = self.board.anticipation, float(self.source.clock())
-        seen_at = a.seen_at(clock, a.key)  # what a render started now shows (live/session/anticipate.py)
+        seen_at = a.routed_by(clock)  # what the renders routed now show (live/session/anticipate.py)
         d = direction.at(seen_at)
         with a.lock:
             if d.preset is not self._directed:
@@ -200,6 +200,8 @@ class DisplayLoop:
         for c in d.commands:
             if c.name == "preset":
                 self.router.switch_named(str(c.arg))
+            elif c.name == "cue":  # on the next downbeat (or the boundary it names), rendered early
+                self.router.switch_named(str(c.arg), quantize=c.quantize or "downbeat")
             elif c.name in ("freeze", "blackout", "hud") and isinstance(c.arg, bool):
                 if c.name == "freeze":
                     self.frozen = c.arg

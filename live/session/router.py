@@ -66,9 +66,10 @@ class PresetRouter:
             if state.event is not None:
                 self._queue(state)
 
-    def switch(self, step: int | None = None, slot: int | None = None, index: int | None = None) -> None:
+    def switch(self, step: int | None = None, slot: int | None = None, index: int | None = None,
+               quantize: str = "") -> None:
         """Keys: ←/→ (`step`) and 0–9 (`slot`, 1 = first, 0 = tenth); soft or immediate as the preset
-        being left says (`transitions.switch`)."""
+        being left says (`transitions.switch`), quantised as it says unless `quantize` (a cue) is given."""
         with self._lock:
             n = len(self.transitions.presets)
             if index is None and slot is not None:
@@ -77,7 +78,7 @@ class PresetRouter:
                     raise BeatcanvasError(f"preset slot {slot} is empty ({n} presets)")
             elif index is None:
                 index = self.transitions.state.index + (step or 1)
-            self._queue(self.transitions.switch_to(index, self._t))
+            self._queue(self.transitions.switch_to(index, self._t), quantize)
 
     def reloaded(self, path: Path, preset: Preset) -> None:
         """Preset watcher thread: a valid edit of `path`."""
@@ -102,17 +103,18 @@ class PresetRouter:
             self.transitions.update(index, preset)
             self._pending = Pending(preset, index, why=why)
 
-    def switch_named(self, name: str) -> None:
-        """OSC `/beatcanvas/preset "name"`: a preset of this show by name."""
+    def switch_named(self, name: str, quantize: str = "") -> None:
+        """OSC `/beatcanvas/preset "name"`: a preset of this show by name; `/beatcanvas/cue/preset "name"
+        downbeat`: the same, quantised to the boundary the cue names."""
         with self._lock:
             names = [p.name for p in self.transitions.presets]
         if name not in names:
             raise BeatcanvasError(f"no preset named {name!r} in this show: {', '.join(names)}")
-        self.switch(index=names.index(name))
+        self.switch(index=names.index(name), quantize=quantize)
 
-    def _queue(self, state: TransitionState) -> None:
+    def _queue(self, state: TransitionState, quantize: str = "") -> None:
         fade = state.fade_s if state.previous is not None else 0.0
-        q = Quantize.parse(self.spec.transitions.quantize)  # the preset being left governs
+        q = Quantize.parse(quantize or self.spec.transitions.quantize)  # a cue's own, else the preset being left's
         lands = land(q, self._t, self._grid) - 0.5 * fade if q.on else 0.0  # a soft cut's middle on the beat
         self._pending = Pending(state.preset, state.index, fade, state.event or "", lands)
         on_beat = self._beat or self.transitions.in_beat_hit  # a hard cut: on its beat's kick
@@ -128,7 +130,7 @@ class PresetRouter:
             pending = self._pending
             if pending is not None and pending.lands:
                 a = self.board.anticipation
-                seen = a.seen_at(self._t, a.key)
+                seen = a.routed_by(self._t)
                 if seen < pending.lands:
                     self.board.state.queued = queued_text(
                         Queued(f"preset {pending.preset.name}", self._t, pending.lands), self._t, self._grid)

@@ -203,9 +203,9 @@ class Studio:
 
     def _command(self, msg: CommandMsg) -> dict[str, Any] | None:
         arg = msg.arg
-        if msg.name == "preset":
+        if msg.name in ("preset", "cue"):
             if not isinstance(arg, str) or not _is_name(arg):
-                return self._refuse("preset needs a preset name")
+                return self._refuse(f"{msg.name} needs a preset name")
         elif msg.name == "learn":
             if not isinstance(arg, str):
                 return self._refuse("learn needs a knob's address")
@@ -221,7 +221,7 @@ class Studio:
                 return self._refuse(f"{msg.name} takes true, false or nothing")
         elif arg is not None:
             return self._refuse(f"{msg.name} takes no argument")
-        self.hub.put(Command(msg.name, arg, "web"))
+        self.hub.put(Command(msg.name, arg, "web", quantize="downbeat" if msg.name == "cue" else ""))
         return None
 
     # -- presets -----------------------------------------------------------------------------------
