@@ -384,6 +384,7 @@ def live_soft_cut(tmp_path, anticipate: bool) -> tuple[float, float, float]:
     return downbeat, half, began
 
 
+@pytest.mark.slow
 def test_a_live_soft_cut_is_centred_on_the_downbeat(tmp_path):
     downbeat, half, began = live_soft_cut(tmp_path, anticipate=True)
     frame = 1 / 30
@@ -391,6 +392,7 @@ def test_a_live_soft_cut_is_centred_on_the_downbeat(tmp_path):
     assert abs(began - (downbeat - 0.3)) <= frame + 1e-6, (downbeat, half, began)  # begun half the cut before
 
 
+@pytest.mark.slow
 def test_a_live_soft_cut_is_late_without_latency_compensation(tmp_path):
     downbeat, half, _ = live_soft_cut(tmp_path, anticipate=False)
     assert half - downbeat > 1 / 30, (downbeat, half)  # fails if the compensation were still on
@@ -444,6 +446,7 @@ def test_a_midi_pad_cues_a_preset_on_the_boundary_its_binding_names():
         Binding(note=1, target="/beatcanvas/cue/preset")
 
 
+@pytest.mark.slow
 def test_an_osc_cue_is_on_screen_at_the_downbeat_and_a_malformed_one_leaves_the_show_going(tmp_path):
     """The red preset switches at once when asked (quantize off); a cue asks for the downbeat."""
     r, session, seen, intended = live_switch(tmp_path, True, {"quantize": "off", "switch": "immediate"},
@@ -455,3 +458,85 @@ def test_an_osc_cue_is_on_screen_at_the_downbeat_and_a_malformed_one_leaves_the_
     assert all(blue < 0.02 for t, blue in seen if t < intended - 1 / 30)  # nothing of it early
     assert "/beatcanvas/cue/preset" in session.state.error and "sometimes" in session.state.error  # on the HUD
     assert len([t for t, _ in seen if t > 2.0]) > 100  # the show went on after the malformed one
+
+
+# -- live: a build's drop rendered ahead, cut to on its downbeat, or discarded ---------------------
+
+
+def build_drop_track(drop: bool) -> tuple[np.ndarray, float]:
+    """The accented clicks at 150 bpm under noise that climbs 1.2 dB/s from 4 s (a build: the live
+    tracker prepares a drop at 11.2 s, predicted on the bar line at 17.6 s); at 17.6 s a drop (loud
+    noise and a 50 Hz bass) or a fizzle (the music falls nearly silent). → (samples, the downbeat)."""
+    r = clicks(150.0, 22.0, accent=2.0)
+    t = np.arange(len(r.samples)) / SR
+    noise = np.random.default_rng(3).standard_normal(len(t))
+    x = 0.3 * r.samples + np.where(t < 4, 0.02, 0.02 * 10 ** (np.minimum(t - 4, 14) * 1.2 / 20)) * noise
+    downbeat = float(r.downbeats[11])
+    after = 0.3 * r.samples + 0.3 * noise + 0.5 * np.sin(2 * np.pi * 50 * t) if drop else 0.02 * x
+    return np.where(t >= downbeat, after, x).astype(np.float32), downbeat
+
+
+def live_drop(tmp_path, drop: bool, anticipate: bool = True):
+    """The build→drop (or fizzle) track through the live loop on the stepped clock, renders 80–200 ms;
+    the drop look (arousal pushed to the top) is painted magenta, the normal look green. → (the
+    downbeat, the session, (time, is magenta) of each picture presented)."""
+    import pygame
+    from dataclasses import replace
+
+    from engine.directing.drops import DROP_AROUSAL
+    from live_fakes import FakeStage
+
+    class DropLook(FakeStage):
+        def render(self, conditioning, features, t):
+            frame = super().render(conditioning, features, t)
+            img = np.zeros_like(frame.image)
+            img[...] = (200, 0, 200) if features.arousal >= DROP_AROUSAL else (0, 200, 0)
+            return replace(frame, image=img)
+
+    samples, downbeat = build_drop_track(drop)
+    options = ShowOptions(renderer="procedural", canvas=(320, 180))
+    base = Preset.model_validate({"name": "base", "motion": {"crossfade_ms": 0},
+                                  "reactivity": {"beat_zoom": 0.0, "band_brightness": 0.0, "band_hue": 0.0, "warp": 0.0}})
+    clock = SteppedClock()
+    source = FakeSource(samples, clock=clock)
+    session, display = make_session(tmp_path, DropLook(JitteryRenderer(clock), resolve(base, options).render), source,
+                                    preset=base, options=options, max_fps=30.0, anticipate=anticipate,
+                                    duration=20.0, clock=clock, hud=False)
+    settle_features(clock, session, source)
+    seen: list[tuple[float, bool]] = []
+    present = display.present
+
+    def record(picture):
+        present(picture)
+        seen.append((display.shown[-1] - display.t0, bool(pygame.surfarray.array3d(picture)[..., 0].mean() > 100)))
+
+    display.present = record
+    session.run()
+    assert clock.late_ticks == 0
+    assert [s for _, s in session.report.drops][:1] == ["prepared"]  # the build was heard
+    return downbeat, session, seen
+
+
+@pytest.mark.slow
+def test_a_drop_rendered_ahead_is_on_screen_at_its_downbeat(tmp_path):
+    downbeat, session, seen = live_drop(tmp_path, drop=True)
+    first = next(t for t, magenta in seen if magenta)
+    assert abs(first - downbeat) <= 1 / 30 + 1e-6, (downbeat, first, session.report.drop_cuts)
+    assert [round(p, 2) for p, _ in session.report.drop_cuts] == [round(downbeat, 2)]  # predicted on it
+    bar = 4 * 0.4
+    assert all(magenta for t, magenta in seen if first <= t < downbeat + 0.8 * bar)  # the drop look holds
+
+
+@pytest.mark.slow
+def test_a_build_that_fizzles_never_shows_the_drop_look(tmp_path):
+    downbeat, session, seen = live_drop(tmp_path, drop=False)
+    assert not any(magenta for _, magenta in seen)
+    assert any("fizzled" in s for _, s in session.report.drops) and not session.report.drop_cuts
+    assert len([t for t, _ in seen if t > downbeat]) > 30  # the show went on
+
+
+@pytest.mark.slow
+def test_a_drop_is_a_render_late_without_latency_compensation(tmp_path):
+    downbeat, _, seen = live_drop(tmp_path, drop=True, anticipate=False)
+    first = next(t for t, magenta in seen if magenta)
+    assert first - downbeat > 1 / 30, (downbeat, first)  # fails if the compensation were still on

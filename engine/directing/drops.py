@@ -27,6 +27,8 @@ HOP = 480  # 10 ms: the live tracker's hop
 BUILD_BARS = 4  # a build's drop is predicted on the next bar line that starts a group of this many bars
 WINDOW_BARS = 2  # a drop this many bars after the predicted downbeat still uses the prepared look
 DROP_AROUSAL = 1.0  # the drop look's arousal (-1 calm … 1 energetic)
+DROP_JUMP = 2.0  # live: the audio after the predicted downbeat this many times louder (rms) than a beat before: it came
+JUDGE_S = 0.25  # live: no such jump this long after the predicted downbeat: it fizzled
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ def plan_drops(events: Iterable[tuple[float, str]], grid: BarGrid, build_bars: i
     event comes between the build and `window_bars` bars after the prediction (the cut is on that
     drop's downbeat), else discarded at the end of that window."""
     ev = sorted(events)
-    bar = _bar_s(grid)
+    bar = bar_seconds(grid)
     cues: list[DropCue] = []
     for t, kind in ev:
         if kind != "build":
@@ -112,7 +114,7 @@ class DropWatch:
         """"prepared" | "used" | "discarded" | "" for this hop's features (time `t`, section `event`)."""
         if event == "build" and self.prepared is None:
             self.prepared, self.predicted = t, land(Quantize("bar", self.build_bars), t + 1e-3, grid)
-            self.until = self.predicted + self.window_bars * _bar_s(grid)
+            self.until = self.predicted + self.window_bars * bar_seconds(grid)
             return "prepared"
         if self.prepared is None:
             return ""
@@ -132,7 +134,17 @@ class DropWatch:
         return f"drop ready · {'now' if n == 0 else f'{n} beat' + ('s' if n > 1 else '')}"
 
 
-def _bar_s(grid: BeatGrid | BarGrid | None) -> float:
+def drop_came(after: np.ndarray, before: np.ndarray) -> bool:
+    """Live, at the predicted downbeat: did the drop come? `after` is the audio heard since the
+    downbeat, `before` the same stretch one beat earlier (so a kick on the beat is compared with the
+    kick before it, not with the beat's quiet tail): a jump of `DROP_JUMP` in rms is the drop."""
+    if len(after) == 0:
+        return False
+    rms = lambda x: float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0  # noqa: E731
+    return rms(after) >= DROP_JUMP * max(rms(before), 1e-4)
+
+
+def bar_seconds(grid: BeatGrid | BarGrid | None) -> float:
     if isinstance(grid, BarGrid) and grid.beats:
         return grid.period() * grid.beats_per_bar
     if isinstance(grid, BeatGrid) and grid.anchor is not None:

@@ -18,6 +18,13 @@ A quantised preset or playlist switch joins the changes when the router applies 
 with its soft cut's length): its first frame is held like a key's, and the display loop begins the
 soft cut when that frame goes up, half the cut before the downbeat, so the cut is centred on it.
 
+Live drops (engine/directing/drops.py): a build's drop predicted on a downbeat (`prepare_drop`, the
+feature loop) is rendered ahead — the render that `routed_by` says is seen at the downbeat, with the
+music pushed to high arousal — into a held slot, not shown. The feature loop judges at the downbeat
+whether the drop came (the audio jumped) or fizzled (`judge_drop`); the display loop cuts to the held
+frame on the first display frame the jump is heard in, or discards it. After a drop that came, renders
+seen within its bar show the drop look too, and older renders of the normal look are not shown.
+
 With `compensate` off (SessionConfig.anticipate = False) renders show the direction of their start,
 the old way: a change then appears one render latency late.
 """
@@ -37,6 +44,18 @@ from engine.types import Frame
 class Tag:
     look: int  # how many of the direction's changes the frame shows
     started: float  # the source clock when its render started
+    drop: bool = False  # it shows a drop's look
+
+
+@dataclass
+class LiveDrop:
+    """A build's drop, predicted on the downbeat `at`."""
+
+    at: float
+    bar_s: float
+    state: str = "pending"  # pending → came | fizzled
+    rendered: bool = False  # its look was rendered into the held slot
+    decided: float = 0.0  # the source clock when it came or fizzled
 
 
 class Anticipation:
@@ -52,6 +71,7 @@ class Anticipation:
         self._tags: deque[tuple[Frame, Tag]] = deque(maxlen=16)
         self.lock = self._lock = threading.RLock()  # the display loop routes a change and its look under it
         self.routed_look = 0  # the look of the preset the display loop last routed to the stages
+        self.drop: LiveDrop | None = None
 
     def set_changes(self, times: list[float]) -> None:
         with self._lock:
@@ -88,13 +108,36 @@ class Anticipation:
         with self._lock:
             return t + self.periods.p95(self.key) + self.meter.p95(self.key) + self.half_frame
 
+    def prepare_drop(self, at: float, bar_s: float) -> None:
+        """Feature loop: a build predicts a drop on the downbeat `at`."""
+        with self._lock:
+            self.drop = LiveDrop(at, bar_s)
+
+    def judge_drop(self, came: bool, now: float) -> None:
+        """Feature loop: at the downbeat the drop came (the audio jumped), or it fizzled."""
+        with self._lock:
+            if self.drop is not None and self.drop.state == "pending":
+                self.drop.state, self.drop.decided = ("came" if came else "fizzled"), now
+
+    def drop_look(self, t: float, seen: float) -> tuple[bool, bool]:
+        """Render loop, a render starting at `t` to be seen at `seen`: (does it show the drop look, is it
+        the held render of a drop not yet judged)."""
+        with self._lock:
+            d = self.drop
+            if d is None:
+                return False, False
+            if d.state == "pending" and not d.rendered and self.routed_by(t) >= d.at:
+                d.rendered = True
+                return True, True
+            return d.state == "came" and d.at <= seen < d.at + d.bar_s, False
+
     def look_at(self, t: float) -> int:
         with self._lock:
             return bisect.bisect_right(self.change_times, t)
 
-    def tag(self, frame: Frame, look: int, started: float) -> None:
+    def tag(self, frame: Frame, look: int, started: float, drop: bool = False) -> None:
         with self._lock:
-            self._tags.append((frame, Tag(look, started)))
+            self._tags.append((frame, Tag(look, started, drop)))
             if self._last_start is not None:
                 self.periods.add(self.key, started - self._last_start)
             self._last_start = started

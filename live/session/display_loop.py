@@ -23,6 +23,7 @@ from engine.directing.quantize import Queued, queued_text
 from live.presets.schema import Preset
 from live.schedule.runtime import ShowDirection
 from live.screen.pulse import PulseClock
+from live.session.anticipate import LiveDrop, Tag
 from live.session.clock import Clock
 from live.session.feature_loop import FeatureLoop
 from live.session.render_loop import RenderLoop
@@ -50,6 +51,9 @@ class DisplayLoop:
         self._directed: Preset | None = None  # the scheduled knobs last routed
         self._held: tuple[pygame.Surface, int] | None = None  # a frame waiting for its change's time, its look
         self._look = 0  # how many scheduled changes the picture shows
+        self._drop_seen = 0
+        self._drop_frame: pygame.Surface | None = None  # a drop's look rendered ahead, until it is judged
+        self._drop_cut: LiveDrop | None = None  # the drop last cut to
         self.pulse_clock = PulseClock(config.latency_ms / 1000.0, 1.0 / max(1.0, config.max_fps))
 
     def run(self) -> None:
@@ -92,6 +96,8 @@ class DisplayLoop:
         b = self.board
         if not self.frozen:
             self._take_frame(now)
+            with b.faults.guard("drop"):
+                self._take_drop(now)
         features = b.features.get()[1]
         seen = self._as_seen(features)
         picture = self.compositor.compose(seen, now)
@@ -120,7 +126,8 @@ class DisplayLoop:
         if got is not None:
             self._frame_seen = got[0]
             tag = a.arrived(got[1][0], clock)
-            self._held = (got[1][1], tag.look if tag is not None else self._look)
+            if not self._before_drop(tag, clock):
+                self._held = (got[1][1], tag.look if tag is not None else self._look)
         if self._held is None:
             return
         surface, look = self._held
@@ -136,6 +143,37 @@ class DisplayLoop:
         for k in range(self._look, look):
             b.report.change_onsets.append((a.intended(k), clock))
         self._look = max(self._look, look)
+
+    def _before_drop(self, tag: Tag | None, clock: float) -> bool:
+        """A frame of the normal look rendered before the drop that is on screen came: not shown."""
+        d = self._drop_cut
+        return (d is not None and tag is not None and not tag.drop and tag.started < d.decided
+                and clock < d.at + d.bar_s)
+
+    def _take_drop(self, now: float) -> None:
+        """A build's drop rendered ahead (live/session/anticipate.py): cut to it on the first display
+        frame the drop is heard in, at its downbeat; discard it if the drop fizzled."""
+        b, a = self.board, self.board.anticipation
+        got = b.held.get_newer(self._drop_seen)
+        clock = float(self.source.clock())
+        if got is not None:
+            self._drop_seen = got[0]
+            a.arrived(got[1][0], clock)
+            self._drop_frame = got[1][1]
+        d = a.drop
+        if self._drop_frame is None or d is None or d.state == "pending":
+            return
+        if d.state == "fizzled":
+            self._drop_frame = None
+            b.report.drops.append((clock, "fizzled: held look discarded"))
+            return
+        if clock < d.at - a.half_frame:
+            return
+        self.compositor.push(self._drop_frame, now)
+        self._drop_frame, self._drop_cut = None, d
+        self._held = None
+        b.report.frames_shown += 1
+        b.report.drop_cuts.append((d.at, clock))
 
     def _as_seen(self, features: Features | None) -> Features | None:
         """The features re-timed to when this frame is seen and heard (live.screen.pulse.PulseClock)."""

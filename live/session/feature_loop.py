@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from engine.directing.drops import DropWatch
+from engine.directing.drops import JUDGE_S, DropWatch, bar_seconds, drop_came
 from engine.errors import BeatcanvasError
 from engine.types import Features
 from live.session.state import Board, SessionConfig
@@ -132,6 +132,7 @@ class FeatureLoop:
             with self.board.faults.guard("schedule"):
                 direction.observe(feats)
         said = self.drops.step(feats.t, feats.event, feats.grid)
+        self._judge_drop(said, window.t_end, feats)
         if said:
             self.board.report.drops.append((feats.t, said))
             del self.board.report.drops[:-100]
@@ -141,6 +142,31 @@ class FeatureLoop:
         if self.on_features is not None:
             with self.board.faults.guard("transitions"):
                 self.on_features(feats)
+
+    def _judge_drop(self, said: str, t_end: float, feats: Features) -> None:
+        """A build's drop: prepared for its predicted downbeat; there, judged from the audio heard since
+        it (a jump over the same stretch a beat before) as soon as any of it is heard."""
+        a = self.board.anticipation
+        if said == "prepared":
+            a.prepare_drop(self.drops.predicted, bar_seconds(feats.grid))
+            return
+        d = a.drop
+        if d is None or d.state != "pending":
+            return
+        if said == "discarded" or t_end >= d.at + JUDGE_S:
+            a.judge_drop(False, t_end)
+            return
+        after_s = t_end - d.at
+        if after_s < 0.0005:
+            return
+        beat = feats.grid.period if feats.grid.anchor is not None else 0.5
+        window = self.source.ring.latest(min(9.0, after_s + beat))
+        sr = window.sample_rate
+        n = min(len(window.samples), int(round(after_s * sr)))
+        start = len(window.samples) - int(round((after_s + beat) * sr))
+        before = window.samples[max(0, start) : max(0, start) + n]
+        if drop_came(window.samples[len(window.samples) - n :], before):
+            a.judge_drop(True, t_end)
 
     def _notice_nonfinite(self, count: int) -> None:
         """NaN/Inf audio was replaced by silence at the ring: say so, once per burst."""

@@ -14,12 +14,14 @@ When the renderer fails it keeps the last frame up and:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import statistics
 import threading
 import time
 from collections import deque
 
+from engine.directing.drops import DROP_AROUSAL
 from engine.render.stage import Negative, RenderStage
 from engine.types import Conditioning, Features
 from live.screen.compositor import Compositor
@@ -96,15 +98,19 @@ class RenderLoop:
             t = features.t
         self.busy_since = start = self.clock.monotonic()
         a = b.anticipation
+        hold = False
         try:
             clock = t
+            seen = a.seen_at(t, (stage.name, stage.width, stage.height))
             if b.direction is not None:  # the schedule and lyrics, exact at the time this render is seen
-                seen = a.seen_at(t, (stage.name, stage.width, stage.height))
                 cond = b.direction.condition(cond, b.direction.at(seen))
                 features, clock = b.direction.recall_render(seen, features)  # a returning section's look
                 clock -= seen - t
+            drop, hold = a.drop_look(t, seen)  # a build's drop: its look rendered ahead (held), then for a bar
+            if drop:
+                features = dataclasses.replace(features, arousal=max(features.arousal, DROP_AROUSAL))
             frame = stage.render(cond, features, clock)
-            a.tag(frame, self.look, t)
+            a.tag(frame, self.look, t, drop)
             # A frame the similarity filter kept needs no new picture: the compositor still shows it.
             surface = None if frame.reused else self.compositor.prepare(frame)  # the costly scale, off the display loop
         except Exception as e:  # noqa: BLE001 - the show goes on
@@ -126,7 +132,7 @@ class RenderLoop:
             b.report.frames_skipped += 1
             b.state.skip_rate = b.report.frames_skipped / max(1, b.report.frames_skipped + b.report.frames_rendered)
             return
-        b.frames.put((frame, surface))
+        (b.held if hold else b.frames).put((frame, surface))
         b.report.frames_rendered += 1
         b.state.frames_rendered = b.report.frames_rendered
 

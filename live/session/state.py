@@ -86,6 +86,7 @@ class SessionReport:
     interrupted: bool = False
     change_onsets: list[tuple[float, float]] = field(default_factory=list)  # (intended, first on screen), source clock
     drops: list[tuple[float, str]] = field(default_factory=list)  # (source clock, prepared | used | discarded)
+    drop_cuts: list[tuple[float, float]] = field(default_factory=list)  # live: (predicted downbeat, drop look on screen)
     last_error: str = ""
 
 
@@ -98,6 +99,7 @@ class Board:
     features: LatestSlot[Features] = field(default_factory=LatestSlot)
     conditioning: LatestSlot[Conditioning] = field(default_factory=LatestSlot)
     frames: LatestSlot[tuple[Frame, pygame.Surface]] = field(default_factory=LatestSlot)
+    held: LatestSlot[tuple[Frame, pygame.Surface]] = field(default_factory=LatestSlot)  # a drop's look, rendered ahead
     specs: LatestSlot[ShowSpec] = field(default_factory=LatestSlot)
     negatives: LatestSlot[Negative | None] = field(default_factory=LatestSlot)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -111,5 +113,5 @@ class Board:
 
     def close(self) -> None:
         self.stop.set()
-        for slot in (self.features, self.conditioning, self.frames, self.specs, self.negatives):
+        for slot in (self.features, self.conditioning, self.frames, self.held, self.specs, self.negatives):
             slot.close()
