@@ -14,8 +14,14 @@
 2b. The demo track's drop prepared by its build (`export --drops`, engine/directing/drops.py): numpy
    renderer, 0/80/200 ms latency; the first frame that differs from the normal path's vs the frame
    nearest the drop (36.774 s), and the build's lead (s before the drop it was prepared).
-3. Live (headless, the session's real loops and clock, renders delayed 80–200 ms, 30 fps display):
-   onset − true downbeat of 3 scheduled changes from the session's timestamps, compensation on and off.
+3. Live (headless, the session's real loops on the stepped clock of live/session/clock.py that the
+   source, the renderer's delay and the display share, so the figures do not depend on the machine's
+   load; renders delayed 80–200 ms, 30 fps display), compensation on and off: onset − true downbeat of
+   3 scheduled changes; a → switch with a 0.6 s soft cut quantised to the downbeat (when the picture is
+   half the new look, and when the cut began, against the downbeat and the downbeat − 0.3 s); an OSC
+   cue `/beatcanvas/cue/preset blue downbeat` (first frame of the new look − its downbeat); a build→drop
+   track (first frame of the drop look − the drop's downbeat) and the same build fizzling (frames of
+   the drop look shown: must be 0).
 4. Recall: an A B A B track (major chords / noise bursts, 10 s each), a new seed per section; the share
    of moments in each returning section whose frame is nearer (luminance correlation) to its first
    occurrence than to the other section, with `recall` 1 and 0.
@@ -112,7 +118,7 @@ def prepared_drop(tmp: Path) -> list[dict]:
 def live_errors(tmp: Path) -> dict:
     import pytest  # noqa: F401 - the tests' helpers import it
 
-    from test_anticipation import live_onsets
+    from test_anticipation import live_drop, live_onsets, live_soft_cut, live_switch
 
     out = {}
     for anticipate in (True, False):
@@ -123,7 +129,27 @@ def live_errors(tmp: Path) -> dict:
                                              "median_ms": round(float(np.median(errs)) * 1000, 1),
                                              "display_frame_ms": round(frame * 1000, 1)}
         print(out, flush=True)
+    out["soft_cut"], out["cue"], out["drop"] = {}, {}, {}
+    for anticipate in (True, False):
+        key = "on" if anticipate else "off"
+        downbeat, half, began = live_soft_cut(mkdir(tmp / f"cut-{key}"), anticipate)
+        out["soft_cut"][key] = {"half_minus_downbeat_ms": round((half - downbeat) * 1000, 1),
+                                "began_minus_downbeat_less_half_cut_ms": round((began - downbeat + 0.3) * 1000, 1)}
+        _, _, seen, intended = live_switch(mkdir(tmp / f"cue-{key}"), anticipate, {"quantize": "off", "switch": "immediate"},
+                                           cues=[(3.1, ("blue", "downbeat"))])
+        out["cue"][key] = {"first_frame_minus_downbeat_ms": round((next(t for t, b in seen if b > 0.5) - intended) * 1000, 1)}
+        downbeat, _, shown = live_drop(mkdir(tmp / f"drop-{key}"), True, anticipate)
+        out["drop"][key] = {"first_frame_minus_downbeat_ms": round((next(t for t, m in shown if m) - downbeat) * 1000, 1)}
+        print(out, flush=True)
+    _, session, shown = live_drop(mkdir(tmp / "fizzle"), False)
+    out["drop"]["fizzle"] = {"drop_frames_shown": sum(m for _, m in shown), "log": [s for _, s in session.report.drops]}
+    print(out, flush=True)
     return out
+
+
+def mkdir(path: Path) -> Path:
+    path.mkdir()
+    return path
 
 
 def recall_effect(tmp: Path) -> list[dict]:

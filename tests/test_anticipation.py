@@ -540,3 +540,66 @@ def test_a_drop_is_a_render_late_without_latency_compensation(tmp_path):
     downbeat, _, seen = live_drop(tmp_path, drop=True, anticipate=False)
     first = next(t for t, magenta in seen if magenta)
     assert first - downbeat > 1 / 30, (downbeat, first)  # fails if the compensation were still on
+
+
+# -- live: section letters as the sections end -----------------------------------------------------
+
+
+def abab_samples(sections: str, seconds: float = 10.0) -> np.ndarray:
+    from audio_synth import noise_bursts, progression
+
+    a, b = progression(False, bars=2, chord_s=1.25)[: int(seconds * SR)], noise_bursts(seconds, seed=1)[: int(seconds * SR)]
+    return np.concatenate([{"A": a, "B": b}[x] for x in sections]).astype(np.float32)
+
+
+def test_live_sections_are_lettered_as_they_end_and_a_return_is_known_at_its_start():
+    from engine.directing.live_sections import LiveSections
+
+    x = abab_samples("ABABA")
+    live = LiveSections(SR)
+    heard = []  # (time, letter that ended, what plays now)
+    for i in range(0, len(x), 1600):
+        ended = live.feed(x[i : i + 1600])
+        if ended:
+            heard.append(((i + 1600) / SR, ended, live.letter if live.returning else "new"))
+    assert [h[1:] for h in heard] == [("A", "new"), ("B", "A"), ("A", "B"), ("B", "A")]
+    assert all(10 * (k + 1) < t < 10 * (k + 1) + 5 for k, (t, _, _) in enumerate(heard))  # a kernel late
+    assert live.form == ["A", "B", "A", "B"]
+
+
+def test_live_section_memory_stays_bounded_over_a_long_set():
+    from engine.directing.live_sections import LiveSections
+
+    live = LiveSections(SR, capacity=2, max_section_s=8.0)
+    rng = np.random.default_rng(0)
+    for k in range(6):  # six different textures, each longer than the longest section
+        tone = np.sin(2 * np.pi * (110 * (k + 1)) * np.arange(9 * SR) / SR) * (0.05 + 0.1 * k)
+        x = (tone + 0.02 * rng.standard_normal(len(tone))).astype(np.float32)
+        for i in range(0, len(x), 4800):
+            live.feed(x[i : i + 4800])
+    assert len(live.memory) <= 2 and len(live._values) <= live.max_rows and len(live.form) >= 5
+
+
+@pytest.mark.slow
+def test_the_hud_shows_the_live_section_letter_and_a_return(tmp_path):
+    from live.screen.hud import Hud
+
+    samples = abab_samples("ABA", 8.0)
+    clock = SteppedClock()
+    source = FakeSource(samples, clock=clock)
+    session, _ = make_session(tmp_path, JitteryRenderer(clock), source, max_fps=30.0, duration=23.0, clock=clock)
+    settle_features(clock, session, source)
+    lines: dict[float, list[str]] = {}
+
+    def look(now: float) -> None:
+        for at in (6.0, 12.0, 22.0):
+            if at not in lines and now >= at:
+                lines[at] = [text for text, _ in Hud().lines(session.state) if text.startswith("section")]
+
+    clock.advanced.append(look)
+    session.run()
+    assert clock.late_ticks == 0
+    assert lines[6.0] == []  # nothing ended yet
+    assert lines[12.0] == ["section new · form A"]  # B playing, A ended
+    assert lines[22.0] == ["section A again · form A B"]  # A is back, known a few seconds in
+    assert [letter for _, letter in session.report.sections] == ["A", "B"]

@@ -111,6 +111,11 @@ class SectionMemory(Generic[Look]):
         self._clusters.append(_Cluster(free[0], fp, heard=self._heard))
         return free[0], False
 
+    def nearest(self, fp: Fingerprint) -> str:
+        """The letter of the known section `fp` sounds like (within `threshold`), else "" (nothing changes)."""
+        best = min(self._clusters, key=lambda c: distance(fp, c.centre), default=None)
+        return best.letter if best is not None and distance(fp, best.centre) < self.threshold else ""
+
     def remember(self, letter: str, look: Look) -> None:
         """The look a letter had when it was first on screen (kept until the letter is forgotten)."""
         for c in self._clusters:
@@ -171,3 +176,4 @@ class MoodTrack:
 def _mood(f: Features) -> np.ndarray:
     """`f`'s mood scalars in MOOD_KEYS' order."""
     return np.array([f.rms, f.low, f.mid, f.high, f.valence, f.arousal])
+

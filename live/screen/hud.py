@@ -50,6 +50,7 @@ class HudState:
     sections: tuple[float, ...] = ()
     ahead: list[tuple[float, str]] = field(default_factory=list)  # the next lyric lines (start, text)
     queued: str = ""  # the next change waiting for its beat, and the beats until it lands
+    section: str = ""  # live section letters: "A again · form A B" (engine/directing/live_sections.py)
     drop: str = ""  # a build's prepared drop and the beats until its predicted downbeat ("drop ready · 2 beats")
 
     def set_error(self, text: str) -> None:
@@ -94,6 +95,8 @@ class Hud:
             out.append(("heard: " + ", ".join(f"{k} {v:.2f}" for k, v in s.labels[:3]), grey))
         if s.cue:
             out.append(("schedule: " + s.cue, grey))
+        if s.section:
+            out.append(("section " + s.section, grey))
         if s.queued:
             out.append(("next: " + s.queued, (255, 210, 90)))
         if s.drop:

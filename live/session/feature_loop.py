@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from engine.directing.drops import JUDGE_S, DropWatch, bar_seconds, drop_came
+from engine.directing.live_sections import LiveSections
 from engine.errors import BeatcanvasError
 from engine.types import Features
 from live.session.state import Board, SessionConfig
@@ -39,6 +40,7 @@ class FeatureLoop:
         self._skips = 0  # times it fell a whole ring behind
         self._nonfinite_seen = 0
         self._nonfinite_told = 0.0
+        self.sections = LiveSections(tracker.sample_rate)  # letters of the sections as they end (the HUD's line)
         self.drops = DropWatch()  # a build's drop, prepared until it comes or its window ends (the HUD's line)
 
     @property
@@ -131,6 +133,8 @@ class FeatureLoop:
         if direction is not None:  # live input: the beats heard grow the schedule's bar grid
             with self.board.faults.guard("schedule"):
                 direction.observe(feats)
+        with self.board.faults.guard("sections"):
+            self._sections(block, window.t_end)
         said = self.drops.step(feats.t, feats.event, feats.grid)
         self._judge_drop(said, window.t_end, feats)
         if said:
@@ -142,6 +146,17 @@ class FeatureLoop:
         if self.on_features is not None:
             with self.board.faults.guard("transitions"):
                 self.on_features(feats)
+
+    def _sections(self, block: np.ndarray, t_end: float) -> None:
+        """Live section letters: a section that ended is lettered; the HUD says which one plays now."""
+        s = self.sections
+        ended = s.feed(block)
+        if ended:
+            self.board.report.sections.append((t_end, ended))
+            del self.board.report.sections[:-100]
+        if s.form or s.letter:
+            now = f"{s.letter} again" if s.returning else "new"
+            self.board.state.section = f"{now} · form {' '.join(s.form[-12:])}" if s.form else now
 
     def _judge_drop(self, said: str, t_end: float, feats: Features) -> None:
         """A build's drop: prepared for its predicted downbeat; there, judged from the audio heard since

@@ -86,6 +86,7 @@ class SessionReport:
     interrupted: bool = False
     change_onsets: list[tuple[float, float]] = field(default_factory=list)  # (intended, first on screen), source clock
     drops: list[tuple[float, str]] = field(default_factory=list)  # (source clock, prepared | used | discarded)
+    sections: list[tuple[float, str]] = field(default_factory=list)  # live: (source clock, letter of a section that ended)
     drop_cuts: list[tuple[float, float]] = field(default_factory=list)  # live: (predicted downbeat, drop look on screen)
     last_error: str = ""
 
