@@ -603,3 +603,43 @@ def test_the_hud_shows_the_live_section_letter_and_a_return(tmp_path):
     assert lines[12.0] == ["section new · form A"]  # B playing, A ended
     assert lines[22.0] == ["section A again · form A B"]  # A is back, known a few seconds in
     assert [letter for _, letter in session.report.sections] == ["A", "B"]
+
+
+def live_return(tmp_path, recall: float) -> list[float]:
+    """A B A (8 s each) live on the stepped clock with `recall`: for each picture presented in the
+    second A once it is recognised (from 19.5 s), the colour distance to the picture presented at the
+    same moment of the first A (16 s earlier). The fake renderer paints the music's low band and
+    arousal, and its clock (blue)."""
+    import pygame
+
+    still = {"beat_zoom": 0.0, "band_brightness": 0.0, "band_hue": 0.0, "warp": 0.0}
+    preset = Preset.model_validate({"name": "p", "motion": {"crossfade_ms": 0}, "reactivity": still,
+                                    "transitions": {"recall": recall}})
+    clock = SteppedClock()
+    source = FakeSource(abab_samples("ABA", 8.0), clock=clock)
+    session, display = make_session(tmp_path, JitteryRenderer(clock), source, preset=preset, max_fps=30.0,
+                                    duration=23.5, clock=clock, hud=False)
+    settle_features(clock, session, source)
+    seen: list[tuple[float, np.ndarray]] = []
+    present = display.present
+
+    def record(picture):
+        present(picture)
+        seen.append((display.shown[-1] - display.t0, pygame.surfarray.array3d(picture).reshape(-1, 3).mean(0)))
+
+    display.present = record
+    session.run()
+    assert clock.late_ticks == 0 and [x for _, x in session.report.sections] == ["A", "B"]
+    times = np.array([t for t, _ in seen])
+    out = []
+    for t, colour in seen:
+        if 19.5 <= t <= 23.0:
+            then = seen[int(np.argmin(np.abs(times - (t - 16.0))))][1]
+            out.append(float(np.abs(colour - then).mean()))
+    return out
+
+
+@pytest.mark.slow
+def test_a_returning_section_recalls_its_look_live(tmp_path):
+    on, off = live_return(tmp_path / "on", 1.0), live_return(tmp_path / "off", 0.0)
+    assert np.median(on) < 0.5 * np.median(off), (np.median(on), np.median(off))

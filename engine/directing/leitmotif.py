@@ -116,6 +116,10 @@ class SectionMemory(Generic[Look]):
         best = min(self._clusters, key=lambda c: distance(fp, c.centre), default=None)
         return best.letter if best is not None and distance(fp, best.centre) < self.threshold else ""
 
+    def known(self) -> set[str]:
+        """The letters kept."""
+        return {c.letter for c in self._clusters}
+
     def remember(self, letter: str, look: Look) -> None:
         """The look a letter had when it was first on screen (kept until the letter is forgotten)."""
         for c in self._clusters:

@@ -7,10 +7,16 @@ each section as it ends with the same online clustering (`SectionMemory`, engine
 
 from __future__ import annotations
 
+import threading
+from collections import deque
+
 import numpy as np
 
-from engine.directing.leitmotif import SectionMemory, fingerprint
+from engine.directing.leitmotif import MoodTrack, SectionMemory, fingerprint
 from engine.directing.sections import FRAME_S, section_features
+from engine.types import Features
+
+MOOD_KEEP_S = 600.0  # how far back a return can recall the mood it had
 
 
 class LiveSections:
@@ -42,10 +48,17 @@ class LiveSections:
         self.letter = ""  # the section playing now: its letter once known
         self.returning = False  # it sounds like a section heard before
         self.form: list[str] = []  # the letters of the sections that ended, in order (the last 64)
+        self._t0: float | None = None  # the time of the first sample fed
+        self._base = 0  # the row number (since the first sample) of _values[0]: the current section's start
+        self._first: dict[str, int] = {}  # a letter's first occurrence: its start row
+        self.recalled: tuple[float, float] | None = None  # a return: (its start, its first occurrence's start), s
 
-    def feed(self, samples: np.ndarray) -> str:
-        """Audio heard since the last call → the letter of a section that ended in it, else ""."""
+    def feed(self, samples: np.ndarray, t_end: float | None = None) -> str:
+        """Audio heard since the last call (ending at `t_end`, s) → the letter of a section that ended
+        in it, else ""."""
         n = int(round(self.frame_s * self.sample_rate))
+        if self._t0 is None:
+            self._t0 = (t_end if t_end is not None else 0.0) - len(samples) / self.sample_rate
         self._pending = np.concatenate([self._pending, np.asarray(samples, np.float32).reshape(-1)])
         if len(self._pending) < n:
             return ""
@@ -79,13 +92,57 @@ class LiveSections:
     def _close(self, at: int) -> str:
         """The section up to row `at` ended: its letter; the rows after it begin the next."""
         fp = fingerprint(np.asarray(self._values[:at]), np.asarray(self._chroma[:at]))
-        letter, _ = self.memory.assign(fp)
+        letter, before = self.memory.assign(fp)
+        known = self.memory.known()
+        self._first = {x: row for x, row in self._first.items() if x in known}  # forgotten letters go
+        if not before or letter not in self._first:
+            self._first[letter] = self._base
         self.form = (self.form + [letter])[-64:]
         self._values, self._chroma = self._values[at:], self._chroma[at:]
+        self._base += at
         self._since, self._last_novelty = len(self._values), 0.0
-        self.letter, self.returning = "", False
+        self.letter, self.returning, self.recalled = "", False, None
         if self._values:  # what the new section's first seconds sound like
             near = self.memory.nearest(fingerprint(np.asarray(self._values), np.asarray(self._chroma)))
             if near:
                 self.letter, self.returning = near, True
+                if near in self._first:
+                    self.recalled = (self._time(self._base), self._time(self._first[near]))
         return letter
+
+    def _time(self, row: int) -> float:
+        return (self._t0 or 0.0) + row * self.frame_s
+
+
+class LiveRecall:
+    """What a return recalls live: the music's mood (every 0.1 s of the last `MOOD_KEEP_S`) and the
+    animation clock of the same moment of the section's first occurrence. The feature loop writes
+    (`heard`, `returning`), the render loop reads (`render`); thread-safe."""
+
+    def __init__(self, keep_s: float = MOOD_KEEP_S) -> None:
+        self._lock = threading.Lock()
+        self._moods: deque[tuple[float, tuple[float, ...]]] = deque(maxlen=int(keep_s / FRAME_S))
+        self._map: tuple[float, float] | None = None
+
+    def heard(self, f: Features) -> None:
+        with self._lock:
+            if not self._moods or f.t - self._moods[-1][0] >= FRAME_S:
+                self._moods.append((f.t, (f.rms, f.low, f.mid, f.high, f.valence, f.arousal)))  # MOOD_KEYS' order
+
+    def returning(self, mapping: tuple[float, float] | None) -> None:
+        """(the return's start, its first occurrence's start), or None outside a return."""
+        with self._lock:
+            self._map = mapping
+
+    def render(self, t: float, features: Features, weight: float) -> tuple[Features, float]:
+        """What a render seen at `t` is given: in a return, the mood `weight` of the way to the first
+        occurrence's at the same offset, and the clock as far toward that moment."""
+        with self._lock:
+            if weight <= 0 or self._map is None or t < self._map[0] or not self._moods:
+                return features, t
+            then = self._map[1] + (t - self._map[0])
+            if then < self._moods[0][0] or then > self._moods[-1][0]:
+                return features, t
+            times = np.array([m[0] for m in self._moods])
+            rows = np.array([m[1] for m in self._moods])
+        return MoodTrack(times, rows).recall(features, then, weight), t + weight * (then - t)

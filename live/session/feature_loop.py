@@ -134,7 +134,7 @@ class FeatureLoop:
             with self.board.faults.guard("schedule"):
                 direction.observe(feats)
         with self.board.faults.guard("sections"):
-            self._sections(block, window.t_end)
+            self._sections(block, window.t_end, feats)
         said = self.drops.step(feats.t, feats.event, feats.grid)
         self._judge_drop(said, window.t_end, feats)
         if said:
@@ -147,10 +147,13 @@ class FeatureLoop:
             with self.board.faults.guard("transitions"):
                 self.on_features(feats)
 
-    def _sections(self, block: np.ndarray, t_end: float) -> None:
-        """Live section letters: a section that ended is lettered; the HUD says which one plays now."""
+    def _sections(self, block: np.ndarray, t_end: float, feats: Features) -> None:
+        """Live section letters: a section that ended is lettered; the HUD says which one plays now; a
+        return maps its moments to its first occurrence's (what `recall` brings back)."""
         s = self.sections
-        ended = s.feed(block)
+        ended = s.feed(block, t_end)
+        self.board.recall.heard(feats)
+        self.board.recall.returning(s.recalled)
         if ended:
             self.board.report.sections.append((t_end, ended))
             del self.board.report.sections[:-100]

@@ -106,6 +106,9 @@ class RenderLoop:
                 cond = b.direction.condition(cond, b.direction.at(seen))
                 features, clock = b.direction.recall_render(seen, features)  # a returning section's look
                 clock -= seen - t
+            else:  # live: a section recognised as a return (engine/directing/live_sections.py)
+                features, clock = b.recall.render(seen, features, self.spec.transitions.recall)
+                clock -= seen - t
             drop, hold = a.drop_look(t, seen)  # a build's drop: its look rendered ahead (held), then for a bar
             if drop:
                 features = dataclasses.replace(features, arousal=max(features.arousal, DROP_AROUSAL))

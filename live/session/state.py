@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import pygame
 
+from engine.directing.live_sections import LiveRecall
 from engine.render.stage import Negative
 from engine.types import Conditioning, Features, Frame
 from live.audio.hopclock import HOP_S
@@ -106,6 +107,7 @@ class Board:
     stop: threading.Event = field(default_factory=threading.Event)
     rig: Rig | None = None  # OSC / MIDI / Link / video out (live/control/rig.py), when the show has one
     direction: ShowDirection | None = None  # --schedule / --lyrics (live/schedule/runtime.py)
+    recall: LiveRecall = field(default_factory=LiveRecall)  # live: what a returning section recalls
     anticipation: Anticipation = field(default_factory=lambda: Anticipation(1 / 60))  # the session sets its own
     faults: Faults = field(init=False)
 
