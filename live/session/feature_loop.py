@@ -37,6 +37,7 @@ class FeatureLoop:
         self.lost = False  # the input is gone and being reopened
         self.track_finished = False  # the track ended and the show goes on (said once, not an error)
         self._last_t: float | None = None
+        self._heard_until: float | None = None
         self._skips = 0  # times it fell a whole ring behind
         self._nonfinite_seen = 0
         self._nonfinite_told = 0.0
@@ -45,8 +46,9 @@ class FeatureLoop:
 
     @property
     def heard_until(self) -> float | None:
-        """The audio time the features have heard up to (None before the first block)."""
-        return self._last_t
+        """The audio time the features have heard up to, once everything done with that audio is done
+        (features out, transitions stepped, the drop judged); None before the first block."""
+        return self._heard_until
 
     def run(self) -> None:
         cfg, b = self.config, self.board
@@ -146,6 +148,7 @@ class FeatureLoop:
         if self.on_features is not None:
             with self.board.faults.guard("transitions"):
                 self.on_features(feats)
+        self._heard_until = window.t_end
 
     def _sections(self, block: np.ndarray, t_end: float, feats: Features) -> None:
         """Live section letters: a section that ended is lettered; the HUD says which one plays now; a
