@@ -191,3 +191,12 @@ def test_hard_cut_hears_the_kick_after_a_predicted_beat_and_inside_a_long_block(
     assert cut_times([(2.1, True, weak, kick)]) == [2.1]
     # 200 ms blocks: the beat ends one block, its kick fills the next
     assert cut_times([(2.0, True, weak, weak), (2.2, False, weak, kick)]) == [2.2]
+
+
+@pytest.mark.parametrize("since", [0.02, 0.06, 0.1, 5.23])
+def test_auto_advance_fires_on_the_block_where_the_duration_is_up_despite_float_rounding(since):
+    # 4.02 - 0.02 == 3.9999999999999996: the switch must still come at 4.02, not a block later
+    tr = Transitioner([preset("a", duration_s=4.0), preset("b")], t0=0.0)
+    tr.switch_to(0, since)
+    assert tr.step(since + 4.0 - DT).event != "auto"
+    assert tr.step(round(since + 4.0, 2)).preset.name == "b"

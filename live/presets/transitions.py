@@ -31,6 +31,9 @@ HARD_CUT_LEVEL = 1.5
 # A beat's hit: a tracker that predicts the beat flags it on the hop that ends where the kick begins,
 # so its bass arrives in the next block. The beat's strength is the loudest `low_peak` this soon after it.
 BEAT_HIT_S = 0.1
+# Block times are sums of float block lengths, so `t - since` for exactly 4 s of audio may come out a
+# rounding step short (0.02 s → 4.02 s: 3.9999999999999996); a rule's time is up within this much.
+TIME_TOLERANCE_S = 1e-6
 
 Event = Literal["start", "auto", "hard_cut", "manual"]
 
@@ -153,7 +156,7 @@ class Transitioner:
             self.last_beat = t
         s = self._state
         rules = s.preset.transitions
-        elapsed = t - s.since
+        elapsed = t - s.since + TIME_TOLERANCE_S
         target = self._following(s.index)
         if not self.locked() and target is not None:
             if (
