@@ -61,7 +61,8 @@ RELEASE_S = (0.2, 0.12, 0.15, 0.12)  # envelope release per stem (attack is inst
 MAX_LEVEL = 4.0
 SILENT_POWER = 2e-3  # sum of |X|² over the bins of a frame whose RMS is ≈ 1e-4 (-80 dBFS)
 DESCRIBED_SHARE = 0.01  # bass_hz / voice_hz only when the stem holds this much of the frame's power
-KICK_TAIL_S, KICK_TAIL_GAIN = 0.12, 1.0  # a kick's low tail: energy decay time, and its size against the attack
+KICK_TAIL_S, KICK_TAIL_GAIN = 0.12, 1.5  # a kick's low tail: energy decay time, and its size against the attack
+BASS_ATTACK_AFTER = 3  # hops after a broadband hit from which a low hit counts as a bass note's attack
 ONSET_DELTA = 0.2  # percussive: a hit is a flux this far (of its recent peak) above its recent mean
 PEAK_HALF_S = 14.0  # the flux peak it is measured against halves in this long
 ONSET_GAP_S = 0.06  # no two hits of one stem closer than this
@@ -231,6 +232,7 @@ class StemSeparator:
         self._count = 0
         self._env = [0.0, 0.0, 0.0, 0.0]
         self._tail = 0.0
+        self._broad = 10**6  # hops since the last broadband hit
         self._prev_lev = [[0.0] * 4, [0.0] * 4]
         self._flux_peak = 1e-6
         self._flux_mean = 0.0
@@ -359,7 +361,7 @@ class StemSeparator:
         (q1, q2, q3), (r1, r2, r3) = self._prev_lev[0][1:], self._prev_lev[1][1:]
         a0, a1, a2, a3 = self._armed
         c0, c1, c2, c3 = self._since
-        gap, tail, tail_decay = self._gap, self._tail, self._tail_decay
+        gap, tail, tail_decay, broad = self._gap, self._tail, self._tail_decay, self._broad
         for (s_bass, s_above, s_band, s_fbass, pcx, pcy), j, cap, (ep, hit_low, tot), fl in zip(
                 sums, best, capture, psums, flux):
             silent = tot < SILENT_POWER
@@ -367,20 +369,30 @@ class StemSeparator:
             sal = min(max((share - SALIENCE_FLOOR) / SALIENCE_SPAN, 0.0), 1.0)
             ev = min(cap * sal, s_band)
             eh = max(s_above - ev, 0.0)
+            if silent:
+                fl = 0.0
+            self._flux_peak = max(fl, self._flux_peak * self._peak_decay)
+            strength = fl / self._flux_peak if self._flux_peak > 1e-6 else 0.0
+            o0 = strength > ONSET_DELTA + self._flux_mean
             # A kick's low tail rings on after its attack and the time median calls it harmonic: expect
-            # it to decay from the attack's low-band energy, and give what it explains back to the drums.
-            tail = max(KICK_TAIL_GAIN * hit_low, tail * tail_decay)
+            # it to decay from the low-band energy of a broadband hit (a bass note's attack is not
+            # one), and give what it explains back to the drums.
+            tail = max(KICK_TAIL_GAIN * hit_low if o0 else 0.0, tail * tail_decay)
             moved = min(s_bass, tail)
+            # and the other way round: a low hit with no broadband one near it is a bass note's attack
+            broad = 0 if o0 else broad + 1
+            if broad > BASS_ATTACK_AFTER:
+                moved -= hit_low
             if running and not silent:
                 self._count += 1
                 self._ref += max(1.0 / self._count, self._agc_rate) * (math.sqrt(tot) - self._ref)
             ref = self._ref
             if silent or ref <= 1e-9:
                 v0 = v1 = v2 = v3 = 0.0
-                bass_hz = voice_hz = hue = sal = fl = 0.0
+                bass_hz = voice_hz = hue = sal = 0.0
             else:
                 g = 1.0 / ref
-                v0, v1 = min(math.sqrt(ep + moved) * g, MAX_LEVEL), min(math.sqrt(max(s_bass - moved, 0.0)) * g, MAX_LEVEL)
+                v0, v1 = min(math.sqrt(max(ep + moved, 0.0)) * g, MAX_LEVEL), min(math.sqrt(max(s_bass - moved, 0.0)) * g, MAX_LEVEL)
                 v2, v3 = min(math.sqrt(eh) * g, MAX_LEVEL), min(math.sqrt(ev) * g, MAX_LEVEL)
                 floor = DESCRIBED_SHARE * tot  # a pitch only for a stem that sounds
                 bass_hz = s_fbass / (s_bass + 1e-9) if s_bass > floor else 0.0
@@ -390,9 +402,6 @@ class StemSeparator:
             l1, l2, l3 = math.log1p(10.0 * v1), math.log1p(10.0 * v2), math.log1p(10.0 * v3)
             u1, u2, u3 = l1 - q1, l2 - q2, l3 - q3  # rises over two hops
             q1, q2, q3, r1, r2, r3 = r1, r2, r3, l1, l2, l3
-            self._flux_peak = max(fl, self._flux_peak * self._peak_decay)
-            strength = fl / self._flux_peak if self._flux_peak > 1e-6 else 0.0
-            o0 = strength > ONSET_DELTA + self._flux_mean
             o1, o2, o3 = u1 > RISE_FOR_HIT, u2 > RISE_FOR_HIT, u3 > RISE_FOR_HIT
             self._flux_mean += 0.02 * (strength - self._flux_mean)
             c0, c1, c2, c3 = c0 + 1, c1 + 1, c2 + 1, c3 + 1
@@ -406,6 +415,7 @@ class StemSeparator:
                           min(max(u3, 0.0), 1.0), float(f0), float(f1), float(f2), float(f3),
                           bass_hz, voice_hz, sal, hue, fl])
         self._env, self._armed, self._since, self._tail = [e0, e1, e2, e3], [a0, a1, a2, a3], [c0, c1, c2, c3], tail
+        self._broad = broad
         self._prev_lev = [[0.0, q1, q2, q3], [0.0, r1, r2, r3]]
         return table
 
