@@ -84,6 +84,10 @@ def _band_edges(n_bins: int, n_bands: int) -> np.ndarray:
     return np.arange(n_bins + 1)
 
 
+def _unit(v: float) -> float:
+    return 0.0 if v < 0.0 else 1.0 if v > 1.0 else v
+
+
 def _per_row(a: Any, one: bool) -> list[Any]:
     """`a.tolist()` as a list with one entry per hop (`one`: `a` is a single hop's)."""
     v = a.tolist()
@@ -95,6 +99,7 @@ def _bools4(a: Any) -> tuple[bool, bool, bool, bool]:
     return b[0], b[1], b[2], b[3]
 
 
+_HEAD = 9  # the projection's first columns: harmonic bass, above, voice band, Σf·bass, pitch class x, y; percussive above the bass band, in it; the frame's power
 _COLUMNS = 17  # a row: level ×4, onset ×4, hit ×4 (0/1), bass_hz, voice_hz, voice_salience, harmonic_hue, flux
 
 
@@ -169,6 +174,7 @@ class StemSeparator:
         self._band_of_bin = band_of_bin = np.repeat(np.arange(nb), widths)
         self._band_starts = edges[:-1]
         self._inv_width = (1.0 / widths).astype(np.float32)
+        self._width = widths.astype(np.float32)
         self._flux_w = (widths / n_bins).astype(np.float32)  # band flux weighted as the bins it holds
         # harmonic power per bin → (bass band, above it, the voice band): one matmul
         bass = (f >= BASS_BAND_HZ[0]) & (f < BASS_BAND_HZ[1])
@@ -196,12 +202,15 @@ class StemSeparator:
         sel = (f >= 200.0) & (f <= 2000.0)
         angle = 2 * np.pi * (12 * np.log2(np.where(sel, f, 440.0) / 440.0 + 1e-12) + 9) / 12.0  # C = 0
         pc[sel, 0], pc[sel, 1] = np.cos(angle[sel]), np.sin(angle[sel])
-        self._project = np.ascontiguousarray(np.concatenate([to_sums, bass_f[:, None], pc, comb], axis=1))
-        # (percussive power per band, the frame's power per band) → (percussive all, its bass band, the frame's)
+        project = np.concatenate([to_sums, bass_f[:, None], pc], axis=1)
+        # (percussive power per band, the frame's power per band) → (percussive above the bass band, in it, the frame's)
         p_project = np.zeros((2 * nb, 3), dtype=np.float32)
-        p_project[:nb, 0] = p_project[nb:, 2] = widths
-        p_project[:nb, 1] = np.where(np.isin(np.arange(nb), band_of_bin[bass]), widths, 0)
-        self._p_project = p_project
+        in_bass = np.isin(np.arange(nb), band_of_bin[bass])
+        p_project[:nb, 0], p_project[:nb, 1], p_project[nb:, 2] = np.where(in_bass, 0, widths), np.where(in_bass, widths, 0), widths
+        # one matmul for all: (harmonic power per bin, percussive per band, the frame's per band) →
+        # bass, above it, voice band, Σf·bass, pitch class x, y; percussive above the bass band, in it, the frame; the f0 combs
+        self._project = np.zeros((n_bins + 2 * nb, _HEAD + comb.shape[1]), dtype=np.float32)
+        self._project[:n_bins, :6], self._project[n_bins:, 6:_HEAD], self._project[:n_bins, _HEAD:] = project, p_project, comb
         # each band's frequency-median window, as indices (one gather): BAND_KERNEL bands spread over
         # at least ±FREQ_SPAN_HZ (reflected at the edges), so a bass note's few bins are no "broadband hit"
         k = BAND_KERNEL
@@ -271,7 +280,8 @@ class StemSeparator:
             x = x[0]
         x2 = x * x
         power = np.add.reduceat(x2, self._band_starts, axis=-1) * self._inv_width  # mean power per bin, per band
-        if not math.isfinite(float(power.sum())):  # NaN/Inf in, silence out (and no overflow)
+        check = power @ self._width
+        if not math.isfinite(float(check) if one else float(check.sum())):  # NaN/Inf in, silence out (and no overflow)
             x = np.minimum(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0), 1e6)
             x2 = x * x
             power = np.add.reduceat(x2, self._band_starts, axis=-1) * self._inv_width
@@ -283,7 +293,7 @@ class StemSeparator:
             self._pos = pos = (pos + 1) % w
             window = ring.copy()
             window.partition(w // 2, axis=1)
-            harmonic, centred = window[:, w // 2], ring[:, (pos - 1 - la) % w].copy()
+            harmonic, centred = window[:, w // 2].copy(), ring[:, (pos - 1 - la) % w].copy()
         else:
             full = np.concatenate([ring[:, pos:], ring[:, :pos], power.T], axis=1)[:, 1:]  # the last w - 1 frames, then the new
             self._ring, self._pos = np.ascontiguousarray(full[:, -w:]), 0
@@ -325,11 +335,9 @@ class StemSeparator:
         percussive = spread[..., BAND_KERNEL // 2]
         mask = harmonic / (harmonic + percussive * (1.0 / (PERCUSSIVE_MARGIN * PERCUSSIVE_MARGIN)) + 1e-12)
         m2 = mask * mask
-        # harmonic power → bass, above, voice band, Σf·bass, pitch class x, y, combs…
-        sums = ((m2[bob] if one else m2[:, bob]) * x2) @ self._project
         pm = 1.0 - mask
         pp = pm * pm * power
-        psums = np.concatenate([pp, power], axis=-1) @ self._p_project  # percussive power, in the bass band (a kick's attack); the frame's
+        out = np.concatenate([(m2[bob] if one else m2[:, bob]) * x2, pp, power], axis=-1) @ self._project
         logp = np.log1p(np.sqrt(pp))
         if one:
             rise = logp - self._prev_logp[0]
@@ -340,17 +348,17 @@ class StemSeparator:
             self._prev_logp = [lagged[-2], lagged[-1]]
         flux = np.maximum(rise, 0.0, out=rise) @ self._flux_w
         flux_rows = [float(flux)] if one else flux.tolist()
-        comb = sums[..., 6:]
+        comb = out[..., _HEAD:]
         best = comb.argmax(axis=-1)
         if one:
-            table = self._envelopes([sums[:6].tolist()], [int(best)], [float(comb[best])], [psums.tolist()], flux_rows, running)
+            table = self._envelopes([out[:_HEAD].tolist()], [int(best)], [float(comb[best])], flux_rows, running)
         else:
-            table = self._envelopes(sums[:, :6].tolist(), best.tolist(), np.take_along_axis(comb, best[:, None], 1)[:, 0].tolist(),
-                                    psums.tolist(), flux_rows, running)
+            table = self._envelopes(out[:, :_HEAD].tolist(), best.tolist(),
+                                    np.take_along_axis(comb, best[:, None], 1)[:, 0].tolist(), flux_rows, running)
         return StemRows(np.array(table, dtype=np.float64))
 
-    def _envelopes(self, sums: list[list[float]], best: list[int], capture: list[float], psums: list[list[float]],
-                   flux: list[float], running: bool) -> list[list[float]]:
+    def _envelopes(self, sums: list[list[float]], best: list[int], capture: list[float], flux: list[float],
+                   running: bool) -> list[list[float]]:
         """Hop by hop (so any blocking gives the same result), in plain floats (four stems are too
         few for numpy to pay off): the voice (one pitch's share of its band), the kick's low tail,
         the shared gain, instant-attack / `RELEASE_S` envelopes, and onsets (percussive: spectral
@@ -362,48 +370,57 @@ class StemSeparator:
         a0, a1, a2, a3 = self._armed
         c0, c1, c2, c3 = self._since
         gap, tail, tail_decay, broad = self._gap, self._tail, self._tail_decay, self._broad
-        for (s_bass, s_above, s_band, s_fbass, pcx, pcy), j, cap, (ep, hit_low, tot), fl in zip(
-                sums, best, capture, psums, flux):
+        peak, peak_decay, flux_mean, f0s = self._flux_peak, self._peak_decay, self._flux_mean, self._f0s
+        count, ref, agc_rate = self._count, self._ref, self._agc_rate
+        for (s_bass, s_above, s_band, s_fbass, pcx, pcy, ep, hit_low, tot), j, cap, fl in zip(sums, best, capture, flux):
             silent = tot < SILENT_POWER
-            share = cap / (s_band + 1e-9)  # how much of the voice band that one pitch holds
-            sal = min(max((share - SALIENCE_FLOOR) / SALIENCE_SPAN, 0.0), 1.0)
-            ev = min(cap * sal, s_band)
-            eh = max(s_above - ev, 0.0)
+            sal = (cap / (s_band + 1e-9) - SALIENCE_FLOOR) / SALIENCE_SPAN  # how much of the voice band one pitch holds
+            sal = 0.0 if sal < 0.0 else 1.0 if sal > 1.0 else sal
+            ev = cap * sal
+            if ev > s_band:
+                ev = s_band
+            eh = s_above - ev if s_above > ev else 0.0
             if silent:
                 fl = 0.0
-            self._flux_peak = max(fl, self._flux_peak * self._peak_decay)
-            strength = fl / self._flux_peak if self._flux_peak > 1e-6 else 0.0
-            o0 = strength > ONSET_DELTA + self._flux_mean
+            peak = fl if fl > peak * peak_decay else peak * peak_decay
+            strength = fl / peak if peak > 1e-6 else 0.0
+            o0 = strength > ONSET_DELTA + flux_mean
+            flux_mean += 0.02 * (strength - flux_mean)
             # A kick's low tail rings on after its attack and the time median calls it harmonic: expect
             # it to decay from the low-band energy of a broadband hit (a bass note's attack is not
             # one), and give what it explains back to the drums.
-            tail = max(KICK_TAIL_GAIN * hit_low if o0 else 0.0, tail * tail_decay)
-            moved = min(s_bass, tail)
+            tail *= tail_decay
+            if o0 and KICK_TAIL_GAIN * hit_low > tail:
+                tail = KICK_TAIL_GAIN * hit_low
+            moved = s_bass if s_bass < tail else tail
             # and the other way round: a low hit with no broadband one near it is a bass note's attack
             broad = 0 if o0 else broad + 1
             if broad > BASS_ATTACK_AFTER:
-                moved -= hit_low
+                eb = s_bass - moved + hit_low
+            else:
+                ep, eb = ep + hit_low, s_bass - moved
             if running and not silent:
-                self._count += 1
-                self._ref += max(1.0 / self._count, self._agc_rate) * (math.sqrt(tot) - self._ref)
-            ref = self._ref
+                count += 1
+                ref += (1.0 / count if count * agc_rate < 1.0 else agc_rate) * (math.sqrt(tot) - ref)
             if silent or ref <= 1e-9:
                 v0 = v1 = v2 = v3 = 0.0
                 bass_hz = voice_hz = hue = sal = 0.0
             else:
                 g = 1.0 / ref
-                v0, v1 = min(math.sqrt(max(ep + moved, 0.0)) * g, MAX_LEVEL), min(math.sqrt(max(s_bass - moved, 0.0)) * g, MAX_LEVEL)
-                v2, v3 = min(math.sqrt(eh) * g, MAX_LEVEL), min(math.sqrt(ev) * g, MAX_LEVEL)
+                v0, v1 = math.sqrt(ep + moved) * g, math.sqrt(eb) * g
+                v2, v3 = math.sqrt(eh) * g, math.sqrt(ev) * g
+                v0, v1 = (v0 if v0 < MAX_LEVEL else MAX_LEVEL), (v1 if v1 < MAX_LEVEL else MAX_LEVEL)
+                v2, v3 = (v2 if v2 < MAX_LEVEL else MAX_LEVEL), (v3 if v3 < MAX_LEVEL else MAX_LEVEL)
                 floor = DESCRIBED_SHARE * tot  # a pitch only for a stem that sounds
                 bass_hz = s_fbass / (s_bass + 1e-9) if s_bass > floor else 0.0
-                voice_hz = self._f0s[j] if ev > floor else 0.0
+                voice_hz = f0s[j] if ev > floor else 0.0
                 hue = (math.atan2(pcy, pcx) / (2 * math.pi)) % 1.0
-            e0, e1, e2, e3 = max(v0, e0 * d0), max(v1, e1 * d1), max(v2, e2 * d2), max(v3, e3 * d3)
+            e0, e1, e2, e3 = e0 * d0, e1 * d1, e2 * d2, e3 * d3
+            e0, e1, e2, e3 = (v0 if v0 > e0 else e0), (v1 if v1 > e1 else e1), (v2 if v2 > e2 else e2), (v3 if v3 > e3 else e3)
             l1, l2, l3 = math.log1p(10.0 * v1), math.log1p(10.0 * v2), math.log1p(10.0 * v3)
             u1, u2, u3 = l1 - q1, l2 - q2, l3 - q3  # rises over two hops
             q1, q2, q3, r1, r2, r3 = r1, r2, r3, l1, l2, l3
             o1, o2, o3 = u1 > RISE_FOR_HIT, u2 > RISE_FOR_HIT, u3 > RISE_FOR_HIT
-            self._flux_mean += 0.02 * (strength - self._flux_mean)
             c0, c1, c2, c3 = c0 + 1, c1 + 1, c2 + 1, c3 + 1
             f0 = o0 and a0 and c0 >= gap and v0 > 0.02
             f1 = o1 and a1 and c1 >= gap and v1 > 0.02
@@ -411,11 +428,10 @@ class StemSeparator:
             f3 = o3 and a3 and c3 >= gap and v3 > 0.02
             c0, c1, c2, c3 = (0 if f0 else c0), (0 if f1 else c1), (0 if f2 else c2), (0 if f3 else c3)
             a0, a1, a2, a3 = not o0, not o1, not o2, not o3
-            table.append([e0, e1, e2, e3, strength, min(max(u1, 0.0), 1.0), min(max(u2, 0.0), 1.0),
-                          min(max(u3, 0.0), 1.0), float(f0), float(f1), float(f2), float(f3),
-                          bass_hz, voice_hz, sal, hue, fl])
+            table.append([e0, e1, e2, e3, strength, _unit(u1), _unit(u2), _unit(u3), float(f0), float(f1), float(f2),
+                          float(f3), bass_hz, voice_hz, sal, hue, fl])
         self._env, self._armed, self._since, self._tail = [e0, e1, e2, e3], [a0, a1, a2, a3], [c0, c1, c2, c3], tail
-        self._broad = broad
+        self._broad, self._flux_peak, self._flux_mean, self._count, self._ref = broad, peak, flux_mean, count, ref
         self._prev_lev = [[0.0, q1, q2, q3], [0.0, r1, r2, r3]]
         return table
 
