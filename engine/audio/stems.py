@@ -42,7 +42,7 @@ from engine.audio.onsets import hop_spectra
 from engine.types import SAMPLE_RATE, STEM_NAMES, Stems
 
 LOOK_AHEAD_S = 0.02  # streaming: the median sees this much after the frame (issue: ≤ 30 ms)
-PAST_S = 0.10  # streaming: and this much before it
+PAST_S = 0.08  # streaming: and this much before it
 OFFLINE_HALF_S = 0.15  # offline: a centred window of ±this
 PERCUSSIVE_MARGIN = 2.0  # a bin is percussive only where the frequency median beats the time median by this
 N_BANDS = 64  # the medians run on this many bands: single bins at the bottom, log-spaced above
