@@ -43,6 +43,7 @@ from engine.types import SAMPLE_RATE, STEM_NAMES, Stems
 
 LOOK_AHEAD_S = 0.02  # streaming: the median sees this much after the frame (issue: ≤ 30 ms)
 PAST_S = 0.08  # streaming: and this much before it
+BASS_PAST_S = 0.04  # in the bass band
 OFFLINE_HALF_S = 0.15  # offline: a centred window of ±this
 PERCUSSIVE_MARGIN = 2.0  # a bin is percussive only where the frequency median beats the time median by this
 N_BANDS = 64  # the medians run on this many bands: single bins at the bottom, log-spaced above
@@ -162,6 +163,11 @@ class StemSeparator:
         if (self.past + self.look_ahead) % 2:  # an odd window: the median is one value
             self.past += 1
         self.look_ahead_s = self.look_ahead / fps
+        # the bass band's time median looks back less far (streaming): a bass note is harmonic sooner
+        bass_past = self.past if offline else max(1, int(round(BASS_PAST_S * fps)))
+        self._bass_window = bass_past + self.look_ahead + 1 - (bass_past + self.look_ahead) % 2
+        w = self.past + self.look_ahead + 1
+        self._recent = (np.arange(w)[:, None] - 1 - np.arange(self._bass_window)[None]) % w  # ring position → its newest frames
         freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
         self._bins = slice(1, int(np.searchsorted(freqs, MAX_HZ, side="right")))
         f = freqs[self._bins]
@@ -221,6 +227,7 @@ class StemSeparator:
         at = np.abs(at)
         at = np.where(at >= n_bins, 2 * (n_bins - 1) - at, at)
         self._freq_window = band_of_bin[at]
+        self._n_bass = int(np.searchsorted(edges, np.count_nonzero(f < BASS_BAND_HZ[1]), side="right")) - 1  # bands wholly in it
         self._n_bands = nb
         self._decay = [math.exp(-1.0 / (r * fps)) for r in RELEASE_S]
         self._agc_rate = 1.0 / (AGC_TAU_S * fps)
@@ -294,10 +301,17 @@ class StemSeparator:
             window = ring.copy()
             window.partition(w // 2, axis=1)
             harmonic, centred = window[:, w // 2].copy(), ring[:, (pos - 1 - la) % w].copy()
+            if self._bass_window < w:  # the bass bands' shorter window: their newest frames
+                low = ring[: self._n_bass, self._recent[pos]]
+                low.partition(self._bass_window // 2, axis=1)
+                harmonic[: self._n_bass] = low[:, self._bass_window // 2]
         else:
             full = np.concatenate([ring[:, pos:], ring[:, :pos], power.T], axis=1)[:, 1:]  # the last w - 1 frames, then the new
             self._ring, self._pos = np.ascontiguousarray(full[:, -w:]), 0
             harmonic = np.ascontiguousarray(_median(sliding_window_view(full, w, axis=1)).T)
+            if self._bass_window < w:
+                harmonic[:, : self._n_bass] = _median(sliding_window_view(full[: self._n_bass, w - self._bass_window :],
+                                                                          self._bass_window, axis=1)).T
             centred = np.ascontiguousarray(full[:, w - 1 - la : w - 1 - la + n].T)
         queue = self._x2_queue + ([x2] if one else list(x2))  # the bins of the frames the medians centre on
         self._x2_queue = queue[n:]
