@@ -5,11 +5,14 @@ spectrogram (Fitzgerald 2010, librosa's `hpss`), made streaming. For each 1024-p
 feature tracker's, so no second FFT) up to 12 kHz, summed into `N_BANDS` bands (single bins at the
 bottom, log-spaced above: the medians cost a quarter of what they cost on every bin):
 
-- the **harmonic** estimate is the median of each band's power over time: `PAST_S` of past frames,
-  the frame itself and `LOOK_AHEAD_S` (20 ms) of look-ahead; the **percussive** one is the median
+- the **harmonic** estimate is the median of each band's power over time: `PAST_S` of past frames
+  (`BASS_PAST_S` in the bass band, so a bass note turns harmonic sooner), the frame itself and
+  `LOOK_AHEAD_S` (20 ms) of look-ahead; the **percussive** one is the median
   over frequency (`BAND_KERNEL` bands reaching ±`FREQ_SPAN_HZ`, ±`LOW_SPAN_HZ` in the bass band) of
   the frame alone; soft (Wiener) masks per band split each of its bins between them;
-- **bass** is the harmonic part in `BASS_BAND_HZ`; **voice** (the lead) is the harmonic energy a
+- **bass** is the harmonic part in `BASS_BAND_HZ`, less the ringing tail a kick leaves there (it
+  decays from the low-band hit of a broadband transient: `KICK_TAIL_S`), plus the percussive part
+  of a low hit with no broadband one near it (a bass note's attack); **voice** (the lead) is the harmonic energy a
   single pitch's harmonic comb (250–1000 Hz fundamentals) captures in the voice band (450 Hz–4 kHz,
   above most accompaniment), counted only as far as that one pitch holds the band (pitch salience:
   a lead over a pad scores higher than a chord of equal notes; at this frame size, 47 Hz a bin,
@@ -87,12 +90,6 @@ def _band_edges(n_bins: int, n_bands: int) -> np.ndarray:
 
 def _unit(v: float) -> float:
     return 0.0 if v < 0.0 else 1.0 if v > 1.0 else v
-
-
-def _per_row(a: Any, one: bool) -> list[Any]:
-    """`a.tolist()` as a list with one entry per hop (`one`: `a` is a single hop's)."""
-    v = a.tolist()
-    return [v] if one else v
 
 
 def _bools4(a: Any) -> tuple[bool, bool, bool, bool]:
