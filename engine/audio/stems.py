@@ -163,8 +163,6 @@ class StemSeparator:
         # the bass band's time median looks back less far (streaming): a bass note is harmonic sooner
         bass_past = self.past if offline else max(1, int(round(BASS_PAST_S * fps)))
         self._bass_window = bass_past + self.look_ahead + 1 - (bass_past + self.look_ahead) % 2
-        w = self.past + self.look_ahead + 1
-        self._recent = (np.arange(w)[:, None] - 1 - np.arange(self._bass_window)[None]) % w  # ring position → its newest frames
         freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
         self._bins = slice(1, int(np.searchsorted(freqs, MAX_HZ, side="right")))
         f = freqs[self._bins]
@@ -205,15 +203,20 @@ class StemSeparator:
         sel = (f >= 200.0) & (f <= 2000.0)
         angle = 2 * np.pi * (12 * np.log2(np.where(sel, f, 440.0) / 440.0 + 1e-12) + 9) / 12.0  # C = 0
         pc[sel, 0], pc[sel, 1] = np.cos(angle[sel]), np.sin(angle[sel])
-        project = np.concatenate([to_sums, bass_f[:, None], pc], axis=1)
-        # (percussive power per band, the frame's power per band) → (percussive above the bass band, in it, the frame's)
-        p_project = np.zeros((2 * nb, 3), dtype=np.float32)
+        project = np.concatenate([to_sums, bass_f[:, None], pc, np.zeros((n_bins, _HEAD - 6), np.float32), comb], axis=1)
+        project[:, 1] = 0.0  # (the harmonic power above the bass band is summed per band, below)
+        self._n_lo = n_lo = int(np.nonzero(project.any(axis=1))[0].max()) + 1  # the bins needed one by one (≤ 4 kHz)
+        # one matmul for all: (harmonic power per bin up to n_lo, per band; percussive power per band; the
+        # frame's per band) → bass, above it, voice band, Σf·bass, pitch class x, y; percussive above the
+        # bass band, in it; the frame's power; the f0 combs
         in_bass = np.isin(np.arange(nb), band_of_bin[bass])
-        p_project[:nb, 0], p_project[:nb, 1], p_project[nb:, 2] = np.where(in_bass, 0, widths), np.where(in_bass, widths, 0), widths
-        # one matmul for all: (harmonic power per bin, percussive per band, the frame's per band) →
-        # bass, above it, voice band, Σf·bass, pitch class x, y; percussive above the bass band, in it, the frame; the f0 combs
-        self._project = np.zeros((n_bins + 2 * nb, _HEAD + comb.shape[1]), dtype=np.float32)
-        self._project[:n_bins, :6], self._project[n_bins:, 6:_HEAD], self._project[:n_bins, _HEAD:] = project, p_project, comb
+        self._project = np.zeros((n_lo + 3 * nb, project.shape[1]), dtype=np.float32)
+        self._project[:n_lo] = project[:n_lo]
+        self._project[n_lo : n_lo + nb, 1] = np.where(in_bass, 0, widths)
+        self._project[n_lo + nb : n_lo + 2 * nb, 6] = np.where(in_bass, 0, widths)
+        self._project[n_lo + nb : n_lo + 2 * nb, 7] = np.where(in_bass, widths, 0)
+        self._project[n_lo + 2 * nb :, 8] = widths
+        self._bob_lo = band_of_bin[:n_lo]
         # each band's frequency-median window, as indices (one gather): BAND_KERNEL bands spread over
         # at least ±FREQ_SPAN_HZ (reflected at the edges), so a bass note's few bins are no "broadband hit"
         k = BAND_KERNEL
@@ -225,6 +228,10 @@ class StemSeparator:
         at = np.where(at >= n_bins, 2 * (n_bins - 1) - at, at)
         self._freq_window = band_of_bin[at]
         self._n_bass = int(np.searchsorted(edges, np.count_nonzero(f < BASS_BAND_HZ[1]), side="right")) - 1  # bands wholly in it
+        # ring position → the flat indices of the bass bands' newest `_bass_window` frames
+        w = self.past + self.look_ahead + 1
+        recent = (np.arange(w)[:, None] - 1 - np.arange(self._bass_window)[None]) % w
+        self._recent = np.arange(self._n_bass)[None, :, None] * w + recent[:, None, :]
         self._n_bands = nb
         self._decay = [math.exp(-1.0 / (r * fps)) for r in RELEASE_S]
         self._agc_rate = 1.0 / (AGC_TAU_S * fps)
@@ -238,7 +245,7 @@ class StemSeparator:
         # the last past + look_ahead + 1 frames' band power, a ring (the oldest at `_pos`): the time median's window
         self._ring = np.zeros((self._n_bands, self.past + self.look_ahead + 1), dtype=np.float32)
         self._pos = 0
-        self._x2_queue = [np.zeros(self._n_bins, dtype=np.float32)] * self.look_ahead
+        self._x2_queue = [np.zeros(self._n_lo, dtype=np.float32)] * self.look_ahead
         self._prev_logp = [np.zeros(self._n_bands, dtype=np.float32)] * 2  # two hops ago, one hop ago
         self._ref = 0.0
         self._fixed_ref: float | None = None  # offline: one gain for the track (fix_gain)
@@ -299,7 +306,7 @@ class StemSeparator:
             window.partition(w // 2, axis=1)
             harmonic, centred = window[:, w // 2].copy(), ring[:, (pos - 1 - la) % w].copy()
             if self._bass_window < w:  # the bass bands' shorter window: their newest frames
-                low = ring[: self._n_bass, self._recent[pos]]
+                low = ring.take(self._recent[pos])
                 low.partition(self._bass_window // 2, axis=1)
                 harmonic[: self._n_bass] = low[:, self._bass_window // 2]
         else:
@@ -310,7 +317,8 @@ class StemSeparator:
                 harmonic[:, : self._n_bass] = _median(sliding_window_view(full[: self._n_bass, w - self._bass_window :],
                                                                           self._bass_window, axis=1)).T
             centred = np.ascontiguousarray(full[:, w - 1 - la : w - 1 - la + n].T)
-        queue = self._x2_queue + ([x2] if one else list(x2))  # the bins of the frames the medians centre on
+        lo = x2[..., : self._n_lo]
+        queue = self._x2_queue + ([lo] if one else list(lo))  # the low bins of the frames the medians centre on
         self._x2_queue = queue[n:]
         return self._post(centred, queue[0] if one else np.array(queue[:n]), harmonic, one,
                           running=self._fixed_ref is None)
@@ -340,7 +348,7 @@ class StemSeparator:
     def _post(self, power: np.ndarray, x2: np.ndarray, harmonic: np.ndarray, one: bool, running: bool) -> StemRows:
         """Masks (per band, from the medians of the bands' power), the stems' powers and descriptors
         as arrays (1-D for one hop, n × … for several), then the per-hop envelopes and onsets."""
-        bob = self._band_of_bin
+        bob = self._bob_lo
         spread = power[self._freq_window] if one else power[:, self._freq_window]
         spread.partition(BAND_KERNEL // 2, axis=-1)
         percussive = spread[..., BAND_KERNEL // 2]
@@ -348,7 +356,7 @@ class StemSeparator:
         m2 = mask * mask
         pm = 1.0 - mask
         pp = pm * pm * power
-        out = np.concatenate([(m2[bob] if one else m2[:, bob]) * x2, pp, power], axis=-1) @ self._project
+        out = np.concatenate([(m2[bob] if one else m2[:, bob]) * x2, m2 * power, pp, power], axis=-1) @ self._project
         logp = np.log1p(np.sqrt(pp))
         if one:
             rise = logp - self._prev_logp[0]
