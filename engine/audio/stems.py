@@ -101,6 +101,16 @@ _HEAD = 9  # the projection's first columns: harmonic bass, above, voice band, �
 _COLUMNS = 17  # a row: level ×4, onset ×4, hit ×4 (0/1), bass_hz, voice_hz, voice_salience, harmonic_hue, flux
 
 
+class _Column:
+    """Columns of `StemRows.table`, read as an attribute."""
+
+    def __init__(self, columns: slice | int) -> None:
+        self.columns = columns
+
+    def __get__(self, rows: StemRows, owner: type | None = None) -> np.ndarray:
+        return rows.table[:, self.columns]
+
+
 @dataclass(frozen=True)
 class StemRows:
     """Per-hop results, one row per hop in one float table (n × 17): `level`/`onset` n×4
@@ -115,37 +125,13 @@ class StemRows:
     def __getitem__(self, index: slice) -> StemRows:
         return StemRows(self.table[index])
 
-    @property
-    def level(self) -> np.ndarray:
-        return self.table[:, 0:4]
-
-    @property
-    def onset(self) -> np.ndarray:
-        return self.table[:, 4:8]
+    level = _Column(slice(0, 4))
+    onset = _Column(slice(4, 8))
+    bass_hz, voice_hz, voice_salience, harmonic_hue, flux = (_Column(i) for i in range(12, 17))
 
     @property
     def hit(self) -> np.ndarray:
         return self.table[:, 8:12] > 0.5
-
-    @property
-    def bass_hz(self) -> np.ndarray:
-        return self.table[:, 12]
-
-    @property
-    def voice_hz(self) -> np.ndarray:
-        return self.table[:, 13]
-
-    @property
-    def voice_salience(self) -> np.ndarray:
-        return self.table[:, 14]
-
-    @property
-    def harmonic_hue(self) -> np.ndarray:
-        return self.table[:, 15]
-
-    @property
-    def flux(self) -> np.ndarray:
-        return self.table[:, 16]
 
 
 class StemSeparator:
