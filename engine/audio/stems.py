@@ -97,7 +97,7 @@ def _bools4(a: Any) -> tuple[bool, bool, bool, bool]:
     return b[0], b[1], b[2], b[3]
 
 
-_HEAD = 9  # the projection's first columns: harmonic bass, above, voice band, Σf·bass, pitch class x, y; percussive above the bass band, in it; the frame's power
+_HEAD = 5  # the bin projection's first columns: harmonic bass, voice band, Σf·bass, pitch class x, y (then the combs)
 _COLUMNS = 17  # a row: level ×4, onset ×4, hit ×4 (0/1), bass_hz, voice_hz, voice_salience, harmonic_hue, flux
 
 
@@ -162,7 +162,6 @@ class StemSeparator:
         self._band_starts = edges[:-1]
         self._inv_width = (1.0 / widths).astype(np.float32)
         self._width = widths.astype(np.float32)
-        self._flux_w = (widths / n_bins).astype(np.float32)  # band flux weighted as the bins it holds
         # harmonic power per bin → (bass band, above it, the voice band): one matmul
         bass = (f >= BASS_BAND_HZ[0]) & (f < BASS_BAND_HZ[1])
         to_sums = np.stack([bass, f >= BASS_BAND_HZ[1], (f >= VOICE_BAND_HZ[0]) & (f < VOICE_BAND_HZ[1])],
@@ -189,19 +188,19 @@ class StemSeparator:
         sel = (f >= 200.0) & (f <= 2000.0)
         angle = 2 * np.pi * (12 * np.log2(np.where(sel, f, 440.0) / 440.0 + 1e-12) + 9) / 12.0  # C = 0
         pc[sel, 0], pc[sel, 1] = np.cos(angle[sel]), np.sin(angle[sel])
-        project = np.concatenate([to_sums, bass_f[:, None], pc, np.zeros((n_bins, _HEAD - 6), np.float32), comb], axis=1)
-        project[:, 1] = 0.0  # (the harmonic power above the bass band is summed per band, below)
-        self._n_lo = n_lo = int(np.nonzero(project.any(axis=1))[0].max()) + 1  # the bins needed one by one (≤ 4 kHz)
-        # one matmul for all: (harmonic power per bin up to n_lo, per band; percussive power per band; the
-        # frame's per band) → bass, above it, voice band, Σf·bass, pitch class x, y; percussive above the
-        # bass band, in it; the frame's power; the f0 combs
+        # two matmuls: the harmonic power of the bins needed one by one (up to 4 kHz) → bass, voice band,
+        # Σf·bass, pitch class x, y, the f0 combs; and per band (harmonic power, percussive power, the
+        # frame's power, the percussive log-power rise) → harmonic above the bass band, percussive above
+        # it and in it, the frame's power, the flux
+        project = np.concatenate([to_sums[:, [0, 2]], bass_f[:, None], pc, comb], axis=1)
+        self._n_lo = n_lo = int(np.nonzero(project.any(axis=1))[0].max()) + 1
+        self._bin_project = np.ascontiguousarray(project[:n_lo])
         in_bass = np.isin(np.arange(nb), band_of_bin[bass])
-        self._project = np.zeros((n_lo + 3 * nb, project.shape[1]), dtype=np.float32)
-        self._project[:n_lo] = project[:n_lo]
-        self._project[n_lo : n_lo + nb, 1] = np.where(in_bass, 0, widths)
-        self._project[n_lo + nb : n_lo + 2 * nb, 6] = np.where(in_bass, 0, widths)
-        self._project[n_lo + nb : n_lo + 2 * nb, 7] = np.where(in_bass, widths, 0)
-        self._project[n_lo + 2 * nb :, 8] = widths
+        self._band_project = np.zeros((4 * nb, 5), dtype=np.float32)
+        self._band_project[:nb, 0] = self._band_project[nb : 2 * nb, 1] = np.where(in_bass, 0, widths)
+        self._band_project[nb : 2 * nb, 2] = np.where(in_bass, widths, 0)
+        self._band_project[2 * nb : 3 * nb, 3] = widths
+        self._band_project[3 * nb :, 4] = widths / n_bins  # band flux weighted as the bins it holds
         self._bob_lo = band_of_bin[:n_lo]
         # each band's frequency-median window, as indices (one gather): BAND_KERNEL bands spread over
         # at least ±FREQ_SPAN_HZ (reflected at the edges), so a bass note's few bins are no "broadband hit"
@@ -342,7 +341,7 @@ class StemSeparator:
         m2 = mask * mask
         pm = 1.0 - mask
         pp = pm * pm * power
-        out = np.concatenate([(m2[bob] if one else m2[:, bob]) * x2, m2 * power, pp, power], axis=-1) @ self._project
+        bins = ((m2[bob] if one else m2[:, bob]) * x2) @ self._bin_project
         logp = np.log1p(np.sqrt(pp))
         if one:
             rise = logp - self._prev_logp[0]
@@ -351,19 +350,17 @@ class StemSeparator:
             lagged = np.concatenate([self._prev_logp, logp])
             rise = lagged[2:] - lagged[:-2]
             self._prev_logp = [lagged[-2], lagged[-1]]
-        flux = np.maximum(rise, 0.0, out=rise) @ self._flux_w
-        flux_rows = [float(flux)] if one else flux.tolist()
-        comb = out[..., _HEAD:]
+        bands = np.concatenate([m2 * power, pp, power, np.maximum(rise, 0.0, out=rise)], axis=-1) @ self._band_project
+        comb = bins[..., _HEAD:]
         best = comb.argmax(axis=-1)
         if one:
-            table = self._envelopes([out[:_HEAD].tolist()], [int(best)], [float(comb[best])], flux_rows, running)
+            table = self._envelopes([bins[:_HEAD].tolist() + bands.tolist()], [int(best)], [float(comb[best])], running)
         else:
-            table = self._envelopes(out[:, :_HEAD].tolist(), best.tolist(),
-                                    np.take_along_axis(comb, best[:, None], 1)[:, 0].tolist(), flux_rows, running)
+            table = self._envelopes([a + b for a, b in zip(bins[:, :_HEAD].tolist(), bands.tolist())], best.tolist(),
+                                    np.take_along_axis(comb, best[:, None], 1)[:, 0].tolist(), running)
         return StemRows(np.array(table, dtype=np.float64))
 
-    def _envelopes(self, sums: list[list[float]], best: list[int], capture: list[float], flux: list[float],
-                   running: bool) -> list[list[float]]:
+    def _envelopes(self, sums: list[list[float]], best: list[int], capture: list[float], running: bool) -> list[list[float]]:
         """Hop by hop (so any blocking gives the same result), in plain floats (four stems are too
         few for numpy to pay off): the voice (one pitch's share of its band), the kick's low tail,
         the shared gain, instant-attack / `RELEASE_S` envelopes, and onsets (percussive: spectral
@@ -377,7 +374,7 @@ class StemSeparator:
         gap, tail, tail_decay, broad = self._gap, self._tail, self._tail_decay, self._broad
         peak, peak_decay, flux_mean, f0s = self._flux_peak, self._peak_decay, self._flux_mean, self._f0s
         count, ref, agc_rate = self._count, self._ref, self._agc_rate
-        for (s_bass, s_above, s_band, s_fbass, pcx, pcy, ep, hit_low, tot), j, cap, fl in zip(sums, best, capture, flux):
+        for (s_bass, s_band, s_fbass, pcx, pcy, s_above, ep, hit_low, tot, fl), j, cap in zip(sums, best, capture):
             silent = tot < SILENT_POWER
             sal = (cap / (s_band + 1e-9) - SALIENCE_FLOOR) / SALIENCE_SPAN  # how much of the voice band one pitch holds
             sal = 0.0 if sal < 0.0 else 1.0 if sal > 1.0 else sal
