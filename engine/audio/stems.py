@@ -249,15 +249,14 @@ class StemSeparator:
     def process(self, mags: np.ndarray) -> Stems:
         """Feed the magnitude spectra of n new hops (n × n_fft/2+1); the newest separated hop's
         stems, with `onset` and `hit` covering the whole call. n = 0 returns the last ones again."""
-        rows = self.rows(mags)
-        n = len(rows)
-        if n == 0:
+        table = self._table(mags)
+        if not table:
             return self._last
-        last = rows.table[-1].tolist()
-        if n == 1:
+        last = table[-1]
+        if len(table) == 1:
             onset, hit = last[4:8], last[8:12]
         else:
-            onset, hit = rows.onset.max(axis=0).tolist(), rows.table[:, 8:12].max(axis=0).tolist()
+            onset, hit = [max(r[k] for r in table) for k in range(4, 8)], [max(r[k] for r in table) for k in range(8, 12)]
         self._last = Stems(
             level=(last[0], last[1], last[2], last[3]), onset=(onset[0], onset[1], onset[2], onset[3]),
             hit=(hit[0] > 0.5, hit[1] > 0.5, hit[2] > 0.5, hit[3] > 0.5), bass_hz=last[12], voice_hz=last[13],
@@ -267,10 +266,14 @@ class StemSeparator:
 
     def rows(self, mags: np.ndarray) -> StemRows:
         """Streaming, every hop's row (the hop `look_ahead` hops before each new one)."""
+        return StemRows(np.array(self._table(mags), dtype=np.float64).reshape(-1, _COLUMNS))
+
+    def _table(self, mags: np.ndarray) -> list[list[float]]:
+        """`rows` as plain lists (what `process` reads)."""
         x = self._spectra(mags)
         n = len(x)
         if n == 0:
-            return StemRows(np.zeros((0, _COLUMNS)))
+            return []
         one = n == 1  # the live case: one hop, in 1-D arrays (numpy's 2-D gathers and slices cost more)
         if one:
             x = x[0]
@@ -330,7 +333,7 @@ class StemSeparator:
         m = np.asarray(mags, dtype=np.float32)
         return m[None, self._bins] if m.ndim == 1 else m[:, self._bins]
 
-    def _post(self, power: np.ndarray, x2: np.ndarray, harmonic: np.ndarray, one: bool, running: bool) -> StemRows:
+    def _post(self, power: np.ndarray, x2: np.ndarray, harmonic: np.ndarray, one: bool, running: bool) -> list[list[float]]:
         """Masks (per band, from the medians of the bands' power), the stems' powers and descriptors
         as arrays (1-D for one hop, n × … for several), then the per-hop envelopes and onsets."""
         bob = self._bob_lo
@@ -358,7 +361,7 @@ class StemSeparator:
         else:
             table = self._envelopes([a + b for a, b in zip(bins[:, :_HEAD].tolist(), bands.tolist())], best.tolist(),
                                     np.take_along_axis(comb, best[:, None], 1)[:, 0].tolist(), running)
-        return StemRows(np.array(table, dtype=np.float64))
+        return table
 
     def _envelopes(self, sums: list[list[float]], best: list[int], capture: list[float], running: bool) -> list[list[float]]:
         """Hop by hop (so any blocking gives the same result), in plain floats (four stems are too
