@@ -270,13 +270,12 @@ class StemSeparator:
 
     def _table(self, mags: np.ndarray) -> list[list[float]]:
         """`rows` as plain lists (what `process` reads)."""
-        x = self._spectra(mags)
-        n = len(x)
+        m = np.asarray(mags, dtype=np.float32)
+        n = 1 if m.ndim == 1 else len(m)
         if n == 0:
             return []
         one = n == 1  # the live case: one hop, in 1-D arrays (numpy's 2-D gathers and slices cost more)
-        if one:
-            x = x[0]
+        x = m.reshape(-1)[self._bins] if one else m[:, self._bins]
         x2 = x * x
         power = np.add.reduceat(x2, self._band_starts, axis=-1) * self._inv_width  # mean power per bin, per band
         check = power @ self._width
