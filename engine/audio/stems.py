@@ -2,12 +2,17 @@
 
 No model and no download: harmonic/percussive separation by median filtering of the magnitude
 spectrogram (Fitzgerald 2010, librosa's `hpss`), made streaming. For each 1024-point frame (the
-feature tracker's, so no second FFT) up to 12 kHz:
+feature tracker's, so no second FFT) up to 12 kHz, summed into `N_BANDS` bands (single bins at the
+bottom, log-spaced above: the medians cost a quarter of what they cost on every bin):
 
-- the **harmonic** estimate is the median of each bin over time: `PAST_S` of past frames, the frame
-  itself and `LOOK_AHEAD_S` (20 ms) of look-ahead; the **percussive** one is the median over
-  frequency (`FREQ_KERNEL` bins) of the frame alone; soft (Wiener) masks split each bin between them;
-- **bass** is the harmonic part in `BASS_BAND_HZ`; **voice** (the lead) is the harmonic energy a
+- the **harmonic** estimate is the median of each band's power over time: `PAST_S` of past frames
+  (`BASS_PAST_S` in the bass band, so a bass note turns harmonic sooner), the frame itself and
+  `LOOK_AHEAD_S` (20 ms) of look-ahead; the **percussive** one is the median
+  over frequency (`BAND_KERNEL` bands reaching ±`FREQ_SPAN_HZ`, ±`LOW_SPAN_HZ` in the bass band) of
+  the frame alone; soft (Wiener) masks per band split each of its bins between them;
+- **bass** is the harmonic part in `BASS_BAND_HZ`, less the ringing tail a kick leaves there (it
+  decays from the low-band hit of a broadband transient: `KICK_TAIL_S`), plus the percussive part
+  of a low hit with no broadband one near it (a bass note's attack); **voice** (the lead) is the harmonic energy a
   single pitch's harmonic comb (250–1000 Hz fundamentals) captures in the voice band (450 Hz–4 kHz,
   above most accompaniment), counted only as far as that one pitch holds the band (pitch salience:
   a lead over a pad scores higher than a chord of equal notes; at this frame size, 47 Hz a bin,
@@ -29,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +45,16 @@ from engine.audio.onsets import hop_spectra
 from engine.types import SAMPLE_RATE, STEM_NAMES, Stems
 
 LOOK_AHEAD_S = 0.02  # streaming: the median sees this much after the frame (issue: ≤ 30 ms)
-PAST_S = 0.10  # streaming: and this much before it
+PAST_S = 0.08  # streaming: and this much before it
+BASS_PAST_S = 0.04  # in the bass band
 OFFLINE_HALF_S = 0.15  # offline: a centred window of ±this
 PERCUSSIVE_MARGIN = 2.0  # a bin is percussive only where the frequency median beats the time median by this
-FREQ_KERNEL = 17  # bins (≈ 800 Hz at 1024 points / 48 kHz): a hit is broadband, a partial is not
+N_BANDS = 64  # the medians run on this many bands: single bins at the bottom, log-spaced above
+BAND_KERNEL = 9  # bands in the frequency median: a hit is broadband, a partial is not
+FREQ_SPAN_HZ = 300.0  # and they reach at least this far either side,
 MAX_HZ = 12000.0
 BASS_BAND_HZ = (20.0, 180.0)  # where the bass stem is read (the harmonic part)
+LOW_SPAN_HZ, LOW_SPAN_BELOW_HZ = 400.0, BASS_BAND_HZ[1]  # and this far in the bass band (a bass note fills it: no "broadband hit")
 VOICE_BAND_HZ = (450.0, 4000.0)
 F0_RANGE_HZ = (250.0, 1000.0)  # the lead's fundamental
 F0_STEPS_PER_OCTAVE = 36
@@ -56,7 +65,8 @@ RELEASE_S = (0.2, 0.12, 0.15, 0.12)  # envelope release per stem (attack is inst
 MAX_LEVEL = 4.0
 SILENT_POWER = 2e-3  # sum of |X|² over the bins of a frame whose RMS is ≈ 1e-4 (-80 dBFS)
 DESCRIBED_SHARE = 0.01  # bass_hz / voice_hz only when the stem holds this much of the frame's power
-KICK_TAIL_S, KICK_TAIL_GAIN = 0.12, 1.0  # a kick's low tail: energy decay time, and its size against the attack
+KICK_TAIL_S, KICK_TAIL_GAIN = 0.12, 2.0  # a kick's low tail: energy decay time, and its size against the attack
+BASS_ATTACK_AFTER = 3  # hops after a broadband hit from which a low hit counts as a bass note's attack
 ONSET_DELTA = 0.2  # percussive: a hit is a flux this far (of its recent peak) above its recent mean
 PEAK_HALF_S = 14.0  # the flux peak it is measured against halves in this long
 ONSET_GAP_S = 0.06  # no two hits of one stem closer than this
@@ -69,28 +79,59 @@ def _median(x: np.ndarray) -> np.ndarray:
     return np.partition(x, k, axis=-1)[..., k]
 
 
+def _band_edges(n_bins: int, n_bands: int) -> np.ndarray:
+    """Edges (indices into `n_bins` bins) of about `n_bands` log-spaced bands at least one bin wide."""
+    for k in range(n_bands, 4 * n_bands):
+        edges = np.unique(np.round(np.geomspace(1, n_bins + 1, k + 1)).astype(int)) - 1
+        if len(edges) > n_bands:
+            return edges
+    return np.arange(n_bins + 1)
+
+
+def _unit(v: float) -> float:
+    return 0.0 if v < 0.0 else 1.0 if v > 1.0 else v
+
+
 def _bools4(a: Any) -> tuple[bool, bool, bool, bool]:
     b = [bool(v) for v in np.asarray(a).tolist()]
     return b[0], b[1], b[2], b[3]
 
 
+_HEAD = 5  # the bin projection's first columns: harmonic bass, voice band, Σf·bass, pitch class x, y (then the combs)
+_COLUMNS = 17  # a row: level ×4, onset ×4, hit ×4 (0/1), bass_hz, voice_hz, voice_salience, harmonic_hue, flux
+
+
+class _Column:
+    """Columns of `StemRows.table`, read as an attribute."""
+
+    def __init__(self, columns: slice | int) -> None:
+        self.columns = columns
+
+    def __get__(self, rows: StemRows, owner: type | None = None) -> np.ndarray:
+        return rows.table[:, self.columns]
+
+
 @dataclass(frozen=True)
 class StemRows:
-    """Per-hop results (one row per hop): `level`/`onset` n×4 (STEM_NAMES order), `hit` n×4 bool,
-    `bass_hz`, `voice_hz`, `voice_salience`, `harmonic_hue` (n,). `flux`: the percussive stem's
-    onset activation (n,), for offline peak picking."""
+    """Per-hop results, one row per hop in one float table (n × 17): `level`/`onset` n×4
+    (STEM_NAMES order), `hit` n×4 bool, `bass_hz`, `voice_hz`, `voice_salience`, `harmonic_hue` (n,).
+    `flux`: the percussive stem's onset activation (n,), for offline peak picking."""
 
-    level: np.ndarray
-    onset: np.ndarray
-    hit: np.ndarray
-    bass_hz: np.ndarray
-    voice_hz: np.ndarray
-    voice_salience: np.ndarray
-    harmonic_hue: np.ndarray
-    flux: np.ndarray
+    table: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.level)
+        return len(self.table)
+
+    def __getitem__(self, index: slice) -> StemRows:
+        return StemRows(self.table[index])
+
+    level = _Column(slice(0, 4))
+    onset = _Column(slice(4, 8))
+    bass_hz, voice_hz, voice_salience, harmonic_hue, flux = (_Column(i) for i in range(12, 17))
+
+    @property
+    def hit(self) -> np.ndarray:
+        return self.table[:, 8:12] > 0.5
 
 
 class StemSeparator:
@@ -105,23 +146,32 @@ class StemSeparator:
         if (self.past + self.look_ahead) % 2:  # an odd window: the median is one value
             self.past += 1
         self.look_ahead_s = self.look_ahead / fps
+        # the bass band's time median looks back less far (streaming): a bass note is harmonic sooner
+        bass_past = self.past if offline else max(1, int(round(BASS_PAST_S * fps)))
+        self._bass_window = bass_past + self.look_ahead + 1 - (bass_past + self.look_ahead) % 2
         freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
         self._bins = slice(1, int(np.searchsorted(freqs, MAX_HZ, side="right")))
         f = freqs[self._bins]
-        self._n_bins = len(f)
-        self._kernel = min(FREQ_KERNEL, self._n_bins - (1 - self._n_bins % 2))
+        self._n_bins = n_bins = len(f)
         df = sample_rate / n_fft
-        # harmonic power → (bass band, above it, the voice band): one matmul
+        # the bands the medians run on: one bin each at the bottom, log-spaced above
+        edges = _band_edges(n_bins, N_BANDS)
+        widths = np.diff(edges)
+        nb = len(widths)
+        self._band_of_bin = band_of_bin = np.repeat(np.arange(nb), widths)
+        self._band_starts = edges[:-1]
+        self._inv_width = (1.0 / widths).astype(np.float32)
+        self._width = widths.astype(np.float32)
+        # harmonic power per bin → (bass band, above it, the voice band): one matmul
         bass = (f >= BASS_BAND_HZ[0]) & (f < BASS_BAND_HZ[1])
-        self._to_sums = np.stack(
-            [bass, f >= BASS_BAND_HZ[1], (f >= VOICE_BAND_HZ[0]) & (f < VOICE_BAND_HZ[1])], axis=1
-        ).astype(np.float32)
-        self._bass_f = np.where(bass, f, 0.0).astype(np.float32)
+        to_sums = np.stack([bass, f >= BASS_BAND_HZ[1], (f >= VOICE_BAND_HZ[0]) & (f < VOICE_BAND_HZ[1])],
+                           axis=1).astype(np.float32)
+        bass_f = np.where(bass, f, 0.0).astype(np.float32)
         # The lead: for each candidate f0, the power at its first harmonics (linear interpolation
         # between the two nearest bins), restricted to the voice band.
         f0s = F0_RANGE_HZ[0] * 2.0 ** (np.arange(int(F0_STEPS_PER_OCTAVE * math.log2(F0_RANGE_HZ[1] / F0_RANGE_HZ[0])) + 1)
                                        / F0_STEPS_PER_OCTAVE)
-        comb = np.zeros((self._n_bins, len(f0s)), dtype=np.float32)
+        comb = np.zeros((n_bins, len(f0s)), dtype=np.float32)
         for j, f0 in enumerate(f0s):
             for h in range(1, COMB_HARMONICS + 1):
                 fh = f0 * h
@@ -130,38 +180,64 @@ class StemSeparator:
                 pos = fh / df - 1.0  # index into the sliced bins (bin 0 dropped)
                 lo = int(math.floor(pos))
                 for b, w in ((lo, 1.0 - (pos - lo)), (lo + 1, pos - lo)):
-                    if 0 <= b < self._n_bins:
+                    if 0 <= b < n_bins:
                         comb[b, j] += w
-        self._comb, self._f0s = comb, f0s.astype(np.float32)
+        self._f0s = f0s.tolist()
         # The harmony's pitch classes (200 Hz–2 kHz, where a bin is at most ~a semitone wide)
-        pc = np.zeros((self._n_bins, 2), dtype=np.float32)
+        pc = np.zeros((n_bins, 2), dtype=np.float32)
         sel = (f >= 200.0) & (f <= 2000.0)
         angle = 2 * np.pi * (12 * np.log2(np.where(sel, f, 440.0) / 440.0 + 1e-12) + 9) / 12.0  # C = 0
         pc[sel, 0], pc[sel, 1] = np.cos(angle[sel]), np.sin(angle[sel])
-        self._project = np.ascontiguousarray(np.concatenate([self._to_sums, self._bass_f[:, None], pc, self._comb], axis=1))
-        # each bin's frequency-median window (reflected at the edges), as indices: one gather
-        k = self._kernel
-        idx = np.arange(self._n_bins)[:, None] + np.arange(k)[None] - k // 2
-        idx = np.abs(idx)
-        idx = np.where(idx >= self._n_bins, 2 * (self._n_bins - 1) - idx, idx)
-        self._freq_window = idx
+        # two matmuls: the harmonic power of the bins needed one by one (up to 4 kHz) → bass, voice band,
+        # Σf·bass, pitch class x, y, the f0 combs; and per band (harmonic power, percussive power, the
+        # frame's power, the percussive log-power rise) → harmonic above the bass band, percussive above
+        # it and in it, the frame's power, the flux
+        project = np.concatenate([to_sums[:, [0, 2]], bass_f[:, None], pc, comb], axis=1)
+        self._n_lo = n_lo = int(np.nonzero(project.any(axis=1))[0].max()) + 1
+        self._bin_project = np.ascontiguousarray(project[:n_lo])
+        in_bass = np.isin(np.arange(nb), band_of_bin[bass])
+        self._band_project = np.zeros((4 * nb, 5), dtype=np.float32)
+        self._band_project[:nb, 0] = self._band_project[nb : 2 * nb, 1] = np.where(in_bass, 0, widths)
+        self._band_project[nb : 2 * nb, 2] = np.where(in_bass, widths, 0)
+        self._band_project[2 * nb : 3 * nb, 3] = widths
+        self._band_project[3 * nb :, 4] = widths / n_bins  # band flux weighted as the bins it holds
+        self._bob_lo = band_of_bin[:n_lo]
+        # each band's frequency-median window, as indices (one gather): BAND_KERNEL bands spread over
+        # at least ±FREQ_SPAN_HZ (reflected at the edges), so a bass note's few bins are no "broadband hit"
+        k = BAND_KERNEL
+        centre = (edges[:-1] + edges[1:] - 1) / 2.0  # in bins
+        span = np.where((centre + 1) * df < LOW_SPAN_BELOW_HZ, LOW_SPAN_HZ, FREQ_SPAN_HZ)  # (bin 0 is dropped)
+        step = np.maximum(widths, span / df / (k // 2))
+        at = np.rint(centre[:, None] + (np.arange(k) - k // 2)[None] * step[:, None]).astype(int)
+        at = np.abs(at)
+        at = np.where(at >= n_bins, 2 * (n_bins - 1) - at, at)
+        self._freq_window = band_of_bin[at]
+        self._n_bass = int(np.searchsorted(edges, np.count_nonzero(f < BASS_BAND_HZ[1]), side="right")) - 1  # bands wholly in it
+        # ring position → the flat indices of the bass bands' newest `_bass_window` frames
+        w = self.past + self.look_ahead + 1
+        recent = (np.arange(w)[:, None] - 1 - np.arange(self._bass_window)[None]) % w
+        self._recent = np.arange(self._n_bass)[None, :, None] * w + recent[:, None, :]
+        self._n_bands = nb
         self._decay = [math.exp(-1.0 / (r * fps)) for r in RELEASE_S]
         self._agc_rate = 1.0 / (AGC_TAU_S * fps)
         self._gap = max(1, int(round(ONSET_GAP_S * fps)))
         self._peak_decay = 0.5 ** (1.0 / (PEAK_HALF_S * fps))
         self._tail_decay = math.exp(-1.0 / (KICK_TAIL_S * fps)) if KICK_TAIL_S > 0 else 0.0
-        self._bass_bins = np.nonzero(bass)[0]
         self.reset()
 
     def reset(self) -> None:
         """Forget the stream (a new track)."""
-        self._hist = np.zeros((self._n_bins, self.past + self.look_ahead), dtype=np.float32)
-        self._prev_logp = np.zeros((2, self._n_bins), dtype=np.float32)
+        # the last past + look_ahead + 1 frames' band power, a ring (the oldest at `_pos`): the time median's window
+        self._ring = np.zeros((self._n_bands, self.past + self.look_ahead + 1), dtype=np.float32)
+        self._pos = 0
+        self._x2_queue = [np.zeros(self._n_lo, dtype=np.float32)] * self.look_ahead
+        self._prev_logp = [np.zeros(self._n_bands, dtype=np.float32)] * 2  # two hops ago, one hop ago
         self._ref = 0.0
         self._fixed_ref: float | None = None  # offline: one gain for the track (fix_gain)
         self._count = 0
         self._env = [0.0, 0.0, 0.0, 0.0]
         self._tail = 0.0
+        self._broad = 10**6  # hops since the last broadband hit
         self._prev_lev = [[0.0] * 4, [0.0] * 4]
         self._flux_peak = 1e-6
         self._flux_mean = 0.0
@@ -173,31 +249,65 @@ class StemSeparator:
     def process(self, mags: np.ndarray) -> Stems:
         """Feed the magnitude spectra of n new hops (n × n_fft/2+1); the newest separated hop's
         stems, with `onset` and `hit` covering the whole call. n = 0 returns the last ones again."""
-        rows = self.rows(mags)
-        if len(rows) == 0:
+        table = self._table(mags)
+        if not table:
             return self._last
+        last = table[-1]
+        if len(table) == 1:
+            onset, hit = last[4:8], last[8:12]
+        else:
+            onset, hit = [max(r[k] for r in table) for k in range(4, 8)], [max(r[k] for r in table) for k in range(8, 12)]
         self._last = Stems(
-            level=tuple(rows.level[-1].tolist()), onset=tuple(rows.onset.max(axis=0).tolist()),
-            hit=_bools4(rows.hit.any(axis=0)), bass_hz=float(rows.bass_hz[-1]),
-            voice_hz=float(rows.voice_hz[-1]), voice_salience=float(rows.voice_salience[-1]),
-            harmonic_hue=float(rows.harmonic_hue[-1]), look_ahead_s=self.look_ahead_s,
+            level=(last[0], last[1], last[2], last[3]), onset=(onset[0], onset[1], onset[2], onset[3]),
+            hit=(hit[0] > 0.5, hit[1] > 0.5, hit[2] > 0.5, hit[3] > 0.5), bass_hz=last[12], voice_hz=last[13],
+            voice_salience=last[14], harmonic_hue=last[15], look_ahead_s=self.look_ahead_s,
         )
         return self._last
 
     def rows(self, mags: np.ndarray) -> StemRows:
         """Streaming, every hop's row (the hop `look_ahead` hops before each new one)."""
-        x = self._spectra(mags)
-        n = len(x)
+        return StemRows(np.array(self._table(mags), dtype=np.float64).reshape(-1, _COLUMNS))
+
+    def _table(self, mags: np.ndarray) -> list[list[float]]:
+        """`rows` as plain lists (what `process` reads)."""
+        m = np.asarray(mags, dtype=np.float32)
+        n = 1 if m.ndim == 1 else len(m)
         if n == 0:
-            return self._post(x, x, running=False)
-        full = np.concatenate([self._hist, x.T], axis=1)  # bins × time: the median runs along rows
-        self._hist = full[:, n:]
-        w = self.past + self.look_ahead + 1
-        if n == 1:  # the live case: one partial sort of the window
-            harmonic = np.partition(full, w // 2, axis=1)[:, w // 2][None]
+            return []
+        one = n == 1  # the live case: one hop, in 1-D arrays (numpy's 2-D gathers and slices cost more)
+        x = m.reshape(-1)[self._bins] if one else m[:, self._bins]
+        x2 = x * x
+        power = np.add.reduceat(x2, self._band_starts, axis=-1) * self._inv_width  # mean power per bin, per band
+        check = power @ self._width
+        if not math.isfinite(float(check) if one else float(check.sum())):  # NaN/Inf in, silence out (and no overflow)
+            x = np.minimum(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0), 1e6)
+            x2 = x * x
+            power = np.add.reduceat(x2, self._band_starts, axis=-1) * self._inv_width
+        # the time median (on power: a median commutes with the square root)
+        ring, pos, la = self._ring, self._pos, self.look_ahead
+        w = ring.shape[1]
+        if one:  # write the ring, one partial sort of it (a median needs no order)
+            ring[:, pos] = power
+            self._pos = pos = (pos + 1) % w
+            window = ring.copy()
+            window.partition(w // 2, axis=1)
+            harmonic, centred = window[:, w // 2].copy(), ring[:, (pos - 1 - la) % w].copy()
+            if self._bass_window < w:  # the bass bands' shorter window: their newest frames
+                low = ring.take(self._recent[pos])
+                low.partition(self._bass_window // 2, axis=1)
+                harmonic[: self._n_bass] = low[:, self._bass_window // 2]
         else:
-            harmonic = _median(sliding_window_view(full, w, axis=1)).T
-        return self._post(np.ascontiguousarray(full[:, self.past : self.past + n].T), harmonic,
+            full = np.concatenate([ring[:, pos:], ring[:, :pos], power.T], axis=1)[:, 1:]  # the last w - 1 frames, then the new
+            self._ring, self._pos = np.ascontiguousarray(full[:, -w:]), 0
+            harmonic = np.ascontiguousarray(_median(sliding_window_view(full, w, axis=1)).T)
+            if self._bass_window < w:
+                harmonic[:, : self._n_bass] = _median(sliding_window_view(full[: self._n_bass, w - self._bass_window :],
+                                                                          self._bass_window, axis=1)).T
+            centred = np.ascontiguousarray(full[:, w - 1 - la : w - 1 - la + n].T)
+        lo = x2[..., : self._n_lo]
+        queue = self._x2_queue + ([lo] if one else list(lo))  # the low bins of the frames the medians centre on
+        self._x2_queue = queue[n:]
+        return self._post(centred, queue[0] if one else np.array(queue[:n]), harmonic, one,
                           running=self._fixed_ref is None)
 
     # ----------------------------------------------------------------- offline
@@ -210,6 +320,7 @@ class StemSeparator:
     def total_power(self, mags: np.ndarray) -> np.ndarray:
         """Per hop, the power the gain is measured on (for `fix_gain`)."""
         x = self._spectra(mags)
+        x = np.minimum(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0), 1e6)
         return (x * x).sum(axis=1)
 
     def flush(self) -> StemRows:
@@ -219,98 +330,119 @@ class StemSeparator:
     # ----------------------------------------------------------------- shared
     def _spectra(self, mags: np.ndarray) -> np.ndarray:
         m = np.asarray(mags, dtype=np.float32)
-        if m.ndim == 1:
-            m = m[None]
-        x = m[:, self._bins]
-        if x.size and not np.isfinite(x).all():
-            x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-        return x
+        return m[None, self._bins] if m.ndim == 1 else m[:, self._bins]
 
-    def _post(self, x: np.ndarray, harmonic: np.ndarray, running: bool) -> StemRows:
-        """Masks, stem energies, descriptors, then the per-hop envelopes and onsets."""
-        n = len(x)
-        if n == 0:
-            z = np.zeros(0)
-            return StemRows(np.zeros((0, 4)), np.zeros((0, 4)), np.zeros((0, 4), dtype=bool), z, z, z, z, z)
-        percussive = _median(x[:, self._freq_window])
-        h2, p2 = harmonic * harmonic, (percussive * percussive) * (1.0 / (PERCUSSIVE_MARGIN * PERCUSSIVE_MARGIN))
-        mask = h2 / (h2 + p2 + 1e-12)
-        hmag = mask * x
-        pmag = x - hmag
-        hpow = hmag * hmag
-        sums = hpow @ self._project  # n × (bass, above bass, voice band, Σf·bass, pitch-class x, y, f0 combs…)
-        comb = sums[:, 6:]
-        best = comb.argmax(axis=1)
-        capture = comb[np.arange(n), best]
-        share = capture / (sums[:, 2] + 1e-9)  # how much of the voice band that one pitch holds
-        salience = np.clip((share - SALIENCE_FLOOR) / SALIENCE_SPAN, 0.0, 1.0)
-        voice = np.minimum(capture * salience, sums[:, 2])
-        ppow = pmag * pmag
-        energies = np.stack([ppow.sum(axis=1), sums[:, 0], np.maximum(sums[:, 1] - voice, 0.0), voice], axis=1)
-        low_hits = ppow[:, self._bass_bins].sum(axis=1)  # a kick's attack, for its tail (see _envelopes)
-        total = (x * x).sum(axis=1)
-        bass_hz = sums[:, 3] / (sums[:, 0] + 1e-9)
-        bass_hz = np.where(sums[:, 0] > DESCRIBED_SHARE * total, bass_hz, 0.0)  # a pitch only for a stem that sounds
-        voice_hz = np.where(voice > DESCRIBED_SHARE * total, self._f0s[best], 0.0)
-        hue = (np.arctan2(sums[:, 5], sums[:, 4]) / (2 * np.pi)) % 1.0
-        logp = np.log1p(pmag)
-        lagged = np.concatenate([self._prev_logp, logp])
-        flux = np.maximum(logp - lagged[:-2], 0.0).sum(axis=1) / self._n_bins
-        self._prev_logp = lagged[-2:].copy()
-        level, onset, hit = self._envelopes(energies, low_hits, total, flux, running)
-        silent = total < SILENT_POWER
-        salience = np.where(silent, 0.0, salience)
-        return StemRows(level, onset, hit, np.where(silent, 0.0, bass_hz), np.where(silent, 0.0, voice_hz),
-                        salience, np.where(silent, 0.0, hue), np.where(silent, 0.0, flux))
+    def _post(self, power: np.ndarray, x2: np.ndarray, harmonic: np.ndarray, one: bool, running: bool) -> list[list[float]]:
+        """Masks (per band, from the medians of the bands' power), the stems' powers and descriptors
+        as arrays (1-D for one hop, n × … for several), then the per-hop envelopes and onsets."""
+        bob = self._bob_lo
+        spread = power[self._freq_window] if one else power[:, self._freq_window]
+        spread.partition(BAND_KERNEL // 2, axis=-1)
+        percussive = spread[..., BAND_KERNEL // 2]
+        mask = harmonic / (harmonic + percussive * (1.0 / (PERCUSSIVE_MARGIN * PERCUSSIVE_MARGIN)) + 1e-12)
+        m2 = mask * mask
+        pm = 1.0 - mask
+        pp = pm * pm * power
+        bins = ((m2[bob] if one else m2[:, bob]) * x2) @ self._bin_project
+        logp = np.log1p(np.sqrt(pp))
+        if one:
+            rise = logp - self._prev_logp[0]
+            self._prev_logp = [self._prev_logp[1], logp]
+        else:
+            lagged = np.concatenate([self._prev_logp, logp])
+            rise = lagged[2:] - lagged[:-2]
+            self._prev_logp = [lagged[-2], lagged[-1]]
+        bands = np.concatenate([m2 * power, pp, power, np.maximum(rise, 0.0, out=rise)], axis=-1) @ self._band_project
+        comb = bins[..., _HEAD:]
+        best = comb.argmax(axis=-1)
+        if one:
+            table = self._envelopes([bins[:_HEAD].tolist() + bands.tolist()], [int(best)], [float(comb[best])], running)
+        else:
+            table = self._envelopes([a + b for a, b in zip(bins[:, :_HEAD].tolist(), bands.tolist())], best.tolist(),
+                                    np.take_along_axis(comb, best[:, None], 1)[:, 0].tolist(), running)
+        return table
 
-    def _envelopes(self, energies: np.ndarray, low_hits: np.ndarray, total: np.ndarray, flux: np.ndarray,
-                   running: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Hop by hop (so any blocking gives the same result): the shared gain, instant-attack /
-        `RELEASE_S` envelopes, and onsets (percussive: spectral flux of its part against an adaptive
-        threshold; the others: a quick rise of their level). Plain floats: four stems are too few for
-        numpy to pay off."""
-        level: list[list[float]] = []
-        onset: list[list[float]] = []
-        hit: list[list[bool]] = []
-        env, decay, prev0, prev1 = self._env, self._decay, self._prev_lev[0], self._prev_lev[1]
-        armed, since, gap = self._armed, self._since, self._gap
-        zero = [0.0, 0.0, 0.0, 0.0]
-        tail, tail_decay = self._tail, self._tail_decay
-        for (ep, eb, eh, ev), hit_low, tot, fl in zip(energies.tolist(), low_hits.tolist(), total.tolist(), flux.tolist()):
-            # A kick's low tail rings on after its attack and the time median calls it harmonic: expect
-            # it to decay from the attack's low-band energy, and give what it explains back to the drums.
-            tail = max(KICK_TAIL_GAIN * hit_low, tail * tail_decay)
-            moved = min(eb, tail)
-            a = [math.sqrt(ep + moved), math.sqrt(eb - moved), math.sqrt(eh), math.sqrt(ev)]
+    def _envelopes(self, sums: list[list[float]], best: list[int], capture: list[float], running: bool) -> list[list[float]]:
+        """Hop by hop (so any blocking gives the same result), in plain floats (four stems are too
+        few for numpy to pay off): the voice (one pitch's share of its band), the kick's low tail,
+        the shared gain, instant-attack / `RELEASE_S` envelopes, and onsets (percussive: spectral
+        flux of its part against an adaptive threshold; the others: a quick rise of their level)."""
+        table: list[list[float]] = []
+        e0, e1, e2, e3 = self._env
+        d0, d1, d2, d3 = self._decay
+        (q1, q2, q3), (r1, r2, r3) = self._prev_lev[0][1:], self._prev_lev[1][1:]
+        a0, a1, a2, a3 = self._armed
+        c0, c1, c2, c3 = self._since
+        gap, tail, tail_decay, broad = self._gap, self._tail, self._tail_decay, self._broad
+        peak, peak_decay, flux_mean, f0s = self._flux_peak, self._peak_decay, self._flux_mean, self._f0s
+        count, ref, agc_rate = self._count, self._ref, self._agc_rate
+        for (s_bass, s_band, s_fbass, pcx, pcy, s_above, ep, hit_low, tot, fl), j, cap in zip(sums, best, capture):
             silent = tot < SILENT_POWER
+            sal = (cap / (s_band + 1e-9) - SALIENCE_FLOOR) / SALIENCE_SPAN  # how much of the voice band one pitch holds
+            sal = 0.0 if sal < 0.0 else 1.0 if sal > 1.0 else sal
+            ev = cap * sal
+            if ev > s_band:
+                ev = s_band
+            eh = s_above - ev if s_above > ev else 0.0
+            if silent:
+                fl = 0.0
+            peak = fl if fl > peak * peak_decay else peak * peak_decay
+            strength = fl / peak if peak > 1e-6 else 0.0
+            o0 = strength > ONSET_DELTA + flux_mean
+            flux_mean += 0.02 * (strength - flux_mean)
+            # A kick's low tail rings on after its attack and the time median calls it harmonic: expect
+            # it to decay from the low-band energy of a broadband hit (a bass note's attack is not
+            # one), and give what it explains back to the drums.
+            tail *= tail_decay
+            if o0 and KICK_TAIL_GAIN * hit_low > tail:
+                tail = KICK_TAIL_GAIN * hit_low
+            moved = s_bass if s_bass < tail else tail
+            # and the other way round: a low hit with no broadband one near it is a bass note's attack
+            broad = 0 if o0 else broad + 1
+            if broad > BASS_ATTACK_AFTER:
+                eb = s_bass - moved + hit_low
+            else:
+                ep, eb = ep + hit_low, s_bass - moved
             if running and not silent:
-                self._count += 1
-                self._ref += max(1.0 / self._count, self._agc_rate) * (math.sqrt(tot) - self._ref)
-            ref = self._ref
-            raw = zero if silent or ref <= 1e-9 else [min(v / ref, MAX_LEVEL) for v in a]
-            env = [r if r > e * d else e * d for r, e, d in zip(raw, env, decay)]
-            level.append(env)
-            logl = [math.log1p(10.0 * r) for r in raw]
-            rise = [v - p for v, p in zip(logl, prev0)]
-            prev0, prev1 = prev1, logl
-            fl = 0.0 if silent else fl
-            self._flux_peak = max(fl, self._flux_peak * self._peak_decay)
-            strength = fl / self._flux_peak if self._flux_peak > 1e-6 else 0.0
-            onset.append([strength] + [min(max(v, 0.0), 1.0) for v in rise[1:]])
-            over = [strength > ONSET_DELTA + self._flux_mean] + [v > RISE_FOR_HIT for v in rise[1:]]
-            self._flux_mean += 0.02 * (strength - self._flux_mean)
-            since = [c + 1 for c in since]
-            fire = [o and ok and c >= gap and r > 0.02 for o, ok, c, r in zip(over, armed, since, raw)]
-            since = [0 if f else c for f, c in zip(fire, since)]
-            armed = [not o for o in over]
-            hit.append(fire)
-        self._env, self._prev_lev, self._armed, self._since, self._tail = env, [prev0, prev1], armed, since, tail
-        return np.array(level).reshape(-1, 4), np.array(onset).reshape(-1, 4), np.array(hit, dtype=bool).reshape(-1, 4)
+                count += 1
+                ref += (1.0 / count if count * agc_rate < 1.0 else agc_rate) * (math.sqrt(tot) - ref)
+            if silent or ref <= 1e-9:
+                v0 = v1 = v2 = v3 = 0.0
+                bass_hz = voice_hz = hue = sal = 0.0
+            else:
+                g = 1.0 / ref
+                v0, v1 = math.sqrt(ep + moved) * g, math.sqrt(eb) * g
+                v2, v3 = math.sqrt(eh) * g, math.sqrt(ev) * g
+                v0, v1 = (v0 if v0 < MAX_LEVEL else MAX_LEVEL), (v1 if v1 < MAX_LEVEL else MAX_LEVEL)
+                v2, v3 = (v2 if v2 < MAX_LEVEL else MAX_LEVEL), (v3 if v3 < MAX_LEVEL else MAX_LEVEL)
+                floor = DESCRIBED_SHARE * tot  # a pitch only for a stem that sounds
+                bass_hz = s_fbass / (s_bass + 1e-9) if s_bass > floor else 0.0
+                voice_hz = f0s[j] if ev > floor else 0.0
+                hue = (math.atan2(pcy, pcx) / (2 * math.pi)) % 1.0
+            e0, e1, e2, e3 = e0 * d0, e1 * d1, e2 * d2, e3 * d3
+            e0, e1, e2, e3 = (v0 if v0 > e0 else e0), (v1 if v1 > e1 else e1), (v2 if v2 > e2 else e2), (v3 if v3 > e3 else e3)
+            l1, l2, l3 = math.log1p(10.0 * v1), math.log1p(10.0 * v2), math.log1p(10.0 * v3)
+            u1, u2, u3 = l1 - q1, l2 - q2, l3 - q3  # rises over two hops
+            q1, q2, q3, r1, r2, r3 = r1, r2, r3, l1, l2, l3
+            o1, o2, o3 = u1 > RISE_FOR_HIT, u2 > RISE_FOR_HIT, u3 > RISE_FOR_HIT
+            c0, c1, c2, c3 = c0 + 1, c1 + 1, c2 + 1, c3 + 1
+            f0 = o0 and a0 and c0 >= gap and v0 > 0.02
+            f1 = o1 and a1 and c1 >= gap and v1 > 0.02
+            f2 = o2 and a2 and c2 >= gap and v2 > 0.02
+            f3 = o3 and a3 and c3 >= gap and v3 > 0.02
+            c0, c1, c2, c3 = (0 if f0 else c0), (0 if f1 else c1), (0 if f2 else c2), (0 if f3 else c3)
+            a0, a1, a2, a3 = not o0, not o1, not o2, not o3
+            table.append([e0, e1, e2, e3, strength, _unit(u1), _unit(u2), _unit(u3), float(f0), float(f1), float(f2),
+                          float(f3), bass_hz, voice_hz, sal, hue, fl])
+        self._env, self._armed, self._since, self._tail = [e0, e1, e2, e3], [a0, a1, a2, a3], [c0, c1, c2, c3], tail
+        self._broad, self._flux_peak, self._flux_mean, self._count, self._ref = broad, peak, flux_mean, count, ref
+        self._prev_lev = [[0.0, q1, q2, q3], [0.0, r1, r2, r3]]
+        return table
 
 
 def concat_rows(parts: list[StemRows]) -> StemRows:
     """Rows of consecutive calls as one."""
-    return StemRows(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(StemRows)))
+    return StemRows(np.concatenate([p.table for p in parts]))
 
 
 def separate(mags: np.ndarray, sample_rate: int = SAMPLE_RATE, hop: int = 480, n_fft: int = 1024) -> StemRows:
@@ -318,8 +450,7 @@ def separate(mags: np.ndarray, sample_rate: int = SAMPLE_RATE, hop: int = 480, n
     centred ±OFFLINE_HALF_S median window and one gain for the track."""
     sep = StemSeparator(sample_rate, hop, n_fft, offline=True)
     sep.fix_gain(sep.total_power(mags))
-    rows = concat_rows([sep.rows(mags), sep.flush()])
-    return StemRows(*(getattr(rows, f.name)[sep.look_ahead :] for f in fields(StemRows)))
+    return concat_rows([sep.rows(mags), sep.flush()])[sep.look_ahead :]
 
 
 @dataclass(frozen=True)
@@ -353,8 +484,7 @@ def analyze_stems(path: str | Path, hop: int = 480, n_fft: int = 1024, block: in
     sep.fix_gain(np.concatenate([sep.total_power(m) for m in _file_spectra(iter_audio_blocks(path, block), hop, n_fft)]
                                 or [np.zeros(0)]))
     parts = [sep.rows(m) for m in _file_spectra(iter_audio_blocks(path, block), hop, n_fft)] + [sep.flush()]
-    rows = concat_rows(parts)
-    return StemTrack(StemRows(*(getattr(rows, f.name)[sep.look_ahead :] for f in fields(StemRows))), sep.fps)
+    return StemTrack(concat_rows(parts)[sep.look_ahead :], sep.fps)
 
 
 def _file_spectra(blocks: Iterable[np.ndarray], hop: int, n_fft: int) -> Iterator[np.ndarray]:
