@@ -376,7 +376,8 @@ def augment(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, list[s
 
 
 # ---------------------------------------------------------------------------- main
-def make_piece(idx: int, seed: int, split: str, tmp: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+def make_piece(idx: int, seed: int, split: str, tmp: Path,
+               soundfonts: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     rng = np.random.default_rng([seed, idx, 0 if split == "train" else 1])
     piece = compose(rng, split)
     while True:
@@ -389,7 +390,8 @@ def make_piece(idx: int, seed: int, split: str, tmp: Path) -> tuple[np.ndarray, 
     times, curve = beat_times(rng, n_beats, bpm, piece.beats_per_bar)
     # The score counts in labelled beats (6/8: dotted quarters, 3 eighths each); this maps them to seconds.
     lead = float(rng.uniform(0.0, 1.5))
-    sf = SOUNDFONTS[split][idx % len(SOUNDFONTS[split])]
+    fonts = soundfonts or SOUNDFONTS[split]
+    sf = fonts[idx % len(fonts)]
     mid, wav = tmp / f"{idx}.mid", tmp / f"{idx}.wav"
     render_midi(piece, times, rng, mid, lead)
     audio = synthesize(mid, wav, sf, gain=0.4)
@@ -409,17 +411,23 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--split", choices=["train", "heldout"], default="train")
     ap.add_argument("--audio", action="store_true", help="also keep each piece's audio as a 48 kHz WAV")
+    ap.add_argument("--soundfont", action="append", default=None,
+                    help="render through these soundfonts instead (repeatable; pieces take turns), e.g. "
+                         "/usr/share/sounds/sf3/MuseScore_General.sf3 /usr/share/sounds/sf2/sf_GMbank.sf2")
     args = ap.parse_args()
-    if shutil.which("fluidsynth") is None or not all(Path(s).exists() for s in SOUNDFONTS[args.split]):
-        sys.exit("make_beat_data: needs FluidSynth and the soundfonts: "
-                 "apt-get install fluidsynth fluid-soundfont-gm timgm6mb-soundfont")
+    fonts = args.soundfont or SOUNDFONTS[args.split]
+    if args.split == "train" and any(Path(f).name in {Path(h).name for h in SOUNDFONTS["heldout"]} for f in fonts):
+        sys.exit("make_beat_data: the held-out soundfont (TimGM6mb) must not render training data")
+    if shutil.which("fluidsynth") is None or not all(Path(s).exists() for s in fonts):
+        sys.exit("make_beat_data: needs FluidSynth and the soundfonts: apt-get install fluidsynth "
+                 "fluid-soundfont-gm timgm6mb-soundfont (--soundfont: musescore-general-soundfont csound-soundfont)")
     args.out.mkdir(parents=True, exist_ok=True)
     pieces: list[dict] = []
     total, idx, t0 = 0.0, 0, time.time()
     with tempfile.TemporaryDirectory() as td:
         while total < args.hours * 3600:
             out = args.out / f"piece_{idx:05d}.safetensors"
-            audio, beats, downbeats, meta = make_piece(idx, args.seed, args.split, Path(td))
+            audio, beats, downbeats, meta = make_piece(idx, args.seed, args.split, Path(td), args.soundfont)
             x = features_of(audio).astype(np.float16)
             save_file({"x": x, "beats": beats, "downbeats": downbeats}, str(out),
                       metadata={"meta": json.dumps(meta)})

@@ -17,11 +17,12 @@ import json
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file
+from safetensors import safe_open
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.audio.beatnet.model import BeatNet, load_weights, n_params, save_weights  # noqa: E402
@@ -31,46 +32,86 @@ CROP = 1200  # frames (12 s)
 BATCH = 16
 
 
-def load(data: Path, skip: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Each piece after the first `skip` (by name): features (frames × N_INPUT float16) and targets
-    (frames × 2 float32). Training re-reads the folder every epoch, so it may start while
+HELDOUT_BAND = (104.0, 112.0)  # base tempos the training data leaves out (make_beat_data.py): stretching keeps out too
+
+
+@dataclass(frozen=True)
+class Piece:
+    x: np.ndarray  # frames × N_INPUT features (float16)
+    y: np.ndarray  # frames × 2 targets (beat, downbeat)
+    beats: np.ndarray  # label frame positions (fractional) of the beats
+    downbeats: np.ndarray
+    bpm: float  # the piece's base tempo
+
+
+def targets(n: int, beats: np.ndarray, downbeats: np.ndarray) -> np.ndarray:
+    """frames × 2 targets: 1 on each label frame, 0.5 on its neighbours."""
+    y = np.zeros((n, 2), dtype=np.float32)
+    for col, pos in ((0, beats), (1, downbeats)):
+        idx = np.round(pos).astype(np.int64)
+        for off, val in ((-1, 0.5), (1, 0.5), (0, 1.0)):
+            j = idx + off
+            j = j[(j >= 0) & (j < n)]
+            y[j, col] = np.maximum(y[j, col], val)
+    return y
+
+
+def load(data: Path, skip: int = 0) -> list[Piece]:
+    """Each piece after the first `skip` (by name): features (frames × N_INPUT float16), targets
+    (frames × 2 float32) and labels. Training re-reads the folder every epoch, so it may start while
     make_beat_data.py is still writing; the newest file may be half written and waits for the next read)."""
     out = []
     files = sorted(data.glob("piece_*.safetensors"))[:-1]  # the newest may be half written
     for f in files[skip:]:
-        d = load_file(str(f))
+        with safe_open(str(f), framework="np") as fh:
+            d = {k: fh.get_tensor(k) for k in fh.keys()}
+            meta = json.loads((fh.metadata() or {}).get("meta", "{}"))
         x = d["x"]
-        y = np.zeros((len(x), 2), dtype=np.float32)
-        for col, key in ((0, "beats"), (1, "downbeats")):
-            idx = label_frame(d[key])
-            for off, val in ((-1, 0.5), (1, 0.5), (0, 1.0)):
-                j = idx + off
-                j = j[(j >= 0) & (j < len(x))]
-                y[j, col] = np.maximum(y[j, col], val)
-        out.append((x, y))
+        beats = label_frame(d["beats"]).astype(np.float64)
+        downbeats = label_frame(d["downbeats"]).astype(np.float64)
+        out.append(Piece(x, targets(len(x), beats, downbeats), beats, downbeats, float(meta.get("bpm", 0.0))))
     return out
 
 
-def batch(pieces: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    xs, ys = [], []
-    for _ in range(BATCH):
-        x, y = pieces[int(rng.integers(len(pieces)))]
-        if len(x) <= CROP:
-            pad = CROP - len(x)
-            x, y = np.pad(x, ((0, pad), (0, 0))), np.pad(y, ((0, pad), (0, 0)))
-        else:
-            s = int(rng.integers(0, len(x) - CROP))
-            x, y = x[s : s + CROP], y[s : s + CROP]
-        xs.append(x.astype(np.float32))
-        ys.append(y)
+def _factor(p: Piece, stretch: float, rng: np.random.Generator) -> float:
+    """A random tempo factor within ±`stretch` (log-uniform) that keeps the base tempo out of the held-out band."""
+    if stretch <= 0 or rng.random() < 0.3:
+        return 1.0
+    for _ in range(4):
+        f = float(np.exp(rng.uniform(-np.log1p(stretch), np.log1p(stretch))))
+        if not HELDOUT_BAND[0] <= p.bpm * f < HELDOUT_BAND[1]:
+            return f
+    return 1.0
+
+
+def crop(p: Piece, rng: np.random.Generator, stretch: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """A random CROP-frame excerpt (features, targets); with `stretch`, played faster or slower by a
+    random factor f (features linearly interpolated at frames s + k·f, labels moved to match)."""
+    f = _factor(p, stretch, rng)
+    span = int(np.ceil(CROP * f)) + 2
+    if len(p.x) <= span:
+        pad = max(0, CROP - len(p.x))
+        return np.pad(p.x[:CROP], ((0, pad), (0, 0))).astype(np.float32), np.pad(p.y[:CROP], ((0, pad), (0, 0)))
+    s = int(rng.integers(0, len(p.x) - span))
+    if f == 1.0:
+        return p.x[s : s + CROP].astype(np.float32), p.y[s : s + CROP]
+    pos = s + np.arange(CROP) * f
+    i = pos.astype(np.int64)
+    w = (pos - i).astype(np.float32)[:, None]
+    x = p.x[i].astype(np.float32) * (1 - w) + p.x[i + 1].astype(np.float32) * w
+    return x, targets(CROP, (p.beats - s) / f, (p.downbeats - s) / f)
+
+
+def batch(pieces: list[Piece], rng: np.random.Generator, stretch: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = zip(*(crop(pieces[int(rng.integers(len(pieces)))], rng, stretch) for _ in range(BATCH)))
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
-def val_loss(net: BeatNet, pieces: list[tuple[np.ndarray, np.ndarray]], pos_weight: torch.Tensor) -> float:
+def val_loss(net: BeatNet, pieces: list[Piece], pos_weight: torch.Tensor) -> float:
     net.eval()
     total, n = 0.0, 0
     with torch.inference_mode():
-        for x, y in pieces:
+        for x, y in ((p.x, p.y) for p in pieces):
             logits = net(torch.from_numpy(x.astype(np.float32))[None])[0]
             total += float(torch.nn.functional.binary_cross_entropy_with_logits(
                 logits, torch.from_numpy(y), pos_weight=pos_weight, reduction="sum"))
@@ -81,7 +122,8 @@ def val_loss(net: BeatNet, pieces: list[tuple[np.ndarray, np.ndarray]], pos_weig
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="train the beat/downbeat TCN")
-    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--data", type=Path, nargs="+", required=True,
+                    help="one or more folders from make_beat_data.py (every 20th piece of each validates)")
     ap.add_argument("--variant", choices=["causal", "offline"], default="causal")
     ap.add_argument("--channels", type=int, default=32)
     ap.add_argument("--layers", type=int, default=11)
@@ -91,17 +133,19 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tuning)")
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--stretch", type=float, default=0.0,
+                    help="tempo augmentation: 70 %% of crops played up to this much faster or slower (e.g. 0.2)")
     ap.add_argument("--downbeat-weight", type=float, default=12.0, help="BCE positive weight of downbeat frames")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    pieces = load(args.data)
-    if len(pieces) < 4:
-        sys.exit(f"train_beats: only {len(pieces)} pieces in {args.data}: run scripts/make_beat_data.py first")
-    val = [p for i, p in enumerate(pieces) if i % 20 == 0]  # every 20th piece validates
-    train = [p for i, p in enumerate(pieces) if i % 20]
-    frames = sum(len(x) for x, _ in train)
+    per_dir = [load(d) for d in args.data]
+    if sum(len(p) for p in per_dir) < 4:
+        sys.exit(f"train_beats: too few pieces in {args.data}: run scripts/make_beat_data.py first")
+    val = [p for pieces in per_dir for i, p in enumerate(pieces) if i % 20 == 0]  # every 20th piece validates
+    train = [p for pieces in per_dir for i, p in enumerate(pieces) if i % 20]
+    frames = sum(len(p.x) for p in train)
     cfg = NetConfig(variant=args.variant, channels=args.channels, layers=args.layers)
     net = BeatNet(cfg)
     if args.init is not None:
@@ -122,7 +166,7 @@ def main() -> None:
             frac = min(1.0, (time.time() - t0) / budget)
             for g in opt.param_groups:
                 g["lr"] = args.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
-            x, y = batch(train, rng)
+            x, y = batch(train, rng, args.stretch)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x), y, pos_weight=pos_weight)
             opt.zero_grad()
             loss.backward()
@@ -132,20 +176,22 @@ def main() -> None:
             if time.time() - t0 >= budget:
                 break
         epoch += 1
-        for i, p in enumerate(load(args.data, skip=len(pieces)), start=len(pieces)):  # pieces written since
-            pieces.append(p)
-            (val if i % 20 == 0 else train).append(p)
-            best = math.inf if i % 20 == 0 else best  # another validation set: losses do not compare
-        frames = sum(len(x) for x, _ in train)
+        for d, pieces in zip(args.data, per_dir):
+            for i, p in enumerate(load(d, skip=len(pieces)), start=len(pieces)):  # pieces written since
+                pieces.append(p)
+                (val if i % 20 == 0 else train).append(p)
+                best = math.inf if i % 20 == 0 else best  # another validation set: losses do not compare
+        frames = sum(len(p.x) for p in train)
         steps_per_epoch = max(1, frames // (BATCH * CROP))
         v = val_loss(net, val, pos_weight)
-        log.append({"epoch": epoch, "step": step, "pieces": len(pieces), "val_loss": round(v, 5), "train_loss": round(float(loss), 5),
+        log.append({"epoch": epoch, "step": step, "pieces": len(train) + len(val), "val_loss": round(v, 5),
+                    "train_loss": round(float(loss.detach()), 5),
                     "minutes": round((time.time() - t0) / 60, 2)})
         print(json.dumps(log[-1]), flush=True)
         if v < best:
             best = v
-            card = {"data": str(args.data), "seed": args.seed, "init": str(args.init or ""), "lr": args.lr,
-                    "downbeat_weight": args.downbeat_weight, "epoch": epoch, "steps": step,
+            card = {"data": " ".join(map(str, args.data)), "seed": args.seed, "init": str(args.init or ""), "lr": args.lr,
+                    "downbeat_weight": args.downbeat_weight, "stretch": args.stretch, "epoch": epoch, "steps": step,
                     "val_loss": round(v, 5), "params": n_params(net), "train_hours": round(frames / 360000, 3)}
             save_weights(net, args.out, card)
     print(f"done: best validation loss {best:.5f}, {step} steps, {(time.time() - t0) / 60:.1f} min", flush=True)

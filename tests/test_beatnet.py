@@ -76,6 +76,23 @@ def test_live_learned_tracker_follows_a_tempo_ramp() -> None:
     assert abs(bt.tempo_bpm - 60.0 / np.diff(r.beats[-2:])[0]) < 0.05 * 130.0
 
 
+@pytest.mark.parametrize(("bpm", "per_bar"), [(100.0, 3), (80.0, 4)])
+def test_live_learned_tracker_hears_the_meter(bpm: float, per_bar: int) -> None:
+    """Live, the bar is counted in 3 for 3/4 and in 4 for 4/4, and the downbeats it flags once it
+    has heard a few bars are the bars' first beats."""
+    x, beats = _meter_track(bpm, per_bar, 30.0)
+    bt, _ = live_tracker("learned")
+    tr, downbeats = FeatureTracker(SR, 480, beats=bt), []
+    for k in range(len(x) // 480):
+        if tr.process(x[k * 480 : (k + 1) * 480], (k + 1) * 480 / SR).downbeat:
+            downbeats.append(tr.last_beat_time)
+    assert bt.beats_per_bar == per_bar
+    late = np.array([d for d in downbeats if d > 15.0])
+    true = beats[::per_bar]
+    assert len(late) >= 0.8 * np.sum(true[true < 29.5] > 15.0)
+    assert np.mean(np.abs(late[:, None] - true[None]).min(axis=1) < 0.07) >= 0.8
+
+
 @pytest.mark.parametrize("variant", ["causal", "offline"])
 def test_committed_weights_load_without_network(variant: str) -> None:
     net = load_weights(weights_path(variant))

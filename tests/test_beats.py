@@ -17,6 +17,7 @@ import pygame
 import pytest
 import soundfile as sf
 
+from engine.audio.accents import MeterCounter
 from engine.audio.beatmap import BeatAnalyzer
 from engine.audio.beats import BeatTracker
 from engine.audio.features import FeatureTracker
@@ -100,6 +101,18 @@ def test_accented_first_beat_gives_downbeats() -> None:
     assert bt.grid.downbeat_confidence > 0.1 and bt.grid.position_at(r.downbeats[-1] + 0.01) == 0
     bm = offline(r)
     assert f_measure(r.downbeats, bm.downbeats, r) >= 0.9
+
+
+@pytest.mark.parametrize(("per_bar", "third"), [(3, 0.0), (4, 0.5), (2, 0.0)])
+def test_meter_counter_learns_the_bar_length_and_its_downbeat(per_bar: int, third: float) -> None:
+    """Accents with a downbeat every `per_bar` beats (a 4/4's third beat half as strong: still 4, not 2)."""
+    mc = MeterCounter((2, 3, 4))
+    for count in range(5, 5 + 12 * per_bar):
+        pos = (count - 7) % per_bar  # beat 7 is a downbeat
+        kick = 1.0 if pos == 0 else (third if per_bar == 4 and pos == 2 else 0.1)
+        mc.add(count, kick, 0.5, 0.0)
+    assert mc.beats_per_bar == per_bar
+    assert (7 - mc.downbeat) % per_bar == 0 and mc.confidence > 0.1
 
 
 def test_equal_clicks_claim_no_downbeats() -> None:

@@ -24,6 +24,10 @@ import numpy as np
 BAR_DECAY = 0.8  # per bar: an accent pattern is forgotten within about five bars
 MIN_BARS = 2  # bars heard before a downbeat is claimed
 MIN_BAR_CONFIDENCE = 0.1  # below this margin no beat is called a downbeat
+METER_SWITCH = 1.25  # MeterCounter: another bar length's accent margin must be this much larger to take over
+# MeterCounter: a bar of 2 divides a bar of 4, so a 4/4 whose third beat sounds half like a downbeat
+# shows a bar of 2 a larger margin than its own; a bar of 2 must show this much more to be chosen.
+METER_WEIGHTS = {2: 0.5, 3: 1.0, 4: 1.0}
 # accent = kick − ½·hit + 3·change. The kick (low-band onset) marks the bar; a beat whose broadband
 # hit is strong for its kick is a backbeat snare (beats 2 and 4), which argues *against* a downbeat;
 # harmony changes on the bar line. Weighed by hand on the synthetic patterns of engine.audio.rhythms.
@@ -93,6 +97,44 @@ class BarCounter:
             top = np.sort(self._score)[::-1]
             scale = max(abs(top[0]), float(np.abs(self._score).mean())) + 1e-9
             self.confidence = float(np.clip((top[0] - top[1]) / scale, 0.0, 1.0))
+
+    @property
+    def margin(self) -> float:
+        """How far the downbeat's mean accent stands above the runner-up's (0 until MIN_BARS bars)."""
+        if self._seen < MIN_BARS * self.beats_per_bar:
+            return 0.0
+        top = np.sort(self._score)[::-1]
+        return float(top[0] - top[1])
+
+
+class MeterCounter:
+    """A `BarCounter` that also learns the meter: one counter per candidate bar length (2, 3, 4
+    beats; 6/8 counts 2 dotted-quarter beats) hears every beat, and the bar length whose downbeat
+    stands furthest above its runner-up (the raw accent margin, weighed by `METER_WEIGHTS`: a 3/4
+    heard in bars of 4 has no margin) is the meter. A new meter must beat the current one's margin by
+    `METER_SWITCH` (no flapping between readings that explain the accents almost equally)."""
+
+    def __init__(self, meters: tuple[int, ...] = (2, 3, 4), default: int = 4) -> None:
+        self._counters = {m: BarCounter(m) for m in meters}
+        self._default = default
+        self.reset()
+
+    def reset(self) -> None:
+        for c in self._counters.values():
+            c.reset()
+        self.beats_per_bar = self._default
+        self.confidence = 0.0
+        self.downbeat = 0
+
+    def add(self, count: int, kick: float, hit: float, change: float) -> None:
+        for c in self._counters.values():
+            c.add(count, kick, hit, change)
+        margins = {m: c.margin * METER_WEIGHTS.get(m, 1.0) for m, c in self._counters.items()}
+        best = max(margins, key=lambda m: margins[m])
+        if margins[best] > METER_SWITCH * margins[self.beats_per_bar]:
+            self.beats_per_bar = best
+        chosen = self._counters[self.beats_per_bar]
+        self.downbeat, self.confidence = chosen.downbeat, chosen.confidence
 
 
 class SectionDetector:

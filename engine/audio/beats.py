@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from engine.audio.accents import MIN_BAR_CONFIDENCE, BarCounter, SectionDetector, accent_parts
+from engine.audio.accents import MIN_BAR_CONFIDENCE, BarCounter, MeterCounter, SectionDetector, accent_parts
 from engine.audio.onsets import ONSET_DELAY_S, Onsets, OnsetDetector, SampleTail, hop_spectra
 from engine.audio.tempo import comb_phase, estimate_tempo
 from engine.types import SAMPLE_RATE, BeatGrid
@@ -80,18 +80,18 @@ class BeatTracker:
     """Causal beat + downbeat tracking for one stream (`update` per hop, or `update_spectra` per block of hops)."""
 
     def __init__(self, sample_rate: int = SAMPLE_RATE, hop: int = 480, n_fft: int = 1024,
-                 beats_per_bar: int = 4) -> None:
+                 beats_per_bar: int = 4, meters: tuple[int, ...] = ()) -> None:
+        """`meters`: bar lengths to choose from as the accents show (`MeterCounter`); none: always `beats_per_bar`."""
         self.sample_rate, self.hop, self.n_fft = sample_rate, hop, n_fft
         self.fps = sample_rate / hop
         self._window = np.hanning(n_fft).astype(np.float32)
         self._past = SampleTail(n_fft - hop)  # the samples before the next hop's frame
         self._onsets = OnsetDetector(sample_rate, n_fft, self.fps)
         self._hist = _History(int(HISTORY_S * self.fps), self._onsets.n_bands)
-        self._bar = BarCounter(beats_per_bar)
+        self._bar: BarCounter | MeterCounter = MeterCounter(meters, beats_per_bar) if meters else BarCounter(beats_per_bar)
         self._sections = SectionDetector(self.fps)
         self._tempo_every = max(1, round(TEMPO_EVERY_S * self.fps))
         self._phase_every = max(1, round(PHASE_EVERY_S * self.fps))
-        self.beats_per_bar = beats_per_bar
         self.delay = ONSET_DELAY_S  # a beat at τ peaks in the activation of the hop ending τ + delay
         self.reset()
 
@@ -124,6 +124,11 @@ class BeatTracker:
         self._bar.reset()
         self.grid = BeatGrid(period=self.period, beats_per_bar=self.beats_per_bar)
         self._grid_key: tuple = ()
+
+    @property
+    def beats_per_bar(self) -> int:
+        """Beats to a bar: fixed for the DSP accents; learned with the meter by `MeterCounter`."""
+        return self._bar.beats_per_bar
 
     # ------------------------------------------------------------------ taps
     def tap(self, t: float) -> None:
@@ -164,7 +169,7 @@ class BeatTracker:
             beat, downbeat, event = beat or self.beat, downbeat or self.downbeat, event or self.event
         self.beat, self.downbeat, self.event = beat, downbeat, event
         # A new grid only when what it is made of changed (most hops change nothing).
-        key = (self._anchor, self.period, self.last_beat_time, self._count, self._bar.downbeat,
+        key = (self._anchor, self.period, self.last_beat_time, self._count, self._bar.downbeat, self.beats_per_bar,
                self.tempo_confidence, self._contrast, self._bar.confidence, self._quiet, self.tapped)
         if key != self._grid_key:
             self._grid_key, self.grid = key, self._make_grid()

@@ -4,7 +4,7 @@
 beats emitted as predictions of the grid, taps, silence handling, bar counting, section events) with
 its activation swapped: instead of spectral-flux onsets, each hop's row is the causal network's beat
 probability (`strength`: tempo and phase follow it) and downbeat probability (`low`: the bar counter
-takes the position whose beats carry the most downbeat probability). The network runs on the very
+takes the meter and position whose beats carry the most downbeat probability, `MeterCounter`). The network runs on the very
 spectra the feature thread computed (no extra FFT), a block of hops per call, its layer states kept
 between calls (`StreamingBeatNet`); its labels sit 20 ms after the beat, so `delay` is 20 ms.
 """
@@ -20,6 +20,9 @@ from engine.audio.onsets import Onsets
 from engine.types import SAMPLE_RATE
 
 
+LIVE_METERS = (2, 3, 4)  # bar lengths the live bar counter chooses between (6/8: 2 dotted-quarter beats)
+
+
 class LearnedBeatTracker(BeatTracker):
     """Causal beat + downbeat tracking driven by the causal beat network (`net.cfg.variant == "causal"`)."""
 
@@ -29,7 +32,7 @@ class LearnedBeatTracker(BeatTracker):
             raise ValueError("the beat network hears 48 kHz audio in 480-sample hops with 1024-point frames")
         self._net = StreamingBeatNet(net)
         self._bands = LogBands()
-        super().__init__(sample_rate, hop, n_fft, beats_per_bar)
+        super().__init__(sample_rate, hop, n_fft, beats_per_bar, meters=LIVE_METERS)
         self.delay = LOOKAHEAD_S
         self._no_bands = np.zeros((0, self._onsets.n_bands), dtype=np.float32)
 
