@@ -225,3 +225,14 @@ def test_learned_is_the_default_and_dsp_can_be_chosen() -> None:
     analyzer, choice = offline_analyzer("dsp")
     assert isinstance(analyzer, BeatAnalyzer) and choice.used == "dsp" and choice.note == ""
     assert isinstance(offline_analyzer()[0], LearnedBeatAnalyzer)
+
+
+def test_offline_reads_a_70_bpm_four_on_the_floor_at_70_not_140() -> None:
+    """Off-beat hats make every half beat an onset; the kick and snare say the beat is at 70 BPM."""
+    r = drums("four", 70.0, 30.0)
+    a, _ = offline_analyzer("learned")
+    a.feed(r.samples)
+    bm = a.finish()
+    assert abs(bm.tempo_bpm - 70.0) < 3.0
+    late = r.beats[r.beats > 5.0]
+    assert np.abs(bm.beats[:, None] - late[None]).min(axis=0).max() < 0.07  # every true beat found
