@@ -12,11 +12,13 @@ from collections import deque
 
 import numpy as np
 
-from engine.directing.leitmotif import MoodTrack, SectionMemory, fingerprint
-from engine.directing.sections import FRAME_S, section_features
+from engine.directing.leitmotif import MoodTrack, SectionMemory, distance, fingerprint
+from engine.directing.sections import FLOOR_DB, FRAME_S, section_features
 from engine.types import Features
 
 MOOD_KEEP_S = 600.0  # how far back a return can recall the mood it had
+SMOOTH_ROWS = 5  # novelty is averaged over this many rows (0.5 s) before its peak is looked for
+STATS_KEEP_S = 600.0  # the running statistics that standardise the features forget over about this long
 
 
 class LiveSections:
@@ -33,10 +35,18 @@ class LiveSections:
     `max_section_s` is closed there, so memory stays bounded in a night-long set.
     """
 
-    def __init__(self, sample_rate: int, kernel_s: float = 3.0, min_gap_s: float = 6.0, threshold: float = 12.0,
-                 capacity: int = 26, max_section_s: float = 120.0) -> None:
+    def __init__(self, sample_rate: int, kernel_s: float = 3.0, min_gap_s: float = 6.0, threshold: float = 8.0,
+                 capacity: int = 26, max_section_s: float = 120.0, before_s: float = 6.0) -> None:
         self.sample_rate, self.frame_s = sample_rate, FRAME_S
         self.k = max(2, int(round(kernel_s / FRAME_S)))
+        self.before = max(self.k, int(round(before_s / FRAME_S)))
+        # Running statistics of every row heard (exponentially forgetting over STATS_KEEP_S): live's
+        # stand-in for the offline pass's standardisation over the whole track, and its loudest row
+        # for the offline FLOOR_DB floor.
+        self._n = 0
+        self._mean = np.zeros(0)
+        self._var = np.zeros(0)
+        self._loudest = np.full(2, -np.inf)
         self.min_gap, self.threshold = int(round(min_gap_s / FRAME_S)), threshold
         self.max_rows = int(round(max_section_s / FRAME_S))
         self.memory: SectionMemory[object] = SectionMemory(capacity=capacity)
@@ -45,6 +55,7 @@ class LiveSections:
         self._chroma: list[np.ndarray] = []
         self._since = 0  # rows since the last boundary
         self._last_novelty = 0.0
+        self._recent: deque[float] = deque(maxlen=SMOOTH_ROWS)  # the last rows' novelty, smoothed over
         self.letter = ""  # the section playing now: its letter once known
         self.returning = False  # it sounds like a section heard before
         self.form: list[str] = []  # the letters of the sections that ended, in order (the last 64)
@@ -67,6 +78,7 @@ class LiveSections:
         self._pending = self._pending[k * n :]
         ended = ""
         for v, c in zip(rows.values, rows.chroma):
+            v = self._heard(v)
             self._values.append(v)
             self._chroma.append(c)
             self._since += 1
@@ -79,15 +91,39 @@ class LiveSections:
             return self._close(len(self._values))
         if len(self._values) < 2 * k:
             return ""
-        recent = np.asarray(self._values[-2 * k :])
-        before, after = recent[:k], recent[k:]
-        spread = np.maximum(recent.std(0), 1.0)
-        novelty = float(np.sum(((after.mean(0) - before.mean(0)) / spread) ** 2))
+        recent = np.asarray(self._values[-(k + self.before) :])
+        before, after = recent[:-k], recent[-k:]
+        spread = np.maximum(np.sqrt(self._var), 1.0)
+        self._recent.append(float(np.sum(((after.mean(0) - before.mean(0)) / spread) ** 2)))
+        novelty = float(np.mean(self._recent))
         peaked = self._last_novelty > self.threshold and novelty < self._last_novelty
         self._last_novelty = novelty
-        if peaked and self._since - k - 1 >= self.min_gap:
-            return self._close(len(self._values) - k - 1)
+        lag = k + 1 + SMOOTH_ROWS // 2
+        if peaked and self._since - lag >= self.min_gap and self._differs(len(self._values) - lag):
+            return self._close(len(self._values) - lag)
         return ""
+
+    def _differs(self, at: int) -> bool:
+        """Whether what followed row `at` sounds like another section than the one before it (the
+        letters' own measure): a change inside a section (a chord, a filter sweep, the first bars of a
+        slow build) is no boundary."""
+        v, c = np.asarray(self._values), np.asarray(self._chroma)
+        return distance(fingerprint(v[:at], c[:at]), fingerprint(v[at:], c[at:])) >= self.memory.threshold
+
+    def _heard(self, v: np.ndarray) -> np.ndarray:
+        """A row floored FLOOR_DB below the loudest heard so far (loudness and bands apart, as offline),
+        and counted into the running mean and variance."""
+        self._loudest = np.maximum(self._loudest, [v[0], v[1:].max()])
+        v = np.concatenate([[max(v[0], self._loudest[0] - FLOOR_DB)], np.maximum(v[1:], self._loudest[1] - FLOOR_DB)])
+        self._n += 1
+        if self._n == 1:
+            self._mean, self._var = v.astype(np.float64), np.zeros(len(v))
+        else:
+            a = max(1.0 / self._n, FRAME_S / STATS_KEEP_S)
+            d = v - self._mean
+            self._mean = self._mean + a * d
+            self._var = (1 - a) * (self._var + a * d * d)
+        return v
 
     def _close(self, at: int) -> str:
         """The section up to row `at` ended: its letter; the rows after it begin the next."""
@@ -101,6 +137,7 @@ class LiveSections:
         self._values, self._chroma = self._values[at:], self._chroma[at:]
         self._base += at
         self._since, self._last_novelty = len(self._values), 0.0
+        self._recent.clear()
         self.letter, self.returning, self.recalled = "", False, None
         if self._values:  # what the new section's first seconds sound like
             near = self.memory.nearest(fingerprint(np.asarray(self._values), np.asarray(self._chroma)))
