@@ -18,6 +18,9 @@ from engine.types import Features
 
 MOOD_KEEP_S = 600.0  # how far back a return can recall the mood it had
 SMOOTH_ROWS = 5  # novelty is averaged over this many rows (0.5 s) before its peak is looked for
+# A cut needs what follows a fifth further from the section so far than the letters' "same section"
+# line: 3 s of one chord of a quiet intro fingerprint up to 0.20 from the whole intro (the demo track)
+CUT_MARGIN = 1.2
 STATS_KEEP_S = 600.0  # the running statistics that standardise the features forget over about this long
 
 
@@ -25,13 +28,19 @@ class LiveSections:
     """Live: sections found as the music plays and lettered as each ends, in bounded memory.
 
     Audio comes in blocks of any size (`feed`); every 0.1 s of it becomes a row of loudness and band
-    energies (dB) and chroma (`engine.directing.sections.section_features`). A boundary is where the
-    mean of the last `kernel_s` of rows differs most from the `kernel_s` before (squared distance in
-    units of their spread, at least 1 dB, summed over the dimensions: the offline novelty's measure),
-    once that exceeds `threshold` and has peaked, at least `min_gap_s` after the last one: it is
-    found `kernel_s` late. The section that ended is fingerprinted and clustered (`SectionMemory`,
-    at most `capacity` letters); the new one gets the letter of the nearest known section its first
-    `kernel_s` sound like ("A" again: a return), else a new one when it ends. A section longer than
+    energies (dB) and chroma (`engine.directing.sections.section_features`), floored `FLOOR_DB` below
+    the loudest heard so far. A boundary is where the mean of the last `kernel_s` of rows differs most
+    from the up to `before_s` of the section before them (squared distance in units of the *running*
+    spread of everything heard, at least 1 dB, summed over the dimensions: the offline novelty's
+    measure, standardised as offline does over the whole track, but with what has been heard only;
+    the spread of the two windows themselves would blow a chord change up into a section change).
+    The novelty, averaged over 0.5 s, must exceed `threshold` and have peaked, at least `min_gap_s`
+    after the last boundary, and what follows must sound like another section than the one so far
+    (the letters' own distance, `CUT_MARGIN` beyond their line), so a chord change, a filter sweep
+    or the first bars of a slow build are not cut: it is found about `kernel_s` late. The section
+    that ended is fingerprinted and clustered (`SectionMemory`, at most `capacity` letters); the new
+    one gets the letter of the nearest known section its first `kernel_s` sound like ("A" again: a
+    return), else a new one when it ends. A section longer than
     `max_section_s` is closed there, so memory stays bounded in a night-long set.
     """
 
@@ -108,7 +117,7 @@ class LiveSections:
         letters' own measure): a change inside a section (a chord, a filter sweep, the first bars of a
         slow build) is no boundary."""
         v, c = np.asarray(self._values), np.asarray(self._chroma)
-        return distance(fingerprint(v[:at], c[:at]), fingerprint(v[at:], c[at:])) >= self.memory.threshold
+        return distance(fingerprint(v[:at], c[:at]), fingerprint(v[at:], c[at:])) >= CUT_MARGIN * self.memory.threshold
 
     def _heard(self, v: np.ndarray) -> np.ndarray:
         """A row floored FLOOR_DB below the loudest heard so far (loudness and bands apart, as offline),
