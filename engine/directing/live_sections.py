@@ -21,6 +21,7 @@ SMOOTH_ROWS = 5  # novelty is averaged over this many rows (0.5 s) before its pe
 # A cut needs what follows a fifth further from the section so far than the letters' "same section"
 # line: 3 s of one chord of a quiet intro fingerprint up to 0.20 from the whole intro (the demo track)
 CUT_MARGIN = 1.2
+RECHECK_ROWS, RECHECK_UNTIL = 10, 150  # a new section is compared with the known ones every 1 s for 15 s
 STATS_KEEP_S = 600.0  # the running statistics that standardise the features forget over about this long
 
 
@@ -110,6 +111,8 @@ class LiveSections:
         lag = k + 1 + SMOOTH_ROWS // 2
         if peaked and self._since - lag >= self.min_gap and self._differs(len(self._values) - lag):
             return self._close(len(self._values) - lag)
+        if not self.returning and self.form and self._since % RECHECK_ROWS == 0 and self._since <= RECHECK_UNTIL:
+            self._recognise()  # a return whose first seconds were blurred (a fade, a fill) is known later
         return ""
 
     def _differs(self, at: int) -> bool:
@@ -148,13 +151,17 @@ class LiveSections:
         self._since, self._last_novelty = len(self._values), 0.0
         self._recent.clear()
         self.letter, self.returning, self.recalled = "", False, None
-        if self._values:  # what the new section's first seconds sound like
-            near = self.memory.nearest(fingerprint(np.asarray(self._values), np.asarray(self._chroma)))
-            if near:
-                self.letter, self.returning = near, True
-                if near in self._first:
-                    self.recalled = (self._time(self._base), self._time(self._first[near]))
+        if self._values:
+            self._recognise()
         return letter
+
+    def _recognise(self) -> None:
+        """Whether the section playing, as far as heard, sounds like a known one: a return."""
+        near = self.memory.nearest(fingerprint(np.asarray(self._values), np.asarray(self._chroma)))
+        if near:
+            self.letter, self.returning = near, True
+            if near in self._first:
+                self.recalled = (self._time(self._base), self._time(self._first[near]))
 
     def _time(self, row: int) -> float:
         return (self._t0 or 0.0) + row * self.frame_s
