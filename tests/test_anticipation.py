@@ -667,3 +667,4 @@ def test_live_letters_tell_the_demo_tracks_intro_build_and_drop_apart():
     assert len(set(live.form[:3])) == 3, live.form  # intro, build and drop: three letters
     assert all(playing[t] == "new" for t in (40.0, 50.0, 58.0)), playing  # the drop is not "A again"
     assert playing[70.0] == live.form[0], playing  # the intro played again is
+    assert playing[110.0] == live.form[2], playing  # and so is the drop

@@ -13,7 +13,7 @@ from collections import deque
 import numpy as np
 
 from engine.directing.leitmotif import MoodTrack, SectionMemory, distance, fingerprint
-from engine.directing.sections import FLOOR_DB, FRAME_S, section_features
+from engine.directing.sections import FLOOR_DB, FRAME_S, MIN_FEATURE_NOVELTY, section_features
 from engine.types import Features
 
 MOOD_KEEP_S = 600.0  # how far back a return can recall the mood it had
@@ -35,18 +35,21 @@ class LiveSections:
     spread of everything heard, at least 1 dB, summed over the dimensions: the offline novelty's
     measure, standardised as offline does over the whole track, but with what has been heard only;
     the spread of the two windows themselves would blow a chord change up into a section change).
-    The novelty, averaged over 0.5 s, must exceed `threshold` and have peaked, at least `min_gap_s`
-    after the last boundary, and what follows must sound like another section than the one so far
-    (the letters' own distance, `CUT_MARGIN` beyond their line), so a chord change, a filter sweep
-    or the first bars of a slow build are not cut: it is found about `kernel_s` late. The section
-    that ended is fingerprinted and clustered (`SectionMemory`, at most `capacity` letters); the new
-    one gets the letter of the nearest known section its first `kernel_s` sound like ("A" again: a
-    return), else a new one when it ends. A section longer than
-    `max_section_s` is closed there, so memory stays bounded in a night-long set.
+    The novelty, averaged over 0.5 s, must exceed `threshold` (the offline novelty's floor: the
+    running spread grows as a set goes on, so a second drop scores lower than the first) and have
+    peaked, at least `min_gap_s` after the last boundary, and what follows must sound like another
+    section than the one so far (the letters' own distance, `CUT_MARGIN` beyond their line), so a
+    chord change, a filter sweep or the first bars of a slow build are not cut: it is found about
+    `kernel_s` late. The section that ended is fingerprinted and clustered (`SectionMemory`, at most
+    `capacity` letters); the new one gets the letter of the nearest known section it sounds like
+    (checked at its start and every second for 15 s: "A" again, a return), else a new one when it
+    ends. A section longer than `max_section_s` is closed there, so memory stays bounded in a
+    night-long set.
     """
 
-    def __init__(self, sample_rate: int, kernel_s: float = 3.0, min_gap_s: float = 6.0, threshold: float = 8.0,
-                 capacity: int = 26, max_section_s: float = 120.0, before_s: float = 6.0) -> None:
+    def __init__(self, sample_rate: int, kernel_s: float = 3.0, min_gap_s: float = 6.0,
+                 threshold: float = MIN_FEATURE_NOVELTY, capacity: int = 26, max_section_s: float = 120.0,
+                 before_s: float = 6.0) -> None:
         self.sample_rate, self.frame_s = sample_rate, FRAME_S
         self.k = max(2, int(round(kernel_s / FRAME_S)))
         self.before = max(self.k, int(round(before_s / FRAME_S)))
