@@ -668,3 +668,27 @@ def test_live_letters_tell_the_demo_tracks_intro_build_and_drop_apart():
     assert all(playing[t] == "new" for t in (40.0, 50.0, 58.0)), playing  # the drop is not "A again"
     assert playing[70.0] == live.form[0], playing  # the intro played again is
     assert playing[110.0] == live.form[2], playing  # and so is the drop
+
+
+@pytest.mark.slow
+def test_the_hud_never_calls_the_demo_tracks_build_or_drop_a_return(tmp_path):
+    """The session's own loops on the demo track: the HUD said `section A again · form A A A` through
+    the build when every section got the intro's letter."""
+    from engine.audio.demo import demo_track
+    from live.screen.hud import Hud
+
+    clock = SteppedClock()
+    source = FakeSource(demo_track(sample_rate=SR), clock=clock)
+    session, _ = make_session(tmp_path, JitteryRenderer(clock), source, max_fps=10.0, duration=59.0, clock=clock)
+    settle_features(clock, session, source)
+    lines: dict[float, list[str]] = {}
+
+    def look(now: float) -> None:
+        for at in (20.0, 28.0, 33.0, 40.0, 50.0, 58.0):
+            if at not in lines and now >= at:
+                lines[at] = [text for text, _ in Hud().lines(session.state) if text.startswith("section")]
+
+    clock.advanced.append(look)
+    session.run()
+    assert lines[28.0] == [] and lines[50.0] == ["section new · form A B"], lines
+    assert not any("again" in text for texts in lines.values() for text in texts), lines
