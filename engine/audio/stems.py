@@ -213,10 +213,27 @@ class StemSeparator:
         at = np.where(at >= n_bins, 2 * (n_bins - 1) - at, at)
         self._freq_window = band_of_bin[at]
         self._n_bass = int(np.searchsorted(edges, np.count_nonzero(f < BASS_BAND_HZ[1]), side="right")) - 1  # bands wholly in it
-        # ring position → the flat indices of the bass bands' newest `_bass_window` frames
+        # One hop, both medians in one gather and one partial sort: for each ring position (the ring
+        # is w frames × nb bands, flat, then two pad cells below and above any power), row k < nb is
+        # band k's time window (the bass bands' newest `_bass_window` frames), row nb + k its frequency
+        # window in the centred frame; each padded to one odd length with as many cells below as above
+        # every value, which leaves its median where it was.
         w = self.past + self.look_ahead + 1
-        recent = (np.arange(w)[:, None] - 1 - np.arange(self._bass_window)[None]) % w
-        self._recent = np.arange(self._n_bass)[None, :, None] * w + recent[:, None, :]
+        kk = max(w, BAND_KERNEL)
+        lo_cell, hi_cell = w * nb, w * nb + 1
+        gather = np.empty((w, 2 * nb, kk), dtype=np.intp)
+        for p in range(w):  # p: the ring position after the newest frame was written at p - 1
+            newest = (p - 1 - np.arange(w)) % w
+            centred = (p - 1 - self.look_ahead) % w
+            for k in range(nb):
+                frames = newest[: self._bass_window] if k < self._n_bass else newest
+                for row, cells in ((k, frames * nb + k), (nb + k, centred * nb + self._freq_window[k])):
+                    pad = (kk - len(cells)) // 2
+                    gather[p, row] = np.concatenate([cells, [lo_cell] * pad, [hi_cell] * pad])
+        self._gather = gather
+        self._scale = np.concatenate([np.ones(nb), np.full(nb, 1.0 / (PERCUSSIVE_MARGIN * PERCUSSIVE_MARGIN))]
+                                     ).astype(np.float32)
+        self._offset = np.concatenate([np.zeros(nb), np.full(nb, 1e-12)]).astype(np.float32)
         self._n_bands = nb
         self._decay = [math.exp(-1.0 / (r * fps)) for r in RELEASE_S]
         self._agc_rate = 1.0 / (AGC_TAU_S * fps)
@@ -227,8 +244,12 @@ class StemSeparator:
 
     def reset(self) -> None:
         """Forget the stream (a new track)."""
-        # the last past + look_ahead + 1 frames' band power, a ring (the oldest at `_pos`): the time median's window
-        self._ring = np.zeros((self._n_bands, self.past + self.look_ahead + 1), dtype=np.float32)
+        # the last past + look_ahead + 1 frames' band power, a ring (w × bands, the oldest at `_pos`): the
+        # time median's window; then the two pad cells of `_gather`
+        w, nb = self.past + self.look_ahead + 1, self._n_bands
+        self._store = np.zeros(w * nb + 2, dtype=np.float32)
+        self._store[-2:] = -1.0, np.inf
+        self._ring = self._store[: w * nb].reshape(w, nb)
         self._pos = 0
         self._x2_queue = [np.zeros(self._n_lo, dtype=np.float32)] * self.look_ahead
         self._prev_logp = [np.zeros(self._n_bands, dtype=np.float32)] * 2  # two hops ago, one hop ago
@@ -284,31 +305,55 @@ class StemSeparator:
             x2 = x * x
             power = np.add.reduceat(x2, self._band_starts, axis=-1) * self._inv_width
         # the time median (on power: a median commutes with the square root)
-        ring, pos, la = self._ring, self._pos, self.look_ahead
-        w = ring.shape[1]
-        if one:  # write the ring, one partial sort of it (a median needs no order)
-            ring[:, pos] = power
-            self._pos = pos = (pos + 1) % w
-            window = ring.copy()
-            window.partition(w // 2, axis=1)
-            harmonic, centred = window[:, w // 2].copy(), ring[:, (pos - 1 - la) % w].copy()
-            if self._bass_window < w:  # the bass bands' shorter window: their newest frames
-                low = ring.take(self._recent[pos])
-                low.partition(self._bass_window // 2, axis=1)
-                harmonic[: self._n_bass] = low[:, self._bass_window // 2]
-        else:
-            full = np.concatenate([ring[:, pos:], ring[:, :pos], power.T], axis=1)[:, 1:]  # the last w - 1 frames, then the new
-            self._ring, self._pos = np.ascontiguousarray(full[:, -w:]), 0
-            harmonic = np.ascontiguousarray(_median(sliding_window_view(full, w, axis=1)).T)
-            if self._bass_window < w:
-                harmonic[:, : self._n_bass] = _median(sliding_window_view(full[: self._n_bass, w - self._bass_window :],
-                                                                          self._bass_window, axis=1)).T
-            centred = np.ascontiguousarray(full[:, w - 1 - la : w - 1 - la + n].T)
         lo = x2[..., : self._n_lo]
         queue = self._x2_queue + ([lo] if one else list(lo))  # the low bins of the frames the medians centre on
         self._x2_queue = queue[n:]
-        return self._post(centred, queue[0] if one else np.array(queue[:n]), harmonic, one,
-                          running=self._fixed_ref is None)
+        running = self._fixed_ref is None
+        if one:
+            return self._one(power, queue[0], running)
+        ring, pos, la = self._ring, self._pos, self.look_ahead
+        w = len(ring)
+        full = np.concatenate([ring[pos:], ring[:pos], power], axis=0)[1:]  # the last w - 1 frames, then the new
+        ring[:], self._pos = full[-w:], 0
+        harmonic = _median(sliding_window_view(full, w, axis=0))
+        if self._bass_window < w:
+            harmonic[:, : self._n_bass] = _median(sliding_window_view(full[w - self._bass_window :, : self._n_bass],
+                                                                      self._bass_window, axis=0))
+        spread = full[w - 1 - la : w - 1 - la + n][:, self._freq_window]
+        spread.partition(BAND_KERNEL // 2, axis=-1)
+        nb = self._n_bands
+        hs = np.stack([harmonic, spread[..., BAND_KERNEL // 2] * self._scale[nb] + self._offset[nb]], axis=1)
+        return self._post(hs, full[w - 1 - la : w - 1 - la + n], np.array(queue[:n]), running)
+
+    def _one(self, power: np.ndarray, x2: np.ndarray, running: bool) -> list[list[float]]:
+        """One hop (the live case), in 1-D arrays and as few numpy calls as it takes: write the ring,
+        both medians in one gather and one partial sort (see `_gather`), then `_post`'s arithmetic."""
+        ring, nb = self._ring, self._n_bands
+        w = len(ring)
+        pos = self._pos
+        ring[pos] = power
+        self._pos = pos = (pos + 1) % w
+        sel = self._store.take(self._gather[pos])
+        k = sel.shape[1] // 2
+        sel.partition(k, axis=1)
+        hs = sel[:, k] * self._scale  # harmonic, percussive / margin²
+        hs += self._offset
+        hs = hs.reshape(2, nb)
+        sq = hs / (hs[0] + hs[1])  # the masks: harmonic, percussive
+        sq *= sq
+        centred = ring[(pos - 1 - self.look_ahead) % w]
+        feat = np.empty((4, nb), dtype=np.float32)  # per band: harmonic power, percussive power, power, rise
+        np.multiply(sq, centred, out=feat[:2])
+        feat[2] = centred
+        logp = np.log1p(np.sqrt(feat[1]))
+        rise = feat[3]
+        np.subtract(logp, self._prev_logp[0], out=rise)
+        np.maximum(rise, 0.0, out=rise)
+        self._prev_logp = [self._prev_logp[1], logp]
+        bands = feat.reshape(-1) @ self._band_project
+        bins = (sq[0].take(self._bob_lo) * x2) @ self._bin_project
+        best = int(bins[_HEAD:].argmax())
+        return self._envelopes([bins[:_HEAD].tolist() + bands.tolist()], [best], [float(bins[_HEAD + best])], running)
 
     # ----------------------------------------------------------------- offline
     def fix_gain(self, power_sums: np.ndarray) -> None:
@@ -332,35 +377,23 @@ class StemSeparator:
         m = np.asarray(mags, dtype=np.float32)
         return m[None, self._bins] if m.ndim == 1 else m[:, self._bins]
 
-    def _post(self, power: np.ndarray, x2: np.ndarray, harmonic: np.ndarray, one: bool, running: bool) -> list[list[float]]:
-        """Masks (per band, from the medians of the bands' power), the stems' powers and descriptors
-        as arrays (1-D for one hop, n × … for several), then the per-hop envelopes and onsets."""
-        bob = self._bob_lo
-        spread = power[self._freq_window] if one else power[:, self._freq_window]
-        spread.partition(BAND_KERNEL // 2, axis=-1)
-        percussive = spread[..., BAND_KERNEL // 2]
-        mask = harmonic / (harmonic + percussive * (1.0 / (PERCUSSIVE_MARGIN * PERCUSSIVE_MARGIN)) + 1e-12)
-        m2 = mask * mask
-        pm = 1.0 - mask
-        pp = pm * pm * power
-        bins = ((m2[bob] if one else m2[:, bob]) * x2) @ self._bin_project
+    def _post(self, hs: np.ndarray, power: np.ndarray, x2: np.ndarray, running: bool) -> list[list[float]]:
+        """Several hops (n × …): masks (per band, from the medians `hs`: n × 2 × bands, the harmonic
+        one and the percussive one / margin², as `_one` computes them), the stems' powers and
+        descriptors, then the per-hop envelopes and onsets."""
+        sq = hs / (hs[:, 0] + hs[:, 1])[:, None]
+        sq *= sq
+        m2, pp = sq[:, 0], sq[:, 1] * power
+        bins = (m2[:, self._bob_lo] * x2) @ self._bin_project
         logp = np.log1p(np.sqrt(pp))
-        if one:
-            rise = logp - self._prev_logp[0]
-            self._prev_logp = [self._prev_logp[1], logp]
-        else:
-            lagged = np.concatenate([self._prev_logp, logp])
-            rise = lagged[2:] - lagged[:-2]
-            self._prev_logp = [lagged[-2], lagged[-1]]
+        lagged = np.concatenate([self._prev_logp, logp])
+        rise = lagged[2:] - lagged[:-2]
+        self._prev_logp = [lagged[-2], lagged[-1]]
         bands = np.concatenate([m2 * power, pp, power, np.maximum(rise, 0.0, out=rise)], axis=-1) @ self._band_project
         comb = bins[..., _HEAD:]
         best = comb.argmax(axis=-1)
-        if one:
-            table = self._envelopes([bins[:_HEAD].tolist() + bands.tolist()], [int(best)], [float(comb[best])], running)
-        else:
-            table = self._envelopes([a + b for a, b in zip(bins[:, :_HEAD].tolist(), bands.tolist())], best.tolist(),
-                                    np.take_along_axis(comb, best[:, None], 1)[:, 0].tolist(), running)
-        return table
+        return self._envelopes([a + b for a, b in zip(bins[:, :_HEAD].tolist(), bands.tolist())], best.tolist(),
+                               np.take_along_axis(comb, best[:, None], 1)[:, 0].tolist(), running)
 
     def _envelopes(self, sums: list[list[float]], best: list[int], capture: list[float], running: bool) -> list[list[float]]:
         """Hop by hop (so any blocking gives the same result), in plain floats (four stems are too
