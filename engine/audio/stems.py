@@ -159,9 +159,10 @@ class StemSeparator:
         widths = np.diff(edges)
         nb = len(widths)
         self._band_of_bin = band_of_bin = np.repeat(np.arange(nb), widths)
-        self._band_starts = edges[:-1]
-        self._inv_width = (1.0 / widths).astype(np.float32)
-        self._width = widths.astype(np.float32)
+        # bin power → each band's mean power per bin, and (the last column) the frame's power: one matmul
+        self._to_bands = np.zeros((n_bins, nb + 1), dtype=np.float32)
+        self._to_bands[np.arange(n_bins), band_of_bin] = 1.0 / widths[band_of_bin]
+        self._to_bands[:, nb] = 1.0
         # harmonic power per bin → (bass band, above it, the voice band): one matmul
         bass = (f >= BASS_BAND_HZ[0]) & (f < BASS_BAND_HZ[1])
         to_sums = np.stack([bass, f >= BASS_BAND_HZ[1], (f >= VOICE_BAND_HZ[0]) & (f < VOICE_BAND_HZ[1])],
@@ -231,6 +232,8 @@ class StemSeparator:
                     pad = (kk - len(cells)) // 2
                     gather[p, row] = np.concatenate([cells, [lo_cell] * pad, [hi_cell] * pad])
         self._gather = gather
+        self._feat = np.empty((4, nb), dtype=np.float32)
+        self._zero = np.zeros(nb, dtype=np.float32)
         self._scale = np.concatenate([np.ones(nb), np.full(nb, 1.0 / (PERCUSSIVE_MARGIN * PERCUSSIVE_MARGIN))]
                                      ).astype(np.float32)
         self._offset = np.concatenate([np.zeros(nb), np.full(nb, 1e-12)]).astype(np.float32)
@@ -298,12 +301,12 @@ class StemSeparator:
         one = n == 1  # the live case: one hop, in 1-D arrays (numpy's 2-D gathers and slices cost more)
         x = m.reshape(-1)[self._bins] if one else m[:, self._bins]
         x2 = x * x
-        power = np.add.reduceat(x2, self._band_starts, axis=-1) * self._inv_width  # mean power per bin, per band
-        check = power @ self._width
-        if not math.isfinite(float(check) if one else float(check.sum())):  # NaN/Inf in, silence out (and no overflow)
+        power = x2.dot(self._to_bands)  # mean power per bin, per band; then the total
+        if not math.isfinite(float(power[-1]) if one else float(power[:, -1].sum())):  # NaN/Inf in, silence out (and no overflow)
             x = np.minimum(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0), 1e6)
             x2 = x * x
-            power = np.add.reduceat(x2, self._band_starts, axis=-1) * self._inv_width
+            power = x2.dot(self._to_bands)
+        power = power[..., :-1]
         # the time median (on power: a median commutes with the square root)
         lo = x2[..., : self._n_lo]
         queue = self._x2_queue + ([lo] if one else list(lo))  # the low bins of the frames the medians centre on
@@ -342,16 +345,16 @@ class StemSeparator:
         sq = hs / (hs[0] + hs[1])  # the masks: harmonic, percussive
         sq *= sq
         centred = ring[(pos - 1 - self.look_ahead) % w]
-        feat = np.empty((4, nb), dtype=np.float32)  # per band: harmonic power, percussive power, power, rise
+        feat = self._feat  # per band: harmonic power, percussive power, power, rise
         np.multiply(sq, centred, out=feat[:2])
         feat[2] = centred
         logp = np.log1p(np.sqrt(feat[1]))
         rise = feat[3]
         np.subtract(logp, self._prev_logp[0], out=rise)
-        np.maximum(rise, 0.0, out=rise)
+        np.maximum(rise, self._zero, out=rise)
         self._prev_logp = [self._prev_logp[1], logp]
-        bands = feat.reshape(-1) @ self._band_project
-        bins = (sq[0].take(self._bob_lo) * x2) @ self._bin_project
+        bands = feat.reshape(-1).dot(self._band_project)  # (ndarray.dot: less dispatch than @ on tiny arrays)
+        bins = (sq[0].take(self._bob_lo) * x2).dot(self._bin_project)
         best = int(bins[_HEAD:].argmax())
         return self._envelopes([bins[:_HEAD].tolist() + bands.tolist()], [best], [float(bins[_HEAD + best])], running)
 
