@@ -231,8 +231,11 @@ class StemSeparator:
                 for row, cells in ((k, frames * nb + k), (nb + k, centred * nb + self._freq_window[k])):
                     pad = (kk - len(cells)) // 2
                     gather[p, row] = np.concatenate([cells, [lo_cell] * pad, [hi_cell] * pad])
-        self._gather = gather
-        self._feat = np.empty((4, nb), dtype=np.float32)
+        self._gather = list(gather)
+        feat = np.empty(4 * nb, dtype=np.float32)
+        rows4 = feat.reshape(4, nb)
+        self._feat = feat, rows4, rows4[:2], rows4[3]  # flat; as rows; the first two (written at once); the last
+        self._kth = kk // 2
         self._zero = np.zeros(nb, dtype=np.float32)
         self._scale = np.concatenate([np.ones(nb), np.full(nb, 1.0 / (PERCUSSIVE_MARGIN * PERCUSSIVE_MARGIN))]
                                      ).astype(np.float32)
@@ -331,29 +334,27 @@ class StemSeparator:
     def _one(self, power: np.ndarray, x2: np.ndarray, running: bool) -> list[list[float]]:
         """One hop (the live case), in 1-D arrays and as few numpy calls as it takes: write the ring,
         both medians in one gather and one partial sort (see `_gather`), then `_post`'s arithmetic."""
-        ring, nb = self._ring, self._n_bands
+        ring, (feat, split, masked, rise), k = self._ring, self._feat, self._kth
         w = len(ring)
         pos = self._pos
         ring[pos] = power
         self._pos = pos = (pos + 1) % w
         sel = self._store.take(self._gather[pos])
-        k = sel.shape[1] // 2
         sel.partition(k, axis=1)
         hs = sel[:, k] * self._scale  # harmonic, percussive / margin²
         hs += self._offset
-        hs = hs.reshape(2, nb)
+        hs = hs.reshape(2, -1)
         sq = hs / (hs[0] + hs[1])  # the masks: harmonic, percussive
         sq *= sq
         centred = ring[(pos - 1 - self.look_ahead) % w]
-        feat = self._feat  # per band: harmonic power, percussive power, power, rise
-        np.multiply(sq, centred, out=feat[:2])
-        feat[2] = centred
-        logp = np.log1p(np.sqrt(feat[1]))
-        rise = feat[3]
+        # per band (the rows of `feat`): harmonic power, percussive power, power, rise
+        np.multiply(sq, centred, out=masked)
+        split[2] = centred
+        logp = np.log1p(np.sqrt(split[1]))
         np.subtract(logp, self._prev_logp[0], out=rise)
         np.maximum(rise, self._zero, out=rise)
         self._prev_logp = [self._prev_logp[1], logp]
-        bands = feat.reshape(-1).dot(self._band_project)  # (ndarray.dot: less dispatch than @ on tiny arrays)
+        bands = feat.dot(self._band_project)  # (ndarray.dot: less dispatch than @ on tiny arrays)
         bins = (sq[0].take(self._bob_lo) * x2).dot(self._bin_project)
         best = int(bins[_HEAD:].argmax())
         return self._envelopes([bins[:_HEAD].tolist() + bands.tolist()], [best], [float(bins[_HEAD + best])], running)
