@@ -97,6 +97,7 @@ def _bools4(a: Any) -> tuple[bool, bool, bool, bool]:
     return b[0], b[1], b[2], b[3]
 
 
+_BANDS = 4  # the band projection's columns: harmonic above the bass band, percussive above it and in it, flux
 _HEAD = 5  # the bin projection's first columns: harmonic bass, voice band, Σf·bass, pitch class x, y (then the combs)
 _COLUMNS = 17  # a row: level ×4, onset ×4, hit ×4 (0/1), bass_hz, voice_hz, voice_salience, harmonic_hue, flux
 
@@ -191,17 +192,15 @@ class StemSeparator:
         pc[sel, 0], pc[sel, 1] = np.cos(angle[sel]), np.sin(angle[sel])
         # two matmuls: the harmonic power of the bins needed one by one (up to 4 kHz) → bass, voice band,
         # Σf·bass, pitch class x, y, the f0 combs; and per band (harmonic power, percussive power, the
-        # frame's power, the percussive log-power rise) → harmonic above the bass band, percussive above
-        # it and in it, the frame's power, the flux
+        # percussive log-power rise) → harmonic above the bass band, percussive above it and in it, the flux
         project = np.concatenate([to_sums[:, [0, 2]], bass_f[:, None], pc, comb], axis=1)
         self._n_lo = n_lo = int(np.nonzero(project.any(axis=1))[0].max()) + 1
         self._bin_project = np.ascontiguousarray(project[:n_lo])
         in_bass = np.isin(np.arange(nb), band_of_bin[bass])
-        self._band_project = np.zeros((4 * nb, 5), dtype=np.float32)
+        self._band_project = np.zeros((3 * nb, _BANDS), dtype=np.float32)
         self._band_project[:nb, 0] = self._band_project[nb : 2 * nb, 1] = np.where(in_bass, 0, widths)
         self._band_project[nb : 2 * nb, 2] = np.where(in_bass, widths, 0)
-        self._band_project[2 * nb : 3 * nb, 3] = widths
-        self._band_project[3 * nb :, 4] = widths / n_bins  # band flux weighted as the bins it holds
+        self._band_project[2 * nb :, 3] = widths / n_bins  # band flux weighted as the bins it holds
         self._bob_lo = band_of_bin[:n_lo]
         # each band's frequency-median window, as indices (one gather): BAND_KERNEL bands spread over
         # at least ±FREQ_SPAN_HZ (reflected at the edges), so a bass note's few bins are no "broadband hit"
@@ -215,31 +214,33 @@ class StemSeparator:
         self._freq_window = band_of_bin[at]
         self._n_bass = int(np.searchsorted(edges, np.count_nonzero(f < BASS_BAND_HZ[1]), side="right")) - 1  # bands wholly in it
         # One hop, both medians in one gather and one partial sort: for each ring position (the ring
-        # is w frames × nb bands, flat, then two pad cells below and above any power), row k < nb is
+        # is w frames × (nb bands, the frame's power), flat, then two pad cells below and above any
+        # power), row k < nb is
         # band k's time window (the bass bands' newest `_bass_window` frames), row nb + k its frequency
         # window in the centred frame; each padded to one odd length with as many cells below as above
         # every value, which leaves its median where it was.
         w = self.past + self.look_ahead + 1
         kk = max(w, BAND_KERNEL)
-        lo_cell, hi_cell = w * nb, w * nb + 1
+        lo_cell, hi_cell = w * (nb + 1), w * (nb + 1) + 1
         gather = np.empty((w, 2 * nb, kk), dtype=np.intp)
         for p in range(w):  # p: the ring position after the newest frame was written at p - 1
             newest = (p - 1 - np.arange(w)) % w
             centred = (p - 1 - self.look_ahead) % w
             for k in range(nb):
                 frames = newest[: self._bass_window] if k < self._n_bass else newest
-                for row, cells in ((k, frames * nb + k), (nb + k, centred * nb + self._freq_window[k])):
+                for row, cells in ((k, frames * (nb + 1) + k), (nb + k, centred * (nb + 1) + self._freq_window[k])):
                     pad = (kk - len(cells)) // 2
                     gather[p, row] = np.concatenate([cells, [lo_cell] * pad, [hi_cell] * pad])
         self._gather = list(gather)
-        feat = np.empty(4 * nb, dtype=np.float32)
-        rows4 = feat.reshape(4, nb)
-        self._feat = feat, rows4, rows4[:2], rows4[3]  # flat; as rows; the first two (written at once); the last
+        feat = np.empty(3 * nb, dtype=np.float32)
+        rows3 = feat.reshape(3, nb)
+        self._feat = feat, rows3, rows3[:2], rows3[2]  # flat; as rows; the first two (written at once); the last
+        out = np.empty(_BANDS + len(project[0]), dtype=np.float32)  # the two matmuls' results, read in one tolist
+        self._out = out, out[:_BANDS], out[_BANDS:]
         self._kth = kk // 2
         self._zero = np.zeros(nb, dtype=np.float32)
-        self._scale = np.concatenate([np.ones(nb), np.full(nb, 1.0 / (PERCUSSIVE_MARGIN * PERCUSSIVE_MARGIN))]
-                                     ).astype(np.float32)
-        self._offset = np.concatenate([np.zeros(nb), np.full(nb, 1e-12)]).astype(np.float32)
+        self._scale = np.stack([np.ones(nb), np.full(nb, 1.0 / (PERCUSSIVE_MARGIN * PERCUSSIVE_MARGIN))]).astype(np.float32)
+        self._offset = np.stack([np.zeros(nb), np.full(nb, 1e-12)]).astype(np.float32)
         self._n_bands = nb
         self._decay = [math.exp(-1.0 / (r * fps)) for r in RELEASE_S]
         self._agc_rate = 1.0 / (AGC_TAU_S * fps)
@@ -250,12 +251,12 @@ class StemSeparator:
 
     def reset(self) -> None:
         """Forget the stream (a new track)."""
-        # the last past + look_ahead + 1 frames' band power, a ring (w × bands, the oldest at `_pos`): the
-        # time median's window; then the two pad cells of `_gather`
+        # the last past + look_ahead + 1 frames' band power and total power, a ring (w × (bands + 1), the
+        # oldest at `_pos`): the time median's window; then the two pad cells of `_gather`
         w, nb = self.past + self.look_ahead + 1, self._n_bands
-        self._store = np.zeros(w * nb + 2, dtype=np.float32)
+        self._store = np.zeros(w * (nb + 1) + 2, dtype=np.float32)
         self._store[-2:] = -1.0, np.inf
-        self._ring = self._store[: w * nb].reshape(w, nb)
+        self._ring = self._store[: w * (nb + 1)].reshape(w, nb + 1)
         self._pos = 0
         self._x2_queue = [np.zeros(self._n_lo, dtype=np.float32)] * self.look_ahead
         self._prev_logp = [np.zeros(self._n_bands, dtype=np.float32)] * 2  # two hops ago, one hop ago
@@ -304,60 +305,58 @@ class StemSeparator:
         one = n == 1  # the live case: one hop, in 1-D arrays (numpy's 2-D gathers and slices cost more)
         x = m.reshape(-1)[self._bins] if one else m[:, self._bins]
         x2 = x * x
-        power = x2.dot(self._to_bands)  # mean power per bin, per band; then the total
+        # mean power per bin, per band, then the total: one hop straight into the ring (its next row)
+        ring, pos, w = self._ring, self._pos, len(self._ring)
+        power = x2.dot(self._to_bands, out=ring[pos]) if one else x2.dot(self._to_bands)
         if not math.isfinite(float(power[-1]) if one else float(power[:, -1].sum())):  # NaN/Inf in, silence out (and no overflow)
             x = np.minimum(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0), 1e6)
             x2 = x * x
-            power = x2.dot(self._to_bands)
-        power = power[..., :-1]
-        # the time median (on power: a median commutes with the square root)
+            power = x2.dot(self._to_bands, out=ring[pos]) if one else x2.dot(self._to_bands)
         lo = x2[..., : self._n_lo]
         queue = self._x2_queue + ([lo] if one else list(lo))  # the low bins of the frames the medians centre on
         self._x2_queue = queue[n:]
         running = self._fixed_ref is None
         if one:
-            return self._one(power, queue[0], running)
-        ring, pos, la = self._ring, self._pos, self.look_ahead
-        w = len(ring)
+            self._pos = (pos + 1) % w
+            return self._one(queue[0], running)
+        # the time median (on power: a median commutes with the square root)
+        la, nb = self.look_ahead, self._n_bands
         full = np.concatenate([ring[pos:], ring[:pos], power], axis=0)[1:]  # the last w - 1 frames, then the new
         ring[:], self._pos = full[-w:], 0
-        harmonic = _median(sliding_window_view(full, w, axis=0))
+        harmonic = _median(sliding_window_view(full[:, :nb], w, axis=0))
         if self._bass_window < w:
             harmonic[:, : self._n_bass] = _median(sliding_window_view(full[w - self._bass_window :, : self._n_bass],
                                                                       self._bass_window, axis=0))
-        spread = full[w - 1 - la : w - 1 - la + n][:, self._freq_window]
+        centred = full[w - 1 - la : w - 1 - la + n]
+        spread = centred[:, self._freq_window]
         spread.partition(BAND_KERNEL // 2, axis=-1)
-        nb = self._n_bands
-        hs = np.stack([harmonic, spread[..., BAND_KERNEL // 2] * self._scale[nb] + self._offset[nb]], axis=1)
-        return self._post(hs, full[w - 1 - la : w - 1 - la + n], np.array(queue[:n]), running)
+        hs = np.stack([harmonic, spread[..., BAND_KERNEL // 2] * self._scale[1, 0] + self._offset[1, 0]], axis=1)
+        return self._post(hs, centred[:, :nb], centred[:, nb].tolist(), np.array(queue[:n]), running)
 
-    def _one(self, power: np.ndarray, x2: np.ndarray, running: bool) -> list[list[float]]:
-        """One hop (the live case), in 1-D arrays and as few numpy calls as it takes: write the ring,
-        both medians in one gather and one partial sort (see `_gather`), then `_post`'s arithmetic."""
-        ring, (feat, split, masked, rise), k = self._ring, self._feat, self._kth
-        w = len(ring)
-        pos = self._pos
-        ring[pos] = power
-        self._pos = pos = (pos + 1) % w
+    def _one(self, x2: np.ndarray, running: bool) -> list[list[float]]:
+        """One hop (the live case; `_table` wrote it to the ring), in 1-D arrays and as few numpy calls
+        as it takes: both medians in one gather and one partial sort (see `_gather`), then `_post`'s
+        arithmetic, the two matmuls writing one buffer."""
+        ring, pos, (feat, split, masked, rise), (out, bands, bins), k = self._ring, self._pos, self._feat, self._out, self._kth
         sel = self._store.take(self._gather[pos])
         sel.partition(k, axis=1)
-        hs = sel[:, k] * self._scale  # harmonic, percussive / margin²
+        hs = sel[:, k].reshape(2, -1) * self._scale  # harmonic, percussive / margin²
         hs += self._offset
-        hs = hs.reshape(2, -1)
         sq = hs / (hs[0] + hs[1])  # the masks: harmonic, percussive
         sq *= sq
-        centred = ring[(pos - 1 - self.look_ahead) % w]
-        # per band (the rows of `feat`): harmonic power, percussive power, power, rise
-        np.multiply(sq, centred, out=masked)
-        split[2] = centred
+        centred = ring[(pos - 1 - self.look_ahead) % len(ring)]
+        # per band (the rows of `feat`): harmonic power, percussive power, rise
+        np.multiply(sq, centred[:-1], out=masked)
         logp = np.log1p(np.sqrt(split[1]))
         np.subtract(logp, self._prev_logp[0], out=rise)
         np.maximum(rise, self._zero, out=rise)
         self._prev_logp = [self._prev_logp[1], logp]
-        bands = feat.dot(self._band_project)  # (ndarray.dot: less dispatch than @ on tiny arrays)
-        bins = (sq[0].take(self._bob_lo) * x2).dot(self._bin_project)
+        feat.dot(self._band_project, out=bands)  # (ndarray.dot: less dispatch than @ on tiny arrays)
+        (sq[0].take(self._bob_lo) * x2).dot(self._bin_project, out=bins)
         best = int(bins[_HEAD:].argmax())
-        return self._envelopes([bins[:_HEAD].tolist() + bands.tolist()], [best], [float(bins[_HEAD + best])], running)
+        sums = out[: _BANDS + _HEAD].tolist()
+        sums.append(float(centred[-1]))
+        return self._envelopes([sums], [best], [float(bins[_HEAD + best])], running)
 
     # ----------------------------------------------------------------- offline
     def fix_gain(self, power_sums: np.ndarray) -> None:
@@ -381,7 +380,7 @@ class StemSeparator:
         m = np.asarray(mags, dtype=np.float32)
         return m[None, self._bins] if m.ndim == 1 else m[:, self._bins]
 
-    def _post(self, hs: np.ndarray, power: np.ndarray, x2: np.ndarray, running: bool) -> list[list[float]]:
+    def _post(self, hs: np.ndarray, power: np.ndarray, total: list[float], x2: np.ndarray, running: bool) -> list[list[float]]:
         """Several hops (n × …): masks (per band, from the medians `hs`: n × 2 × bands, the harmonic
         one and the percussive one / margin², as `_one` computes them), the stems' powers and
         descriptors, then the per-hop envelopes and onsets."""
@@ -393,10 +392,10 @@ class StemSeparator:
         lagged = np.concatenate([self._prev_logp, logp])
         rise = lagged[2:] - lagged[:-2]
         self._prev_logp = [lagged[-2], lagged[-1]]
-        bands = np.concatenate([m2 * power, pp, power, np.maximum(rise, 0.0, out=rise)], axis=-1) @ self._band_project
+        bands = np.concatenate([m2 * power, pp, np.maximum(rise, 0.0, out=rise)], axis=-1) @ self._band_project
         comb = bins[..., _HEAD:]
         best = comb.argmax(axis=-1)
-        return self._envelopes([a + b for a, b in zip(bins[:, :_HEAD].tolist(), bands.tolist())], best.tolist(),
+        return self._envelopes([b + a + [t] for a, b, t in zip(bins[:, :_HEAD].tolist(), bands.tolist(), total)], best.tolist(),
                                np.take_along_axis(comb, best[:, None], 1)[:, 0].tolist(), running)
 
     def _envelopes(self, sums: list[list[float]], best: list[int], capture: list[float], running: bool) -> list[list[float]]:
@@ -413,7 +412,7 @@ class StemSeparator:
         gap, tail, tail_decay, broad = self._gap, self._tail, self._tail_decay, self._broad
         peak, peak_decay, flux_mean, f0s = self._flux_peak, self._peak_decay, self._flux_mean, self._f0s
         count, ref, agc_rate = self._count, self._ref, self._agc_rate
-        for (s_bass, s_band, s_fbass, pcx, pcy, s_above, ep, hit_low, tot, fl), j, cap in zip(sums, best, capture):
+        for (s_above, ep, hit_low, fl, s_bass, s_band, s_fbass, pcx, pcy, tot), j, cap in zip(sums, best, capture):
             silent = tot < SILENT_POWER
             sal = (cap / (s_band + 1e-9) - SALIENCE_FLOOR) / SALIENCE_SPAN  # how much of the voice band one pitch holds
             sal = 0.0 if sal < 0.0 else 1.0 if sal > 1.0 else sal
