@@ -234,9 +234,9 @@ class StemSeparator:
         self._gather = list(gather)
         feat = np.empty(3 * nb, dtype=np.float32)
         rows3 = feat.reshape(3, nb)
-        self._feat = feat, rows3, rows3[:2], rows3[2]  # flat; as rows; the first two (written at once); the last
+        self._feat = feat, rows3[1], rows3[:2], rows3[2]  # flat; percussive; the first two rows (written at once); the last
         out = np.empty(_BANDS + len(project[0]), dtype=np.float32)  # the two matmuls' results, read in one tolist
-        self._out = out, out[:_BANDS], out[_BANDS:]
+        self._out = out[: _BANDS + _HEAD], out[:_BANDS], out[_BANDS:], out[_BANDS + _HEAD :]  # sums, bands, bins, combs
         self._kth = kk // 2
         self._zero = np.zeros(nb, dtype=np.float32)
         self._scale = np.stack([np.ones(nb), np.full(nb, 1.0 / (PERCUSSIVE_MARGIN * PERCUSSIVE_MARGIN))]).astype(np.float32)
@@ -256,7 +256,8 @@ class StemSeparator:
         w, nb = self.past + self.look_ahead + 1, self._n_bands
         self._store = np.zeros(w * (nb + 1) + 2, dtype=np.float32)
         self._store[-2:] = -1.0, np.inf
-        self._ring = self._store[: w * (nb + 1)].reshape(w, nb + 1)
+        self._ring = ring = self._store[: w * (nb + 1)].reshape(w, nb + 1)
+        self._rows = [(r, r[:nb]) for r in ring]  # each ring row, whole and its bands (views made once)
         self._pos = 0
         self._x2_queue = [np.zeros(self._n_lo, dtype=np.float32)] * self.look_ahead
         self._prev_logp = [np.zeros(self._n_bands, dtype=np.float32)] * 2  # two hops ago, one hop ago
@@ -307,11 +308,11 @@ class StemSeparator:
         x2 = x * x
         # mean power per bin, per band, then the total: one hop straight into the ring (its next row)
         ring, pos, w = self._ring, self._pos, len(self._ring)
-        power = x2.dot(self._to_bands, out=ring[pos]) if one else x2.dot(self._to_bands)
-        if not math.isfinite(float(power[-1]) if one else float(power[:, -1].sum())):  # NaN/Inf in, silence out (and no overflow)
+        power = x2.dot(self._to_bands, out=self._rows[pos][0]) if one else x2.dot(self._to_bands)
+        if not math.isfinite(power.item(-1) if one else float(power[:, -1].sum())):  # NaN/Inf in, silence out (and no overflow)
             x = np.minimum(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0), 1e6)
             x2 = x * x
-            power = x2.dot(self._to_bands, out=ring[pos]) if one else x2.dot(self._to_bands)
+            power = x2.dot(self._to_bands, out=self._rows[pos][0]) if one else x2.dot(self._to_bands)
         lo = x2[..., : self._n_lo]
         queue = self._x2_queue + ([lo] if one else list(lo))  # the low bins of the frames the medians centre on
         self._x2_queue = queue[n:]
@@ -337,26 +338,26 @@ class StemSeparator:
         """One hop (the live case; `_table` wrote it to the ring), in 1-D arrays and as few numpy calls
         as it takes: both medians in one gather and one partial sort (see `_gather`), then `_post`'s
         arithmetic, the two matmuls writing one buffer."""
-        ring, pos, (feat, split, masked, rise), (out, bands, bins), k = self._ring, self._pos, self._feat, self._out, self._kth
+        pos, (feat, percussive, masked, rise), (sums, bands, bins, combs), k = self._pos, self._feat, self._out, self._kth
         sel = self._store.take(self._gather[pos])
         sel.partition(k, axis=1)
         hs = sel[:, k].reshape(2, -1) * self._scale  # harmonic, percussive / margin²
         hs += self._offset
         sq = hs / (hs[0] + hs[1])  # the masks: harmonic, percussive
         sq *= sq
-        centred = ring[(pos - 1 - self.look_ahead) % len(ring)]
+        centred, centred_bands = self._rows[(pos - 1 - self.look_ahead) % len(self._rows)]
         # per band (the rows of `feat`): harmonic power, percussive power, rise
-        np.multiply(sq, centred[:-1], out=masked)
-        logp = np.log1p(np.sqrt(split[1]))
+        np.multiply(sq, centred_bands, out=masked)
+        logp = np.log1p(np.sqrt(percussive))
         np.subtract(logp, self._prev_logp[0], out=rise)
         np.maximum(rise, self._zero, out=rise)
         self._prev_logp = [self._prev_logp[1], logp]
         feat.dot(self._band_project, out=bands)  # (ndarray.dot: less dispatch than @ on tiny arrays)
         (sq[0].take(self._bob_lo) * x2).dot(self._bin_project, out=bins)
-        best = int(bins[_HEAD:].argmax())
-        sums = out[: _BANDS + _HEAD].tolist()
-        sums.append(float(centred[-1]))
-        return self._envelopes([sums], [best], [float(bins[_HEAD + best])], running)
+        best = int(combs.argmax())
+        row = sums.tolist()
+        row.append(centred.item(-1))
+        return self._envelopes([row], [best], [combs.item(best)], running)
 
     # ----------------------------------------------------------------- offline
     def fix_gain(self, power_sums: np.ndarray) -> None:
