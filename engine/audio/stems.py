@@ -247,6 +247,7 @@ class StemSeparator:
         self._gap = max(1, int(round(ONSET_GAP_S * fps)))
         self._peak_decay = 0.5 ** (1.0 / (PEAK_HALF_S * fps))
         self._tail_decay = math.exp(-1.0 / (KICK_TAIL_S * fps)) if KICK_TAIL_S > 0 else 0.0
+        self._consts = (tuple(self._decay), self._gap, self._tail_decay, self._peak_decay, self._f0s, self._agc_rate)
         self.reset()
 
     def reset(self) -> None:
@@ -261,17 +262,12 @@ class StemSeparator:
         self._pos = 0
         self._x2_queue = [np.zeros(self._n_lo, dtype=np.float32)] * self.look_ahead
         self._prev_logp = [np.zeros(self._n_bands, dtype=np.float32)] * 2  # two hops ago, one hop ago
-        self._ref = 0.0
         self._fixed_ref: float | None = None  # offline: one gain for the track (fix_gain)
-        self._count = 0
-        self._env = [0.0, 0.0, 0.0, 0.0]
-        self._tail = 0.0
-        self._broad = 10**6  # hops since the last broadband hit
-        self._prev_lev = [[0.0] * 4, [0.0] * 4]
-        self._flux_peak = 1e-6
-        self._flux_mean = 0.0
-        self._armed = [True] * 4
-        self._since = [10**6] * 4
+        # `_envelopes`' state, one list (read and written at once): the envelopes ×4; log levels of
+        # bass, harmonic, voice two hops ago and one hop ago; onset detectors armed ×4; hops since
+        # each stem's last hit ×4; the kick's low tail; hops since the last broadband hit; the flux
+        # peak and mean; loud hops counted, and the shared gain's reference level
+        self._state: list[float] = [0.0] * 10 + [True] * 4 + [10**6] * 4 + [0.0, 10**6, 1e-6, 0.0, 0, 0.0]
         self._last = Stems(look_ahead_s=self.look_ahead_s)
 
     # ----------------------------------------------------------------- streaming
@@ -364,7 +360,7 @@ class StemSeparator:
         """Offline: one gain for the whole track, from every hop's `total_power` (not silence)."""
         loud = power_sums[power_sums >= SILENT_POWER]
         self._fixed_ref = float(np.sqrt(loud).mean()) if len(loud) else 0.0
-        self._ref = self._fixed_ref
+        self._state[-1] = self._fixed_ref
 
     def total_power(self, mags: np.ndarray) -> np.ndarray:
         """Per hop, the power the gain is measured on (for `fix_gain`)."""
@@ -405,14 +401,8 @@ class StemSeparator:
         the shared gain, instant-attack / `RELEASE_S` envelopes, and onsets (percussive: spectral
         flux of its part against an adaptive threshold; the others: a quick rise of their level)."""
         table: list[list[float]] = []
-        e0, e1, e2, e3 = self._env
-        d0, d1, d2, d3 = self._decay
-        (q1, q2, q3), (r1, r2, r3) = self._prev_lev[0][1:], self._prev_lev[1][1:]
-        a0, a1, a2, a3 = self._armed
-        c0, c1, c2, c3 = self._since
-        gap, tail, tail_decay, broad = self._gap, self._tail, self._tail_decay, self._broad
-        peak, peak_decay, flux_mean, f0s = self._flux_peak, self._peak_decay, self._flux_mean, self._f0s
-        count, ref, agc_rate = self._count, self._ref, self._agc_rate
+        e0, e1, e2, e3, q1, q2, q3, r1, r2, r3, a0, a1, a2, a3, c0, c1, c2, c3, tail, broad, peak, flux_mean, count, ref = self._state
+        (d0, d1, d2, d3), gap, tail_decay, peak_decay, f0s, agc_rate = self._consts
         for (s_above, ep, hit_low, fl, s_bass, s_band, s_fbass, pcx, pcy, tot), j, cap in zip(sums, best, capture):
             silent = tot < SILENT_POWER
             sal = (cap / (s_band + 1e-9) - SALIENCE_FLOOR) / SALIENCE_SPAN  # how much of the voice band one pitch holds
@@ -471,9 +461,8 @@ class StemSeparator:
             a0, a1, a2, a3 = not o0, not o1, not o2, not o3
             table.append([e0, e1, e2, e3, strength, _unit(u1), _unit(u2), _unit(u3), float(f0), float(f1), float(f2),
                           float(f3), bass_hz, voice_hz, sal, hue, fl])
-        self._env, self._armed, self._since, self._tail = [e0, e1, e2, e3], [a0, a1, a2, a3], [c0, c1, c2, c3], tail
-        self._broad, self._flux_peak, self._flux_mean, self._count, self._ref = broad, peak, flux_mean, count, ref
-        self._prev_lev = [[0.0, q1, q2, q3], [0.0, r1, r2, r3]]
+        self._state = [e0, e1, e2, e3, q1, q2, q3, r1, r2, r3, a0, a1, a2, a3, c0, c1, c2, c3, tail, broad, peak, flux_mean,
+                       count, ref]
         return table
 
 
