@@ -239,8 +239,9 @@ class StemSeparator:
         self._out = out[: _BANDS + _HEAD], out[:_BANDS], out[_BANDS:], out[_BANDS + _HEAD :]  # sums, bands, bins, combs
         self._kth = kk // 2
         self._zero = np.zeros(nb, dtype=np.float32)
-        self._scale = np.stack([np.ones(nb), np.full(nb, 1.0 / (PERCUSSIVE_MARGIN * PERCUSSIVE_MARGIN))]).astype(np.float32)
-        self._offset = np.stack([np.zeros(nb), np.full(nb, 1e-12)]).astype(np.float32)
+        self._scale = np.concatenate([np.ones(nb), np.full(nb, 1.0 / (PERCUSSIVE_MARGIN * PERCUSSIVE_MARGIN))]
+                                     ).astype(np.float32)
+        self._offset = np.concatenate([np.zeros(nb), np.full(nb, 1e-12)]).astype(np.float32)
         self._n_bands = nb
         self._decay = [math.exp(-1.0 / (r * fps)) for r in RELEASE_S]
         self._agc_rate = 1.0 / (AGC_TAU_S * fps)
@@ -327,7 +328,7 @@ class StemSeparator:
         centred = full[w - 1 - la : w - 1 - la + n]
         spread = centred[:, self._freq_window]
         spread.partition(BAND_KERNEL // 2, axis=-1)
-        hs = np.stack([harmonic, spread[..., BAND_KERNEL // 2] * self._scale[1, 0] + self._offset[1, 0]], axis=1)
+        hs = np.stack([harmonic, spread[..., BAND_KERNEL // 2] * self._scale[-1] + self._offset[-1]], axis=1)
         return self._post(hs, centred[:, :nb], centred[:, nb].tolist(), np.array(queue[:n]), running)
 
     def _one(self, x2: np.ndarray, running: bool) -> list[list[float]]:
@@ -337,8 +338,9 @@ class StemSeparator:
         pos, (feat, percussive, masked, rise), (sums, bands, bins, combs), k = self._pos, self._feat, self._out, self._kth
         sel = self._store.take(self._gather[pos])
         sel.partition(k, axis=1)
-        hs = sel[:, k].reshape(2, -1) * self._scale  # harmonic, percussive / margin²
+        hs = sel[:, k] * self._scale  # harmonic, percussive / margin² (the strided column, then contiguous)
         hs += self._offset
+        hs = hs.reshape(2, -1)
         sq = hs / (hs[0] + hs[1])  # the masks: harmonic, percussive
         sq *= sq
         centred, centred_bands = self._rows[(pos - 1 - self.look_ahead) % len(self._rows)]
