@@ -20,6 +20,11 @@ The separator's constants were tuned on seeds TUNED_ON; the default seeds are fr
 tuned on (held out), so the figures are not fitted to the mixes they report.
 
     python scripts/bench_stems.py [--seconds 48] [--seeds 40 41 42] [--out bench/results/stems.json]
+    python scripts/bench_stems.py --cost-only [--passes 7]   # the separator's cost alone, printed
+
+The cost is also timed in `--passes` back-to-back passes over the first seed's mix (a fresh
+separator each, one hop per call, the thread's CPU time): their min and median are the figures to
+compare on a shared machine (the per-seed figures are one pass each).
 """
 
 from __future__ import annotations
@@ -104,15 +109,38 @@ def pin_one_core() -> bool:
     return True
 
 
+def cost_passes(mags: np.ndarray, passes: int) -> list[float]:
+    """The separator's thread CPU time (µs) per hop, fed one hop per call, in each of `passes` passes."""
+    out = []
+    hops = [mags[i : i + 1] for i in range(len(mags))]
+    for _ in range(passes):
+        sep = StemSeparator(SAMPLE_RATE, HOP, N_FFT)
+        c0 = time.thread_time()
+        for h in hops:
+            sep.rows(h)
+        out.append((time.thread_time() - c0) / len(hops) * 1e6)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--seconds", type=float, default=48.0)
     ap.add_argument("--seeds", type=int, nargs="+", default=list(HELD_OUT),
                     help=f"mixes to report on (the constants were tuned on {list(TUNED_ON)})")
     ap.add_argument("--out", type=Path, default=Path("bench/results/stems.json"))
+    ap.add_argument("--passes", type=int, default=7, help="timed passes of the separator alone (min and median)")
+    ap.add_argument("--cost-only", action="store_true", help="time the separator alone and print it (writes nothing)")
     args = ap.parse_args()
     pinned = pin_one_core()
     load_before = round(os.getloadavg()[0], 2)
+    first = stem_mix(args.seconds, seed=args.seeds[0]).mix
+    passes = cost_passes(hop_spectra(np.zeros(N_FFT - HOP, dtype=np.float32), first, HOP,
+                                     np.hanning(N_FFT).astype(np.float32)), args.passes)
+    cost_passes_summary = {"passes": len(passes), "seed": args.seeds[0], "min": round(min(passes), 1),
+                           "median": round(float(np.median(passes)), 1), "load": round(os.getloadavg()[0], 2)}
+    if args.cost_only:
+        print(json.dumps({"separator_cpu_time_us_per_hop": cost_passes_summary}))
+        return 0
     per_seed = []
     cost_sep: list[float] = []
     cost_tracker: list[float] = []
@@ -186,6 +214,7 @@ def main() -> int:
             "feature_tracker_without_stems_us_per_hop_median": round(tr_us, 1),
             "feature_tracker_with_stems_us_per_hop_median": round(float(np.median(cost_with)), 1),
             "cpu_time_us_per_hop_median": {k: round(float(np.median(v)), 1) for k, v in cpu.items()},
+            "separator_cpu_time_us_per_hop_passes": cost_passes_summary,
             "feature_tracker_real_time_x": {"without_stems": round(hop_us / tr_us, 1),
                                             "with_stems": round(hop_us / float(np.median(cost_with)), 1)},
             "separator_share_of_hop_pct": round(100 * sep_us / hop_us, 2),

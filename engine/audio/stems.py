@@ -97,6 +97,7 @@ def _bools4(a: Any) -> tuple[bool, bool, bool, bool]:
     return b[0], b[1], b[2], b[3]
 
 
+_BANDS = 4  # the band projection's columns: harmonic above the bass band, percussive above it and in it, flux
 _HEAD = 5  # the bin projection's first columns: harmonic bass, voice band, Σf·bass, pitch class x, y (then the combs)
 _COLUMNS = 17  # a row: level ×4, onset ×4, hit ×4 (0/1), bass_hz, voice_hz, voice_salience, harmonic_hue, flux
 
@@ -159,9 +160,10 @@ class StemSeparator:
         widths = np.diff(edges)
         nb = len(widths)
         self._band_of_bin = band_of_bin = np.repeat(np.arange(nb), widths)
-        self._band_starts = edges[:-1]
-        self._inv_width = (1.0 / widths).astype(np.float32)
-        self._width = widths.astype(np.float32)
+        # bin power → each band's mean power per bin, and (the last column) the frame's power: one matmul
+        self._to_bands = np.zeros((n_bins, nb + 1), dtype=np.float32)
+        self._to_bands[np.arange(n_bins), band_of_bin] = 1.0 / widths[band_of_bin]
+        self._to_bands[:, nb] = 1.0
         # harmonic power per bin → (bass band, above it, the voice band): one matmul
         bass = (f >= BASS_BAND_HZ[0]) & (f < BASS_BAND_HZ[1])
         to_sums = np.stack([bass, f >= BASS_BAND_HZ[1], (f >= VOICE_BAND_HZ[0]) & (f < VOICE_BAND_HZ[1])],
@@ -190,17 +192,15 @@ class StemSeparator:
         pc[sel, 0], pc[sel, 1] = np.cos(angle[sel]), np.sin(angle[sel])
         # two matmuls: the harmonic power of the bins needed one by one (up to 4 kHz) → bass, voice band,
         # Σf·bass, pitch class x, y, the f0 combs; and per band (harmonic power, percussive power, the
-        # frame's power, the percussive log-power rise) → harmonic above the bass band, percussive above
-        # it and in it, the frame's power, the flux
+        # percussive log-power rise) → harmonic above the bass band, percussive above it and in it, the flux
         project = np.concatenate([to_sums[:, [0, 2]], bass_f[:, None], pc, comb], axis=1)
         self._n_lo = n_lo = int(np.nonzero(project.any(axis=1))[0].max()) + 1
         self._bin_project = np.ascontiguousarray(project[:n_lo])
         in_bass = np.isin(np.arange(nb), band_of_bin[bass])
-        self._band_project = np.zeros((4 * nb, 5), dtype=np.float32)
+        self._band_project = np.zeros((3 * nb, _BANDS), dtype=np.float32)
         self._band_project[:nb, 0] = self._band_project[nb : 2 * nb, 1] = np.where(in_bass, 0, widths)
         self._band_project[nb : 2 * nb, 2] = np.where(in_bass, widths, 0)
-        self._band_project[2 * nb : 3 * nb, 3] = widths
-        self._band_project[3 * nb :, 4] = widths / n_bins  # band flux weighted as the bins it holds
+        self._band_project[2 * nb :, 3] = widths / n_bins  # band flux weighted as the bins it holds
         self._bob_lo = band_of_bin[:n_lo]
         # each band's frequency-median window, as indices (one gather): BAND_KERNEL bands spread over
         # at least ±FREQ_SPAN_HZ (reflected at the edges), so a bass note's few bins are no "broadband hit"
@@ -213,36 +213,62 @@ class StemSeparator:
         at = np.where(at >= n_bins, 2 * (n_bins - 1) - at, at)
         self._freq_window = band_of_bin[at]
         self._n_bass = int(np.searchsorted(edges, np.count_nonzero(f < BASS_BAND_HZ[1]), side="right")) - 1  # bands wholly in it
-        # ring position → the flat indices of the bass bands' newest `_bass_window` frames
+        # One hop, both medians in one gather and one partial sort: for each ring position (the ring
+        # is w frames × (nb bands, the frame's power), flat, then two pad cells below and above any
+        # power), row k < nb is
+        # band k's time window (the bass bands' newest `_bass_window` frames), row nb + k its frequency
+        # window in the centred frame; each padded to one odd length with as many cells below as above
+        # every value, which leaves its median where it was.
         w = self.past + self.look_ahead + 1
-        recent = (np.arange(w)[:, None] - 1 - np.arange(self._bass_window)[None]) % w
-        self._recent = np.arange(self._n_bass)[None, :, None] * w + recent[:, None, :]
+        kk = max(w, BAND_KERNEL)
+        lo_cell, hi_cell = w * (nb + 1), w * (nb + 1) + 1
+        gather = np.empty((w, 2 * nb, kk), dtype=np.intp)
+        for p in range(w):  # p: the ring position after the newest frame was written at p - 1
+            newest = (p - 1 - np.arange(w)) % w
+            centred = (p - 1 - self.look_ahead) % w
+            for k in range(nb):
+                frames = newest[: self._bass_window] if k < self._n_bass else newest
+                for row, cells in ((k, frames * (nb + 1) + k), (nb + k, centred * (nb + 1) + self._freq_window[k])):
+                    pad = (kk - len(cells)) // 2
+                    gather[p, row] = np.concatenate([cells, [lo_cell] * pad, [hi_cell] * pad])
+        self._gather = list(gather)
+        feat = np.empty(3 * nb, dtype=np.float32)
+        rows3 = feat.reshape(3, nb)
+        self._feat = feat, rows3[1], rows3[:2], rows3[2]  # flat; percussive; the first two rows (written at once); the last
+        out = np.empty(_BANDS + len(project[0]), dtype=np.float32)  # the two matmuls' results, read in one tolist
+        self._out = out[: _BANDS + _HEAD], out[:_BANDS], out[_BANDS:], out[_BANDS + _HEAD :]  # sums, bands, bins, combs
+        self._kth = kk // 2
+        self._zero = np.zeros(nb, dtype=np.float32)
+        self._scale = np.concatenate([np.ones(nb), np.full(nb, 1.0 / (PERCUSSIVE_MARGIN * PERCUSSIVE_MARGIN))]
+                                     ).astype(np.float32)
+        self._offset = np.concatenate([np.zeros(nb), np.full(nb, 1e-12)]).astype(np.float32)
         self._n_bands = nb
         self._decay = [math.exp(-1.0 / (r * fps)) for r in RELEASE_S]
         self._agc_rate = 1.0 / (AGC_TAU_S * fps)
         self._gap = max(1, int(round(ONSET_GAP_S * fps)))
         self._peak_decay = 0.5 ** (1.0 / (PEAK_HALF_S * fps))
         self._tail_decay = math.exp(-1.0 / (KICK_TAIL_S * fps)) if KICK_TAIL_S > 0 else 0.0
+        self._consts = (tuple(self._decay), self._gap, self._tail_decay, self._peak_decay, self._f0s, self._agc_rate)
         self.reset()
 
     def reset(self) -> None:
         """Forget the stream (a new track)."""
-        # the last past + look_ahead + 1 frames' band power, a ring (the oldest at `_pos`): the time median's window
-        self._ring = np.zeros((self._n_bands, self.past + self.look_ahead + 1), dtype=np.float32)
+        # the last past + look_ahead + 1 frames' band power and total power, a ring (w × (bands + 1), the
+        # oldest at `_pos`): the time median's window; then the two pad cells of `_gather`
+        w, nb = self.past + self.look_ahead + 1, self._n_bands
+        self._store = np.zeros(w * (nb + 1) + 2, dtype=np.float32)
+        self._store[-2:] = -1.0, np.inf
+        self._ring = ring = self._store[: w * (nb + 1)].reshape(w, nb + 1)
+        self._rows = [(r, r[:nb]) for r in ring]  # each ring row, whole and its bands (views made once)
         self._pos = 0
         self._x2_queue = [np.zeros(self._n_lo, dtype=np.float32)] * self.look_ahead
         self._prev_logp = [np.zeros(self._n_bands, dtype=np.float32)] * 2  # two hops ago, one hop ago
-        self._ref = 0.0
         self._fixed_ref: float | None = None  # offline: one gain for the track (fix_gain)
-        self._count = 0
-        self._env = [0.0, 0.0, 0.0, 0.0]
-        self._tail = 0.0
-        self._broad = 10**6  # hops since the last broadband hit
-        self._prev_lev = [[0.0] * 4, [0.0] * 4]
-        self._flux_peak = 1e-6
-        self._flux_mean = 0.0
-        self._armed = [True] * 4
-        self._since = [10**6] * 4
+        # `_envelopes`' state, one list (read and written at once): the envelopes ×4; log levels of
+        # bass, harmonic, voice two hops ago and one hop ago; onset detectors armed ×4; hops since
+        # each stem's last hit ×4; the kick's low tail; hops since the last broadband hit; the flux
+        # peak and mean; loud hops counted, and the shared gain's reference level
+        self._state: list[float] = [0.0] * 10 + [True] * 4 + [10**6] * 4 + [0.0, 10**6, 1e-6, 0.0, 0, 0.0]
         self._last = Stems(look_ahead_s=self.look_ahead_s)
 
     # ----------------------------------------------------------------- streaming
@@ -277,45 +303,66 @@ class StemSeparator:
         one = n == 1  # the live case: one hop, in 1-D arrays (numpy's 2-D gathers and slices cost more)
         x = m.reshape(-1)[self._bins] if one else m[:, self._bins]
         x2 = x * x
-        power = np.add.reduceat(x2, self._band_starts, axis=-1) * self._inv_width  # mean power per bin, per band
-        check = power @ self._width
-        if not math.isfinite(float(check) if one else float(check.sum())):  # NaN/Inf in, silence out (and no overflow)
+        # mean power per bin, per band, then the total: one hop straight into the ring (its next row)
+        ring, pos, w = self._ring, self._pos, len(self._ring)
+        power = x2.dot(self._to_bands, out=self._rows[pos][0]) if one else x2.dot(self._to_bands)
+        if not math.isfinite(power.item(-1) if one else float(power[:, -1].sum())):  # NaN/Inf in, silence out (and no overflow)
             x = np.minimum(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0), 1e6)
             x2 = x * x
-            power = np.add.reduceat(x2, self._band_starts, axis=-1) * self._inv_width
-        # the time median (on power: a median commutes with the square root)
-        ring, pos, la = self._ring, self._pos, self.look_ahead
-        w = ring.shape[1]
-        if one:  # write the ring, one partial sort of it (a median needs no order)
-            ring[:, pos] = power
-            self._pos = pos = (pos + 1) % w
-            window = ring.copy()
-            window.partition(w // 2, axis=1)
-            harmonic, centred = window[:, w // 2].copy(), ring[:, (pos - 1 - la) % w].copy()
-            if self._bass_window < w:  # the bass bands' shorter window: their newest frames
-                low = ring.take(self._recent[pos])
-                low.partition(self._bass_window // 2, axis=1)
-                harmonic[: self._n_bass] = low[:, self._bass_window // 2]
-        else:
-            full = np.concatenate([ring[:, pos:], ring[:, :pos], power.T], axis=1)[:, 1:]  # the last w - 1 frames, then the new
-            self._ring, self._pos = np.ascontiguousarray(full[:, -w:]), 0
-            harmonic = np.ascontiguousarray(_median(sliding_window_view(full, w, axis=1)).T)
-            if self._bass_window < w:
-                harmonic[:, : self._n_bass] = _median(sliding_window_view(full[: self._n_bass, w - self._bass_window :],
-                                                                          self._bass_window, axis=1)).T
-            centred = np.ascontiguousarray(full[:, w - 1 - la : w - 1 - la + n].T)
+            power = x2.dot(self._to_bands, out=self._rows[pos][0]) if one else x2.dot(self._to_bands)
         lo = x2[..., : self._n_lo]
         queue = self._x2_queue + ([lo] if one else list(lo))  # the low bins of the frames the medians centre on
         self._x2_queue = queue[n:]
-        return self._post(centred, queue[0] if one else np.array(queue[:n]), harmonic, one,
-                          running=self._fixed_ref is None)
+        running = self._fixed_ref is None
+        if one:
+            self._pos = (pos + 1) % w
+            return self._one(queue[0], running)
+        # the time median (on power: a median commutes with the square root)
+        la, nb = self.look_ahead, self._n_bands
+        full = np.concatenate([ring[pos:], ring[:pos], power], axis=0)[1:]  # the last w - 1 frames, then the new
+        ring[:], self._pos = full[-w:], 0
+        harmonic = _median(sliding_window_view(full[:, :nb], w, axis=0))
+        if self._bass_window < w:
+            harmonic[:, : self._n_bass] = _median(sliding_window_view(full[w - self._bass_window :, : self._n_bass],
+                                                                      self._bass_window, axis=0))
+        centred = full[w - 1 - la : w - 1 - la + n]
+        spread = centred[:, self._freq_window]
+        spread.partition(BAND_KERNEL // 2, axis=-1)
+        hs = np.stack([harmonic, spread[..., BAND_KERNEL // 2] * self._scale[-1] + self._offset[-1]], axis=1)
+        return self._post(hs, centred[:, :nb], centred[:, nb].tolist(), np.array(queue[:n]), running)
+
+    def _one(self, x2: np.ndarray, running: bool) -> list[list[float]]:
+        """One hop (the live case; `_table` wrote it to the ring), in 1-D arrays and as few numpy calls
+        as it takes: both medians in one gather and one partial sort (see `_gather`), then `_post`'s
+        arithmetic, the two matmuls writing one buffer."""
+        pos, (feat, percussive, masked, rise), (sums, bands, bins, combs), k = self._pos, self._feat, self._out, self._kth
+        sel = self._store.take(self._gather[pos])
+        sel.partition(k, axis=1)
+        hs = sel[:, k] * self._scale  # harmonic, percussive / margin² (the strided column, then contiguous)
+        hs += self._offset
+        hs = hs.reshape(2, -1)
+        sq = hs / (hs[0] + hs[1])  # the masks: harmonic, percussive
+        sq *= sq
+        centred, centred_bands = self._rows[(pos - 1 - self.look_ahead) % len(self._rows)]
+        # per band (the rows of `feat`): harmonic power, percussive power, rise
+        np.multiply(sq, centred_bands, out=masked)
+        logp = np.log1p(np.sqrt(percussive))
+        np.subtract(logp, self._prev_logp[0], out=rise)
+        np.maximum(rise, self._zero, out=rise)
+        self._prev_logp = [self._prev_logp[1], logp]
+        feat.dot(self._band_project, out=bands)  # (ndarray.dot: less dispatch than @ on tiny arrays)
+        (sq[0].take(self._bob_lo) * x2).dot(self._bin_project, out=bins)
+        best = int(combs.argmax())
+        row = sums.tolist()
+        row.append(centred.item(-1))
+        return self._envelopes([row], [best], [combs.item(best)], running)
 
     # ----------------------------------------------------------------- offline
     def fix_gain(self, power_sums: np.ndarray) -> None:
         """Offline: one gain for the whole track, from every hop's `total_power` (not silence)."""
         loud = power_sums[power_sums >= SILENT_POWER]
         self._fixed_ref = float(np.sqrt(loud).mean()) if len(loud) else 0.0
-        self._ref = self._fixed_ref
+        self._state[-1] = self._fixed_ref
 
     def total_power(self, mags: np.ndarray) -> np.ndarray:
         """Per hop, the power the gain is measured on (for `fix_gain`)."""
@@ -332,35 +379,23 @@ class StemSeparator:
         m = np.asarray(mags, dtype=np.float32)
         return m[None, self._bins] if m.ndim == 1 else m[:, self._bins]
 
-    def _post(self, power: np.ndarray, x2: np.ndarray, harmonic: np.ndarray, one: bool, running: bool) -> list[list[float]]:
-        """Masks (per band, from the medians of the bands' power), the stems' powers and descriptors
-        as arrays (1-D for one hop, n × … for several), then the per-hop envelopes and onsets."""
-        bob = self._bob_lo
-        spread = power[self._freq_window] if one else power[:, self._freq_window]
-        spread.partition(BAND_KERNEL // 2, axis=-1)
-        percussive = spread[..., BAND_KERNEL // 2]
-        mask = harmonic / (harmonic + percussive * (1.0 / (PERCUSSIVE_MARGIN * PERCUSSIVE_MARGIN)) + 1e-12)
-        m2 = mask * mask
-        pm = 1.0 - mask
-        pp = pm * pm * power
-        bins = ((m2[bob] if one else m2[:, bob]) * x2) @ self._bin_project
+    def _post(self, hs: np.ndarray, power: np.ndarray, total: list[float], x2: np.ndarray, running: bool) -> list[list[float]]:
+        """Several hops (n × …): masks (per band, from the medians `hs`: n × 2 × bands, the harmonic
+        one and the percussive one / margin², as `_one` computes them), the stems' powers and
+        descriptors, then the per-hop envelopes and onsets."""
+        sq = hs / (hs[:, 0] + hs[:, 1])[:, None]
+        sq *= sq
+        m2, pp = sq[:, 0], sq[:, 1] * power
+        bins = (m2[:, self._bob_lo] * x2) @ self._bin_project
         logp = np.log1p(np.sqrt(pp))
-        if one:
-            rise = logp - self._prev_logp[0]
-            self._prev_logp = [self._prev_logp[1], logp]
-        else:
-            lagged = np.concatenate([self._prev_logp, logp])
-            rise = lagged[2:] - lagged[:-2]
-            self._prev_logp = [lagged[-2], lagged[-1]]
-        bands = np.concatenate([m2 * power, pp, power, np.maximum(rise, 0.0, out=rise)], axis=-1) @ self._band_project
+        lagged = np.concatenate([self._prev_logp, logp])
+        rise = lagged[2:] - lagged[:-2]
+        self._prev_logp = [lagged[-2], lagged[-1]]
+        bands = np.concatenate([m2 * power, pp, np.maximum(rise, 0.0, out=rise)], axis=-1) @ self._band_project
         comb = bins[..., _HEAD:]
         best = comb.argmax(axis=-1)
-        if one:
-            table = self._envelopes([bins[:_HEAD].tolist() + bands.tolist()], [int(best)], [float(comb[best])], running)
-        else:
-            table = self._envelopes([a + b for a, b in zip(bins[:, :_HEAD].tolist(), bands.tolist())], best.tolist(),
-                                    np.take_along_axis(comb, best[:, None], 1)[:, 0].tolist(), running)
-        return table
+        return self._envelopes([b + a + [t] for a, b, t in zip(bins[:, :_HEAD].tolist(), bands.tolist(), total)], best.tolist(),
+                               np.take_along_axis(comb, best[:, None], 1)[:, 0].tolist(), running)
 
     def _envelopes(self, sums: list[list[float]], best: list[int], capture: list[float], running: bool) -> list[list[float]]:
         """Hop by hop (so any blocking gives the same result), in plain floats (four stems are too
@@ -368,15 +403,9 @@ class StemSeparator:
         the shared gain, instant-attack / `RELEASE_S` envelopes, and onsets (percussive: spectral
         flux of its part against an adaptive threshold; the others: a quick rise of their level)."""
         table: list[list[float]] = []
-        e0, e1, e2, e3 = self._env
-        d0, d1, d2, d3 = self._decay
-        (q1, q2, q3), (r1, r2, r3) = self._prev_lev[0][1:], self._prev_lev[1][1:]
-        a0, a1, a2, a3 = self._armed
-        c0, c1, c2, c3 = self._since
-        gap, tail, tail_decay, broad = self._gap, self._tail, self._tail_decay, self._broad
-        peak, peak_decay, flux_mean, f0s = self._flux_peak, self._peak_decay, self._flux_mean, self._f0s
-        count, ref, agc_rate = self._count, self._ref, self._agc_rate
-        for (s_bass, s_band, s_fbass, pcx, pcy, s_above, ep, hit_low, tot, fl), j, cap in zip(sums, best, capture):
+        e0, e1, e2, e3, q1, q2, q3, r1, r2, r3, a0, a1, a2, a3, c0, c1, c2, c3, tail, broad, peak, flux_mean, count, ref = self._state
+        (d0, d1, d2, d3), gap, tail_decay, peak_decay, f0s, agc_rate = self._consts
+        for (s_above, ep, hit_low, fl, s_bass, s_band, s_fbass, pcx, pcy, tot), j, cap in zip(sums, best, capture):
             silent = tot < SILENT_POWER
             sal = (cap / (s_band + 1e-9) - SALIENCE_FLOOR) / SALIENCE_SPAN  # how much of the voice band one pitch holds
             sal = 0.0 if sal < 0.0 else 1.0 if sal > 1.0 else sal
@@ -434,9 +463,8 @@ class StemSeparator:
             a0, a1, a2, a3 = not o0, not o1, not o2, not o3
             table.append([e0, e1, e2, e3, strength, _unit(u1), _unit(u2), _unit(u3), float(f0), float(f1), float(f2),
                           float(f3), bass_hz, voice_hz, sal, hue, fl])
-        self._env, self._armed, self._since, self._tail = [e0, e1, e2, e3], [a0, a1, a2, a3], [c0, c1, c2, c3], tail
-        self._broad, self._flux_peak, self._flux_mean, self._count, self._ref = broad, peak, flux_mean, count, ref
-        self._prev_lev = [[0.0, q1, q2, q3], [0.0, r1, r2, r3]]
+        self._state = [e0, e1, e2, e3, q1, q2, q3, r1, r2, r3, a0, a1, a2, a3, c0, c1, c2, c3, tail, broad, peak, flux_mean,
+                       count, ref]
         return table
 
 
