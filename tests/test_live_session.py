@@ -12,6 +12,7 @@ import os
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
+import signal
 import threading
 import time
 from pathlib import Path
@@ -281,3 +282,25 @@ def test_quit_key_ends_without_waiting_for_the_render(tmp_path):
         assert report.seconds < 30.0 and report.display_frames > 0
     finally:
         stuck.set()
+
+
+def test_ctrl_c_asks_the_show_to_stop_instead_of_raising_into_its_code(tmp_path):
+    # A KeyboardInterrupt raised wherever the main thread is can leave a lock held and hang the exit;
+    # Ctrl-C sets the stop flag, the frame in progress finishes, the show ends as interrupted.
+    source = FakeSource(synth_track(10.0))
+    session, display = make_session(tmp_path, FakeRenderer(), source, duration=60.0)
+    present = display.present
+    after_ctrl_c: list[int] = []
+
+    def present_then_ctrl_c(picture):
+        present(picture)
+        if len(display.shown) == 5:
+            os.kill(os.getpid(), signal.SIGINT)  # delivered to this (main) thread at once
+            after_ctrl_c.append(len(display.shown))  # not reached if Ctrl-C raised here
+
+    display.present = present_then_ctrl_c
+    before = signal.getsignal(signal.SIGINT)
+    report = session.run()
+    assert after_ctrl_c == [5]
+    assert report.interrupted and report.seconds < 30.0
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is put back

@@ -18,6 +18,7 @@ tracker, stages, display, builder) so tests run the real loops with fakes.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -166,16 +167,40 @@ class Session:
         return not any(t.is_alive() for t in self._workers())
 
     def run(self) -> SessionReport:
-        """Start, run the display loop on this (main) thread until the show ends, stop."""
+        """Start, run the display loop on this (main) thread until the show ends, stop. Ctrl-C asks
+        the show to stop (`_stop_on_ctrl_c`); a second one interrupts at once."""
+        restore = self._stop_on_ctrl_c()
         try:
             self.start()
             self.display_loop.run()
         except KeyboardInterrupt:
             self.report.interrupted = True
         finally:
+            restore()
             self.stop()
             self.display_loop.finish()
         return self.report
+
+    def _stop_on_ctrl_c(self) -> Callable[[], None]:
+        """While the show runs on the main thread, Ctrl-C (SIGINT) sets the stop flag the loops watch
+        instead of raising KeyboardInterrupt wherever the main thread happens to be: raised between a
+        lock's acquire and its `with` body it leaves the lock held, and the shutdown that needs that
+        lock waits forever (seen under load: a Ctrl-C'd show that never exited). The first Ctrl-C
+        restores Python's handler, so a second one still breaks out of a stuck show. Returns the undo."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def on_ctrl_c(signum: int, frame: object) -> None:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self.report.interrupted = True
+            self.board.stop.set()
+
+        previous = signal.signal(signal.SIGINT, on_ctrl_c)
+
+        def restore() -> None:
+            signal.signal(signal.SIGINT, previous)
+
+        return restore
 
     def request_stop(self) -> None:
         self.board.stop.set()
