@@ -96,13 +96,13 @@ class SectionMemory(Generic[Look]):
     def assign(self, fp: Fingerprint) -> tuple[str, bool]:
         """A section that just ended → (its letter, whether that letter was heard before)."""
         self._heard += 1
-        best = min(self._clusters, key=lambda c: distance(fp, c.centre), default=None)
-        if best is not None and distance(fp, best.centre) < self.threshold:
+        best = self._nearest(fp)
+        if best is not None:
             best.centre = _mean(best.centre, fp, best.count)
             best.count = min(best.count + 1, 8)
             best.heard = self._heard
             return best.letter, True
-        used = {c.letter for c in self._clusters}
+        used = self.known()
         free = [x for x in string.ascii_uppercase if x not in used]
         if len(self._clusters) >= self.capacity or not free:
             oldest = min(self._clusters, key=lambda c: c.heard)
@@ -113,8 +113,13 @@ class SectionMemory(Generic[Look]):
 
     def nearest(self, fp: Fingerprint) -> str:
         """The letter of the known section `fp` sounds like (within `threshold`), else "" (nothing changes)."""
+        best = self._nearest(fp)
+        return best.letter if best is not None else ""
+
+    def _nearest(self, fp: Fingerprint) -> _Cluster[Look] | None:
+        """The known section nearest `fp`, if within `threshold`."""
         best = min(self._clusters, key=lambda c: distance(fp, c.centre), default=None)
-        return best.letter if best is not None and distance(fp, best.centre) < self.threshold else ""
+        return best if best is not None and distance(fp, best.centre) < self.threshold else None
 
     def known(self) -> set[str]:
         """The letters kept."""
@@ -180,4 +185,3 @@ class MoodTrack:
 def _mood(f: Features) -> np.ndarray:
     """`f`'s mood scalars in MOOD_KEYS' order."""
     return np.array([f.rms, f.low, f.mid, f.high, f.valence, f.arousal])
-
