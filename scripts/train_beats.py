@@ -120,6 +120,31 @@ def val_loss(net: BeatNet, pieces: list[Piece], pos_weight: torch.Tensor) -> flo
     return total / max(1, n)
 
 
+def widen(small: BeatNet, net: BeatNet) -> None:
+    """Load `small`'s weights into the wider `net` so that it computes exactly what `small` does: the
+    old residual channels keep their weights and ignore the new ones (zero blocks), the new channels
+    keep their random initialisation and write nothing into the old channels or the output yet.
+    Every weight still gets a gradient, so training grows the new channels from there."""
+    c = small.cfg.channels
+    with torch.no_grad():
+        for name, new in net.state_dict().items():
+            old = small.state_dict()[name]
+            if new.shape == old.shape:
+                new.copy_(old)
+                continue
+            if name.startswith("inp."):
+                new[:c] = old  # new rows (new channels) stay random
+            elif name.startswith("out."):
+                new[:, :c] = old
+                new[:, c:] = 0.0
+            else:  # a block's conv or mix: (out, in, kernel) or (out,)
+                if new.dim() == 1:
+                    new[:c] = old
+                else:
+                    new[:c, :c] = old
+                    new[:c, c:] = 0.0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="train the beat/downbeat TCN")
     ap.add_argument("--data", type=Path, nargs="+", required=True,
@@ -131,7 +156,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tuning)")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from these weights (fine-tuning); a narrower net is widened to --channels first")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--stretch", type=float, default=0.0,
                     help="tempo augmentation: 70 %% of crops played up to this much faster or slower (e.g. 0.2)")
@@ -149,7 +175,13 @@ def main() -> None:
     cfg = NetConfig(variant=args.variant, channels=args.channels, layers=args.layers)
     net = BeatNet(cfg)
     if args.init is not None:
-        net.load_state_dict(load_weights(args.init).state_dict())
+        small = load_weights(args.init)
+        if small.cfg.channels == cfg.channels:
+            net.load_state_dict(small.state_dict())
+        elif small.cfg.channels < cfg.channels and small.cfg.layers == cfg.layers and small.cfg.variant == cfg.variant:
+            widen(small, net)  # a wider net that starts out computing what the --init one does
+        else:
+            sys.exit(f"train_beats: --init {args.init} ({small.cfg}) cannot start a {cfg} net")
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     pos_weight = torch.tensor([4.0, args.downbeat_weight])
     steps_per_epoch = max(1, frames // (BATCH * CROP))

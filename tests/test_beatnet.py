@@ -76,6 +76,28 @@ def test_live_learned_tracker_follows_a_tempo_ramp() -> None:
     assert abs(bt.tempo_bpm - 60.0 / np.diff(r.beats[-2:])[0]) < 0.05 * 130.0
 
 
+@pytest.mark.parametrize("feed", [480, 1440, 4800])
+def test_live_network_in_batches_of_hops_gives_the_beats_it_gives_hop_by_hop(feed: int) -> None:
+    """The live tracker runs its network once per 5 hops (where it estimates tempo and phase), on
+    the hops held since: every beat and downbeat, and the hop that flags it, are those the network
+    run on every hop gives (to float rounding), whatever block size the audio comes in."""
+    r = drums("four", 100.0, 25.0, bpm_end=120.0)
+    net = load_net(weights_path("causal"))
+    runs = []
+    for held in (1, 10):
+        bt = LearnedBeatTracker(net, max_held=held)
+        tr, flags = FeatureTracker(SR, 480, beats=bt), []
+        for k in range(len(r.samples) // feed):
+            f = tr.process(r.samples[k * feed : (k + 1) * feed], (k + 1) * feed / SR)
+            flags.append((f.beat, f.downbeat))
+        runs.append((np.array(bt.beats), np.array(bt.downbeats), flags))
+    (beats1, down1, flags1), (beats10, down10, flags10) = runs
+    assert len(beats1) >= 30 and len(down1) >= 5
+    assert flags10 == flags1
+    assert len(beats10) == len(beats1) and np.abs(beats10 - beats1).max() < 1e-6
+    assert len(down10) == len(down1) and np.abs(down10 - down1).max() < 1e-6
+
+
 @pytest.mark.parametrize(("bpm", "per_bar"), [(100.0, 3), (80.0, 4)])
 def test_live_learned_tracker_hears_the_meter(bpm: float, per_bar: int) -> None:
     """Live, the bar is counted in 3 for 3/4 and in 4 for 4/4, and the downbeats it flags once it

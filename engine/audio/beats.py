@@ -103,6 +103,7 @@ class BeatTracker:
         self._bar.reset()
         self._sections.reset()
         self._hops = 0
+        self._held = 0  # hops whose activation the batching activation holds back
         self._silent_hops = 0
         self.period: float = 0.5  # seconds per beat
         self.tempo_confidence = 0.0
@@ -158,14 +159,28 @@ class BeatTracker:
 
     def update_spectra(self, mags: np.ndarray, t: float, rms: Sequence[float]) -> bool:
         """Consecutive hops: their |rfft| rows (n_fft frames, the last ending at `t`) and RMS.
-        True when a beat landed in any of them; `downbeat` and `event` likewise cover them all."""
-        on = self._activation(mags)
-        n, dt = len(on.strength), 1.0 / self.fps
+        True when a beat landed in any of them; `downbeat` and `event` likewise cover them all.
+
+        Beats are emitted from the grid hop by hop. The activation may come in later, in batches
+        (`_activation`): tempo, phase and accents are estimated only on hops whose activation is in,
+        and every hop where they are due brings its batch in, so the beats are the same as hop by hop."""
+        n, dt = len(mags), 1.0 / self.fps
+        due = any((self._hops + i) % self._phase_every == 0 or (self._hops + i) % self._tempo_every == 0
+                  for i in range(1, n + 1))
+        on = self._activation(mags, due)
+        held, rows = self._held, len(on.strength)
+        if rows not in (0, held + n):
+            raise RuntimeError(f"activation gave {rows} rows for {held + n} hops")
+        self._held = held + n if rows == 0 else 0
+        strength, low = on.strength.tolist(), on.low.tolist()
+        pushed = 0
         beat = downbeat = False
         event = ""
-        for i, (strength, low, level) in enumerate(zip(on.strength.tolist(), on.low.tolist(), rms)):
-            self._hist.push(strength, low, on.bands[i])
-            self._step(t - (n - 1 - i) * dt, float(level))
+        for i, level in enumerate(rms):
+            while rows and pushed <= held + i:  # the rows up to this hop (and any held from earlier calls)
+                self._hist.push(strength[pushed], low[pushed], on.bands[pushed])
+                pushed += 1
+            self._step(t - (n - 1 - i) * dt, float(level), current=rows > 0)
             beat, downbeat, event = beat or self.beat, downbeat or self.downbeat, event or self.event
         self.beat, self.downbeat, self.event = beat, downbeat, event
         # A new grid only when what it is made of changed (most hops change nothing).
@@ -175,16 +190,20 @@ class BeatTracker:
             self._grid_key, self.grid = key, self._make_grid()
         return beat
 
-    def _activation(self, mags: np.ndarray) -> Onsets:
+    def _activation(self, mags: np.ndarray, due: bool) -> Onsets:
         """The activation the grid follows, one row per hop: here the DSP onsets (`strength` for
-        tempo and phase, `low` and `bands` for the accents that find the downbeat)."""
+        tempo and phase, `low` and `bands` for the accents that find the downbeat). An activation
+        that batches its work may give no rows and hold these hops back, then give their rows with
+        a later call's (always up to its newest hop); `due`: an estimate is due on one of these hops,
+        so every held row must come now."""
         return self._onsets.process(mags)
 
     def _reset_activation(self) -> None:
         """Forget the activation's own state (a subclass with another activation resets it here)."""
 
-    def _step(self, t: float, rms: float) -> None:
-        """One hop ending at `t`, its activation already in the history."""
+    def _step(self, t: float, rms: float, current: bool = True) -> None:
+        """One hop ending at `t`; `current`: its activation is in the history (else it is held
+        back, and this hop estimates nothing)."""
         self._hops += 1
         silent = rms < SILENCE_RMS
         self._silent_hops = self._silent_hops + 1 if silent else 0
@@ -193,12 +212,13 @@ class BeatTracker:
         if not silent or self._music_hops:
             self._music_hops += 1
         self._sections.update(rms, t)
-        if not self.tapped:
-            if self._hops % self._tempo_every == 0:
-                self._update_tempo()
-            if self._hops % self._phase_every == 0:
-                self._update_phase(t)
-        self._score_accents(t)
+        if current:
+            if not self.tapped:
+                if self._hops % self._tempo_every == 0:
+                    self._update_tempo()
+                if self._hops % self._phase_every == 0:
+                    self._update_phase(t)
+            self._score_accents(t)
         self.beat = self._emit(t)
         self.event = self._sections.take(t, self.beat, self.downbeat, self._bar_confidence > 0)
 
