@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from audio_synth import SR, click_track, noise_bursts, progression, run_tracker, soft_pad
+from engine.audio.beatnet.choice import live_tracker
 from engine.audio.features import FeatureTracker
 from engine.types import Features
 
@@ -70,20 +71,32 @@ def test_agc_adapts_to_level_and_silence_reads_zero() -> None:
     assert f.low == f.mid == f.high == 0.0 and f.rms == 0.0
 
 
-def test_tap_tempo_overrides_tracker() -> None:
-    x, _ = click_track(120.0, seconds=8.0)
-    tr = FeatureTracker()
-    for k in range(len(x) // 480):
-        tr.process(x[k * 480 : (k + 1) * 480], (k + 1) * 480 / SR)
+@pytest.mark.parametrize("kind", ["learned", "dsp"])
+def test_tap_tempo_overrides_tracker(kind: str) -> None:
+    """Taps override either live tracker (the learned one is the default): tempo and phase come from
+    the taps and stay while the music goes on; releasing them hands the beat back to the tracker."""
+    x, _ = click_track(120.0, seconds=20.0)
+    beats, choice = live_tracker(kind)
+    assert choice.used == kind
+    tr = FeatureTracker(beats=beats)
+
+    def play(t0: float, t1: float) -> Features:
+        for k in range(int(t0 * SR) // 480, int(t1 * SR) // 480):
+            f = tr.process(x[k * 480 : (k + 1) * 480], (k + 1) * 480 / SR)
+        return f
+
+    play(0.0, 8.0)
+    assert abs(tr.tempo_bpm - 120.0) < 2.0  # the tracker had the clicks' tempo before the taps
     for t in (8.0, 8.6, 9.2, 9.9):  # taps 0.6, 0.6, 0.7 s apart: median 0.6 s = 100 BPM
         tr.tap(t)
     assert tr.tapped and tr.tempo_bpm == pytest.approx(100.0)
-    tapped = tr.tempo_bpm
-    for k in range(int(9.9 * SR) // 480, int(14 * SR) // 480):
-        f = tr.process(np.zeros(480, dtype=np.float32), (k + 1) * 480 / SR)
-    assert f.tempo_bpm == tapped  # the tracker does not take it back
+    f = play(9.9, 14.0)
+    assert f.tempo_bpm == pytest.approx(100.0)  # the tracker does not take it back while the clicks go on
+    assert f.grid.next_beat(14.0) == pytest.approx(9.9 + 7 * 0.6)  # the beats are the taps' grid
     tr.clear_taps()
     assert not tr.tapped
+    play(14.0, 20.0)
+    assert abs(tr.tempo_bpm - 120.0) < 2.0  # released: the tracker follows the music again
 
 
 def test_any_block_size_and_bad_samples_are_handled() -> None:
