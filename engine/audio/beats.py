@@ -165,8 +165,7 @@ class BeatTracker:
         (`_activation`): tempo, phase and accents are estimated only on hops whose activation is in,
         and every hop where they are due brings its batch in, so the beats are the same as hop by hop."""
         n, dt = len(mags), 1.0 / self.fps
-        due = any((self._hops + i) % self._phase_every == 0 or (self._hops + i) % self._tempo_every == 0
-                  for i in range(1, n + 1))
+        due = any(any(self._due(self._hops + i)) for i in range(1, n + 1))
         on = self._activation(mags, due)
         held, rows = self._held, len(on.strength)
         if rows not in (0, held + n):
@@ -201,6 +200,10 @@ class BeatTracker:
     def _reset_activation(self) -> None:
         """Forget the activation's own state (a subclass with another activation resets it here)."""
 
+    def _due(self, hop: int) -> tuple[bool, bool]:
+        """Whether the tempo, and the phase, are estimated on hop number `hop` (counted from 1)."""
+        return hop % self._tempo_every == 0, hop % self._phase_every == 0
+
     def _step(self, t: float, rms: float, current: bool = True) -> None:
         """One hop ending at `t`; `current`: its activation is in the history (else it is held
         back, and this hop estimates nothing)."""
@@ -214,9 +217,10 @@ class BeatTracker:
         self._sections.update(rms, t)
         if current:
             if not self.tapped:
-                if self._hops % self._tempo_every == 0:
+                tempo_due, phase_due = self._due(self._hops)
+                if tempo_due:
                     self._update_tempo()
-                if self._hops % self._phase_every == 0:
+                if phase_due:
                     self._update_phase(t)
             self._score_accents(t)
         self.beat = self._emit(t)

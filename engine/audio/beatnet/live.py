@@ -54,8 +54,7 @@ class LearnedBeatTracker(BeatTracker):
 
     def _activation(self, mags: np.ndarray, due: bool) -> Onsets:
         self._feats.append(self._bands.process(mags))
-        held = sum(len(f) for f in self._feats)
-        if not due and held < self._max_held:
+        if not due and self._held + len(mags) < self._max_held:  # the hops held so far, these included
             return self._none
         feats = self._feats[0] if len(self._feats) == 1 else np.concatenate(self._feats)
         self._feats = []
