@@ -291,6 +291,59 @@ def test_link_moves_the_sessions_beat_phase():
     assert "Link 133.0 BPM" in session.state.rig
 
 
+class SourceClockLink:
+    """aalink.Link's surface on the audio source's clock (Link's now is the audio heard now); as in
+    Link, a tempo change keeps the beat where it is. Remembers each time it was forced to a beat."""
+
+    def __init__(self, clock, tempo=133.0):
+        self.clock = clock
+        self._tempo, self.quantum, self.num_peers, self.enabled = tempo, 4.0, 1, True
+        self._ref = (0.0, 0.0)
+        self.forced: list[tuple[float, float]] = []
+
+    @property
+    def tempo(self):
+        return self._tempo
+
+    @tempo.setter
+    def tempo(self, bpm):
+        self._ref = (self.clock(), self.beat)
+        self._tempo = bpm
+
+    @property
+    def beat(self):
+        t, b = self._ref
+        return b + (self.clock() - t) * self._tempo / 60.0
+
+    def force_beat(self, beat):
+        self._ref = (self.clock(), beat)
+        self.forced.append((self.clock(), beat))
+
+
+def test_leading_link_hands_the_music_s_tempo_and_beat_to_the_session():
+    from live.control.link import LinkLeader
+
+    samples, clicks = click_track(100.0, seconds=40.0)  # the music: 100 BPM; the Link session: 133
+    source = FakeSource(samples, speed=2.0)
+    session, _ = new_session(FakeRenderer(width=32, height=32), source, None)
+    link = SourceClockLink(source.clock, 133.0)
+    rig = Rig(RigOptions(link_lead=True))
+    rig.link = LinkLeader(link)
+    session.attach_rig(rig)
+    stop_when(session, lambda: source.clock() > 20.0 and "Link lead 100." in session.state.rig, timeout=60.0)
+    session.run()
+    rig.stop()
+    assert link.tempo == pytest.approx(100.0, abs=0.5)
+    assert "Link lead 100." in session.state.rig
+    assert 1 <= len(link.forced) <= 8, f"the session's beat was moved {len(link.forced)} times"
+    # the session's beats land on the clicks: its beat count is whole on each click (within 20 ms)
+    period = 60.0 / 100.0
+    t = source.clock()
+    beat = link.beat
+    frac = ((t - clicks[0]) / period - beat + 0.5) % 1.0 - 0.5
+    assert abs(frac) * period < 0.02, f"Link's beat is {frac * period * 1000:.0f} ms off the music's"
+
+
 def test_a_failing_rig_part_is_reported_once_and_never_raises_into_the_loop():
     from engine.types import Features
 

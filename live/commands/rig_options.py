@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
+from engine.errors import BeatcanvasError
 from live.commands.options import option
 from live.control import DEFAULT_HOST
 
@@ -23,6 +24,8 @@ class RigArgs:
     midi: Optional[str] = option(None, "--midi", help="MIDI input (part of its name; '' = the first port).")
     midi_map: Optional[Path] = option(None, "--midi-map", help="MIDI mapping TOML (learn saves here); turns MIDI on.")
     link: bool = option(False, "--link", help="Join an Ableton Link session: the beat follows its tempo and phase.")
+    link_lead: bool = option(False, "--link-lead", help="Lead an Ableton Link session: every peer follows the beat "
+                             "heard here (tempo, phase and bar).")
     ndi: bool = option(False, "--ndi", help="Send the picture as the NDI source 'beatcanvas'.")
     spout: bool = option(False, "--spout", help="Send the picture as the Spout sender 'beatcanvas' (Windows).")
     syphon: bool = option(False, "--syphon", help="Send the picture as the Syphon server 'beatcanvas' (macOS).")
@@ -38,6 +41,8 @@ class RigArgs:
 def rig_options(values: dict[str, Any]) -> RigOptions:
     from live.control.rig import RigOptions
 
+    if values["link"] and values["link_lead"]:
+        raise BeatcanvasError("--link follows a Link session and --link-lead leads it: choose one")
     midi = values["midi"]
     if midi is None and values["midi_map"] is not None:
         midi = ""  # a mapping file alone turns MIDI on, on the port it names

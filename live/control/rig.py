@@ -41,7 +41,8 @@ class RigOptions:
     osc_out_every: str = "frame"  # frame | beat
     midi: str | None = None  # part of a MIDI input's name ("" = the first); None = off
     midi_map: Path | None = None
-    link: bool = False
+    link: bool = False  # follow a Link session's beat
+    link_lead: bool = False  # lead it: the beat heard here goes to every peer
     ndi: bool = False
     spout: bool = False
     syphon: bool = False
@@ -53,7 +54,7 @@ class RigOptions:
 
     @property
     def any(self) -> bool:
-        return any((self.osc_port is not None, self.osc_out, self.midi is not None, self.link,
+        return any((self.osc_port is not None, self.osc_out, self.midi is not None, self.link, self.link_lead,
                     self.ndi, self.spout, self.syphon, self.web))
 
 
@@ -81,7 +82,7 @@ class Rig:
         self.current = current
         for wanted, starter in (
             (o.osc_port is not None, self._start_osc_in), (bool(o.osc_out), self._start_osc_out),
-            (o.midi is not None, self._start_midi), (o.link, self._start_link),
+            (o.midi is not None, self._start_midi), (o.link or o.link_lead, self._start_link),
             (o.ndi, self._start_ndi), (o.spout, self._start_spout), (o.syphon, self._start_syphon),
             (o.web, self._start_web),
         ):
@@ -123,8 +124,9 @@ class Rig:
     def _start_link(self, current: Callable[[], Any]) -> str:
         from live.control.link import open_link
 
-        self.link = open_link()
-        return f"Ableton Link: joined ({self.link.state().hud()})"
+        self.link = open_link(lead=self.options.link_lead)
+        role = "leading: peers follow the beat heard here" if self.options.link_lead else "following its tempo and phase"
+        return f"Ableton Link: joined, {role} ({self.link.hud()})"
 
     def _start_web(self, current: Callable[[], Any]) -> str:
         try:
@@ -221,6 +223,9 @@ class Rig:
         if self.link is None:
             return f
         try:
+            if self.options.link_lead:  # the picture keeps its own beat; the session gets it
+                self.link.lead(f)
+                return f
             return self.link.retime(f)
         except Exception as e:  # noqa: BLE001
             self._failed("Link", e)
@@ -256,7 +261,7 @@ class Rig:
 
     def tap(self, t: float) -> None:
         try:
-            if self.link is not None:
+            if self.link is not None and not self.options.link_lead:  # leading: taps reach the session through the tracker's grid
                 self.link.tap(t)
         except Exception as e:  # noqa: BLE001
             self._failed("Link tap", e)
@@ -269,7 +274,7 @@ class Rig:
         if self.midi is not None and self.midi.port_name:
             parts.append(f"MIDI {self.midi.port_name}")
         if self.link is not None:
-            parts.append(self.link.state().hud())
+            parts.append(self.link.hud())
         parts += [f"{s.backend.name} {s.sent} sent" for s in self.senders]
         if self.web is not None:
             parts.append(f"page :{self.web.port} ({self.feed.viewers} watching)")
