@@ -76,6 +76,21 @@ def test_live_learned_tracker_follows_a_tempo_ramp() -> None:
     assert abs(bt.tempo_bpm - 60.0 / np.diff(r.beats[-2:])[0]) < 0.05 * 130.0
 
 
+def test_live_learned_tracker_reads_a_70_bpm_four_on_the_floor_at_70_not_140() -> None:
+    """The first tempo estimate (1.5 s of music) cannot see 70 BPM and says 140; once the music is long
+    enough to weigh 70 against it, the network's beats (kicks, not the off-beat hats) win."""
+    r = drums("four", 70.0, 30.0)
+    bt, _ = live_tracker("learned")
+    tr, beats = FeatureTracker(SR, 480, beats=bt), []
+    for k in range(len(r.samples) // 480):
+        if tr.process(r.samples[k * 480 : (k + 1) * 480], (k + 1) * 480 / SR).beat:
+            beats.append(tr.last_beat_time)
+    assert abs(bt.tempo_bpm - 70.0) < 2.0
+    late = np.array([b for b in beats if b > 10.0])
+    assert len(late) <= np.sum(r.beats > 10.0) + 1  # no beats between the kicks
+    assert np.mean(np.abs(late[:, None] - r.beats[None]).min(axis=1) < 0.07) >= 0.9
+
+
 @pytest.mark.parametrize("feed", [480, 1440, 4800])
 def test_live_network_in_batches_of_hops_gives_the_beats_it_gives_hop_by_hop(feed: int) -> None:
     """The live tracker runs its network once per 5 hops (where it estimates tempo and phase), on

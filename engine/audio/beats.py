@@ -37,6 +37,7 @@ from engine.types import SAMPLE_RATE, BeatGrid
 HISTORY_S = 8.0
 TEMPO_EVERY_S, PHASE_EVERY_S = 0.25, 0.05
 MIN_MUSIC_S = 1.5  # music heard before the first tempo estimate
+HALF_WEIGHED_BEATS = 4  # beats of half the tempo a window needs before the tempo may refuse its half
 PHASE_WINDOW_S = 4.0  # the phase comb looks this far back
 SILENCE_RMS = 1e-4  # -80 dBFS
 QUIET_S = 0.05  # after a beat period and this much digital silence, no beat: `grid` reads unlocked
@@ -116,6 +117,7 @@ class BeatTracker:
     def _unlock(self) -> None:
         self._anchor: float | None = None
         self._music_hops = 0
+        self._half_weighed = False  # the held tempo won over its half in a long enough window
         self._contrast = 0.0
         self._count = 0
         self._pending: deque[tuple[float, int]] = deque()  # emitted beats awaiting their accent
@@ -245,7 +247,9 @@ class BeatTracker:
         if n < MIN_MUSIC_S * self.fps:
             return
         held = self.period * self.fps if self._anchor is not None else None
-        est = estimate_tempo(self._hist.recent_strength(n), self.fps, held)
+        # the held tempo keeps its half out only once a window of HALF_WEIGHED_BEATS of the half's beats chose it
+        half_heard = held is not None and self._half_weighed
+        est = estimate_tempo(self._hist.recent_strength(n), self.fps, held, half_heard)
         if est is None:
             self.tempo_confidence *= 0.8
             return
@@ -254,8 +258,10 @@ class BeatTracker:
         if self._anchor is None or abs(new - self.period) / self.period > TEMPO_JUMP:
             self.period = new
             self._anchor = None  # re-acquire the phase for the new tempo
+            self._half_weighed = False
         else:
             self.period += TEMPO_BLEND * (new - self.period)
+        self._half_weighed = self._half_weighed or n >= HALF_WEIGHED_BEATS * 2 * self.period * self.fps
 
     def _update_phase(self, t: float) -> None:
         n = min(self._music_hops, int(PHASE_WINDOW_S * self.fps))

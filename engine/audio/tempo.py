@@ -11,7 +11,9 @@ rules, in order:
 3. continuity: given the tempo the tracker holds now, an octave jump down from it (a half-time
    breakdown, kick on 1 and snare on 3 alone) is refused — every onset of the slower pulse still
    lands on the held grid — and an octave jump up is refused while the held period still has
-   `KEEP_EVIDENCE` of the winner's support.
+   `KEEP_EVIDENCE` of the winner's support. The caller says whether the held tempo has been weighed
+   against its half (`half_heard`): a first estimate from 1.5 s of music cannot see 70 BPM at all,
+   so its 140 must not shut 70 out once there is enough music to hear it.
 
 The period is then refined below one frame from the peaks at 1…K times the lag (their slope), which
 is what makes "within 1 %" hold at 180 BPM with 10 ms frames.
@@ -89,10 +91,11 @@ def _refine(ac: np.ndarray, lag: int) -> float:
     return num / den
 
 
-def estimate_tempo(env: np.ndarray, fps: float, held: float | None = None) -> Tempo | None:
+def estimate_tempo(env: np.ndarray, fps: float, held: float | None = None, half_heard: bool = True) -> Tempo | None:
     """The beat period of `env` (onset activation at `fps`), or None without a periodicity.
 
-    `held`: the period (frames) the caller follows now, for the continuity rule.
+    `held`: the period (frames) the caller follows now, for the continuity rule; `half_heard`: it
+    was chosen over half its tempo (else a jump down to half of it is allowed).
     """
     ac = autocorrelation(env)
     lo = int(60.0 * fps / MAX_BPM)
@@ -116,7 +119,7 @@ def estimate_tempo(env: np.ndarray, fps: float, held: float | None = None) -> Te
     period = _refine(ac, lag)
     if held is not None and lo <= held < hi:
         ratio = lag / held
-        if abs(ratio - 2.0) < OCTAVE_TOLERANCE * 2.0:  # half as fast: every onset still falls on the held grid
+        if half_heard and abs(ratio - 2.0) < OCTAVE_TOLERANCE * 2.0:  # half as fast: every onset still falls on the held grid
             period /= 2.0
         elif abs(ratio - 0.5) < OCTAVE_TOLERANCE * 0.5:
             _, h_held = _peak(ac, held, 1)
