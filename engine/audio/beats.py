@@ -31,13 +31,13 @@ import numpy as np
 
 from engine.audio.accents import MIN_BAR_CONFIDENCE, BarCounter, MeterCounter, SectionDetector, accent_parts
 from engine.audio.onsets import ONSET_DELAY_S, Onsets, OnsetDetector, SampleTail, hop_spectra
-from engine.audio.tempo import comb_phase, estimate_tempo
+from engine.audio.tempo import PRIOR_OCTAVES, comb_phase, estimate_tempo
 from engine.types import SAMPLE_RATE, BeatGrid
 
 HISTORY_S = 8.0
 TEMPO_EVERY_S, PHASE_EVERY_S = 0.25, 0.05
 MIN_MUSIC_S = 1.5  # music heard before the first tempo estimate
-HALF_WEIGHED_BEATS = 4  # beats of half the tempo a window needs before the tempo may refuse its half
+HALF_WEIGHED_BEATS = 8  # beats of half the tempo a window needs before the tempo may refuse its half
 PHASE_WINDOW_S = 4.0  # the phase comb looks this far back
 SILENCE_RMS = 1e-4  # -80 dBFS
 QUIET_S = 0.05  # after a beat period and this much digital silence, no beat: `grid` reads unlocked
@@ -79,6 +79,8 @@ class _History:
 
 class BeatTracker:
     """Causal beat + downbeat tracking for one stream (`update` per hop, or `update_spectra` per block of hops)."""
+
+    tempo_prior_octaves = PRIOR_OCTAVES  # the tempo prior's width (engine.audio.tempo)
 
     def __init__(self, sample_rate: int = SAMPLE_RATE, hop: int = 480, n_fft: int = 1024,
                  beats_per_bar: int = 4, meters: tuple[int, ...] = ()) -> None:
@@ -249,7 +251,7 @@ class BeatTracker:
         held = self.period * self.fps if self._anchor is not None else None
         # the held tempo keeps its half out only once a window of HALF_WEIGHED_BEATS of the half's beats chose it
         half_heard = held is not None and self._half_weighed
-        est = estimate_tempo(self._hist.recent_strength(n), self.fps, held, half_heard)
+        est = estimate_tempo(self._hist.recent_strength(n), self.fps, held, half_heard, self.tempo_prior_octaves)
         if est is None:
             self.tempo_confidence *= 0.8
             return

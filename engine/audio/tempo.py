@@ -91,11 +91,13 @@ def _refine(ac: np.ndarray, lag: int) -> float:
     return num / den
 
 
-def estimate_tempo(env: np.ndarray, fps: float, held: float | None = None, half_heard: bool = True) -> Tempo | None:
+def estimate_tempo(env: np.ndarray, fps: float, held: float | None = None, half_heard: bool = True,
+                   prior_octaves: float = PRIOR_OCTAVES) -> Tempo | None:
     """The beat period of `env` (onset activation at `fps`), or None without a periodicity.
 
     `held`: the period (frames) the caller follows now, for the continuity rule; `half_heard`: it
-    was chosen over half its tempo (else a jump down to half of it is allowed).
+    was chosen over half its tempo (else a jump down to half of it is allowed); `prior_octaves`: the
+    prior's width (a beat network's activation already says which level is the beat: it needs less).
     """
     ac = autocorrelation(env)
     lo = int(60.0 * fps / MAX_BPM)
@@ -104,7 +106,7 @@ def estimate_tempo(env: np.ndarray, fps: float, held: float | None = None, half_
         return None
     lags = np.arange(lo, hi)
     bpm = 60.0 * fps / lags
-    prior = np.exp(-0.5 * (np.log2(bpm / PRIOR_BPM) / PRIOR_OCTAVES) ** 2)
+    prior = np.exp(-0.5 * (np.log2(bpm / PRIOR_BPM) / prior_octaves) ** 2)
     double = ac[np.minimum(2 * lags, len(ac) - 1)]
     score = (np.maximum(ac[lo:hi], 0.0) + 0.5 * np.maximum(double, 0.0)) * prior
     lag = int(lags[int(np.argmax(score))])

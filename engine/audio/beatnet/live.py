@@ -33,6 +33,11 @@ MAX_HELD_HOPS = 10  # the network runs at least every 100 ms (and on every hop w
 class LearnedBeatTracker(BeatTracker):
     """Causal beat + downbeat tracking driven by the causal beat network (`net.cfg.variant == "causal"`)."""
 
+    # The network's beat probability already says which level is the beat, so the tempo prior (an
+    # octave-wide log-Gaussian around 120 BPM for onsets) is 1.6 octaves wide: on the 88 validation
+    # audio pieces live beat F 0.699 → 0.703, downbeat F 0.419 → 0.434, tempo right 0.682 → 0.693.
+    tempo_prior_octaves = 1.6
+
     def __init__(self, net: Net, sample_rate: int = SAMPLE_RATE, hop: int = 480, n_fft: int = 1024,
                  beats_per_bar: int = 4, max_held: int = MAX_HELD_HOPS) -> None:
         """`max_held`: hops held back at most before the network runs (1: every hop, unbatched)."""
