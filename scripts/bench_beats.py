@@ -41,6 +41,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.audio.beatmap import BeatAnalyzer  # noqa: E402
+from engine.audio.beats import BeatTracker  # noqa: E402
 from engine.audio.features import FeatureTracker  # noqa: E402
 from engine.audio.rhythms import SR, Rhythm, clicks, drums  # noqa: E402
 from engine.types import Features  # noqa: E402
@@ -159,12 +160,16 @@ def _metrics(ref: np.ndarray, est: np.ndarray, ref_db: np.ndarray, est_db: np.nd
     return out
 
 
-def _run_live(x: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray, float, float]:
-    from engine.audio.beatnet.choice import live_tracker
-
-    bt, _ = live_tracker(kind)
-    beats, downbeats, tempi, wall = feed_live(x, FeatureTracker(SR, 480, beats=bt), 5.0)
+def run_live(x: np.ndarray, tracker: BeatTracker) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """`tracker` fed `x` in 10 ms blocks: (beats, downbeats, median tempo after 5 s, real-time multiple)."""
+    beats, downbeats, tempi, wall = feed_live(x, FeatureTracker(SR, 480, beats=tracker), 5.0)
     return np.array(beats, dtype=float), np.array(downbeats, dtype=float), float(np.median(tempi)) if tempi else 0.0, len(x) / SR / wall
+
+
+def pulse_errors(ref: np.ndarray, est: np.ndarray) -> list[float]:
+    """|emitted beat − nearest true beat| (s) for each beat after 5 s that lands within 70 ms of one."""
+    near = np.array([np.min(np.abs(ref - b)) for b in est[est >= 5.0]]) if len(ref) else np.zeros(0)
+    return near[near < 0.07].tolist()
 
 
 def _run_offline(x: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray, float, int]:
@@ -187,16 +192,17 @@ def _run_librosa(x: np.ndarray) -> tuple[np.ndarray, float]:
 
 def side_by_side(pieces: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], librosa_ok: bool) -> dict:
     """pieces: (name, audio, true beats, true downbeats) → per tracker: mean metrics and per-piece rows."""
+    from engine.audio.beatnet.choice import live_tracker
+
     out: dict = {}
     trackers = ["learned_live", "learned_offline", "dsp_live", "dsp_offline"] + (["librosa"] if librosa_ok else [])
     for name in trackers:
         rows, errs, speeds = [], [], []
         for title, x, ref, ref_db in pieces:
             if name.endswith("_live"):
-                est, est_db, tempo, speed = _run_live(x, name.split("_")[0])
+                est, est_db, tempo, speed = run_live(x, live_tracker(name.split("_")[0])[0])
                 speeds.append(speed)
-                near = np.array([np.min(np.abs(ref - b)) for b in est[est >= 5.0]]) if len(ref) else np.zeros(0)
-                errs.extend(near[near < 0.07].tolist())
+                errs.extend(pulse_errors(ref, est))
                 row = _metrics(ref, est, ref_db, est_db, tempo)
             elif name.endswith("_offline"):
                 est, est_db, tempo, bpb = _run_offline(x, name.split("_")[0])

@@ -34,13 +34,12 @@ import numpy as np  # noqa: E402
 from safetensors import safe_open  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench_beats import _metrics, feed_live, heldout_pieces  # noqa: E402
+from bench_beats import _metrics, heldout_pieces, pulse_errors, run_live  # noqa: E402
 
 from engine.audio.beatnet.features import FPS  # noqa: E402
 from engine.audio.beatnet.live import LearnedBeatTracker  # noqa: E402
 from engine.audio.beatnet.net import Net, load_net  # noqa: E402
 from engine.audio.beatnet.offline import beatmap_of  # noqa: E402
-from engine.audio.features import FeatureTracker  # noqa: E402
 
 
 def main() -> int:
@@ -71,11 +70,9 @@ def _live_rows(net: Net, args: argparse.Namespace) -> list[dict]:
     rows = []
     for folder in args.data:
         for title, x, ref, ref_db in heldout_pieces(folder)[:: args.every]:
-            beats, downbeats, tempi, _ = feed_live(x, FeatureTracker(48000, 480, beats=LearnedBeatTracker(net)), 5.0)
-            est = np.array(beats, float)
-            near = np.array([np.min(np.abs(ref - b)) for b in est[est >= 5.0]]) if len(ref) else np.zeros(0)
-            row = _metrics(ref, est, ref_db, np.array(downbeats, float), float(np.median(tempi)) if tempi else 0.0)
-            rows.append({"piece": f"{folder.name}/{title}", **row, "pulse_errors": near[near < 0.07].tolist()})
+            est, est_db, tempo, _ = run_live(x, LearnedBeatTracker(net))
+            row = _metrics(ref, est, ref_db, est_db, tempo)
+            rows.append({"piece": f"{folder.name}/{title}", **row, "pulse_errors": pulse_errors(ref, est)})
     return rows
 
 

@@ -250,8 +250,7 @@ class BeatTracker:
             return
         held = self.period * self.fps if self._anchor is not None else None
         # the held tempo keeps its half out only once a window of HALF_WEIGHED_BEATS of the half's beats chose it
-        half_heard = held is not None and self._half_weighed
-        est = estimate_tempo(self._hist.recent_strength(n), self.fps, held, half_heard, self.tempo_prior_octaves)
+        est = estimate_tempo(self._hist.recent_strength(n), self.fps, held, self._half_weighed, self.tempo_prior_octaves)
         if est is None:
             self.tempo_confidence *= 0.8
             return
