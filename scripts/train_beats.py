@@ -84,26 +84,30 @@ def _factor(p: Piece, stretch: float, rng: np.random.Generator) -> float:
     return 1.0
 
 
-def crop(p: Piece, rng: np.random.Generator, stretch: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """A random CROP-frame excerpt (features, targets); with `stretch`, played faster or slower by a
-    random factor f (features linearly interpolated at frames s + k·f, labels moved to match)."""
+def crop(p: Piece, rng: np.random.Generator, stretch: float = 0.0, size: int = CROP) -> tuple[np.ndarray, np.ndarray]:
+    """A random `size`-frame excerpt (features, targets); with `stretch`, played faster or slower by a
+    random factor f (features linearly interpolated at frames s + k·f, labels moved to match). A piece
+    shorter than that comes whole, padded with silence (as a track's ends are in one offline pass)."""
     f = _factor(p, stretch, rng)
-    span = int(np.ceil(CROP * f)) + 2
-    if len(p.x) <= span:
-        pad = max(0, CROP - len(p.x))
-        return np.pad(p.x[:CROP], ((0, pad), (0, 0))).astype(np.float32), np.pad(p.y[:CROP], ((0, pad), (0, 0)))
-    s = int(rng.integers(0, len(p.x) - span))
+    span = int(np.ceil(size * f)) + 2
+    if len(p.x) <= span and f == 1.0:
+        pad = max(0, size - len(p.x))
+        return np.pad(p.x[:size], ((0, pad), (0, 0))).astype(np.float32), np.pad(p.y[:size], ((0, pad), (0, 0)))
+    s = int(rng.integers(0, len(p.x) - span)) if len(p.x) > span else 0
     if f == 1.0:
-        return p.x[s : s + CROP].astype(np.float32), p.y[s : s + CROP]
-    pos = s + np.arange(CROP) * f
+        return p.x[s : s + size].astype(np.float32), p.y[s : s + size]
+    n = min(size, int((len(p.x) - 1 - s) / f) + 1)  # frames that stay inside the piece
+    pos = s + np.arange(n) * f
     i = pos.astype(np.int64)
     w = (pos - i).astype(np.float32)[:, None]
-    x = p.x[i].astype(np.float32) * (1 - w) + p.x[i + 1].astype(np.float32) * w
-    return x, targets(CROP, (p.beats - s) / f, (p.downbeats - s) / f)
+    x = p.x[i].astype(np.float32) * (1 - w) + p.x[np.minimum(i + 1, len(p.x) - 1)].astype(np.float32) * w
+    y = targets(n, (p.beats - s) / f, (p.downbeats - s) / f)
+    return np.pad(x, ((0, size - n), (0, 0))), np.pad(y, ((0, size - n), (0, 0)))
 
 
-def batch(pieces: list[Piece], rng: np.random.Generator, stretch: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    xs, ys = zip(*(crop(pieces[int(rng.integers(len(pieces)))], rng, stretch) for _ in range(BATCH)))
+def batch(pieces: list[Piece], rng: np.random.Generator, stretch: float = 0.0,
+          size: int = CROP) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = zip(*(crop(pieces[int(rng.integers(len(pieces)))], rng, stretch, size) for _ in range(BATCH)))
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
@@ -161,6 +165,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--stretch", type=float, default=0.0,
                     help="tempo augmentation: 70 %% of crops played up to this much faster or slower (e.g. 0.2)")
+    ap.add_argument("--crop-seconds", type=float, default=CROP / 100,
+                    help="length of the training excerpts; longer ones let the offline net use its ~20 s of context")
     ap.add_argument("--downbeat-weight", type=float, default=12.0, help="BCE positive weight of downbeat frames")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -184,7 +190,8 @@ def main() -> None:
             sys.exit(f"train_beats: --init {args.init} ({small.cfg}) cannot start a {cfg} net")
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     pos_weight = torch.tensor([4.0, args.downbeat_weight])
-    steps_per_epoch = max(1, frames // (BATCH * CROP))
+    size = int(round(args.crop_seconds * 100))
+    steps_per_epoch = max(1, frames // (BATCH * size))
     budget = args.minutes * 60
     t0 = time.time()
     best = math.inf
@@ -198,7 +205,7 @@ def main() -> None:
             frac = min(1.0, (time.time() - t0) / budget)
             for g in opt.param_groups:
                 g["lr"] = args.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
-            x, y = batch(train, rng, args.stretch)
+            x, y = batch(train, rng, args.stretch, size)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x), y, pos_weight=pos_weight)
             opt.zero_grad()
             loss.backward()
@@ -214,7 +221,7 @@ def main() -> None:
                 (val if i % 20 == 0 else train).append(p)
                 best = math.inf if i % 20 == 0 else best  # another validation set: losses do not compare
         frames = sum(len(p.x) for p in train)
-        steps_per_epoch = max(1, frames // (BATCH * CROP))
+        steps_per_epoch = max(1, frames // (BATCH * size))
         v = val_loss(net, val, pos_weight)
         log.append({"epoch": epoch, "step": step, "pieces": len(train) + len(val), "val_loss": round(v, 5),
                     "train_loss": round(float(loss.detach()), 5),
@@ -223,7 +230,7 @@ def main() -> None:
         if v < best:
             best = v
             card = {"data": " ".join(map(str, args.data)), "seed": args.seed, "init": str(args.init or ""), "lr": args.lr,
-                    "downbeat_weight": args.downbeat_weight, "stretch": args.stretch, "epoch": epoch, "steps": step,
+                    "downbeat_weight": args.downbeat_weight, "stretch": args.stretch, "crop_seconds": args.crop_seconds, "epoch": epoch, "steps": step,
                     "val_loss": round(v, 5), "params": n_params(net), "train_hours": round(frames / 360000, 3)}
             save_weights(net, args.out, card)
     print(f"done: best validation loss {best:.5f}, {step} steps, {(time.time() - t0) / 60:.1f} min", flush=True)

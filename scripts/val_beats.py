@@ -7,8 +7,8 @@
         --data /work/beatdata/val /work/beatdata/val2 --every 1
 
 The validation pieces are those `scripts/train_beats.py` keeps out of training: every 20th piece of
-each folder (`--every`). Each piece's stored features go through the network in one pass and the
-offline decoder (`engine.audio.beatnet.offline.beatmap_of`, as `analyze` runs it); the scores are the
+each folder (`--every`). Each piece's stored features go through the network and the offline decoder
+as `analyze` runs them (`engine.audio.beatnet.offline`: the mean of its tempo views, then `beatmap_of`); the scores are the
 benchmark's (`scripts/bench_beats.py`: beat F at ±70 ms, CMLt, AMLt, downbeat F, tempo right,
 beats in the first 5 s not scored) plus how often the decoded meter is the piece's. Use it to choose
 between candidate weights or decoder settings; report the held-out set once, at the end.
@@ -39,7 +39,7 @@ from bench_beats import _metrics, heldout_pieces, pulse_errors, run_live  # noqa
 from engine.audio.beatnet.features import FPS  # noqa: E402
 from engine.audio.beatnet.live import LearnedBeatTracker  # noqa: E402
 from engine.audio.beatnet.net import Net, load_net  # noqa: E402
-from engine.audio.beatnet.offline import beatmap_of  # noqa: E402
+from engine.audio.beatnet.offline import beatmap_of, track_activations  # noqa: E402
 
 
 def main() -> int:
@@ -84,7 +84,7 @@ def _offline_rows(net: Net, args: argparse.Namespace) -> list[dict]:
             with safe_open(str(f), framework="np") as fh:
                 x, beats, downbeats = fh.get_tensor("x"), fh.get_tensor("beats"), fh.get_tensor("downbeats")
                 meta = json.loads((fh.metadata() or {}).get("meta", "{}"))
-            bm = beatmap_of(net.activations(x.astype(np.float32)), np.zeros(0), FPS)
+            bm = beatmap_of(track_activations(net, x.astype(np.float32)), np.zeros(0), FPS)
             row = _metrics(beats, bm.beats, downbeats, bm.downbeats, bm.tempo_bpm)
             row["meter_ok"] = bm.beats_per_bar == meta.get("beats_per_bar")
             rows.append({"piece": f"{folder.name}/{f.stem} {meta.get('meter')} {meta.get('style')} {meta.get('bpm')}", **row})

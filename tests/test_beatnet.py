@@ -14,7 +14,7 @@ from engine.audio.beatnet.decode import decode
 from engine.audio.beatnet.features import HOP, LogBands, features_of
 from engine.audio.beatnet.live import LearnedBeatTracker
 from engine.audio.beatnet.model import BeatNet, load_weights, n_params, to_net
-from engine.audio.beatnet.net import NetConfig, OfflinePass, StreamingBeatNet, WeightsError, load_net
+from engine.audio.beatnet.net import NetConfig, OfflinePass, StreamingBeatNet, StretchedPass, WeightsError, load_net
 from engine.audio.beatnet.offline import LearnedBeatAnalyzer
 from engine.audio.beats import BeatTracker
 from engine.audio.features import FeatureTracker
@@ -158,6 +158,29 @@ def test_the_offline_pass_in_pieces_equals_one_pass_over_the_whole_track() -> No
         i += size
         assert len(pieces._buf) + sum(map(len, pieces._arrived)) <= 500 + 3 * net.halo  # never the whole track
     np.testing.assert_allclose(pieces.finish(), net.activations(feats), atol=1e-5)
+
+
+@pytest.mark.parametrize("factor", [0.93, 1.07])
+def test_a_tempo_view_in_pieces_equals_the_track_resampled_whole(factor: float) -> None:
+    """The offline network also hears the track played 7 % slower and faster, as the features arrive:
+    the same activations as resampling the whole track's features, one pass, and mapping back."""
+    net = load_net(weights_path("offline"))
+    feats = np.random.default_rng(3).standard_normal((4000, 80)).astype(np.float32)
+    n = len(feats)
+    k = np.arange(int(np.floor((n - 1) / factor)) + 1)
+    i = np.minimum((k * factor).astype(np.int64), n - 2)
+    w = (k * factor - i)[:, None].astype(np.float32)
+    act = net.activations(feats[i] * (1 - w) + feats[i + 1] * w)
+    whole = np.stack([np.interp(np.arange(n) / factor, k, act[:, c]) for c in range(2)], axis=1)
+    view, at = StretchedPass(net, factor, piece=500), 0
+    for size in [1, 1, 999, 37, 1500, 1462]:
+        view.feed(feats[at : at + size])
+        at += size
+        assert len(view._rows) <= 2  # the features it keeps before the network: the next frame's two rows
+    got = view.finish()
+    assert got.shape == (n, 2)
+    np.testing.assert_allclose(got, whole, atol=1e-5)
+    assert np.abs(got - net.activations(feats)).max() > 0.05  # it is another hearing, not the same one
 
 
 def test_a_weights_file_of_another_shape_is_refused_in_one_line(tmp_path: Path) -> None:

@@ -131,6 +131,55 @@ class OfflinePass:
         self._buf_start = keep_from
 
 
+class StretchedPass:
+    """An `OfflinePass` over the track played `factor` times as fast: features resampled at frames
+    k·factor (linear interpolation, as training's tempo augmentation) as they arrive, and the
+    activations mapped back onto the track's own frames at the end."""
+
+    def __init__(self, net: Net, factor: float, piece: int = 2048) -> None:
+        self.factor = float(factor)
+        self._pass = OfflinePass(net, piece)
+        self._rows = np.zeros((0, net.w_in.shape[0]), np.float32)  # the rows later frames still read
+        self._start = 0  # the track frame of _rows[0]
+        self._k = 0  # the next resampled frame
+        self._n = 0  # track frames fed
+
+    def feed(self, feats: np.ndarray) -> None:
+        rows = np.asarray(feats, dtype=np.float32)
+        self._rows = np.concatenate([self._rows, rows])
+        self._n += len(rows)
+        # frame k reads rows ⌊k·factor⌋ and the one after: both must have arrived
+        self._emit(int(np.ceil((self._n - 1) / self.factor)) if self._n > 1 else 0)
+
+    def finish(self) -> np.ndarray:
+        """Activations on the track's frames (frames × 2); the pass is spent afterwards."""
+        if self._n == 0:
+            return np.zeros((0, 2), np.float32)
+        self._emit(int(np.floor((self._n - 1) / self.factor)) + 1)  # every k with k·factor inside the track
+        act = self._pass.finish()
+        at = np.arange(self._n) / self.factor
+        return np.stack([np.interp(at, np.arange(len(act)), act[:, c]) for c in range(2)], axis=1).astype(np.float32)
+
+    def _emit(self, stop: int) -> None:
+        """Resample frames _k..stop−1 into the pass; keep only the rows later frames read."""
+        if stop > self._k:
+            pos = np.arange(self._k, stop) * self.factor
+            i = np.minimum(pos.astype(np.int64), self._n - 1)
+            w = (pos - i).astype(np.float32)[:, None]
+            lo, hi = i - self._start, np.minimum(i + 1, self._n - 1) - self._start
+            self._pass.feed(self._rows[lo] * (1 - w) + self._rows[hi] * w)
+            self._k = stop
+        keep_from = min(int(self._k * self.factor), self._n - 1)
+        if keep_from > self._start:
+            self._rows = self._rows[keep_from - self._start :]
+            self._start = keep_from
+
+
+def tempo_views(net: Net, factors: tuple[float, ...], piece: int = 2048) -> list[OfflinePass | StretchedPass]:
+    """One pass over the track as it is and one per factor, played that much faster or slower."""
+    return [OfflinePass(net, piece) if f == 1.0 else StretchedPass(net, f, piece) for f in factors]
+
+
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return (0.5 + 0.5 * np.tanh(0.5 * z)).astype(np.float32)  # = 1 / (1 + e^-z), without overflow
 

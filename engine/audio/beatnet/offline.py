@@ -19,10 +19,14 @@ import numpy as np
 from engine.audio.beatmap import BeatAnalyzer, BeatMap, active_frames
 from engine.audio.beatnet.decode import decode
 from engine.audio.beatnet.features import HOP, N_FFT, LogBands
-from engine.audio.beatnet.net import Net, OfflinePass, beat_time_of_frame
+from engine.audio.beatnet.net import Net, beat_time_of_frame, tempo_views
 from engine.audio.onsets import SampleTail, hop_spectra
 from engine.types import SAMPLE_RATE
 
+# The network hears the track three times: as it is, and played 7 % slower and 7 % faster (as its
+# training's tempo augmentation plays pieces); the decoder reads the mean of the three. On the 125
+# validation pieces this lifts beat F from 0.900 to 0.909 (±5 %: 0.906; adding ±13 %: 0.908).
+TEMPO_VIEWS = (1.0, 0.93, 1.07)
 MIN_PEAK = 0.2  # a track whose beat probability never reaches this has no beats
 # The network's downbeat probability must stand this much higher on the decoded downbeats than on
 # the other beats for it to call them downbeats. The 64-channel net shows up to 0.28 on a short
@@ -40,7 +44,7 @@ class LearnedBeatAnalyzer:
         self._window = np.hanning(N_FFT).astype(np.float32)
         self._past = SampleTail(N_FFT - HOP)
         self._pending = np.zeros(0, dtype=np.float32)
-        self._pass = OfflinePass(net)  # the network runs as the features arrive; the track's features are never all held
+        self._passes = tempo_views(net, TEMPO_VIEWS)  # they run as the features arrive; the track's features are never all held
         self._rms: list[np.ndarray] = []
         self._accents = BeatAnalyzer(SAMPLE_RATE)  # the DSP pass, for its accents only
 
@@ -54,18 +58,28 @@ class LearnedBeatAnalyzer:
         whole = data[: n * HOP]
         mags = hop_spectra(self._past.last(self._past.keep), whole, HOP, self._window)
         self._past.append(whole)
-        self._pass.feed(self._bands.process(mags.astype(np.float32)))
+        feats = self._bands.process(mags.astype(np.float32))
+        for p in self._passes:
+            p.feed(feats)
         hops = whole.reshape(n, HOP)
         self._rms.append(np.sqrt(np.add.reduce(hops * hops, axis=1) / HOP))
 
     def activations(self) -> np.ndarray:
-        """The whole track's activations (frames × 2); call once, at the end."""
-        return self._pass.finish()
+        """The whole track's activations (frames × 2), the mean over the tempo views; call once, at the end."""
+        return np.mean([p.finish() for p in self._passes], axis=0)
 
     def finish(self) -> BeatMap:
         act = self.activations()
         rms = np.concatenate(self._rms) if self._rms else np.zeros(0)
         return beatmap_of(act, rms, self.fps, self._accents.bars_at)
+
+
+def track_activations(net: Net, feats: np.ndarray) -> np.ndarray:
+    """A whole track's features (frames × N_INPUT) → the activations `LearnedBeatAnalyzer` decodes."""
+    passes = tempo_views(net, TEMPO_VIEWS)
+    for p in passes:
+        p.feed(feats)
+    return np.mean([p.finish() for p in passes], axis=0)
 
 
 def _peak_shift(x: np.ndarray, frames: np.ndarray) -> np.ndarray:
