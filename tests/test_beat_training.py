@@ -108,3 +108,26 @@ def test_train_then_validate_offline_and_live(tmp_path):
             assert "pulse_err_ms" in result["mean"]
         else:
             assert "meter_ok" in result["mean"]
+
+
+def test_long_training_excerpts_take_a_short_piece_whole_played_faster_or_slower():
+    """`--crop-seconds` longer than a piece: the piece comes whole, from its first frame, stretched as
+    any excerpt is, its labels moved with it, then silence."""
+    import train_beats
+
+    n = 700
+    x = np.tile(np.arange(n, dtype=np.float16)[:, None], (1, 80))  # a feature row holds its frame index
+    beats = np.arange(10.0, n, 50.0)
+    piece = train_beats.Piece(x, train_beats.targets(n, beats, beats[::4]), beats, beats[::4], 90.0)
+    seen = set()
+    for seed in range(12):
+        feats, y = train_beats.crop(piece, np.random.default_rng(seed), stretch=0.2, size=1000)
+        assert feats.shape == (1000, 80) and y.shape == (1000, 2)
+        used = int(np.count_nonzero(feats[:, 0])) + 1  # frame 0's row is 0
+        f = (n - 1) / max(1, used - 1) if used < 1000 else 1.0
+        assert feats[0, 0] == 0 and np.all(feats[used:] == 0)  # from the first frame; silence after
+        np.testing.assert_allclose(feats[:used, 0], np.arange(used) * f, atol=0.02 * n)
+        on = np.nonzero(y[:, 0] == 1.0)[0]
+        np.testing.assert_allclose(on, np.round(beats[: len(on)] / f), atol=1)  # the labels moved with it
+        seen.add(round(f, 2))
+    assert len(seen) > 3  # most excerpts are played at another tempo
