@@ -10,6 +10,12 @@ zone": there the network's downbeat probability (j = 0) or beat-and-not-downbeat
 and the likeliest meter wins: 3/4 is 3 beats, 4/4 is 4, and 6/8 is 2 dotted-quarter beats per bar
 (the labels the network was trained on count 6/8 that way).
 
+Every beat adds `BEAT_BONUS` to a path's log-likelihood. Without it the decoder leans to the slower of
+two readings where the network is unsure of the beats between sure downbeats (in music without
+drums: a 3/4 bar read as two dotted-quarter beats, a 4/4 at 160 BPM read at 80). Chosen on the 125
+validation pieces (tempo views averaged): beat F 0.909 at 0, 0.915 at 1, **0.923 at 1.5**, 0.919 at 2,
+0.908 at 3; choosing it on half of them and scoring the other half gains +0.008 on average.
+
 Only the beat-end states have a choice of predecessor, so the Viterbi pass keeps back-pointers for
 those alone (frames × beats × periods) and shifts everything else.
 """
@@ -26,6 +32,7 @@ MIN_BPM, MAX_BPM = 40.0, 220.0
 N_TEMPI = 60
 TRANSITION_LAMBDA = 100.0
 OBSERVATION_LAMBDA = 16
+BEAT_BONUS = 1.5
 METERS = (2, 3, 4)
 WINDOW_FRAMES = 6000 * 10  # 10 minutes at 100 frames/s
 EPS = 1e-5
@@ -61,6 +68,7 @@ def decode_bars(act: np.ndarray, beats_per_bar: int) -> Decoded:
     ratio = taus[None, :] / taus[:, None]
     trans = -TRANSITION_LAMBDA * np.abs(ratio - 1.0)
     trans -= np.log(np.exp(trans).sum(axis=1, keepdims=True))  # from τ (rows) to τ' (columns)
+    trans += BEAT_BONUS  # every beat passes here once
 
     beat = np.clip(act[:, 0], EPS, 1 - EPS)
     down = np.clip(act[:, 1], EPS, 1 - EPS)
