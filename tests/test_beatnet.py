@@ -239,6 +239,41 @@ def test_decoder_picks_the_meter(period: int, per_bar: int, expect: int) -> None
     assert set(d.frames[d.positions == 0]) <= set(beats[::per_bar])
 
 
+@pytest.mark.parametrize("per_bar", [3, 4])
+@pytest.mark.parametrize("period", [37.5, 44.4])
+def test_a_fast_steady_tempo_between_whole_frames_is_read_at_its_tempo(period: float, per_bar: int) -> None:
+    """160 and 135 BPM, every beat clear, their beats 37/38 and 44/45 frames apart: read at that
+    tempo with every beat, not at half (as with a coarser period grid, where such a tempo fell
+    between two periods 5 % apart)."""
+    beats = np.round(np.arange(50, 3000, period)).astype(int)
+    d = decode(_bumps(3000, beats, beats[::per_bar]))
+    assert d.beats_per_bar == per_bar
+    inside = (d.frames >= beats[0] - 2) & (d.frames <= beats[-1] + 2)  # (analyze drops those past the ends)
+    frames, positions = d.frames[inside], d.positions[inside]
+    assert len(frames) == len(beats)
+    assert np.abs(frames - beats).max() <= 1
+    assert set(frames[positions == 0]) <= set(beats[::per_bar])
+
+
+@pytest.mark.parametrize("faint", [0.1, 0.2, 0.3])
+@pytest.mark.parametrize("period", [37.5, 44.4])
+def test_a_fast_waltz_with_faint_inner_beats_is_read_at_its_tempo(period: float, faint: float) -> None:
+    """160 or 135 BPM in 3/4 without drums: the network is sure of the bars and hears beats 2 and 3
+    only faintly. The decoder reads three beats a bar at that tempo, not two dotted-quarter beats or
+    every other beat: every beat adds `BEAT_BONUS` to its path (at 0, most of these fail)."""
+    beats = np.round(np.arange(50, 2500, period)).astype(int)
+    act = _bumps(2500, beats, beats[::3])
+    for b in np.setdiff1d(beats, beats[::3]):
+        act[b - 1 : b + 2, 0] = np.maximum(act[b - 1 : b + 2, 0] * faint / 0.9, 0.03)
+    d = decode(act)
+    assert d.beats_per_bar == 3
+    inside = (d.frames >= beats[0] - 2) & (d.frames <= beats[-1] + 2)
+    frames, positions = d.frames[inside], d.positions[inside]
+    assert len(frames) == len(beats)
+    assert np.abs(frames - beats).max() <= 2
+    assert np.abs(frames[positions == 0][:, None] - beats[::3][None]).min(axis=1).max() <= 1
+
+
 def test_decoder_follows_a_tempo_ramp() -> None:
     gaps = np.linspace(60, 40, 60)  # 100 → 150 BPM
     beats = np.round(20 + np.concatenate([[0], np.cumsum(gaps)])).astype(int)
