@@ -26,6 +26,7 @@ from safetensors import safe_open
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.audio.beatnet.model import BeatNet, load_weights, n_params, save_weights  # noqa: E402
+from engine.audio.beatnet.features import FPS  # noqa: E402
 from engine.audio.beatnet.net import NetConfig, label_frame  # noqa: E402
 
 CROP = 1200  # frames (12 s)
@@ -90,19 +91,17 @@ def crop(p: Piece, rng: np.random.Generator, stretch: float = 0.0, size: int = C
     shorter than that comes whole, padded with silence (as a track's ends are in one offline pass)."""
     f = _factor(p, stretch, rng)
     span = int(np.ceil(size * f)) + 2
-    if len(p.x) <= span and f == 1.0:
-        pad = max(0, size - len(p.x))
-        return np.pad(p.x[:size], ((0, pad), (0, 0))).astype(np.float32), np.pad(p.y[:size], ((0, pad), (0, 0)))
     s = int(rng.integers(0, len(p.x) - span)) if len(p.x) > span else 0
     if f == 1.0:
-        return p.x[s : s + size].astype(np.float32), p.y[s : s + size]
-    n = min(size, int((len(p.x) - 1 - s) / f) + 1)  # frames that stay inside the piece
-    pos = s + np.arange(n) * f
-    i = pos.astype(np.int64)
-    w = (pos - i).astype(np.float32)[:, None]
-    x = p.x[i].astype(np.float32) * (1 - w) + p.x[np.minimum(i + 1, len(p.x) - 1)].astype(np.float32) * w
-    y = targets(n, (p.beats - s) / f, (p.downbeats - s) / f)
-    return np.pad(x, ((0, size - n), (0, 0))), np.pad(y, ((0, size - n), (0, 0)))
+        x, y = p.x[s : s + size].astype(np.float32), p.y[s : s + size]
+    else:
+        n = min(size, int((len(p.x) - 1 - s) / f) + 1)  # frames that stay inside the piece
+        pos = s + np.arange(n) * f
+        i = pos.astype(np.int64)
+        w = (pos - i).astype(np.float32)[:, None]
+        x = p.x[i].astype(np.float32) * (1 - w) + p.x[np.minimum(i + 1, len(p.x) - 1)].astype(np.float32) * w
+        y = targets(n, (p.beats - s) / f, (p.downbeats - s) / f)
+    return np.pad(x, ((0, size - len(x)), (0, 0))), np.pad(y, ((0, size - len(y)), (0, 0)))
 
 
 def batch(pieces: list[Piece], rng: np.random.Generator, stretch: float = 0.0,
@@ -165,7 +164,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--stretch", type=float, default=0.0,
                     help="tempo augmentation: 70 %% of crops played up to this much faster or slower (e.g. 0.2)")
-    ap.add_argument("--crop-seconds", type=float, default=CROP / 100,
+    ap.add_argument("--crop-seconds", type=float, default=CROP / FPS,
                     help="length of the training excerpts; longer ones let the offline net use its ~20 s of context")
     ap.add_argument("--downbeat-weight", type=float, default=12.0, help="BCE positive weight of downbeat frames")
     args = ap.parse_args()
@@ -190,7 +189,7 @@ def main() -> None:
             sys.exit(f"train_beats: --init {args.init} ({small.cfg}) cannot start a {cfg} net")
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     pos_weight = torch.tensor([4.0, args.downbeat_weight])
-    size = int(round(args.crop_seconds * 100))
+    size = int(round(args.crop_seconds * FPS))
     steps_per_epoch = max(1, frames // (BATCH * size))
     budget = args.minutes * 60
     t0 = time.time()

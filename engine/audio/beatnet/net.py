@@ -175,9 +175,20 @@ class StretchedPass:
             self._start = keep_from
 
 
-def tempo_views(net: Net, factors: tuple[float, ...], piece: int = 2048) -> list[OfflinePass | StretchedPass]:
-    """One pass over the track as it is and one per factor, played that much faster or slower."""
-    return [OfflinePass(net, piece) if f == 1.0 else StretchedPass(net, f, piece) for f in factors]
+class TempoViews:
+    """The offline network over the track as it is and once per factor, played that much faster or
+    slower, as the features arrive; `finish()` gives the mean of their activations."""
+
+    def __init__(self, net: Net, factors: tuple[float, ...], piece: int = 2048) -> None:
+        self._passes = [OfflinePass(net, piece) if f == 1.0 else StretchedPass(net, f, piece) for f in factors]
+
+    def feed(self, feats: np.ndarray) -> None:
+        for p in self._passes:
+            p.feed(feats)
+
+    def finish(self) -> np.ndarray:
+        """The mean activations on the track's frames (frames × 2); the views are spent afterwards."""
+        return np.mean([p.finish() for p in self._passes], axis=0)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 from engine.audio.beatmap import BeatAnalyzer, BeatMap, active_frames
 from engine.audio.beatnet.decode import decode
 from engine.audio.beatnet.features import HOP, N_FFT, LogBands
-from engine.audio.beatnet.net import Net, beat_time_of_frame, tempo_views
+from engine.audio.beatnet.net import Net, TempoViews, beat_time_of_frame
 from engine.audio.onsets import SampleTail, hop_spectra
 from engine.types import SAMPLE_RATE
 
@@ -44,7 +44,7 @@ class LearnedBeatAnalyzer:
         self._window = np.hanning(N_FFT).astype(np.float32)
         self._past = SampleTail(N_FFT - HOP)
         self._pending = np.zeros(0, dtype=np.float32)
-        self._passes = tempo_views(net, TEMPO_VIEWS)  # they run as the features arrive; the track's features are never all held
+        self._views = TempoViews(net, TEMPO_VIEWS)  # they run as the features arrive; the track's features are never all held
         self._rms: list[np.ndarray] = []
         self._accents = BeatAnalyzer(SAMPLE_RATE)  # the DSP pass, for its accents only
 
@@ -58,15 +58,13 @@ class LearnedBeatAnalyzer:
         whole = data[: n * HOP]
         mags = hop_spectra(self._past.last(self._past.keep), whole, HOP, self._window)
         self._past.append(whole)
-        feats = self._bands.process(mags.astype(np.float32))
-        for p in self._passes:
-            p.feed(feats)
+        self._views.feed(self._bands.process(mags.astype(np.float32)))
         hops = whole.reshape(n, HOP)
         self._rms.append(np.sqrt(np.add.reduce(hops * hops, axis=1) / HOP))
 
     def activations(self) -> np.ndarray:
         """The whole track's activations (frames × 2), the mean over the tempo views; call once, at the end."""
-        return np.mean([p.finish() for p in self._passes], axis=0)
+        return self._views.finish()
 
     def finish(self) -> BeatMap:
         act = self.activations()
@@ -76,10 +74,9 @@ class LearnedBeatAnalyzer:
 
 def track_activations(net: Net, feats: np.ndarray) -> np.ndarray:
     """A whole track's features (frames × N_INPUT) → the activations `LearnedBeatAnalyzer` decodes."""
-    passes = tempo_views(net, TEMPO_VIEWS)
-    for p in passes:
-        p.feed(feats)
-    return np.mean([p.finish() for p in passes], axis=0)
+    views = TempoViews(net, TEMPO_VIEWS)
+    views.feed(feats)
+    return views.finish()
 
 
 def _peak_shift(x: np.ndarray, frames: np.ndarray) -> np.ndarray:
